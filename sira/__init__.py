@@ -1,0 +1,35 @@
+"""sira: scaled-integer range analysis for quantized neural networks (QONNX).
+
+Public API::
+
+    import sira
+    model = sira.load("model.onnx")                 # prepared ModelWrapper
+    report = sira.analyze(model, input_spec=(0, 1))  # tensor -> ScaledIntRange
+    result = sira.verify(model, input_spec=(0, 1), samples=200)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import SiraError
+from .range import ScaledIntRange
+from .model import load
+from .analysis import AnalysisWarning, RangeReport, analyze
+from .rules import RULES, RuleContext, rule
+from .verify import VerifyResult, verify
+
+__all__ = [
+    "__version__",
+    "SiraError",
+    "ScaledIntRange",
+    "load",
+    "analyze",
+    "AnalysisWarning",
+    "RangeReport",
+    "RULES",
+    "RuleContext",
+    "rule",
+    "verify",
+    "VerifyResult",
+]

@@ -1,0 +1,228 @@
+"""The analysis driver: one topological pass, one rule per op type.
+
+Cost is linear in model size: shapes and datatype annotations are read into
+dictionaries once, every node is visited once, and no model is copied or
+re-inferred per node (the published reference re-ran whole-model passes per
+node and was quadratic in depth).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Iterator, Optional
+
+import numpy as np
+from onnx import numpy_helper
+from qonnx.core.modelwrapper import ModelWrapper
+
+from . import model as mdl
+from .errors import RuleError, SiraError, node_error
+from .inputspec import SpecLike, resolve_inputs
+from .range import ScaledIntRange
+from .rules import EXACT, RULES, RuleContext
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisWarning:
+    """Something the user should know: an op without a rule, lost precision."""
+
+    kind: str  # "fallback" | "constant-exec" | "note"
+    node: str
+    op_type: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.node} ({self.op_type}): {self.message}"
+
+
+class RangeReport(Mapping):
+    """Result of :func:`analyze`: tensor name -> :class:`ScaledIntRange`.
+
+    Besides the mapping it carries the prepared model (whose tensor names the
+    keys refer to), the producing op of every tensor, the resolved input
+    ranges and the warnings.
+    """
+
+    def __init__(self, model: ModelWrapper, ranges: dict, producers: dict, input_ranges: dict, warnings: list):
+        self.model = model
+        self.ranges = ranges
+        self.producers = producers
+        self.input_ranges = input_ranges
+        self.warnings = warnings
+
+    def __getitem__(self, name: str) -> ScaledIntRange:
+        return self.ranges[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ranges)
+
+    def __len__(self) -> int:
+        return len(self.ranges)
+
+    @property
+    def fallbacks(self) -> list[AnalysisWarning]:
+        return [w for w in self.warnings if w.kind == "fallback"]
+
+    def dynamic_tensors(self) -> list[str]:
+        """Names of tensors computed at run time (not constants)."""
+        return [n for n, r in self.ranges.items() if not r.is_const]
+
+    def to_json(self) -> dict:
+        from .report import report_json
+
+        return report_json(self)
+
+
+def _initializer_ranges(model: ModelWrapper) -> dict[str, ScaledIntRange]:
+    out = {}
+    for init in model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        try:
+            out[init.name] = ScaledIntRange.constant(arr, source=init.name)
+        except ValueError as e:
+            raise SiraError(f"initializer '{init.name}': {e}") from None
+    return out
+
+
+def _execute_constant_node(node, values: dict, model: ModelWrapper, opset: int) -> list[np.ndarray]:
+    """Evaluate a node whose inputs are all constants with qonnx's executor."""
+    from qonnx.core.onnx_exec import execute_node
+
+    ctx = {name: v for name, v in values.items()}
+    for o in node.output:
+        ctx.setdefault(o, None)
+    with mdl.quiet():
+        execute_node(node, ctx, model.graph, opset_version=opset)
+    return [np.asarray(ctx[o]) for o in node.output]
+
+
+def _fallback(node, ctx: RuleContext) -> list[ScaledIntRange]:
+    """Widest sound range for the outputs of an op without a rule: its
+    integer output datatype if annotated, else unbounded (a following
+    quantizer re-bounds it)."""
+    from .inputspec import range_from_datatype
+
+    outs = []
+    for i, o in enumerate(node.output):
+        shape = ctx.out_shapes[i]
+        if shape is None:
+            raise node_error(node, f"no rule for op type {node.op_type} and no inferred shape for its output '{o}'")
+        dt = ctx.out_datatypes[i]
+        r = range_from_datatype(o, dt, shape) if dt else None
+        if r is not None:
+            r = r.replace(exact=False, fallback=True, notes=(f"no rule for {node.op_type}: range from its output datatype {dt}",))
+        else:
+            r = ScaledIntRange.unbounded(shape, note=f"no rule for {node.op_type}: range unbounded", fallback=True)
+        outs.append(r)
+    return outs
+
+
+def default_opset(model: ModelWrapper) -> int:
+    for imp in model.model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return 13
+
+
+def analyze(model, input_spec: SpecLike = None) -> RangeReport:
+    """Scaled-integer range analysis of a QONNX model.
+
+    ``model`` is a path, a ``ModelWrapper`` or a ``ModelProto``. A path is
+    loaded and prepared with :func:`sira.load` (tensors get readable names);
+    an in-memory model keeps its tensor names. ``input_spec`` is ``(lo, hi)``
+    for every input, a dict or a JSON file (see :mod:`sira.inputspec`);
+    without one, inputs need an integer ``finn_datatype`` annotation.
+
+    Usable in the qonnx idiom: ``model.analysis(sira.analyze)``.
+    """
+    if isinstance(model, ModelWrapper) and model.get_metadata_prop("sira_prepared") == "1":
+        prepared = model
+    else:
+        prepared = mdl.load(model, rename=not isinstance(model, ModelWrapper))
+        prepared.set_metadata_prop("sira_prepared", "1")
+    return analyze_prepared(prepared, input_spec)
+
+
+def analyze_prepared(model: ModelWrapper, input_spec: SpecLike = None) -> RangeReport:
+    """The pass itself, on a model already prepared by :func:`sira.load`."""
+    shapes = mdl.tensor_shapes(model)
+    dtypes = mdl.tensor_datatypes(model)
+    order = mdl.topological_order(model)
+    opset = default_opset(model)
+
+    graph_inputs = [
+        (i.name, shapes.get(i.name), dtypes.get(i.name))
+        for i in model.graph.input
+        if i.name not in {x.name for x in model.graph.initializer}
+    ]
+    for name, shape, _ in graph_inputs:
+        if shape is None:
+            raise SiraError(f"graph input '{name}' has no static shape; fix the batch size and spatial dims (e.g. with qonnx-cleanup --override-inpsize)")
+    if input_spec is None and not mdl.has_quantizers(model) and not any(dt and dt != "FLOAT32" for _, _, dt in graph_inputs):
+        raise SiraError(
+            "this is a float model: it has no quantizers (Quant, BipolarQuant, Trunc, MultiThreshold, QuantizeLinear) "
+            "and its inputs carry no integer datatype; sira analyzes quantized (QONNX) models. Export it with "
+            "quantizers (e.g. from Brevitas or QKeras), or give --input-range LO,HI to bound it anyway"
+        )
+    input_ranges = resolve_inputs(graph_inputs, input_spec, aliases=mdl.input_aliases(model))
+
+    ranges: dict[str, ScaledIntRange] = _initializer_ranges(model)
+    producers: dict[str, str] = {name: "initializer" for name in ranges}
+    for name, r in input_ranges.items():
+        ranges[name] = r
+        producers[name] = "input"
+    warnings: list[AnalysisWarning] = []
+
+    for node in order:
+        ins = [ranges[i] if i else None for i in node.input]
+        ctx = RuleContext(
+            node=node,
+            inputs=ins,
+            out_shapes=[shapes.get(o) for o in node.output],
+            out_datatypes=[dtypes.get(o) for o in node.output],
+            opset=opset,
+        )
+        outs = _evaluate(node, ctx, model, opset, warnings)
+        if len(outs) != len(node.output):
+            raise node_error(node, f"internal error: rule returned {len(outs)} ranges for {len(node.output)} outputs")
+        for o, r, shape in zip(node.output, outs, ctx.out_shapes):
+            if not o:
+                continue
+            if shape is not None and tuple(shape) != tuple(r.shape):
+                raise node_error(node, f"internal error: rule gave shape {list(r.shape)} for '{o}', shape inference says {list(shape)}")
+            ranges[o] = r
+            producers[o] = node.op_type
+    return RangeReport(model, ranges, producers, input_ranges, warnings)
+
+
+def _evaluate(node, ctx: RuleContext, model, opset, warnings) -> list[ScaledIntRange]:
+    rule = RULES.get(node.op_type)
+    present = [r for r in ctx.inputs if r is not None]
+    all_const = bool(present) and all(r.is_const for r in present)
+    if all_const and not (rule and rule.handles_constants):
+        try:
+            values = _execute_constant_node(node, {i: r.value for i, r in zip(node.input, ctx.inputs) if r is not None}, model, opset)
+            return [ScaledIntRange.constant(v) for v in values]
+        except Exception as e:  # fall through to the rule, which may still cope
+            if rule is None:
+                warnings.append(AnalysisWarning("constant-exec", node.name, node.op_type, f"could not evaluate constant node ({e}); using fallback range"))
+    if rule is None:
+        warnings.append(
+            AnalysisWarning(
+                "fallback",
+                node.name,
+                node.op_type,
+                f"no range rule for {node.op_type}: outputs {', '.join(o for o in node.output if o)} get the widest sound range "
+                "(their integer datatype if annotated, else unbounded); precision is lost until the next quantizer",
+            )
+        )
+        return _fallback(node, ctx)
+    try:
+        outs = list(rule.fn(ctx))
+    except RuleError as e:
+        raise node_error(node, str(e)) from None
+    inputs_exact = all(r.exact for r in present)
+    if rule.exactness != EXACT or not inputs_exact:
+        outs = [r if not r.exact else r.replace(exact=False) for r in outs]
+    return outs

@@ -1,0 +1,417 @@
+"""Exact integer arithmetic and sound floating-point bounds.
+
+Two rules hold everywhere in sira (they are what the published reference got
+wrong by working in float32):
+
+* integer parts are exact: ``int64`` while every operand and result provably
+  stays below 2**62 in magnitude, Python integers (object arrays) beyond;
+* real bounds that come out of inexact float arithmetic are rounded outward,
+  so an interval is never narrower than the set of values it describes.
+
+Every array here is a NumPy array in the *compact* form used by
+:class:`sira.range.ScaledIntRange`: broadcastable to the tensor shape, with
+length-1 axes where the data does not vary.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Iterable
+
+import numpy as np
+
+#: Magnitude below which int64 arithmetic on two operands cannot overflow.
+INT64_SAFE = 2**62
+#: Largest magnitude below which every integer is exactly a float64.
+FLOAT_EXACT_INT = 2**53
+_EPS = np.finfo(np.float64).eps  # 2**-52
+_TINY = np.finfo(np.float64).tiny  # smallest normal; covers underflow
+
+
+# --------------------------------------------------------------------------
+# exact integers
+# --------------------------------------------------------------------------
+
+
+def absmax(a: np.ndarray) -> int:
+    """Largest magnitude in an integer array, as a Python int (0 if empty)."""
+    if a.size == 0:
+        return 0
+    if a.dtype == object:
+        return max(abs(int(v)) for v in a.flat)
+    return max(abs(int(a.max())), abs(int(a.min())))
+
+
+def as_int(values) -> np.ndarray:
+    """An exact integer array: int64 when every value fits below 2**62, else
+    an object array of Python ints. Raises ValueError on non-integral input."""
+    arr = np.asarray(values)
+    if arr.dtype == object:
+        ints = np.empty(arr.shape, dtype=object)
+        for idx, v in np.ndenumerate(arr):
+            if isinstance(v, (float, np.floating)) and not float(v).is_integer():
+                raise ValueError(f"non-integral value {v!r}")
+            ints[idx] = int(v)
+        return _demote(ints)
+    if arr.dtype.kind == "b":
+        return arr.astype(np.int64)
+    if arr.dtype.kind in "iu":
+        if arr.dtype == np.uint64 and arr.size and int(arr.max()) >= INT64_SAFE:
+            return _demote(arr.astype(object))
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.floor(arr)):
+            raise ValueError("non-integral or non-finite value in integer array")
+        if arr.size == 0 or np.abs(arr).max() < INT64_SAFE:
+            return arr.astype(np.int64)
+        return _demote(np.vectorize(lambda v: int(v), otypes=[object])(arr))
+    raise ValueError(f"cannot make an integer array from dtype {arr.dtype}")
+
+
+def _demote(obj: np.ndarray) -> np.ndarray:
+    """Object array of Python ints -> int64 when that is safe."""
+    if obj.size == 0 or absmax(obj) < INT64_SAFE:
+        return np.array([int(v) for v in obj.flat], dtype=np.int64).reshape(obj.shape)
+    return obj
+
+
+def _promote_if(a: np.ndarray, b: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    if bound < INT64_SAFE and a.dtype != object and b.dtype != object:
+        return a.astype(np.int64, copy=False), b.astype(np.int64, copy=False)
+    return a.astype(object), b.astype(object)
+
+
+def int_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact elementwise sum of two integer arrays (broadcasting)."""
+    a2, b2 = _promote_if(a, b, absmax(a) + absmax(b))
+    return _demote(a2 + b2) if a2.dtype == object else a2 + b2
+
+
+def int_neg(a: np.ndarray) -> np.ndarray:
+    return _demote(-a.astype(object)) if a.dtype == object else -a
+
+
+def int_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact elementwise product of two integer arrays (broadcasting)."""
+    a2, b2 = _promote_if(a, b, absmax(a) * absmax(b))
+    return _demote(a2 * b2) if a2.dtype == object else a2 * b2
+
+
+def int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact integer matrix product (numpy matmul broadcasting rules)."""
+    k = a.shape[-1] if a.ndim else 1
+    a2, b2 = _promote_if(a, b, max(k, 1) * absmax(a) * absmax(b))
+    if a2.dtype == object:
+        return _demote(np.matmul(a2, b2))
+    return np.matmul(a2, b2)
+
+
+def int_sum(a: np.ndarray, axis=None, keepdims: bool = False) -> np.ndarray:
+    """Exact sum of an integer array along ``axis``."""
+    n = a.size if axis is None else int(np.prod([a.shape[i] for i in np.atleast_1d(axis)]))
+    if a.dtype != object and max(n, 1) * absmax(a) < INT64_SAFE:
+        return np.sum(a, axis=axis, keepdims=keepdims)
+    return _demote(np.asarray(np.sum(a.astype(object), axis=axis, keepdims=keepdims), dtype=object))
+
+
+def int_range_product(alo, ahi, blo, bhi) -> tuple[np.ndarray, np.ndarray]:
+    """Exact bounds of x*y for x in [alo, ahi], y in [blo, bhi] (elementwise)."""
+    corners = [int_mul(alo, blo), int_mul(alo, bhi), int_mul(ahi, blo), int_mul(ahi, bhi)]
+    lo = corners[0]
+    hi = corners[0]
+    for c in corners[1:]:
+        lo = np.minimum(lo, c)
+        hi = np.maximum(hi, c)
+    return lo, hi
+
+
+def int_interval_matmul_const(lo: np.ndarray, hi: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact bounds of x @ w for x elementwise in [lo, hi] and integer point w.
+
+    Each output is a sum of independent terms, so per-term extremes add up to
+    the attained extremes: lo @ max(w,0) + hi @ min(w,0) and symmetrically.
+    """
+    wpos = np.maximum(w, 0) if w.dtype != object else np.vectorize(lambda v: max(v, 0), otypes=[object])(w)
+    wneg = int_add(w, int_neg(wpos))
+    out_lo = int_add(int_matmul(lo, wpos), int_matmul(hi, wneg))
+    out_hi = int_add(int_matmul(hi, wpos), int_matmul(lo, wneg))
+    return out_lo, out_hi
+
+
+def is_integral(values: np.ndarray) -> bool:
+    """True when every element is a finite integer value."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iub":
+        return True
+    if arr.dtype == object:
+        return all(isinstance(v, (int, np.integer)) or float(v).is_integer() for v in arr.flat)
+    return bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+
+
+# --------------------------------------------------------------------------
+# sound float bounds
+# --------------------------------------------------------------------------
+
+
+def int_to_float_bounds(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 lower and upper bounds of integers (equal where exact)."""
+    if q.dtype != object and (q.size == 0 or absmax(q) <= FLOAT_EXACT_INT):
+        f = q.astype(np.float64)
+        return f, f
+
+    def down(v):
+        f = float(v)
+        return f if f <= v else float(np.nextafter(f, -np.inf))
+
+    def up(v):
+        f = float(v)
+        return f if f >= v else float(np.nextafter(f, np.inf))
+
+    qo = q.astype(object)
+    return (
+        np.vectorize(down, otypes=[np.float64])(qo).reshape(q.shape),
+        np.vectorize(up, otypes=[np.float64])(qo).reshape(q.shape),
+    )
+
+
+def _two_product_err(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Exact rounding error a*b - p of p = fl(a*b) (Dekker/Veltkamp), finite inputs."""
+    factor = 134217729.0  # 2**27 + 1
+    with np.errstate(over="ignore", invalid="ignore"):
+        ca = factor * a
+        ah = ca - (ca - a)
+        al = a - ah
+        cb = factor * b
+        bh = cb - (cb - b)
+        bl = b - bh
+        return ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _two_sum_err(a: np.ndarray, b: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Exact rounding error a+b - s of s = fl(a+b) (Knuth), finite inputs."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        bb = s - a
+        return (a - (s - bb)) + (b - bb)
+
+
+def mul0(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Product with the interval convention 0 * inf = 0."""
+    with np.errstate(invalid="ignore"):
+        p = np.multiply(a, b)
+    return np.where((np.asarray(a) == 0) | (np.asarray(b) == 0), 0.0, p)
+
+
+def _directed(r: np.ndarray, err: np.ndarray, direction: int) -> np.ndarray:
+    """Round a correctly rounded result r with exact error err (true = r + err)
+    one step in ``direction`` where that is needed to enclose the true value."""
+    r = np.asarray(r, dtype=np.float64)
+    need = (err < 0) if direction < 0 else (err > 0)
+    need = need & np.isfinite(r)
+    if not np.any(need):
+        return r
+    return np.where(need, np.nextafter(r, -np.inf if direction < 0 else np.inf), r)
+
+
+def add_down(a, b) -> np.ndarray:
+    """Largest float64 <= a + b (directed rounding by an error-free sum)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        r = a + b
+    r = np.where(np.isnan(r), -np.inf, r)
+    return _directed(r, _two_sum_err(a, b, r), -1)
+
+
+def add_up(a, b) -> np.ndarray:
+    """Smallest float64 >= a + b."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        r = a + b
+    r = np.where(np.isnan(r), np.inf, r)
+    return _directed(r, _two_sum_err(a, b, r), +1)
+
+
+def mul_down(a, b) -> np.ndarray:
+    """Largest float64 <= a * b, with 0 * inf = 0."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    r = mul0(a, b)
+    return _directed(r, _two_product_err(a, b, r), -1)
+
+
+def mul_up(a, b) -> np.ndarray:
+    """Smallest float64 >= a * b, with 0 * inf = 0."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    r = mul0(a, b)
+    return _directed(r, _two_product_err(a, b, r), +1)
+
+
+def interval_mul(alo, ahi, blo, bhi) -> tuple[np.ndarray, np.ndarray]:
+    """Sound bounds of x*y for x in [alo, ahi], y in [blo, bhi]."""
+    pairs = [(alo, blo), (alo, bhi), (ahi, blo), (ahi, bhi)]
+    lo = np.minimum.reduce([mul_down(x, y) for x, y in pairs])
+    hi = np.maximum.reduce([mul_up(x, y) for x, y in pairs])
+    return lo, hi
+
+
+def affine_bounds(scale, qlo, qhi, bias) -> tuple[np.ndarray, np.ndarray]:
+    """Sound real bounds of scale*q + bias for integer q in [qlo, qhi].
+
+    The result is exact (no widening) wherever the float64 evaluation happens
+    to be exact, which error-free transforms detect; elsewhere it is widened
+    by a rigorous a-priori bound of the rounding error.
+    """
+    scale = np.asarray(scale, dtype=np.float64)
+    bias = np.asarray(bias, dtype=np.float64)
+    flo_d, flo_u = int_to_float_bounds(qlo)
+    fhi_d, fhi_u = int_to_float_bounds(qhi)
+    # with scale >= 0 the low end comes from qlo, else from qhi
+    pos = scale >= 0
+    qa_d = np.where(pos, flo_d, fhi_d)
+    qa_u = np.where(pos, flo_u, fhi_u)
+    qb_d = np.where(pos, fhi_d, flo_d)
+    qb_u = np.where(pos, fhi_u, flo_u)
+    # the low end is scale*qa with qa's rounding direction matching the scale sign
+    lo = _affine_end(scale, np.where(pos, qa_d, qa_u), bias, -1)
+    hi = _affine_end(scale, np.where(pos, qb_u, qb_d), bias, +1)
+    return lo, hi
+
+
+def _affine_end(scale, q, bias, direction: int) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = scale * q
+        r = p + bias
+    e1 = _two_product_err(scale, q, p)
+    e2 = _two_sum_err(p, bias, r)
+    inexact = ~((e1 == 0) & (e2 == 0)) | ~np.isfinite(r)
+    if not np.any(inexact):
+        return r
+    err = 2.0 * _EPS * (np.abs(p) + np.abs(r)) + _TINY
+    with np.errstate(over="ignore", invalid="ignore"):
+        widened = r + direction * err
+    widened = np.where(np.isnan(widened), -np.inf if direction < 0 else np.inf, widened)
+    return np.where(inexact, widened, r)
+
+
+def round_outward(lo: np.ndarray, hi: np.ndarray, rel_ops: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Widen bounds computed by ``rel_ops`` correctly rounded float64 operations."""
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        lo2 = lo - rel_ops * _EPS * np.abs(lo) - _TINY
+        hi2 = hi + rel_ops * _EPS * np.abs(hi) + _TINY
+    return np.where(np.isfinite(lo), lo2, lo), np.where(np.isfinite(hi), hi2, hi)
+
+
+def float_interval_matmul_const(lo: np.ndarray, hi: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sound bounds of x @ w for x in [lo, hi] and float point w.
+
+    Exact per-term extremes as in the integer version, computed in float64
+    and widened by the classical bound on the rounding error of a K-term dot
+    product, gamma_{K+1} * sum |terms|. Infinite inputs give infinite outputs
+    where a non-zero weight touches them.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    k = w.shape[-2] if w.ndim >= 2 else 1
+    wpos = np.maximum(w, 0.0)
+    wneg = np.minimum(w, 0.0)
+    finite = np.isfinite(lo).all() and np.isfinite(hi).all()
+    if finite:
+        out_lo = lo @ wpos + hi @ wneg
+        out_hi = hi @ wpos + lo @ wneg
+        mag = np.maximum(np.abs(lo), np.abs(hi)) @ np.abs(w)
+        gamma = (k + 2) * _EPS
+        return out_lo - (gamma * mag + _TINY), out_hi + (gamma * mag + _TINY)
+    # infinite bounds: use zero-safe products term by term
+    lo_e = np.expand_dims(lo, -1)
+    hi_e = np.expand_dims(hi, -1)
+    terms_a = mul0(lo_e, w)
+    terms_b = mul0(hi_e, w)
+    with np.errstate(invalid="ignore"):
+        out_lo = np.sum(np.minimum(terms_a, terms_b), axis=-2)
+        out_hi = np.sum(np.maximum(terms_a, terms_b), axis=-2)
+    out_lo = np.where(np.isnan(out_lo), -np.inf, out_lo)
+    out_hi = np.where(np.isnan(out_hi), np.inf, out_hi)
+    return round_outward(out_lo, out_hi, rel_ops=k + 2)
+
+
+# --------------------------------------------------------------------------
+# exact rounding (QONNX semantics)
+# --------------------------------------------------------------------------
+
+ROUNDING_MODES = ("ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN")
+
+
+def round_fraction(x: Fraction, mode: str) -> int:
+    """Round an exact rational the way QONNX's ``resolve_rounding_mode`` does.
+
+    ROUND and HALF_EVEN are numpy's half-to-even; UP rounds away from zero;
+    DOWN truncates toward zero; HALF_UP / HALF_DOWN break ties away from /
+    toward zero.
+    """
+    mode = mode.upper()
+    fl = x.numerator // x.denominator
+    ce = -((-x.numerator) // x.denominator)
+    if mode in ("ROUND", "HALF_EVEN"):
+        return round(x)  # Fraction.__round__ is half-to-even
+    if mode == "CEIL":
+        return ce
+    if mode == "FLOOR":
+        return fl
+    if mode == "UP":
+        return ce if x > 0 else fl
+    if mode == "DOWN":
+        return fl if x > 0 else ce
+    twice = 2 * x
+    if mode == "HALF_UP":
+        if twice.denominator == 1 and twice.numerator % 2 != 0:  # exact tie
+            return ce if x > 0 else fl
+        return round(x)
+    if mode == "HALF_DOWN":
+        if twice.denominator == 1 and twice.numerator % 2 != 0:
+            return fl if x > 0 else ce
+        return round(x)
+    raise ValueError(f"unknown rounding mode {mode!r}; expected one of {', '.join(ROUNDING_MODES)}")
+
+
+def to_fraction(v) -> Fraction:
+    """Exact rational value of a finite float or integer."""
+    if isinstance(v, (int, np.integer)):
+        return Fraction(int(v))
+    return Fraction(float(v))
+
+
+def fraction_array(values: Iterable) -> np.ndarray:
+    arr = np.asarray(values)
+    out = np.empty(arr.shape, dtype=object)
+    for idx, v in np.ndenumerate(arr):
+        out[idx] = to_fraction(v)
+    return out
+
+
+# --------------------------------------------------------------------------
+# QONNX integer datatypes
+# --------------------------------------------------------------------------
+
+
+def narrowest_int_type(lo: int, hi: int) -> str:
+    """Name of the narrowest QONNX integer datatype holding [lo, hi].
+
+    ``BINARY`` for [0, 1], ``UINTn`` when lo >= 0, else ``INTn``.
+    """
+    lo, hi = int(lo), int(hi)
+    if lo > hi:
+        raise ValueError(f"empty integer range [{lo}, {hi}]")
+    if lo >= 0:
+        bits = max(hi.bit_length(), 1)
+        return "BINARY" if bits == 1 else f"UINT{bits}"
+    bits = max((-lo - 1).bit_length(), hi.bit_length()) + 1
+    return f"INT{bits}"
+
+
+def int_type_width(lo: int, hi: int) -> int:
+    """Bit width of :func:`narrowest_int_type` (BINARY counts 1)."""
+    name = narrowest_int_type(lo, hi)
+    return 1 if name == "BINARY" else int(name.removeprefix("U").removeprefix("INT"))
