@@ -337,6 +337,24 @@ def float_interval_matmul_const(lo: np.ndarray, hi: np.ndarray, w: np.ndarray) -
     return round_outward(out_lo, out_hi, rel_ops=k + 2)
 
 
+def float32_down(x) -> np.ndarray:
+    """Largest float32 <= x (elementwise, returned as float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        f = x.astype(np.float32)
+    f = np.where(f.astype(np.float64) > x, np.nextafter(f, np.float32(-np.inf)), f)
+    return f.astype(np.float64)
+
+
+def float32_up(x) -> np.ndarray:
+    """Smallest float32 >= x (elementwise, returned as float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        f = x.astype(np.float32)
+    f = np.where(f.astype(np.float64) < x, np.nextafter(f, np.float32(np.inf)), f)
+    return f.astype(np.float64)
+
+
 # --------------------------------------------------------------------------
 # exact rounding (QONNX semantics)
 # --------------------------------------------------------------------------

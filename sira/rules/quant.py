@@ -76,19 +76,6 @@ def _rounder(mode: str):
     raise RuleError(f"unknown rounding_mode {mode!r}; QONNX supports {', '.join(nx.ROUNDING_MODES)}")
 
 
-def _down32(x: np.ndarray) -> np.ndarray:
-    """Largest float32 <= x (elementwise, as float64)."""
-    f = x.astype(np.float32)
-    f = np.where(f.astype(np.float64) > x, np.nextafter(f, np.float32(-np.inf)), f)
-    return f.astype(np.float64)
-
-
-def _up32(x: np.ndarray) -> np.ndarray:
-    f = x.astype(np.float32)
-    f = np.where(f.astype(np.float64) < x, np.nextafter(f, np.float32(np.inf)), f)
-    return f.astype(np.float64)
-
-
 def quantized_index_bounds(xlo, xhi, scale, zeropt, qmin, qmax, mode: str):
     """Bounds of ``R(clip(x/scale + zeropt, qmin, qmax))`` for x in [xlo, xhi].
 
@@ -142,8 +129,8 @@ def quantized_index_bounds(xlo, xhi, scale, zeropt, qmin, qmax, mode: str):
             res = np.where(ambiguous, ex, res)
         return res
 
-    lo = np.minimum(fast_exact_path(xlo), float32_path(_down32(xlo)))
-    hi = np.maximum(fast_exact_path(xhi), float32_path(_up32(xhi)))
+    lo = np.minimum(fast_exact_path(xlo), float32_path(nx.float32_down(xlo)))
+    hi = np.maximum(fast_exact_path(xhi), float32_path(nx.float32_up(xhi)))
     lo = np.clip(lo, qmin, qmax)
     hi = np.clip(hi, qmin, qmax)
     return nx.as_int(lo), nx.as_int(hi)

@@ -1,0 +1,44 @@
+# sira — developer and user entry points.
+#   make demo    install, then analyze and verify the bundled example model
+#   make test    install, then run the test suite (fast tier)
+#   make test-slow   the slow tier (zoo-wide sampling), run by CI
+#   make bench   speed benchmark against qonnx's range analysis
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.sira-installed
+EXAMPLE := examples/sira_mlp.onnx
+EXAMPLE_SPEC := examples/sira_mlp.spec.json
+
+.PHONY: install demo test test-slow test-all bench example clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/sira analyze $(EXAMPLE) --input-spec $(EXAMPLE_SPEC)
+	$(BIN)/sira verify $(EXAMPLE) --input-spec $(EXAMPLE_SPEC) --samples 200
+
+example: install
+	$(BIN)/python examples/build_mlp.py
+
+test: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]  # 5: no slow tests collected
+
+test-all: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/analysis_speed.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

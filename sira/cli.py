@@ -1,0 +1,254 @@
+"""The ``sira`` command.
+
+Each subcommand is a thin layer over the Python API: parse options, call the
+API, render a table (people) or JSON (machines). User mistakes become a
+one-line ``sira: error: ...`` and exit code 2; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from typing import Callable, Optional, Sequence
+
+from .errors import SiraError
+
+EXIT_OK = 0
+EXIT_FAIL = 1  # the check ran and found a problem (e.g. a soundness violation)
+EXIT_USAGE = 2  # the user's input is wrong
+
+
+# --------------------------------------------------------------------------
+# shared options
+# --------------------------------------------------------------------------
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="QONNX model file (.onnx); QCDQ models are converted on load")
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--input-range",
+        metavar="LO,HI",
+        help="range of every model input, e.g. 0,1 (negative: --input-range=-1,1 or --input-range -1,1)",
+    )
+    g.add_argument(
+        "--input-spec",
+        metavar="FILE",
+        help='JSON file with per-input (optionally per-channel) ranges or integer grids, e.g. '
+        '{"inputs": {"x": {"datatype": "UINT8", "scale": "1/255"}}}',
+    )
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("table", "json"), default="table", help="table for people (default), json for tools")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE (atomically) instead of standard output")
+
+
+def _input_spec(args):
+    from .inputspec import parse_range_text
+
+    if getattr(args, "input_range", None):
+        return parse_range_text(args.input_range)
+    return getattr(args, "input_spec", None)
+
+
+def _emit(args, text: str) -> None:
+    from .report import write_atomic
+
+    if args.output:
+        write_atomic(args.output, text if text.endswith("\n") else text + "\n")
+        if not args.quiet:
+            print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _check_model_path(path: str) -> None:
+    if not os.path.exists(path):
+        raise SiraError(f"model file '{path}' not found; give the path to a QONNX .onnx file")
+
+
+# --------------------------------------------------------------------------
+# subcommands
+# --------------------------------------------------------------------------
+
+
+def cmd_analyze(args) -> int:
+    from .analysis import analyze
+    from .model import load
+    from .report import report_json, report_table
+
+    _check_model_path(args.model)
+    model = load(args.model)
+    report = analyze(_mark_prepared(model), _input_spec(args))
+    doc = report_json(report, model_path=args.model)
+    if args.format == "json":
+        _emit(args, json.dumps(doc, indent=2))
+    else:
+        _emit(args, report_table(doc, include_constants=args.all))
+    return EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    from .analysis import analyze
+    from .model import load
+    from .verify import verify
+
+    if args.samples < 0:
+        raise SiraError("--samples must be >= 0")
+    _check_model_path(args.model)
+    model = load(args.model)
+    report = analyze(_mark_prepared(model), _input_spec(args))
+    progress = _progress_bar("executing") if sys.stderr.isatty() and not args.quiet else None
+    result = verify(model, samples=args.samples, seed=args.seed, report=report, progress=progress)
+    if progress:
+        sys.stderr.write("\n")
+    if args.format == "json":
+        _emit(args, json.dumps(result.to_json(), indent=2))
+    else:
+        lines = [
+            f"{'SOUND' if result.ok else 'VIOLATED'}: {result.samples} inputs "
+            f"({args.samples} random + {result.samples - args.samples} corner), "
+            f"{result.tensors_checked} tensors, {result.values_checked} values checked, "
+            f"{result.violation_count} violation(s)"
+        ]
+        lines += [f"  {v}" for v in result.violations]
+        _emit(args, "\n".join(lines))
+    return EXIT_OK if result.ok else EXIT_FAIL
+
+
+def _mark_prepared(model):
+    model.set_metadata_prop("sira_prepared", "1")
+    return model
+
+
+def _progress_bar(label: str) -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        sys.stderr.flush()
+
+    return show
+
+
+# --------------------------------------------------------------------------
+# parser
+# --------------------------------------------------------------------------
+
+EPILOG = """\
+examples:
+  sira analyze model.onnx --input-range 0,1
+  sira analyze model.onnx --input-spec spec.json --format json -o ranges.json
+  sira verify model.onnx --input-range -1,1 --samples 500
+
+Input ranges: inputs annotated with an integer finn_datatype (UINT8, BIPOLAR,
+...) need none; otherwise give --input-range LO,HI or --input-spec FILE.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="sira",
+        description="Scaled-integer range analysis for quantized neural networks (QONNX): proves the range "
+        "and integer grid of every tensor.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sira {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    common.add_argument("-q", "--quiet", action="store_true", help="print only results (no progress, no notes)")
+
+    p = sub.add_parser(
+        "analyze",
+        parents=[common],
+        help="range and integer grid of every tensor",
+        description="Analyze a QONNX model: for every tensor, its proven real range and, where it exists, its "
+        "scaled-integer form value = scale*q + bias with q in [int_min, int_max].",
+        epilog="examples:\n  sira analyze tfc.onnx --input-range 0,1\n"
+        "  sira analyze tfc.onnx --input-spec pixels.json --format json -o ranges.json\n"
+        "  (pixels.json: {\"inputs\": {\"global_in\": {\"datatype\": \"UINT8\", \"scale\": \"1/255\"}}})",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_model(p)
+    _add_input_options(p)
+    _add_output_options(p)
+    p.add_argument("--all", action="store_true", help="also list constant tensors (weights, parameters) in the table")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser(
+        "verify",
+        parents=[common],
+        help="check the analysis against execution",
+        description="Execute the model with qonnx on random and corner inputs and check that every value of "
+        "every tensor lies in its range and on its integer grid. Exit code 1 on any violation.",
+        epilog="examples:\n  sira verify tfc.onnx --input-range 0,1 --samples 200\n"
+        "  sira verify unsw.onnx --samples 500 --seed 7 --format json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_model(p)
+    _add_input_options(p)
+    _add_output_options(p)
+    p.add_argument("--samples", type=int, default=200, metavar="N", help="random inputs to execute (default 200), on top of the corner inputs")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.set_defaults(func=cmd_verify)
+    return parser
+
+
+def _join_negative_values(argv: Sequence[str]) -> list[str]:
+    """Let ``--input-range -1,1`` work: argparse would take ``-1,1`` for an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--input-range" and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"--input-range={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    debug = getattr(args, "debug", False)
+    try:
+        return int(args.func(args))
+    except SiraError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"sira: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("sira: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug in sira, not the user's fault: say so
+        if debug:
+            traceback.print_exc()
+        print(
+            f"sira: internal error: {type(e).__name__}: {e} (re-run with --debug for the traceback and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
