@@ -117,7 +117,7 @@ def quant_mlp(depth: int, width: int = 512, seed: int = 0) -> ModelWrapper:
     for _ in range(depth):
         w = rng.normal(0.0, 1.0 / np.sqrt(width), (width, width))
         y = g.node("MatMul", [x, g.quant_weight(w, channel_axis=1)])
-        y = g.node("Mul", [y, g.const("chan_scale", rng.uniform(0.05, 0.2, (1, width)))])
+        y = g.node("Mul", [y, g.const("chan_scale", rng.uniform(0.5, 1.5, (1, width)))])
         y = g.node("Add", [y, g.const("bias", rng.normal(0.0, 0.1, (1, width)))])
         y = g.node("Relu", [y])
         x = g.quant(y, 0.25, bits=4, signed=False)

@@ -15,6 +15,7 @@ length-1 axes where the data does not vary.
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from typing import Iterable
 
@@ -70,6 +71,8 @@ def as_int(values) -> np.ndarray:
 
 def _demote(obj: np.ndarray) -> np.ndarray:
     """Object array of Python ints -> int64 when that is safe."""
+    # arithmetic on 0-d object arrays yields a bare Python int: re-wrap it
+    obj = np.asarray(obj, dtype=object)
     if obj.size == 0 or absmax(obj) < INT64_SAFE:
         return np.array([int(v) for v in obj.flat], dtype=np.int64).reshape(obj.shape)
     return obj
@@ -251,8 +254,10 @@ def mul_up(a, b) -> np.ndarray:
 def interval_mul(alo, ahi, blo, bhi) -> tuple[np.ndarray, np.ndarray]:
     """Sound bounds of x*y for x in [alo, ahi], y in [blo, bhi]."""
     pairs = [(alo, blo), (alo, bhi), (ahi, blo), (ahi, bhi)]
-    lo = np.minimum.reduce([mul_down(x, y) for x, y in pairs])
-    hi = np.maximum.reduce([mul_up(x, y) for x, y in pairs])
+    # pairwise (not np.minimum.reduce over a list): the compact bounds may
+    # have different shapes, e.g. a uniform lo with a per-channel hi
+    lo = functools.reduce(np.minimum, [mul_down(x, y) for x, y in pairs])
+    hi = functools.reduce(np.maximum, [mul_up(x, y) for x, y in pairs])
     return lo, hi
 
 
@@ -433,3 +438,112 @@ def int_type_width(lo: int, hi: int) -> int:
     """Bit width of :func:`narrowest_int_type` (BINARY counts 1)."""
     name = narrowest_int_type(lo, hi)
     return 1 if name == "BINARY" else int(name.removeprefix("U").removeprefix("INT"))
+
+
+# --------------------------------------------------------------------------
+# sound sums and quotients
+# --------------------------------------------------------------------------
+
+
+def _grid_exponent(a: np.ndarray) -> np.ndarray:
+    """Per element of a finite array, the largest e such that the element is
+    an integer multiple of 2**e (a huge e for zeros, which lie on every grid)."""
+    mant, exp = np.frexp(a)
+    m = (np.abs(mant) * 2.0**53).astype(np.int64)  # the 53-bit significand
+    low = m & -m  # its lowest set bit
+    tz = np.round(np.log2(np.where(low > 0, low, 1))).astype(np.int64)
+    return np.where(m > 0, exp.astype(np.int64) - 53 + tz, 2**20)
+
+
+def _sum_is_exact(a: np.ndarray, axis: int) -> np.ndarray:
+    """Where the float64 sum along ``axis`` is exact in any summation order:
+    every term finite and a multiple of a common 2**e, and the total magnitude
+    below 2**(52+e), so that every partial sum is representable."""
+    finite = np.isfinite(a)
+    safe = np.where(finite, a, 0.0)
+    e = np.min(_grid_exponent(safe), axis=axis)
+    mag = np.sum(np.abs(safe), axis=axis)
+    limit = np.ldexp(1.0, np.clip(e + 52, -2000, 2000).astype(np.int32))
+    return np.all(finite, axis=axis) & (mag < limit)
+
+
+def _sum_directed(a, axis: int, direction: int) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    n = a.shape[axis]
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = np.sum(a, axis=axis)
+        mag = np.sum(np.abs(a), axis=axis)
+        # |fl(sum) - sum| <= gamma_(n-1) * sum|a_i|; doubled for the rounding of mag itself
+        widened = s + direction * (2.0 * (n + 1) * _EPS * mag + _TINY)
+    bad = -np.inf if direction < 0 else np.inf
+    widened = np.where(np.isnan(widened), bad, widened)
+    s = np.where(np.isnan(s), bad, s)
+    return np.where(_sum_is_exact(a, axis), s, np.where(np.isfinite(s), widened, s))
+
+
+def sum_down(a, axis: int) -> np.ndarray:
+    """A float64 lower bound of the exact sum along ``axis`` (the exact sum
+    itself when float64 summation is provably exact, e.g. on a common grid)."""
+    return _sum_directed(a, axis, -1)
+
+
+def sum_up(a, axis: int) -> np.ndarray:
+    """A float64 upper bound of the exact sum along ``axis``."""
+    return _sum_directed(a, axis, +1)
+
+
+def _div_directed(a, b, direction: int) -> np.ndarray:
+    """Round a/b (b finite, non-zero) one step in ``direction`` where the
+    correctly rounded quotient q is not already on the right side.
+
+    The residual a - q*b is exact as r - e with r = a - fl(q*b) (exact by
+    Sterbenz's lemma) and e the error of fl(q*b); its sign, times the sign of
+    b, is the sign of a/b - q. Where under- or overflow could spoil that
+    argument, the quotient is stepped unconditionally."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        q = a / b
+        p = q * b
+        e = _two_product_err(q, b, p)
+        r = a - p
+    err_sign = np.sign(r - e) * np.sign(b)  # sign of a/b - q
+    reliable = (np.abs(p) > 2.0**-900) & (np.abs(q) < 2.0**900) & (np.abs(b) < 2.0**900) & np.isfinite(q)
+    need = (err_sign < 0) if direction < 0 else (err_sign > 0)
+    need = np.where(reliable, need, np.isfinite(a) & (a != 0))
+    return np.where(need, np.nextafter(q, -np.inf if direction < 0 else np.inf), q)
+
+
+def div_down(a, b) -> np.ndarray:
+    """Largest float64 <= a / b for finite non-zero b (a may be infinite)."""
+    return _div_directed(a, b, -1)
+
+
+def div_up(a, b) -> np.ndarray:
+    """Smallest float64 >= a / b for finite non-zero b (a may be infinite)."""
+    return _div_directed(a, b, +1)
+
+
+def exact_int_quotient(num, den) -> np.ndarray | None:
+    """Integers k with ``num == den * k`` exactly (elementwise, broadcasting),
+    or None when some quotient is not an exact integer. Used to fold a
+    zero-point bias that is a whole number of scale steps into the integer
+    part (s*q + s*k = s*(q + k))."""
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        k = np.round(num / den)
+        p = den * k
+    if not (np.all(np.isfinite(k)) and np.all(p == num)):
+        return None
+    if np.any(_two_product_err(den, k, p) != 0):
+        return None
+    return as_int(k)
+
+
+def common_grid_exponent(*arrays) -> int:
+    """The largest e such that every finite element of the arrays is an
+    integer multiple of 2**e (a huge e when all are zero). Sums and products
+    of such values are exact in float64 while they stay below 2**(53+e)."""
+    exps = [int(np.min(_grid_exponent(np.where(np.isfinite(a), a, 0.0)))) for a in map(np.asarray, arrays) if np.size(a)]
+    return min(exps, default=2**20)

@@ -263,9 +263,8 @@ class ScaledIntRange:
         if self.is_scaled_int:
             zero = c == 0
             if np.any(zero):
-                full = np.broadcast_shapes(self.scale.shape, c.shape, self.int_lo.shape)
-                qlo = np.where(zero, 0, np.broadcast_to(self.int_lo, full))
-                qhi = np.where(zero, 0, np.broadcast_to(self.int_hi, full))
+                qlo = np.where(zero, 0, self.int_lo)
+                qhi = np.where(zero, 0, self.int_hi)
                 s = np.where(zero, 1.0, self.scale * c)
                 bias = np.where(zero, 0.0, self.bias * c)
             else:
@@ -304,8 +303,12 @@ class ScaledIntRange:
             ratio = common_grid(self.scale, other.scale)
             if ratio is not None:
                 ka, kb, t = ratio
-                qlo = nx.int_add(nx.int_mul(ka, self.int_lo), nx.int_mul(kb, other.int_lo))
-                qhi = nx.int_add(nx.int_mul(ka, self.int_hi), nx.int_mul(kb, other.int_hi))
+                # ka is negative for scales of opposite sign (a - b is a + (-b)):
+                # then ka*q1 is largest at q1's low end
+                alo, ahi = nx.int_range_product(ka, ka, self.int_lo, self.int_hi)
+                blo, bhi = nx.int_range_product(kb, kb, other.int_lo, other.int_hi)
+                qlo = nx.int_add(alo, blo)
+                qhi = nx.int_add(ahi, bhi)
                 return ScaledIntRange.scaled(
                     shape,
                     qlo,
@@ -554,3 +557,35 @@ def _grid_index(v, scale, bias):
 
 def _add_bounds(alo, ahi, blo, bhi):
     return nx.add_down(alo, blo), nx.add_up(ahi, bhi)
+
+
+def move_along(r: ScaledIntRange, fn: Callable[[np.ndarray], np.ndarray], out_shape, axes: Sequence[int]) -> ScaledIntRange:
+    """:meth:`ScaledIntRange.move` for a movement that acts on ``axes`` only
+    and maps every other axis 1:1 (slicing, take, pad, repeat along
+    ``axes``; transposition or inserting/removing length-1 axes with no
+    ``axes`` at all). ``fn`` must accept arrays whose other axes have any
+    length; each field is broadcast along ``axes`` alone, so per-channel data
+    is never materialized per element. Exact."""
+    out_shape = tuple(int(d) for d in out_shape)
+    touched = {a % r.ndim for a in axes} if r.ndim else set()
+
+    def mv(a):
+        if a is None:
+            return None
+        if a.size == 1:
+            return a.reshape((1,) * len(out_shape))
+        target = tuple(r.shape[i] if i in touched else d for i, d in enumerate(a.shape))
+        return compact(fn(np.broadcast_to(a, target)), out_shape)
+
+    value = None if r.value is None else np.broadcast_to(fn(r.value), out_shape).copy()
+    return dataclasses.replace(
+        r,
+        shape=out_shape,
+        lo=mv(r.lo),
+        hi=mv(r.hi),
+        int_lo=mv(r.int_lo),
+        int_hi=mv(r.int_hi),
+        scale=mv(r.scale),
+        bias=mv(r.bias),
+        value=value,
+    )

@@ -83,3 +83,17 @@ def assert_contains(r: sira.ScaledIntRange, value: np.ndarray, tol: float = 1e-6
         qlo = np.broadcast_to(r.int_lo, r.shape).astype(np.float64)
         qhi = np.broadcast_to(r.int_hi, r.shape).astype(np.float64)
         assert np.all((qr >= qlo) & (qr <= qhi)), f"{name}: integer parts outside [int_lo, int_hi]"
+
+
+def run_rule(node: onnx.NodeProto, inputs: Sequence, out_shapes: Sequence, out_datatypes: Optional[Sequence] = None):
+    """Call the registered rule for ``node`` directly on given input ranges
+    (None for absent inputs); returns its list of output ranges."""
+    from sira.rules import RULES, RuleContext
+
+    ctx = RuleContext(
+        node=node,
+        inputs=list(inputs),
+        out_shapes=[tuple(s) if s is not None else None for s in out_shapes],
+        out_datatypes=list(out_datatypes or [None] * len(out_shapes)),
+    )
+    return RULES[node.op_type].fn(ctx)

@@ -84,7 +84,7 @@ def quantized_index_bounds(xlo, xhi, scale, zeropt, qmin, qmax, mode: str):
     in x), the upper bound symmetrically: sound for the mathematical
     semantics and for float32 execution alike.
     """
-    shape = np.broadcast_shapes(np.shape(xlo), np.shape(scale), np.shape(zeropt))
+    shape = np.broadcast_shapes(np.shape(xlo), np.shape(xhi), np.shape(scale), np.shape(zeropt))
     xlo = np.broadcast_to(np.asarray(xlo, dtype=np.float64), shape)
     xhi = np.broadcast_to(np.asarray(xhi, dtype=np.float64), shape)
     s = np.broadcast_to(np.asarray(scale, dtype=np.float64), shape)
@@ -335,8 +335,8 @@ def multithreshold_rule(ctx: RuleContext):
             out[..., c] = np.searchsorted(rows[c], moved[..., c], side="right")
         return np.moveaxis(out, -1, cdim) if shape else out.reshape(())
 
-    lo = counts(x.lo, _down32)
-    hi = counts(x.hi, _up32)
+    lo = counts(x.lo, nx.float32_down)
+    hi = counts(x.hi, nx.float32_up)
     return [ScaledIntRange.scaled(shape, lo, hi, out_scale, out_bias)]
 
 
