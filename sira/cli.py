@@ -107,14 +107,14 @@ def cmd_verify(args) -> int:
     model = load(args.model)
     report = analyze(_mark_prepared(model), _input_spec(args))
     progress = _progress_bar("executing") if sys.stderr.isatty() and not args.quiet else None
-    result = verify(model, samples=args.samples, seed=args.seed, report=report, progress=progress)
+    result = verify(model, samples=args.samples, seed=args.seed, report=report, precision=args.precision, progress=progress)
     if progress:
         sys.stderr.write("\n")
     if args.format == "json":
         _emit(args, json.dumps(result.to_json(), indent=2))
     else:
         lines = [
-            f"{'SOUND' if result.ok else 'VIOLATED'}: {result.samples} inputs "
+            f"{'SOUND' if result.ok else 'VIOLATED'} ({args.precision} execution): {result.samples} inputs "
             f"({args.samples} random + {result.samples - args.samples} corner), "
             f"{result.tensors_checked} tensors, {result.values_checked} values checked, "
             f"{result.violation_count} violation(s)"
@@ -203,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(p)
     p.add_argument("--samples", type=int, default=200, metavar="N", help="random inputs to execute (default 200), on top of the corner inputs")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument(
+        "--precision",
+        choices=("float64", "float32"),
+        default="float64",
+        help="execute in float64 (default: the model's exact semantics up to 1e-16) or in the model's own float32",
+    )
     p.set_defaults(func=cmd_verify)
     return parser
 

@@ -310,38 +310,6 @@ def round_outward(lo: np.ndarray, hi: np.ndarray, rel_ops: float = 1.0) -> tuple
     return np.where(np.isfinite(lo), lo2, lo), np.where(np.isfinite(hi), hi2, hi)
 
 
-def float_interval_matmul_const(lo: np.ndarray, hi: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sound bounds of x @ w for x in [lo, hi] and float point w.
-
-    Exact per-term extremes as in the integer version, computed in float64
-    and widened by the classical bound on the rounding error of a K-term dot
-    product, gamma_{K+1} * sum |terms|. Infinite inputs give infinite outputs
-    where a non-zero weight touches them.
-    """
-    w = np.asarray(w, dtype=np.float64)
-    k = w.shape[-2] if w.ndim >= 2 else 1
-    wpos = np.maximum(w, 0.0)
-    wneg = np.minimum(w, 0.0)
-    finite = np.isfinite(lo).all() and np.isfinite(hi).all()
-    if finite:
-        out_lo = lo @ wpos + hi @ wneg
-        out_hi = hi @ wpos + lo @ wneg
-        mag = np.maximum(np.abs(lo), np.abs(hi)) @ np.abs(w)
-        gamma = (k + 2) * _EPS
-        return out_lo - (gamma * mag + _TINY), out_hi + (gamma * mag + _TINY)
-    # infinite bounds: use zero-safe products term by term
-    lo_e = np.expand_dims(lo, -1)
-    hi_e = np.expand_dims(hi, -1)
-    terms_a = mul0(lo_e, w)
-    terms_b = mul0(hi_e, w)
-    with np.errstate(invalid="ignore"):
-        out_lo = np.sum(np.minimum(terms_a, terms_b), axis=-2)
-        out_hi = np.sum(np.maximum(terms_a, terms_b), axis=-2)
-    out_lo = np.where(np.isnan(out_lo), -np.inf, out_lo)
-    out_hi = np.where(np.isnan(out_hi), np.inf, out_hi)
-    return round_outward(out_lo, out_hi, rel_ops=k + 2)
-
-
 def float32_down(x) -> np.ndarray:
     """Largest float32 <= x (elementwise, returned as float64)."""
     x = np.asarray(x, dtype=np.float64)

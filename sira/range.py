@@ -225,6 +225,46 @@ class ScaledIntRange:
     def uniform_scale_bias(self) -> bool:
         return self.is_scaled_int and self.scale.size == 1 and self.bias.size == 1
 
+    def zero_bias_form(self, max_den: int = 16) -> Optional["ScaledIntRange"]:
+        """The same set of values as a grid with zero bias, or None.
+
+        ``s*q + b`` with ``b/s = a/d`` (exact rational, d <= max_den) equals
+        ``(s/d) * (d*q + a)``: an integer zero-point (d = 1) or the half-step
+        offset of a bipolar tensor (values +-s as 2s*q - s, d = 2) folds into
+        the integer part. MAC rules need zero-bias operands."""
+        if not self.is_scaled_int:
+            return None
+        if np.all(self.bias == 0):
+            return self
+        shape = np.broadcast_shapes(self.bias.shape, self.scale.shape)
+        b = np.broadcast_to(self.bias, shape)
+        sc = np.broadcast_to(self.scale, shape)
+        num = np.empty(shape, dtype=object)
+        den = np.empty(shape, dtype=np.int64)
+        for idx in np.ndindex(*shape):
+            ratio = Fraction(float(b[idx])) / Fraction(float(sc[idx]))
+            if ratio.denominator > max_den:
+                return None
+            num[idx], den[idx] = ratio.numerator, ratio.denominator
+        d = nx.as_int(den)
+        offset = nx.as_int(num)
+        return dataclasses.replace(
+            ScaledIntRange.scaled(
+                self.shape,
+                nx.int_add(nx.int_mul(d, self.int_lo), offset),
+                nx.int_add(nx.int_mul(d, self.int_hi), offset),
+                sc / den,
+                0.0,
+                exact=self.exact,
+                clamp_lo=self.lo,
+                clamp_hi=self.hi,
+                scale_sources=self.scale_sources,
+                bias_sources=self.bias_sources,
+                notes=self.notes,
+            ),
+            value=self.value,
+        )
+
     # ------------------------------------------------------------------
     # arithmetic (shared by the op rules)
     # ------------------------------------------------------------------

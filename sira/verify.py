@@ -1,17 +1,27 @@
 """Soundness checking against execution.
 
-:func:`verify` executes the prepared model with qonnx (every intermediate
-tensor exposed) on random inputs drawn from the input spec and on corner
-inputs, and checks every value of every tensor against its range:
+:func:`verify` executes the prepared model with qonnx's op implementations
+(every intermediate tensor exposed) on random inputs drawn from the input
+spec and on corner inputs, and checks every value of every tensor against
+its range:
 
 * inside ``[lo, hi]``;
 * for scaled-int tensors, on the grid: ``(value - bias) / scale`` is an
   integer ``q`` with ``int_lo <= q <= int_hi``.
 
-The only tolerance is for the float32 rounding of the execution itself:
-values are compared with a slack of 2**-18 of the tensor's magnitude, and
-grid membership with a slack of 0.01 integer steps plus the same relative
-term converted to steps.
+By default the model is executed in float64 (see :mod:`sira.execute` for
+why); ``precision="float32"`` checks the original float32 execution. The
+only tolerance is for the rounding of the execution itself: values are
+compared with a slack of 2**-40 (float64) or 2**-18 (float32) of the
+tensor's magnitude, and grid membership with a slack of 1e-6 (float64) or
+0.01 (float32) integer steps plus that slack in steps. The magnitude is the
+largest of the tensor's bounds, values and, for a scaled-int tensor, grid
+terms |scale|*|q| + |bias| (a stuck channel's value sits in its bias, so
+only the tensor as a whole shows the size of the terms it was computed
+from).
+Float32 execution can still drift further where a small value is the
+difference of two large ones that the output range does not show; such
+reports point at float32 noise, not at the analysis.
 
 Corner inputs: every input at its minimum, at its maximum, random
 min/max mixtures, and - for a model whose first MAC layer reads the input
@@ -30,12 +40,11 @@ import numpy as np
 from . import numerics as nx
 from .analysis import RangeReport, analyze
 from .errors import SiraError
-from .model import quiet
+from .execute import execute_all, to_float64
 from .range import ScaledIntRange
 
-#: relative slack for float32 execution (see module docstring)
-REL_SLACK = 2.0**-18
-GRID_SLACK = 0.01
+#: precision -> (relative value slack, grid slack in integer steps)
+SLACK = {"float64": (2.0**-40, 1e-6), "float32": (2.0**-18, 0.01)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +99,7 @@ def _bounds(r: ScaledIntRange, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _grid_value(r: ScaledIntRange, q: np.ndarray) -> np.ndarray:
-    return (np.broadcast_to(r.scale, r.shape) * q + np.broadcast_to(r.bias, r.shape)).astype(np.float32)
+    return np.broadcast_to(r.scale, r.shape) * q + np.broadcast_to(r.bias, r.shape)
 
 
 def random_input(r: ScaledIntRange, name: str, rng: np.random.Generator) -> np.ndarray:
@@ -100,7 +109,7 @@ def random_input(r: ScaledIntRange, name: str, rng: np.random.Generator) -> np.n
         qhi = np.broadcast_to(r.int_hi, r.shape).astype(np.int64)
         return _grid_value(r, rng.integers(qlo, qhi, endpoint=True))
     lo, hi = _bounds(r, name)
-    return _inside32(rng.uniform(lo, hi), lo, hi)
+    return rng.uniform(lo, hi)
 
 
 def _extreme(r: ScaledIntRange, name: str, take_hi: np.ndarray) -> np.ndarray:
@@ -109,11 +118,18 @@ def _extreme(r: ScaledIntRange, name: str, take_hi: np.ndarray) -> np.ndarray:
         q = np.where(take_hi, np.broadcast_to(r.int_hi, r.shape), np.broadcast_to(r.int_lo, r.shape)).astype(np.int64)
         return _grid_value(r, q)
     lo, hi = _bounds(r, name)
-    return _inside32(np.where(take_hi, hi, lo), lo, hi)
+    return np.where(take_hi, hi, lo)
 
 
-def _inside32(v, lo, hi) -> np.ndarray:
-    """``v`` as float32, kept inside [lo, hi] despite float32 rounding."""
+def as_precision(r: ScaledIntRange, v: np.ndarray, dtype) -> np.ndarray:
+    """An input for execution in ``dtype``. For float32, a value off the
+    float32 grid is rounded - inward for a real interval so it stays inside
+    the spec, to nearest for an integer grid (as uint8/255 pixels are)."""
+    if dtype == np.float64:
+        return np.asarray(v, dtype=np.float64)
+    if r.is_scaled_int:
+        return np.asarray(v, dtype=np.float32)
+    lo, hi = np.broadcast_to(r.lo, r.shape), np.broadcast_to(r.hi, r.shape)
     return np.clip(v, nx.float32_up(lo), nx.float32_down(hi)).astype(np.float32)
 
 
@@ -171,15 +187,22 @@ def corner_inputs(report: RangeReport, rng: np.random.Generator, max_channels: i
 # --------------------------------------------------------------------------
 
 
-def check_tensor(name: str, r: ScaledIntRange, value: np.ndarray, sample: str, limit: int = 5) -> tuple[int, list[Violation]]:
+def check_tensor(
+    name: str, r: ScaledIntRange, value: np.ndarray, sample: str, precision: str = "float64", limit: int = 5
+) -> tuple[int, list[Violation]]:
     """Count and describe the elements of ``value`` outside ``r``."""
+    rel_slack, grid_slack = SLACK[precision]
     v = np.asarray(value, dtype=np.float64)
     if v.shape != r.shape:
         v = np.broadcast_to(v, r.shape) if v.size == 1 else v.reshape(r.shape)
     lo = np.broadcast_to(r.lo, r.shape)
     hi = np.broadcast_to(r.hi, r.shape)
-    finite_mag = np.where(np.isfinite(lo), np.abs(lo), 0.0) + np.where(np.isfinite(hi), np.abs(hi), 0.0)
-    slack = REL_SLACK * np.maximum(finite_mag, np.abs(v)) + 1e-30
+    mag = np.maximum(np.where(np.isfinite(lo), np.abs(lo), 0.0), np.where(np.isfinite(hi), np.abs(hi), 0.0))
+    mag = np.maximum(mag, np.where(np.isfinite(v), np.abs(v), 0.0))
+    if r.is_scaled_int:
+        qmag = np.maximum(np.abs(np.broadcast_to(r.int_lo, r.shape).astype(np.float64)), np.abs(np.broadcast_to(r.int_hi, r.shape).astype(np.float64)))
+        mag = np.maximum(mag, np.abs(np.broadcast_to(r.scale, r.shape)) * qmag + np.abs(np.broadcast_to(r.bias, r.shape)))
+    slack = rel_slack * float(np.max(mag, initial=0.0)) + 1e-300
     bad_range = (v < lo - slack) | (v > hi + slack) | np.isnan(v)
     found: list[Violation] = []
     count = int(np.count_nonzero(bad_range))
@@ -192,7 +215,7 @@ def check_tensor(name: str, r: ScaledIntRange, value: np.ndarray, sample: str, l
         b = np.broadcast_to(r.bias, r.shape)
         q = (v - b) / s
         qr = np.round(q)
-        qtol = GRID_SLACK + REL_SLACK * (np.maximum(finite_mag, np.abs(v)) + np.abs(b)) / np.abs(s)
+        qtol = grid_slack + slack / np.abs(s)
         off_grid = (np.abs(q - qr) > qtol) & ~bad_range
         qlo = np.broadcast_to(r.int_lo, r.shape)
         qhi = np.broadcast_to(r.int_hi, r.shape)
@@ -209,17 +232,28 @@ def check_tensor(name: str, r: ScaledIntRange, value: np.ndarray, sample: str, l
     return count, found
 
 
-def verify(model, input_spec=None, samples: int = 200, seed: int = 0, report: Optional[RangeReport] = None, progress=None) -> VerifyResult:
-    """Check the analysis of ``model`` against qonnx execution.
+def verify(
+    model,
+    input_spec=None,
+    samples: int = 200,
+    seed: int = 0,
+    report: Optional[RangeReport] = None,
+    precision: str = "float64",
+    progress=None,
+) -> VerifyResult:
+    """Check the analysis of ``model`` against execution.
 
-    ``samples`` random inputs plus the corner inputs are executed; every
-    dynamic tensor of the analysis is checked. Returns a :class:`VerifyResult`
-    (``.ok`` is True when no value left its range).
+    ``samples`` random inputs plus the corner inputs are executed in
+    ``precision`` ("float64" or "float32"); every dynamic tensor of the
+    analysis is checked. Returns a :class:`VerifyResult` (``.ok`` is True
+    when no value left its range).
     """
-    from qonnx.core.onnx_exec import execute_onnx
-
+    if precision not in SLACK:
+        raise SiraError(f"precision must be one of {', '.join(SLACK)}, not {precision!r}")
     if report is None:
         report = analyze(model, input_spec)
+    runnable = to_float64(report.model) if precision == "float64" else report.model
+    dtype = np.float64 if precision == "float64" else np.float32
     rng = np.random.default_rng(seed)
     feeds = corner_inputs(report, rng)
     for k in range(samples):
@@ -229,12 +263,11 @@ def verify(model, input_spec=None, samples: int = 200, seed: int = 0, report: Op
     total = 0
     values = 0
     for i, (label, feed) in enumerate(feeds):
-        with quiet():
-            ctx = execute_onnx(report.model, feed, return_full_exec_context=True)
+        ctx = execute_all(runnable, {n: as_precision(report.input_ranges[n], v, dtype) for n, v in feed.items()}, dtype)
         for name in dynamic:
-            if name not in ctx:
+            if name not in ctx or ctx[name] is None:
                 continue
-            n, found = check_tensor(name, report.ranges[name], ctx[name], label)
+            n, found = check_tensor(name, report.ranges[name], ctx[name], label, precision)
             values += int(np.size(ctx[name]))
             total += n
             if len(violations) < 50:

@@ -3,10 +3,10 @@
 Each test builds a real model x -> Quant (per-channel scale, sometimes a
 per-channel zero-point) -> op, analyzes it with the input range SPEC and
 executes it on random inputs and on the two corners (all inputs at the
-spec's ends). Every output must lie in its range and on its grid; for exact
-rules the corners must hit the bounds element by element (a saturated
-quantizer puts every element at its upper bound, and movement only copies
-elements).
+spec's ends). Every output must lie in its range and on its grid; wherever
+a range claims exactness the corners must hit its bounds element by element
+(a saturated quantizer puts every element at its upper bound, and movement
+only copies elements).
 """
 
 from __future__ import annotations
@@ -192,6 +192,29 @@ def test_per_tensor_range_stays_compact():
     for name in ["r", "t", "f", "u", "y"]:
         r = rep[name]
         assert all(getattr(r, f).size == 1 for f in ("lo", "hi", "int_lo", "int_hi", "scale", "bias")), name
+
+
+def test_per_channel_range_is_not_materialized():
+    """Movements that leave the channel axis alone keep per-channel fields
+    per channel, on a tensor big enough that per-element would show."""
+    shape = (1, 8, 64, 64)
+    x = ScaledIntRange.scaled(shape, -8, 7, (2.0 ** -np.arange(8)).reshape(1, 8, 1, 1), 0.0)
+    C = ScaledIntRange.constant
+    cases = [
+        ("Transpose", [x], {"perm": [0, 2, 3, 1]}, (1, 1, 1, 8)),
+        ("Slice", [x, C(np.array([1])), C(np.array([-1])), C(np.array([2]))], {}, (1, 8, 1, 1)),
+        ("Gather", [x, C(np.array([[3, -5]]))], {"axis": 3}, (1, 8, 1, 1, 1)),
+        ("Pad", [x, C(np.array([0, 0, 1, 2, 0, 0, 1, 2]))], {"mode": "reflect"}, (1, 8, 1, 1)),
+        ("Resize", [x, None, C(np.array([1, 1, 2, 2], dtype=np.float32))], {"mode": "nearest"}, (1, 8, 1, 1)),
+        ("Tile", [x, C(np.array([2, 1, 2, 2]))], {}, (1, 8, 1, 1)),
+        ("Expand", [x, C(np.array([3, 1, 1, 1, 1]))], {}, (1, 1, 8, 1, 1)),
+    ]
+    for op, inputs, attrs, compact_shape in cases:
+        (r,) = RULES[op].fn(rule_ctx(op, inputs, attrs))
+        assert r.scale.shape == compact_shape and r.lo.shape == compact_shape, op
+        assert r.int_lo.size == 1, op
+    (padded,) = RULES["Pad"].fn(rule_ctx("Pad", [x, C(np.array([0, 0, 1, 1, 0, 0, 1, 1]))]))
+    assert padded.scale.shape == (1, 8, 1, 1) and padded.int_lo.shape == (1, 1, 66, 66)
 
 
 def test_flatten_scatters_per_channel_fields():

@@ -157,7 +157,7 @@ def test_maxpool_contains_and_attains(case, data):
     model, spec = _pool_model("MaxPool", shape, attrs, src, indices=data.draw(st.booleans()))
     _analyze_or_skip(model, spec)
     outs = ["y"] + (["idx"] if len(model.graph.output) > 1 else [])
-    report, values = check(model, spec, outs, attained=["y"])
+    report, _ = check(model, spec, outs, attained=["y"])
     r_in, r = report[src[3]], report["y"]
     assert r.exact
     if r_in.is_scaled_int:
@@ -340,7 +340,7 @@ def test_softmax_contains(op, opset, rank, data):
     hi = [v + data.draw(st.sampled_from([0, 0.5, 3, 20, 80])) for v in lo]
     spec = {"min": lo, "max": hi, "axis": 1}
     model = make_model([helper.make_node(op, ["x"], ["y"], axis=axis)], {"x": shape}, {"y": None}, opset=opset)
-    report, values = check(model, spec, ["y"])
+    report, _ = check(model, spec, ["y"])
     r = report["y"]
     if op == "Softmax":
         assert np.all(r.lo >= 0) and np.all(r.hi <= 1)
@@ -407,7 +407,7 @@ def test_topk_values_and_indices(rank, largest, ordered, data):
     k = data.draw(st.integers(1, n))
     src = data.draw(input_source(shape[1]))
     model, spec = _topk_model(shape, k, {"axis": axis, "largest": largest, "sorted": ordered}, src)
-    report, values = check(model, spec, ["vals", "idx"], attained=["vals"] if ordered else [])
+    report, _ = check(model, spec, ["vals", "idx"], attained=["vals"] if ordered else [])
     vals, idx, r_in = report["vals"], report["idx"], report[src[3]]
     assert idx.int_bounds() == (0, n - 1) and idx.scale.item() == 1.0
     assert np.all(vals.lo >= np.min(r_in.lo)) and np.all(vals.hi <= np.max(r_in.hi))
@@ -436,7 +436,7 @@ def test_argmax_is_exact(op, keepdims, last, data):
         helper.make_node("Cast", ["y"], ["yf"], to=TensorProto.FLOAT),
     ]
     model = make_model(nodes, {"x": (BATCH, n)}, {"yf": None})
-    report, values = check(model, spec, ["y"])
+    report, _ = check(model, spec, ["y"])
     qlo, qhi = report["y"].int_bounds()
     # brute force over all corner inputs: the attained argmax set
     sign = 1 if op == "ArgMax" else -1

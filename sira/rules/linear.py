@@ -132,30 +132,17 @@ class _Weights:
     bias_sources: frozenset = frozenset()
 
 
-def _zero_offset_grid(r: ScaledIntRange):
-    """Integer bounds of ``r`` on its grid with the bias folded in, or None.
-
-    ``s*q + b`` with b = s*k for whole k is ``s*(q + k)``: an integer
-    zero-point disappears into the integer part."""
-    if np.all(r.bias == 0):
-        return r.int_lo, r.int_hi
-    k = nx.exact_int_quotient(r.bias, r.scale)
-    if k is None:
-        return None
-    return nx.int_add(r.int_lo, k), nx.int_add(r.int_hi, k)
-
-
 def _weights(r: ScaledIntRange) -> _Weights:
     """The grid of a constant operand (e.g. the output of a weight Quant)."""
     value = np.asarray(r.const_value(), dtype=np.float64)
     if not (r.is_scaled_int and np.all(r.int_lo == r.int_hi)):
         return _Weights(value, note="the weights are not on an integer grid, so the output keeps real bounds only")
-    grid = _zero_offset_grid(r)
+    grid = r.zero_bias_form()
     if grid is None:
-        return _Weights(value, note="the weight offset (zero-point) is not a whole number of scale steps, so the output keeps real bounds only")
-    q = np.broadcast_to(grid[0], r.shape)
-    real = np.broadcast_to(r.scale * q.astype(np.float64), r.shape)
-    return _Weights(real, q, r.scale, "", r.scale_sources, r.bias_sources)
+        return _Weights(value, note="the weight offset (zero-point) is not a small fraction of the scale step, so the output keeps real bounds only")
+    q = np.broadcast_to(grid.int_lo, r.shape)
+    real = np.broadcast_to(grid.scale * q.astype(np.float64), r.shape)
+    return _Weights(real, q, grid.scale, "", r.scale_sources, r.bias_sources)
 
 
 def _linear_const(x: ScaledIntRange, op: LinearOp, n_terms: int, wts: _Weights, out_shape, out_scale) -> ScaledIntRange:
@@ -261,18 +248,18 @@ def _matmul_dynamic(a: ScaledIntRange, b: ScaledIntRange, out_shape) -> ScaledIn
     notes = a.notes + b.notes + (_CORRELATION_NOTE,)
     if not (a.is_scaled_int and b.is_scaled_int):
         return ScaledIntRange.real(out_shape, lo, hi, exact=False, notes=notes)
-    ga, gb = _zero_offset_grid(a), _zero_offset_grid(b)
-    if ga is None or gb is None:
-        reason = "an operand's offset (bias) is not a whole number of its scale steps, so the product has no integer form"
-    elif a.scale.shape[-1] != 1 or b.scale.shape[-2] != 1:
+    za, zb = a.zero_bias_form(), b.zero_bias_form()
+    if za is None or zb is None:
+        reason = "an operand's offset (bias) is not a small fraction of its scale step, so the product has no integer form"
+    elif za.scale.shape[-1] != 1 or zb.scale.shape[-2] != 1:
         reason = "an operand's scale varies along the contraction axis, so it cannot be factored out of the sum"
     else:
-        qlo, qhi = _pair_terms(ga, gb, k, _int_pair)
+        qlo, qhi = _pair_terms((za.int_lo, za.int_hi), (zb.int_lo, zb.int_hi), k, _int_pair)
         return ScaledIntRange.scaled(
             out_shape,
             nx.as_int(qlo),
             nx.as_int(qhi),
-            a.scale * b.scale,
+            za.scale * zb.scale,
             0.0,
             exact=False,
             clamp_lo=lo,

@@ -79,10 +79,10 @@ def _rounder(mode: str):
 def quantized_index_bounds(xlo, xhi, scale, zeropt, qmin, qmax, mode: str):
     """Bounds of ``R(clip(x/scale + zeropt, qmin, qmax))`` for x in [xlo, xhi].
 
-    The lower bound is the smaller of the exact rational result and qonnx's
-    float32 evaluation at the float32 just below ``xlo`` (both are monotone
-    in x), the upper bound symmetrically: sound for the mathematical
-    semantics and for float32 execution alike.
+    The lower bound is the smallest of the exact rational result, the
+    float64 evaluation and qonnx's float32 evaluation at the float32 just
+    below ``xlo`` (all monotone in x), the upper bound symmetrically: sound
+    for the mathematical semantics and for float64 and float32 execution.
     """
     shape = np.broadcast_shapes(np.shape(xlo), np.shape(xhi), np.shape(scale), np.shape(zeropt))
     xlo = np.broadcast_to(np.asarray(xlo, dtype=np.float64), shape)
@@ -91,9 +91,9 @@ def quantized_index_bounds(xlo, xhi, scale, zeropt, qmin, qmax, mode: str):
     z = np.broadcast_to(np.asarray(zeropt, dtype=np.float64), shape)
     rnd = _rounder(mode)
 
-    def float32_path(x):
+    def float_path(x, dtype):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            v = x.astype(np.float32) / s.astype(np.float32) + z.astype(np.float32)
+            v = x.astype(dtype) / s.astype(dtype) + z.astype(dtype)
             v = np.clip(v.astype(np.float64), qmin, qmax)
         return rnd(v)
 
@@ -129,8 +129,8 @@ def quantized_index_bounds(xlo, xhi, scale, zeropt, qmin, qmax, mode: str):
             res = np.where(ambiguous, ex, res)
         return res
 
-    lo = np.minimum(fast_exact_path(xlo), float32_path(nx.float32_down(xlo)))
-    hi = np.maximum(fast_exact_path(xhi), float32_path(nx.float32_up(xhi)))
+    lo = np.minimum.reduce([fast_exact_path(xlo), float_path(xlo, np.float64), float_path(nx.float32_down(xlo), np.float32)])
+    hi = np.maximum.reduce([fast_exact_path(xhi), float_path(xhi, np.float64), float_path(nx.float32_up(xhi), np.float32)])
     lo = np.clip(lo, qmin, qmax)
     hi = np.clip(hi, qmin, qmax)
     return nx.as_int(lo), nx.as_int(hi)
