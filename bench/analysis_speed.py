@@ -203,14 +203,13 @@ def print_summary(s: dict) -> None:
 
 
 def to_json(rows: list[dict], s: dict, args) -> dict:
-    import onnxruntime
-    import qonnx
+    from importlib.metadata import version
 
     def timing(t: Timing) -> dict:
         return {"seconds": t.best, "repetitions": t.reps, "error": t.error}
 
     return {
-        "versions": {"sira": sira.__version__, "qonnx": getattr(qonnx, "__version__", "?"), "onnxruntime": onnxruntime.__version__, "python": platform.python_version()},
+        "versions": {"sira": sira.__version__, **{p: version(p) for p in ("qonnx", "onnx", "onnxruntime", "numpy")}, "python": platform.python_version()},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "repetitions": args.reps,
         "budget_seconds": args.budget,

@@ -140,7 +140,6 @@ def analyze(model, input_spec: SpecLike = None) -> RangeReport:
         prepared = model
     else:
         prepared = mdl.load(model, rename=not isinstance(model, ModelWrapper))
-        prepared.set_metadata_prop("sira_prepared", "1")
     return analyze_prepared(prepared, input_spec)
 
 

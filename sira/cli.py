@@ -87,7 +87,7 @@ def cmd_analyze(args) -> int:
 
     _check_model_path(args.model)
     model = load(args.model)
-    report = analyze(_mark_prepared(model), _input_spec(args))
+    report = analyze(model, _input_spec(args))
     doc = report_json(report, model_path=args.model)
     if args.format == "json":
         _emit(args, json.dumps(doc, indent=2))
@@ -105,7 +105,7 @@ def cmd_verify(args) -> int:
         raise SiraError("--samples must be >= 0")
     _check_model_path(args.model)
     model = load(args.model)
-    report = analyze(_mark_prepared(model), _input_spec(args))
+    report = analyze(model, _input_spec(args))
     progress = _progress_bar("executing") if sys.stderr.isatty() and not args.quiet else None
     result = verify(model, samples=args.samples, seed=args.seed, report=report, precision=args.precision, progress=progress)
     if progress:
@@ -122,11 +122,6 @@ def cmd_verify(args) -> int:
         lines += [f"  {v}" for v in result.violations]
         _emit(args, "\n".join(lines))
     return EXIT_OK if result.ok else EXIT_FAIL
-
-
-def _mark_prepared(model):
-    model.set_metadata_prop("sira_prepared", "1")
-    return model
 
 
 def _progress_bar(label: str) -> Callable[[int, int], None]:

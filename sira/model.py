@@ -171,6 +171,7 @@ def load(src: ModelLike, *, rename: bool = True) -> ModelWrapper:
             f"preparing the model with qonnx failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
             "check that it is a valid QONNX/ONNX model (qonnx-cleanup should accept it)"
         ) from e
+    model.set_metadata_prop("sira_prepared", "1")
     new_inputs = [i.name for i in model.graph.input]
     if rename and len(new_inputs) == len(original_inputs):
         aliases = {o: n for o, n in zip(original_inputs, new_inputs) if o != n}

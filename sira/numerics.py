@@ -69,6 +69,15 @@ def as_int(values) -> np.ndarray:
     raise ValueError(f"cannot make an integer array from dtype {arr.dtype}")
 
 
+def rint_int(a: np.ndarray) -> np.ndarray:
+    """Nearest integers of a finite float array as an exact integer array
+    (the fast path of :func:`as_int` for values known to be near-integral)."""
+    r = np.rint(np.asarray(a, dtype=np.float64))
+    if r.size == 0 or (np.all(np.isfinite(r)) and np.abs(r).max() < INT64_SAFE):
+        return r.astype(np.int64)
+    return as_int(r)
+
+
 def _demote(obj: np.ndarray) -> np.ndarray:
     """Object array of Python ints -> int64 when that is safe."""
     # arithmetic on 0-d object arrays yields a bare Python int: re-wrap it
@@ -251,6 +260,14 @@ def mul_up(a, b) -> np.ndarray:
     return _directed(r, _two_product_err(a, b, r), +1)
 
 
+def mul_is_exact(a, b) -> bool:
+    """Whether every float64 product a*b (broadcasting) is exact."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    p = a * b
+    return bool(np.all(np.isfinite(p)) and np.all(_two_product_err(a, b, p) == 0))
+
+
 def interval_mul(alo, ahi, blo, bhi) -> tuple[np.ndarray, np.ndarray]:
     """Sound bounds of x*y for x in [alo, ahi], y in [blo, bhi]."""
     pairs = [(alo, blo), (alo, bhi), (ahi, blo), (ahi, bhi)]
@@ -431,7 +448,7 @@ def _sum_is_exact(a: np.ndarray, axis: int) -> np.ndarray:
     safe = np.where(finite, a, 0.0)
     e = np.min(_grid_exponent(safe), axis=axis)
     mag = np.sum(np.abs(safe), axis=axis)
-    limit = np.ldexp(1.0, np.clip(e + 52, -2000, 2000).astype(np.int32))
+    limit = np.ldexp(1.0, np.clip(e + 52, -1074, 1023).astype(np.int32))
     return np.all(finite, axis=axis) & (mag < limit)
 
 

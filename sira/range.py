@@ -34,6 +34,10 @@ from . import numerics as nx
 
 Shape = tuple[int, ...]
 
+#: relative error allowed for a float64 scale/bias derived through a chain of
+#: float64 operations (2**-40: thousands of roundings)
+GRID_ROUNDING = 2.0**-40
+
 
 def compact(a, shape: Sequence[int]) -> np.ndarray:
     """Bring ``a`` to the rank of ``shape`` and collapse every axis along which
@@ -113,13 +117,17 @@ class ScaledIntRange:
         exact: bool = True,
         clamp_lo=None,
         clamp_hi=None,
+        rounded: bool = False,
         **kw,
     ) -> "ScaledIntRange":
         """A scaled-integer range ``scale*q + bias``, q in [int_lo, int_hi].
 
         Real bounds are derived from the integer range with outward rounding;
-        ``clamp_lo``/``clamp_hi`` optionally intersect them with other sound
-        real bounds known to the caller.
+        ``clamp_lo``/``clamp_hi`` are other sound real bounds known to the
+        caller, which the grid bounds tighten (see GRID_ROUNDING);
+        ``rounded`` says the scale or bias came out of inexact float64
+        arithmetic and no such bounds exist, so the grid bounds are widened
+        by GRID_ROUNDING.
         """
         shape = tuple(int(d) for d in shape)
         qlo = compact(nx.as_int(int_lo), shape)
@@ -133,10 +141,16 @@ class ScaledIntRange:
         if np.any(qlo > qhi):
             raise ValueError("empty integer range")
         lo, hi = nx.affine_bounds(s, qlo, qhi, b)
+        # A derived scale or bias (a product, a quotient) is float64-rounded,
+        # so its grid bounds may sit an ulp inside the truth: where the caller
+        # has sound bounds of its own, the grid only tightens them when it
+        # says more than that rounding could.
         if clamp_lo is not None:
-            lo = np.maximum(lo, np.asarray(clamp_lo, dtype=np.float64))
+            lo = np.maximum(np.asarray(clamp_lo, dtype=np.float64), lo - GRID_ROUNDING * np.abs(lo))
         if clamp_hi is not None:
-            hi = np.minimum(hi, np.asarray(clamp_hi, dtype=np.float64))
+            hi = np.minimum(np.asarray(clamp_hi, dtype=np.float64), hi + GRID_ROUNDING * np.abs(hi))
+        if rounded and clamp_lo is None and clamp_hi is None:
+            lo, hi = lo - GRID_ROUNDING * np.abs(lo), hi + GRID_ROUNDING * np.abs(hi)
         return cls(
             shape=shape,
             lo=compact(lo, shape),
@@ -158,12 +172,32 @@ class ScaledIntRange:
         if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
             raise ValueError("constant holds NaN or Inf")
         if v.dtype.kind in "iub" or (v.dtype.kind == "f" and nx.is_integral(v)):
-            q = nx.as_int(v)
-            r = cls.scaled(shape, q, q, 1.0, 0.0)
-        else:
-            f = v.astype(np.float64)
-            r = cls.real(shape, f, f)
-        return dataclasses.replace(r, value=v)
+            return cls.on_grid(v, nx.as_int(v), 1.0, 0.0)
+        f = compact(v.astype(np.float64), shape)
+        return cls(shape=shape, lo=f, hi=f, value=v)
+
+    @classmethod
+    def on_grid(cls, value, q, scale, bias, **kw) -> "ScaledIntRange":
+        """A constant whose integers ``q`` are known (value = scale*q + bias up
+        to the float rounding of ``value``): a quantized weight tensor. Bounds
+        are the value itself; nothing is recomputed per element."""
+        v = np.asarray(value)
+        shape = tuple(int(d) for d in v.shape)
+        qc = compact(nx.as_int(q), shape)
+        if nx.absmax(qc) > nx.FLOAT_EXACT_INT:  # the float value may not hold it exactly
+            return dataclasses.replace(cls.scaled(shape, qc, qc, scale, bias, **kw), value=v)
+        f = compact(v.astype(np.float64), shape)
+        return cls(
+            shape=shape,
+            lo=f,
+            hi=f,
+            int_lo=qc,
+            int_hi=qc,
+            scale=compact(np.asarray(scale, dtype=np.float64), shape),
+            bias=compact(np.asarray(bias, dtype=np.float64), shape),
+            value=v,
+            **kw,
+        )
 
     @classmethod
     def unbounded(cls, shape, *, note: str = "", fallback: bool = False) -> "ScaledIntRange":

@@ -2,8 +2,9 @@
 
 For every model of the QONNX model-zoo subset in ``shared/models/zoo`` (the
 tests skip when that folder is absent; the models are never copied into the
-repository), and for the benchmark's synthetic conv net, both tools analyze the same prepared model (:func:`sira.load`)
-for the same input range, and for every tensor both report:
+repository) and for the benchmark's synthetic conv net, both tools analyze
+the same prepared model (:func:`sira.load`) for the same input range, and
+for every tensor both report:
 
 * sira's real range is never wider than qonnx's, per channel as qonnx
   reports it, beyond the float32 rounding of qonnx's numbers;

@@ -182,12 +182,21 @@ def quant_rule(ctx: RuleContext):
     narrow = bool(ctx.attr("narrow", 0))
     mode = ctx.attr("rounding_mode", "ROUND")
     shape = ctx.out_shape(0, fallback=np.broadcast_shapes(x.shape, s.shape, z.shape))
-    value = _const_output(ctx, x, s, z, bits, signed, narrow, mode)
     if bits == 1 and signed:
+        value = None
+        if x.is_const:
+            v = np.asarray(x.value, dtype=np.float32) / s.astype(np.float32) + z.astype(np.float32)
+            value = ((np.where(v >= 0, 1.0, -1.0) - z) * s).astype(np.float32)
         return [_bipolar(ctx, x, compact(s, shape), compact(z, shape), shape, value)]
     qmin, qmax = int_limits(signed, narrow, bits)
-    xlo, xhi = (x.value, x.value) if x.is_const else (x.lo, x.hi)
-    qlo, qhi = quantized_index_bounds(xlo, xhi, compact(s, shape), compact(z, shape), qmin, qmax, mode)
+    if x.is_const:
+        q, value = _quantize_constant(x.value, s, z, qmin, qmax, mode)
+        return [
+            ScaledIntRange.on_grid(
+                value, q, s, -s * z, scale_sources=_sources(ctx, (1, 1.0)), bias_sources=_sources(ctx, (2, 0.0))
+            )
+        ]
+    qlo, qhi = quantized_index_bounds(x.lo, x.hi, compact(s, shape), compact(z, shape), qmin, qmax, mode)
     return [
         ScaledIntRange.scaled(
             shape,
@@ -195,32 +204,19 @@ def quant_rule(ctx: RuleContext):
             qhi,
             s,
             -s * z,
-            value=value,
             scale_sources=_sources(ctx, (1, 1.0)),
             bias_sources=_sources(ctx, (2, 0.0)),
         )
     ]
 
 
-def _const_output(ctx, x, s, z, bits, signed, narrow, mode):
-    """The value of a Quant whose data input is constant (weights), computed
-    the way qonnx executes it so downstream constant folding sees the same."""
-    if not x.is_const:
-        return None
-    from qonnx.custom_op.general.intquant import int_quant
-
-    return np.asarray(
-        int_quant(
-            np.asarray(x.value, dtype=np.float32),
-            s.astype(np.float32),
-            z.astype(np.float32),
-            np.float32(bits),
-            signed,
-            narrow,
-            mode,
-        ),
-        dtype=np.float32,
-    )
+def _quantize_constant(x: np.ndarray, s, z, qmin: int, qmax: int, mode: str):
+    """Integers and value of a Quant on constant data (weights), computed
+    with qonnx's float32 operations in qonnx's order, so the value is
+    bit-identical to what qonnx's execution produces."""
+    s32, z32 = s.astype(np.float32), z.astype(np.float32)
+    q = _rounder(mode)(np.clip(np.asarray(x, dtype=np.float32) / s32 + z32, qmin, qmax))
+    return nx.rint_int(q), ((q - z32) * s32).astype(np.float32)
 
 
 @rule("BipolarQuant", exactness=EXACT, handles_constants=True)
