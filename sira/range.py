@@ -203,6 +203,31 @@ class ScaledIntRange:
     def unbounded(cls, shape, *, note: str = "", fallback: bool = False) -> "ScaledIntRange":
         return cls.real(shape, -np.inf, np.inf, exact=False, fallback=fallback, notes=(note,) if note else ())
 
+    @classmethod
+    def derived(cls, shape, lo, hi, parents: Sequence["ScaledIntRange"], grid=None, *, exact=None, notes=()) -> "ScaledIntRange":
+        """The result of an op on ``parents``: sound real bounds [lo, hi] and,
+        when ``grid`` = (int_lo, int_hi, scale, bias) is given, the integer
+        form, which tightens them. Provenance is the union of the parents';
+        exactness their conjunction unless given."""
+        exact = all(p.exact for p in parents) if exact is None else exact
+        notes = tuple(n for p in parents for n in p.notes) + tuple(notes)
+        if grid is None:
+            return cls.real(shape, lo, hi, exact=exact, notes=notes)
+        qlo, qhi, scale, bias = grid
+        return cls.scaled(
+            shape,
+            qlo,
+            qhi,
+            scale,
+            bias,
+            exact=exact,
+            clamp_lo=lo,
+            clamp_hi=hi,
+            scale_sources=frozenset().union(*(p.scale_sources for p in parents)),
+            bias_sources=frozenset().union(*(p.bias_sources for p in parents)),
+            notes=notes,
+        )
+
     def replace(self, **changes) -> "ScaledIntRange":
         return dataclasses.replace(self, **changes)
 
@@ -371,33 +396,18 @@ class ScaledIntRange:
         """
         shape = tuple(out_shape) if out_shape is not None else tuple(np.broadcast_shapes(self.shape, other.shape))
         lo, hi = _add_bounds(self.lo, self.hi, other.lo, other.hi)
-        exact = self.exact and other.exact
-        notes = self.notes + other.notes
-        if self.is_scaled_int and other.is_scaled_int:
-            ratio = common_grid(self.scale, other.scale)
-            if ratio is not None:
-                ka, kb, t = ratio
-                # ka is negative for scales of opposite sign (a - b is a + (-b)):
-                # then ka*q1 is largest at q1's low end
-                alo, ahi = nx.int_range_product(ka, ka, self.int_lo, self.int_hi)
-                blo, bhi = nx.int_range_product(kb, kb, other.int_lo, other.int_hi)
-                qlo = nx.int_add(alo, blo)
-                qhi = nx.int_add(ahi, bhi)
-                return ScaledIntRange.scaled(
-                    shape,
-                    qlo,
-                    qhi,
-                    t,
-                    self.bias + other.bias,
-                    exact=exact,
-                    clamp_lo=lo,
-                    clamp_hi=hi,
-                    scale_sources=self.scale_sources | other.scale_sources,
-                    bias_sources=self.bias_sources | other.bias_sources,
-                    notes=notes,
-                )
-            notes = notes + ("scales of the two operands have no common integer grid",)
-        return ScaledIntRange.real(shape, lo, hi, exact=exact, notes=notes)
+        if not (self.is_scaled_int and other.is_scaled_int):
+            return ScaledIntRange.derived(shape, lo, hi, (self, other))
+        ratio = common_grid(self.scale, other.scale)
+        if ratio is None:
+            return ScaledIntRange.derived(shape, lo, hi, (self, other), notes=("scales of the two operands have no common integer grid",))
+        ka, kb, t = ratio
+        # ka is negative for scales of opposite sign (a - b is a + (-b)):
+        # then ka*q1 is largest at q1's low end
+        alo, ahi = nx.int_range_product(ka, ka, self.int_lo, self.int_hi)
+        blo, bhi = nx.int_range_product(kb, kb, other.int_lo, other.int_hi)
+        grid = (nx.int_add(alo, blo), nx.int_add(ahi, bhi), t, self.bias + other.bias)
+        return ScaledIntRange.derived(shape, lo, hi, (self, other), grid)
 
     def sub(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
         return self.add(other.neg(), out_shape=out_shape)
@@ -409,7 +419,6 @@ class ScaledIntRange:
         are zero: scale s1*s2, q the exact integer interval product."""
         shape = tuple(out_shape) if out_shape is not None else tuple(np.broadcast_shapes(self.shape, other.shape))
         lo, hi = nx.interval_mul(self.lo, self.hi, other.lo, other.hi)
-        exact = self.exact and other.exact
         if (
             self.is_scaled_int
             and other.is_scaled_int
@@ -417,20 +426,8 @@ class ScaledIntRange:
             and np.all(other.bias == 0)
         ):
             qlo, qhi = nx.int_range_product(self.int_lo, self.int_hi, other.int_lo, other.int_hi)
-            return ScaledIntRange.scaled(
-                shape,
-                qlo,
-                qhi,
-                self.scale * other.scale,
-                0.0,
-                exact=exact,
-                clamp_lo=lo,
-                clamp_hi=hi,
-                scale_sources=self.scale_sources | other.scale_sources,
-                bias_sources=self.bias_sources | other.bias_sources,
-                notes=self.notes + other.notes,
-            )
-        return ScaledIntRange.real(shape, lo, hi, exact=exact, notes=self.notes + other.notes)
+            return ScaledIntRange.derived(shape, lo, hi, (self, other), (qlo, qhi, self.scale * other.scale, 0.0))
+        return ScaledIntRange.derived(shape, lo, hi, (self, other))
 
     def union(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
         """The hull of two ranges (for ops whose output is one of its inputs,
@@ -438,27 +435,15 @@ class ScaledIntRange:
         shape = tuple(out_shape) if out_shape is not None else tuple(np.broadcast_shapes(self.shape, other.shape))
         lo = np.minimum(self.lo, other.lo)
         hi = np.maximum(self.hi, other.hi)
-        exact = self.exact and other.exact
         if (
             self.is_scaled_int
             and other.is_scaled_int
             and _same(self.scale, other.scale)
             and _same(self.bias, other.bias)
         ):
-            return ScaledIntRange.scaled(
-                shape,
-                np.minimum(self.int_lo, other.int_lo),
-                np.maximum(self.int_hi, other.int_hi),
-                self.scale,
-                self.bias,
-                exact=exact,
-                clamp_lo=lo,
-                clamp_hi=hi,
-                scale_sources=self.scale_sources | other.scale_sources,
-                bias_sources=self.bias_sources | other.bias_sources,
-                notes=self.notes + other.notes,
-            )
-        return ScaledIntRange.real(shape, lo, hi, exact=exact, notes=self.notes + other.notes)
+            grid = (np.minimum(self.int_lo, other.int_lo), np.maximum(self.int_hi, other.int_hi), self.scale, self.bias)
+            return ScaledIntRange.derived(shape, lo, hi, (self, other), grid)
+        return ScaledIntRange.derived(shape, lo, hi, (self, other))
 
     def clip_real(self, lo_bound, hi_bound) -> "ScaledIntRange":
         """Intersect with [lo_bound, hi_bound] where the op is a clamp whose
@@ -474,20 +459,9 @@ class ScaledIntRange:
                 qmax = np.where(pos, q_b, q_a)
                 qlo = np.minimum(np.maximum(self.int_lo, qmin), qmax)
                 qhi = np.maximum(np.minimum(self.int_hi, qmax), qmin)
-                return ScaledIntRange.scaled(
-                    self.shape,
-                    nx.as_int(qlo),
-                    nx.as_int(qhi),
-                    self.scale,
-                    self.bias,
-                    exact=self.exact,
-                    clamp_lo=lo,
-                    clamp_hi=hi,
-                    scale_sources=self.scale_sources,
-                    bias_sources=self.bias_sources,
-                    notes=self.notes,
-                )
-        return ScaledIntRange.real(self.shape, lo, hi, exact=self.exact, notes=self.notes)
+                grid = (nx.as_int(qlo), nx.as_int(qhi), self.scale, self.bias)
+                return ScaledIntRange.derived(self.shape, lo, hi, (self,), grid)
+        return ScaledIntRange.derived(self.shape, lo, hi, (self,))
 
     # ------------------------------------------------------------------
     # data movement

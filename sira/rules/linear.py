@@ -240,9 +240,8 @@ def _matmul_dynamic(a: ScaledIntRange, b: ScaledIntRange, out_shape) -> ScaledIn
     are constant along the contraction."""
     k = a.shape[-1]
     lo, hi = _pair_terms((a.lo, a.hi), (b.lo, b.hi), k, _real_pair)
-    notes = a.notes + b.notes + (_CORRELATION_NOTE,)
     if not (a.is_scaled_int and b.is_scaled_int):
-        return ScaledIntRange.real(out_shape, lo, hi, exact=False, notes=notes)
+        return ScaledIntRange.derived(out_shape, lo, hi, (a, b), exact=False, notes=(_CORRELATION_NOTE,))
     za, zb = a.zero_bias_form(), b.zero_bias_form()
     if za is None or zb is None:
         reason = "an operand's offset (bias) is not a small fraction of its scale step, so the product has no integer form"
@@ -250,20 +249,9 @@ def _matmul_dynamic(a: ScaledIntRange, b: ScaledIntRange, out_shape) -> ScaledIn
         reason = "an operand's scale varies along the contraction axis, so it cannot be factored out of the sum"
     else:
         qlo, qhi = _pair_terms((za.int_lo, za.int_hi), (zb.int_lo, zb.int_hi), k, _int_pair)
-        return ScaledIntRange.scaled(
-            out_shape,
-            nx.as_int(qlo),
-            nx.as_int(qhi),
-            za.scale * zb.scale,
-            0.0,
-            exact=False,
-            clamp_lo=lo,
-            clamp_hi=hi,
-            scale_sources=a.scale_sources | b.scale_sources,
-            bias_sources=a.bias_sources | b.bias_sources,
-            notes=notes,
-        )
-    return ScaledIntRange.real(out_shape, lo, hi, exact=False, notes=notes + (reason,))
+        grid = (nx.as_int(qlo), nx.as_int(qhi), za.scale * zb.scale, 0.0)
+        return ScaledIntRange.derived(out_shape, lo, hi, (a, b), grid, exact=False, notes=(_CORRELATION_NOTE,))
+    return ScaledIntRange.derived(out_shape, lo, hi, (a, b), exact=False, notes=(_CORRELATION_NOTE, reason))
 
 
 def _matmul(a: ScaledIntRange, b: ScaledIntRange, out_shape) -> ScaledIntRange:

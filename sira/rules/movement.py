@@ -383,20 +383,9 @@ def _hull_along(x: ScaledIntRange, axes: Sequence[int], out_shape: Shape, regrou
     lo, hi = red(x.lo, np.min), red(x.hi, np.max)
     grid_uniform = x.is_scaled_int and all(x.scale.shape[a] == 1 and x.bias.shape[a] == 1 for a in axes)
     if grid_uniform:
-        return ScaledIntRange.scaled(
-            out_shape,
-            red(x.int_lo, np.min),
-            red(x.int_hi, np.max),
-            regroup(x.scale),
-            regroup(x.bias),
-            exact=x.exact,
-            clamp_lo=lo,
-            clamp_hi=hi,
-            scale_sources=x.scale_sources,
-            bias_sources=x.bias_sources,
-            notes=x.notes,
-        )
-    return ScaledIntRange.real(out_shape, lo, hi, exact=x.exact, notes=x.notes)
+        grid = (red(x.int_lo, np.min), red(x.int_hi, np.max), regroup(x.scale), regroup(x.bias))
+        return ScaledIntRange.derived(out_shape, lo, hi, (x,), grid)
+    return ScaledIntRange.derived(out_shape, lo, hi, (x,))
 
 
 @rule("Gather", exactness=EXACT)

@@ -197,11 +197,9 @@ def window_extreme(x: ScaledIntRange, wins: dict[int, Windows], out_shape, large
     lo = compact(_apply(x.lo, wins, lambda a, w, ax: _win_extreme(a, w, ax, largest)), out_shape)
     hi = compact(_apply(x.hi, wins, lambda a, w, ax: _win_extreme(a, w, ax, largest)), out_shape)
     if not x.is_scaled_int:
-        return ScaledIntRange.real(out_shape, lo, hi, exact=x.exact, notes=x.notes)
+        return ScaledIntRange.derived(out_shape, lo, hi, (x,))
     if not (_uniform_in_windows(x.scale, wins) and _uniform_in_windows(x.bias, wins)):
-        return ScaledIntRange.real(out_shape, lo, hi, exact=x.exact, notes=x.notes).with_note(
-            "scale or bias differs within a pooling window: integer form dropped"
-        )
+        return ScaledIntRange.derived(out_shape, lo, hi, (x,), notes=("scale or bias differs within a pooling window: integer form dropped",))
     scale = _apply(x.scale, wins, lambda a, w, ax: _win_extreme(a, w, ax, True))
     bias = _apply(x.bias, wins, lambda a, w, ax: _win_extreme(a, w, ax, True))
 
@@ -214,19 +212,13 @@ def window_extreme(x: ScaledIntRange, wins: dict[int, Windows], out_shape, large
             return other
         return nx.as_int(np.where(scale > 0, same, other))
 
-    return ScaledIntRange.scaled(
-        out_shape,
+    grid = (
         compact(int_extreme(x.int_lo), out_shape),
         compact(int_extreme(x.int_hi), out_shape),
         compact(scale, out_shape),
         compact(bias, out_shape),
-        exact=x.exact,
-        clamp_lo=lo,
-        clamp_hi=hi,
-        scale_sources=x.scale_sources,
-        bias_sources=x.bias_sources,
-        notes=x.notes,
     )
+    return ScaledIntRange.derived(out_shape, lo, hi, (x,), grid)
 
 
 def window_sum(x: ScaledIntRange, wins: dict[int, Windows], out_shape, average: bool = False) -> ScaledIntRange:
