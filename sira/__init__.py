@@ -17,7 +17,7 @@ from .range import ScaledIntRange
 from .model import load
 from .analysis import AnalysisWarning, RangeReport, analyze
 from .rules import RULES, RuleContext, rule
-from .verify import VerifyResult, verify
+from .verify import EquivalenceResult, VerifyResult, verify, verify_equivalent
 
 __all__ = [
     "__version__",
@@ -32,4 +32,6 @@ __all__ = [
     "rule",
     "verify",
     "VerifyResult",
+    "verify_equivalent",
+    "EquivalenceResult",
 ]

@@ -275,3 +275,107 @@ def verify(
         if progress is not None:
             progress(i + 1, len(feeds))
     return VerifyResult(len(feeds), len(dynamic), values, violations, total)
+
+
+# --------------------------------------------------------------------------
+# equivalence of two models
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class EquivalenceResult:
+    samples: int
+    outputs_checked: int
+    mismatches: int
+    first_mismatch: str
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatches == 0
+
+
+def _same_output(r: Optional[ScaledIntRange], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise agreement of two executions of one output. Identical
+    values agree; for an output with an integer form, equal integer parts
+    agree too (a rewrite may apply the same final scale in another float
+    order, the integers it scales must not change)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    same = a == b
+    if r is not None and r.is_scaled_int and not np.all(same):
+        s = np.broadcast_to(r.scale, r.shape)
+        bias = np.broadcast_to(r.bias, r.shape)
+        qa, qb = (a - bias) / s, (b - bias) / s
+        near = (np.abs(qa - np.round(qa)) < 1e-3) & (np.abs(qb - np.round(qb)) < 1e-3)
+        same = same | (near & (np.round(qa) == np.round(qb)))
+    return same
+
+
+def verify_equivalent(
+    original,
+    transformed,
+    input_spec=None,
+    samples: int = 100,
+    seed: int = 0,
+    label: str = "transform",
+    feed_map=None,
+    report: Optional[RangeReport] = None,
+    raise_on_mismatch: bool = True,
+) -> EquivalenceResult:
+    """Run ``original`` and ``transformed`` on the same random and corner
+    inputs (float64 execution) and require identical graph outputs - equal
+    values, or equal integer parts for outputs with an integer form.
+
+    ``feed_map`` turns an input feed of the original into one of the
+    transformed model (for a rewrite that changes the inputs, e.g. to raw
+    integers). On a mismatch a SiraError names ``label``, the output, the
+    input and the first common intermediate tensor whose values differ.
+    """
+    if report is None:
+        report = analyze(original, input_spec)
+    orig_model = report.model
+    rng = np.random.default_rng(seed)
+    feeds = corner_inputs(report, rng)
+    for k in range(samples):
+        feeds.append((f"random-{k}", {n: random_input(r, n, rng) for n, r in report.input_ranges.items()}))
+    run_a = to_float64(orig_model)
+    run_b = to_float64(transformed)
+    outputs = [o.name for o in orig_model.graph.output]
+    out_b = [o.name for o in transformed.graph.output]
+    if len(outputs) != len(out_b):
+        raise SiraError(f"{label}: the rewritten model has {len(out_b)} outputs, the original {len(outputs)}")
+    mismatches = 0
+    first = ""
+    for label_in, feed in feeds:
+        feed64 = {n: np.asarray(v, dtype=np.float64) for n, v in feed.items()}
+        ctx_a = execute_all(run_a, feed64)
+        ctx_b = execute_all(run_b, feed_map(feed64) if feed_map else feed64)
+        for oa, ob in zip(outputs, out_b):
+            same = _same_output(report.ranges.get(oa), ctx_a[oa], ctx_b[ob])
+            if not np.all(same):
+                mismatches += 1
+                if not first:
+                    idx = tuple(int(i) for i in np.argwhere(~same)[0])
+                    hint = _first_divergence(orig_model, ctx_a, ctx_b)
+                    first = (
+                        f"{label}: output '{oa}'{list(idx)} differs on input '{label_in}': "
+                        f"{float(np.asarray(ctx_a[oa])[idx])!r} (original) vs {float(np.asarray(ctx_b[ob])[idx])!r} (rewritten)"
+                        + (f"; first differing intermediate tensor: '{hint}'" if hint else "")
+                    )
+    result = EquivalenceResult(len(feeds), len(outputs), mismatches, first)
+    if mismatches and raise_on_mismatch:
+        raise SiraError(first)
+    return result
+
+
+def _first_divergence(model, ctx_a: dict, ctx_b: dict) -> str:
+    """The first tensor (in the original's node order) present in both runs
+    with the same shape and different values."""
+    from .model import topological_order
+
+    for node in topological_order(model):
+        for o in node.output:
+            a, b = ctx_a.get(o), ctx_b.get(o)
+            if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape and not np.array_equal(a, b):
+                return o
+    return ""

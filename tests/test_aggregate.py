@@ -1,0 +1,131 @@
+"""Scale/bias aggregation on lowered graphs: MACs end up on pure integers,
+the model computes the same function, shared constants and residual joins
+are handled, what cannot be aggregated is reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import sira
+from tests.helpers import make_model, quant_node
+from transforms.aggregate import AggregateScaleBias, mac_float_islands
+
+GRID = {"inputs": {"*": {"int_min": -20, "int_max": 20, "scale": 0.05}}}
+
+
+def _unit_quant(inp, out, bits, prefix, inits, signed=1):
+    inits[f"{prefix}_s"] = np.float32(1.0)
+    inits[f"{prefix}_z"] = np.float32(0.0)
+    inits[f"{prefix}_b"] = np.float32(bits)
+    return quant_node(inp, f"{prefix}_s", f"{prefix}_z", f"{prefix}_b", out, signed=signed)
+
+
+def _layer(x, name, k, n, rng, inits, nodes, act_scale=0.25):
+    """Lowered layer: Mul(s_in) -> MatMul(int W) -> Mul(s_w) -> Add(b) ->
+    Relu -> Div(s_out) -> Quant(unit)."""
+    inits[f"{name}_w"] = rng.integers(-7, 8, size=(k, n)).astype(np.float32)
+    inits[f"{name}_sw"] = rng.uniform(0.01, 0.1, size=(1, n)).astype(np.float32)
+    inits[f"{name}_bias"] = rng.normal(0, 0.3, size=(1, n)).astype(np.float32)
+    inits[f"{name}_sout"] = np.float32(act_scale)
+    nodes += [
+        helper.make_node("MatMul", [x, f"{name}_w"], [f"{name}_acc"]),
+        helper.make_node("Mul", [f"{name}_acc", f"{name}_sw"], [f"{name}_scaled"]),
+        helper.make_node("Add", [f"{name}_scaled", f"{name}_bias"], [f"{name}_pre"]),
+        helper.make_node("Relu", [f"{name}_pre"], [f"{name}_relu"]),
+        helper.make_node("Div", [f"{name}_relu", f"{name}_sout"], [f"{name}_div"]),
+        _unit_quant(f"{name}_div", f"{name}_q", 4, f"{name}_aq", inits, signed=0),
+        helper.make_node("Mul", [f"{name}_q", f"{name}_sout2"], [f"{name}_out"]),
+    ]
+    inits[f"{name}_sout2"] = np.float32(act_scale)
+    return f"{name}_out"
+
+
+def _mlp(seed=0):
+    rng = np.random.default_rng(seed)
+    inits: dict = {}
+    nodes = [_unit_quant("xs", "xq", 8, "inq", inits), helper.make_node("Mul", ["xq", "in_s"], ["x0"])]
+    # the input is on the 0.05 grid; Div(0.05) makes the quantizer see integers
+    nodes.insert(0, helper.make_node("Div", ["x", "in_div"], ["xs"]))
+    inits["in_div"] = np.float32(0.05)
+    inits["in_s"] = np.float32(0.05)
+    h = _layer("x0", "l1", 6, 5, rng, inits, nodes)
+    h = _layer(h, "l2", 5, 4, rng, inits, nodes)
+    inits["w3"] = rng.integers(-7, 8, size=(4, 3)).astype(np.float32)
+    inits["s3"] = np.float32(0.03)
+    nodes += [helper.make_node("MatMul", [h, "w3"], ["acc3"]), helper.make_node("Mul", ["acc3", "s3"], ["y"])]
+    return make_model(nodes, {"x": [1, 6]}, {"y": [1, 3]}, inits)
+
+
+def test_mlp_macs_become_integer_and_function_is_kept():
+    m = sira.load(_mlp())
+    p = AggregateScaleBias(GRID)
+    out = m.transform(p)
+    # only the input's own prelude (graph input / 0.05) is left, for the
+    # input-quantizer conversion
+    assert [k["tensor"] for k in p.report.skipped] == ["Div_0_out0"]
+    assert len(p.report.aggregated) >= 3
+    assert not mac_float_islands(out, GRID)
+    sira.verify_equivalent(m, out, GRID, samples=200, label="AggregateScaleBias")
+
+
+def test_shared_constant_is_never_reset_under_another_target():
+    """Two layers reading one scale constant: the second target is reported,
+    not silently broken (lowering duplicates such constants first)."""
+    m = sira.load(_mlp())
+    # make l2 use l1's weight-scale initializer by name
+    sw1 = [n for n in m.graph.node if n.op_type == "Mul"]
+    names = [n.input[1] for n in sw1]
+    a, b = names[1], names[3]
+    for n in m.graph.node:
+        if n.op_type == "Mul" and n.input[1] == b and m.get_initializer(a).shape == m.get_initializer(b).shape:
+            n.input[1] = a
+    p = AggregateScaleBias(GRID)
+    out = m.transform(p)
+    sira.verify_equivalent(m, out, GRID, samples=100, label="AggregateScaleBias")
+
+
+def test_residual_join_with_scales_s_and_half_s():
+    """q1*s + q2*(s/2): the branches are aligned by the factor 2 and the
+    join stays exact."""
+    inits: dict = {}
+    nodes = [
+        helper.make_node("Div", ["x", "d"], ["xs"]),
+        _unit_quant("xs", "q", 6, "iq", inits),
+        helper.make_node("Mul", ["q", "sa"], ["a"]),
+        helper.make_node("Mul", ["q2", "sb"], ["b"]),
+        _unit_quant("xs2", "q2", 6, "iq2", inits),
+        helper.make_node("Div", ["x", "d2"], ["xs2"]),
+        helper.make_node("Add", ["a", "b"], ["j"]),
+        helper.make_node("Relu", ["j"], ["y"]),
+    ]
+    inits.update({"d": np.float32(0.25), "d2": np.float32(0.125), "sa": np.float32(0.25), "sb": np.float32(0.125)})
+    m = sira.load(make_model(nodes, {"x": [1, 4]}, {"y": [1, 4]}, inits))
+    spec = {"inputs": {"*": {"int_min": -32, "int_max": 31, "scale": 0.125}}}
+    p = AggregateScaleBias(spec)
+    out = m.transform(p)
+    assert p.report.aligned_joins, "the join should have been aligned"
+    sira.verify_equivalent(m, out, spec, samples=200, label="AggregateScaleBias")
+    r = sira.analyze(out, spec)
+    join = [n for n in r.model.graph.node if n.op_type == "Add" and all(not r[i].is_const for i in n.input)][0]
+    j = r[join.output[0]]
+    assert j.is_scaled_int and np.all(j.scale == 1) and np.all(j.bias == 0)
+
+
+def test_unlowered_batchnorm_is_reported_as_float_island():
+    inits = {"g": np.ones(3, np.float32), "be": np.zeros(3, np.float32), "mu": np.zeros(3, np.float32), "v": np.ones(3, np.float32)}
+    inits.update({"w": np.eye(3, dtype=np.float32), "sq": np.float32(0.5)})
+    nodes = [
+        _unit_quant("x", "q", 4, "iq", inits),
+        helper.make_node("Mul", ["q", "sq"], ["xs"]),
+        helper.make_node("MatMul", ["xs", "w"], ["acc"]),
+        helper.make_node("BatchNormalization", ["acc", "g", "be", "mu", "v"], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["y"]),
+    ]
+    m = sira.load(make_model(nodes, {"x": [1, 3]}, {"y": [1, 3]}, inits))
+    p = AggregateScaleBias((-4.0, 4.0))
+    out = m.transform(p)
+    assert p.report.skipped and "BatchNormalization" in p.report.skipped[0]["reason"]
+    assert mac_float_islands(out, (-4.0, 4.0))
+    sira.verify_equivalent(m, out, (-4.0, 4.0), samples=50, label="AggregateScaleBias")

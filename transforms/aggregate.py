@@ -1,0 +1,327 @@
+"""Scale/bias aggregation: make every MAC layer compute on pure integers.
+
+Between two requantization points a tensor is ``scale * q + bias`` with
+``q`` computed by integer operations, and the analysis records which
+constants (``scale_sources``, ``bias_sources``) contributed to scale and
+bias. For every *target* - a tensor feeding only nonlinear ops (an
+activation, a quantizer) or a graph output - the pass
+
+1. plans: collects the target's sources and checks that each one is a
+   constant operand of exactly one Mul/Div (scale) or Add/Sub (bias) node,
+   private to this target (a constant shared with another target, or a
+   source that is not such an operand, leaves the target as it is, reported
+   with the reason; lowering and duplication of forking constants beforehand
+   makes these rare, and :func:`mac_float_islands` names the MAC layers
+   that stay on floats);
+2. neutralizes the sources (scale factors become 1, biases 0), so the
+   target now computes the integer ``q`` itself;
+3. inserts one ``Mul(scale)`` and one ``Add(bias)`` right before the
+   target's consumers, restoring the original value;
+4. aligns residual joins: an Add of two branches whose scales s1, s2 stand
+   in an integer ratio (s1 = ka*t, s2 = kb*t) gets integer Muls ka, kb on its
+   branches, so the joined integer is ka*q1 + kb*q2 as the analysis says.
+
+Afterwards the neutralized identity ops are removed exactly (no tolerance).
+The pass needs the analysis of the model it rewrites, which it computes
+from the input spec it is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+from onnx import helper, numpy_helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.base import Transformation
+
+import sira
+from sira.range import ScaledIntRange, common_grid
+
+#: ops after which the integer chain ends: aggregation targets feed only these
+NONLINEAR_OPS = {
+    "Relu", "Quant", "IntQuant", "BipolarQuant", "Trunc", "MultiThreshold", "Sigmoid", "Tanh", "HardSigmoid",
+    "LeakyRelu", "Clip", "Softmax", "LogSoftmax", "Elu", "Selu", "Celu", "Softplus", "Erf", "Exp", "Log", "Sqrt",
+    "HardSwish", "Floor", "Ceil", "Round", "Sign", "ArgMax", "ArgMin", "TopK",
+}  # fmt: skip
+MAC_OPS = {"MatMul", "Conv", "Gemm", "ConvTranspose"}
+
+
+@dataclasses.dataclass
+class AggregationReport:
+    """What the pass did: one entry per target aggregated or skipped."""
+
+    aggregated: list = dataclasses.field(default_factory=list)
+    aligned_joins: list = dataclasses.field(default_factory=list)
+    #: targets left as they were, with the reason (e.g. a graph input's scale,
+    #: which only the input-quantizer conversion can remove)
+    skipped: list = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _consumers(model: ModelWrapper) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            if i:
+                out.setdefault(i, []).append(n)
+    return out
+
+
+def _producers(model: ModelWrapper) -> dict[str, object]:
+    return {o: n for n in model.graph.node for o in n.output if o}
+
+
+def find_targets(model: ModelWrapper, report) -> list[str]:
+    """Tensors whose consumers are all nonlinear ops (or that are graph
+    outputs), computed by some op other than a quantizer: where a layer's
+    float scale and bias are gathered."""
+    consumers = _consumers(model)
+    producers = _producers(model)
+    outputs = {o.name for o in model.graph.output}
+    targets = []
+    for node in sira.model.topological_order(model):
+        for t in node.output:
+            if not t or t not in report.ranges:
+                continue
+            r = report[t]
+            if r.is_const or not r.is_scaled_int or producers[t].op_type in NONLINEAR_OPS:
+                continue
+            cons = consumers.get(t, [])
+            if (t in outputs and not cons) or (cons and all(c.op_type in NONLINEAR_OPS for c in cons)):
+                if cons and not all(c.input[0] == t for c in cons):
+                    continue  # the tensor is a parameter (scale, threshold) of its consumer
+                targets.append(t)
+    return targets
+
+
+@dataclasses.dataclass
+class _Plan:
+    target: str
+    scale_nodes: list  # (node, input index of the constant)
+    bias_nodes: list
+    scale: np.ndarray
+    bias: np.ndarray
+
+
+def _source_operand(name: str, consumers: dict, initializers: set, kinds: tuple):
+    """The (node, index) where constant ``name`` is used as a scale (Mul/Div)
+    or bias (Add/Sub) operand, or a reason why it cannot be neutralized."""
+    if name not in initializers:
+        return None, f"'{name}' is not a constant of the model (a graph input's scale or bias)"
+    users = consumers.get(name, [])
+    if len(users) != 1:
+        return None, f"constant '{name}' is used by {len(users)} nodes"
+    node = users[0]
+    if node.op_type not in kinds:
+        return None, f"constant '{name}' feeds a {node.op_type} ({node.name}), not a {'/'.join(kinds)}; lower the model first"
+    idx = list(node.input).index(name)
+    if node.op_type in ("Div", "Sub") and idx != 1:
+        return None, f"constant '{name}' is the left operand of {node.op_type} {node.name}"
+    return (node, idx), ""
+
+
+def plan(model: ModelWrapper, report) -> tuple[list[_Plan], list[dict]]:
+    """Aggregation plans for every target, and the targets skipped (with
+    reasons). A constant claimed by two targets is left to
+    neither: neutralizing it for one would change the other."""
+    consumers = _consumers(model)
+    initializers = {i.name for i in model.graph.initializer}
+    claimed: dict[str, str] = {}
+    plans: list[_Plan] = []
+    skipped: list[dict] = []
+    for t in find_targets(model, report):
+        r = report[t]
+        if not (r.scale_sources or r.bias_sources) and np.all(r.scale == 1) and np.all(r.bias == 0):
+            continue  # already integer
+        scale_nodes, bias_nodes, reasons = [], [], []
+        for names, kinds, sink in ((r.scale_sources, ("Mul", "Div"), scale_nodes), (r.bias_sources, ("Add", "Sub"), bias_nodes)):
+            for name in sorted(names):
+                use, why = _source_operand(name, consumers, initializers, kinds)
+                if use is None:
+                    reasons.append(why)
+                elif name in claimed:
+                    reasons.append(f"constant '{name}' also contributes to '{claimed[name]}'")
+                else:
+                    sink.append(use)
+        if reasons:
+            skipped.append({"tensor": t, "reason": "; ".join(reasons)})
+            continue
+        for node, idx in scale_nodes + bias_nodes:
+            claimed[node.input[idx]] = t
+        plans.append(_Plan(t, scale_nodes, bias_nodes, r.scale, r.bias))
+    return plans, skipped
+
+
+def _set_initializer(model: ModelWrapper, name: str, value: float) -> None:
+    old = model.get_initializer(name)
+    model.set_initializer(name, np.full_like(old, value))
+
+
+def _insert_affine(model: ModelWrapper, target: str, scale: np.ndarray, bias: np.ndarray, outputs: set) -> None:
+    """Mul(scale) then Add(bias) between ``target`` and its consumers; a
+    graph output keeps its name (the producer is renamed instead)."""
+    graph = model.graph
+    base = target + "_int" if target in outputs else target
+    if target in outputs:
+        for n in graph.node:
+            for k, o in enumerate(n.output):
+                if o == target:
+                    n.output[k] = base
+    cur = base
+    new_nodes = []
+    steps = [("Mul", scale, np.all(scale == 1)), ("Add", bias, np.all(bias == 0))]
+    steps = [s for s in steps if not s[2]]
+    for k, (op, value, _) in enumerate(steps):
+        const = model.make_new_valueinfo_name()
+        model.set_initializer(const, np.asarray(value, dtype=np.float32))
+        last = k == len(steps) - 1
+        out = target if (last and target in outputs) else model.make_new_valueinfo_name()
+        new_nodes.append(helper.make_node(op, [cur, const], [out], name=f"{target}_aggregate_{op.lower()}"))
+        cur = out
+    if target not in outputs:
+        for n in graph.node:
+            for k, i in enumerate(n.input):
+                if i == target:
+                    n.input[k] = cur
+    elif not steps:
+        for n in graph.node:
+            for k, o in enumerate(n.output):
+                if o == base:
+                    n.output[k] = target
+    producer_idx = max((i for i, n in enumerate(graph.node) if base in n.output), default=-1)
+    for k, n in enumerate(new_nodes):
+        graph.node.insert(producer_idx + 1 + k, n)
+
+
+def _align_joins(model: ModelWrapper, report, neutralized: set) -> list[dict]:
+    """Integer Muls on the branches of residual Adds whose scales differ by a
+    rational ratio, so the neutralized branches add up to the joined integer.
+    Only joins whose branches lose all their scale sources qualify (their
+    values become plain integers)."""
+    aligned = []
+    graph = model.graph
+    for node in list(graph.node):
+        if node.op_type != "Add" or len(node.input) != 2:
+            continue
+        a, b = (report.ranges.get(i) for i in node.input)
+        out = report.ranges.get(node.output[0])
+        if a is None or b is None or a.is_const or b.is_const or out is None or not out.is_scaled_int:
+            continue
+        if not (a.scale_sources | b.scale_sources) <= neutralized:
+            continue
+        grid = common_grid(a.scale, b.scale)
+        if grid is None:
+            continue
+        ka, kb, _ = grid
+        for k, factor in ((0, ka), (1, kb)):
+            if np.all(factor == 1):
+                continue
+            const = model.make_new_valueinfo_name()
+            model.set_initializer(const, np.asarray(factor, dtype=np.float32))
+            scaled = model.make_new_valueinfo_name()
+            idx = list(graph.node).index(node)
+            graph.node.insert(idx, helper.make_node("Mul", [node.input[k], const], [scaled], name=f"{node.name}_align{k}"))
+            node.input[k] = scaled
+        aligned.append({"node": node.name, "factors": [np.asarray(ka).tolist(), np.asarray(kb).tolist()]})
+    return aligned
+
+
+def remove_exact_identities(model: ModelWrapper) -> int:
+    """Remove Mul/Div by exactly 1 and Add/Sub of exactly 0 whose output has
+    the shape of their data input (one pass; no tolerance, so no rounding
+    is ever dropped). Returns the number removed."""
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    rename: dict[str, str] = {}
+    keep = []
+    removed = 0
+    for node in graph.node:
+        node.input[:] = [rename.get(i, i) for i in node.input]
+        neutral = {"Mul": 1.0, "Div": 1.0, "Add": 0.0, "Sub": 0.0}.get(node.op_type)
+        if neutral is not None and len(node.input) == 2:
+            c = model.get_initializer(node.input[1])
+            data = node.input[0]
+            if c is None and node.op_type in ("Mul", "Add"):
+                c, data = model.get_initializer(node.input[0]), node.input[1]
+            out = node.output[0]
+            if (
+                c is not None
+                and np.all(c == neutral)
+                and out not in outputs
+                and model.get_tensor_shape(out) == model.get_tensor_shape(data)
+            ):
+                rename[out] = data
+                removed += 1
+                continue
+        keep.append(node)
+    del graph.node[:]
+    graph.node.extend(keep)
+    return removed
+
+
+class AggregateScaleBias(Transformation):
+    """Gather the float scale and bias of every layer into one Mul and one
+    Add before its nonlinearity, so MatMul/Conv compute on integers.
+
+    ``input_spec`` is what :func:`sira.analyze` takes. After ``apply``,
+    ``self.report`` says what was aggregated and which float islands remain.
+    """
+
+    def __init__(self, input_spec=None):
+        super().__init__()
+        self.input_spec = input_spec
+        self.report = AggregationReport()
+
+    def apply(self, model: ModelWrapper):
+        from qonnx.transformation.infer_shapes import InferShapes
+
+        analysis = sira.analyze(model, self.input_spec)
+        model = analysis.model
+        plans, skipped = plan(model, analysis)
+        self.report.skipped = skipped
+        outputs = {o.name for o in model.graph.output}
+        neutralized = {n.input[i] for p in plans for n, i in p.scale_nodes}
+        joins = _align_joins(model, analysis, neutralized)
+        self.report.aligned_joins = joins
+        for p in plans:
+            for node, idx in p.scale_nodes:
+                _set_initializer(model, node.input[idx], 1.0)
+            for node, idx in p.bias_nodes:
+                _set_initializer(model, node.input[idx], 0.0)
+            _insert_affine(model, p.target, p.scale, p.bias, outputs)
+            self.report.aggregated.append(
+                {
+                    "tensor": p.target,
+                    "scale_sources": [n.input[i] for n, i in p.scale_nodes],
+                    "bias_sources": [n.input[i] for n, i in p.bias_nodes],
+                }
+            )
+        with sira.model.quiet():
+            model = model.transform(InferShapes())
+        remove_exact_identities(model)
+        with sira.model.quiet():
+            model = model.transform(InferShapes())
+        return model, False
+
+
+def mac_float_islands(model: ModelWrapper, input_spec=None) -> list[dict]:
+    """MAC nodes whose operands or result are not pure integers (scale 1,
+    bias 0), with the reason - what aggregation could not remove."""
+    analysis = sira.analyze(model, input_spec)
+    islands = []
+    for node in analysis.model.graph.node:
+        if node.op_type not in MAC_OPS:
+            continue
+        for t in list(node.input[:2]) + [node.output[0]]:
+            r: Optional[ScaledIntRange] = analysis.ranges.get(t)
+            if r is None or r.is_const:
+                continue
+            if not r.is_scaled_int:
+                islands.append({"node": node.name, "tensor": t, "reason": "not on an integer grid: " + "; ".join(r.notes[-1:])})
+            elif not (np.all(r.scale == 1) and np.all(r.bias == 0)):
+                islands.append({"node": node.name, "tensor": t, "reason": "carries a float scale or bias"})
+    return islands
