@@ -3,8 +3,16 @@
 :func:`load` turns a file or a ``ModelWrapper`` into the prepared model the
 analysis works on: checked for the problems users actually hit (missing or
 truncated files, NaN weights, cycles, dangling tensors), QCDQ pairs fused to
-QONNX ``Quant``, then qonnx's cleanup (shape inference, constant folding that
-keeps the quantizers, unique readable names).
+QONNX ``Quant``, then prepared the way qonnx's ``cleanup_model`` prepares it
+(shape inference, constant folding that keeps the quantizers, unique readable
+names).
+
+qonnx's own cleanup is quadratic in the model size: its graph helpers
+(``rename_tensor``, ``find_producer``, ``get_initializer``,
+``get_tensor_shape``) scan the whole graph on every call, and
+``ModelWrapper.transform`` re-runs a cleanup after each pass. :func:`prepare`
+gives the same model with one index per pass instead, so loading no longer
+dominates the analysis of large models.
 """
 
 from __future__ import annotations
@@ -13,11 +21,11 @@ import contextlib
 import io
 import os
 import warnings
-from typing import Optional, Union
+from typing import Container, Optional, Union
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 
 from .errors import SiraError
@@ -26,6 +34,15 @@ ModelLike = Union[str, os.PathLike, ModelWrapper, onnx.ModelProto]
 
 #: op types that quantize; a model without any is a float model
 QUANTIZER_OPS = {"Quant", "IntQuant", "BipolarQuant", "Trunc", "MultiThreshold", "QuantizeLinear", "DequantizeLinear", "FloatQuant"}
+
+#: op types constant folding leaves in place even when all their inputs are
+#: constant: sira reads the integer grid of a weight quantizer from the node.
+#: qonnx's cleanup keeps the first four; IntQuant and Trunc are kept too.
+UNFOLDED_OPS = frozenset({"Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear", "IntQuant", "Trunc"})
+#: op types qonnx's cleanup moves into the qonnx domain (its "temporary fix")
+QONNX_DOMAIN_OPS = frozenset({"Quant", "Trunc", "BipolarQuant"})
+#: op types whose initializer inputs qonnx puts last (SortCommutativeInputsInitializerLast)
+COMMUTATIVE_OPS = frozenset({"Add", "Mul", "And", "Or", "Xor", "Sum"})
 
 
 @contextlib.contextmanager
@@ -37,12 +54,38 @@ def quiet():
             yield
 
 
+def wrap(proto: Union[bytes, onnx.ModelProto]) -> ModelWrapper:
+    """``ModelWrapper(proto)``, which adds a ValueInfo to every initializer a
+    node uses that has none, with that fix done in one pass (the
+    constructor's own looks every tensor up by scanning the graph)."""
+    model = ModelWrapper(proto, fix_missing_initializer_valueinfo=False)
+    _add_initializer_value_info(model.graph, model.graph.node)
+    return model
+
+
+def _add_initializer_value_info(graph: onnx.GraphProto, nodes) -> None:
+    """Give each initializer read or written by ``nodes`` that has no
+    ValueInfo one with its shape and element type, appended to
+    ``graph.value_info`` in node order (what qonnx's
+    ``check_all_tensor_shapes_specified(fix_missing_init_shape=True)`` does)."""
+    described = {vi.name for vi in (*graph.input, *graph.output, *graph.value_info)}
+    inits: dict[str, onnx.TensorProto] = {}
+    for t in graph.initializer:
+        inits.setdefault(t.name, t)
+    for n in nodes:
+        for name in (*n.input, *n.output):
+            if name in inits and name not in described:
+                t = inits[name]
+                graph.value_info.append(helper.make_tensor_value_info(name, t.data_type, list(t.dims)))
+                described.add(name)
+
+
 def read_model(src: ModelLike) -> ModelWrapper:
     """A ModelWrapper around a file path, ModelProto or ModelWrapper (copied)."""
     if isinstance(src, ModelWrapper):
-        return ModelWrapper(src.model.SerializeToString())
+        return wrap(src.model.SerializeToString())
     if isinstance(src, onnx.ModelProto):
-        return ModelWrapper(src.SerializeToString())
+        return wrap(src.SerializeToString())
     path = os.fspath(src)
     if not os.path.exists(path):
         raise SiraError(f"model file '{path}' not found; give the path to a QONNX .onnx file")
@@ -58,7 +101,7 @@ def read_model(src: ModelLike) -> ModelWrapper:
         raise SiraError(f"'{path}' is not an ONNX model (it could not be parsed: {type(e).__name__}); is the file truncated or of another format?") from None
     if not proto.graph.node and not proto.graph.output:
         raise SiraError(f"'{path}' parsed as ONNX but holds no graph (no nodes, no outputs); is the file truncated or of another format?")
-    return ModelWrapper(proto)
+    return wrap(proto)
 
 
 def check_graph(model: ModelWrapper) -> None:
@@ -142,6 +185,357 @@ def _fuse_qcdq(model: ModelWrapper) -> ModelWrapper:
     return model
 
 
+def prepare(model: ModelWrapper) -> ModelWrapper:
+    """What qonnx's ``cleanup_model(model, preserve_qnt_ops=True)`` makes of
+    ``model``, in about linear time (``model`` itself is changed too).
+
+    The same passes run in the same order with the same effect:
+    InferShapes, GiveUniqueParameterTensors, FoldConstants (quantizers
+    kept), FoldTransposeIntoQuantInit, RemoveUnusedTensors,
+    RemoveStaticGraphInputs, GiveUniqueNodeNames, GiveReadableTensorNames,
+    and after each the cleanup ``ModelWrapper.transform`` runs (see
+    :func:`_cleanup`). The graph passes that have nothing to do are skipped
+    after one look at the graph. Node order, input order and names all
+    depend on that sequence (qonnx re-sorts the graph after every change),
+    so it is reproduced step by step rather than computed from the end
+    state.
+
+    Differences, for graphs qonnx mishandles: IntQuant and Trunc are not
+    folded (see :data:`UNFOLDED_OPS`); an empty (absent optional) tensor name
+    stays empty, where qonnx's renaming would wire it to a node output.
+    """
+    for n in model.graph.node:
+        if n.op_type in QONNX_DOMAIN_OPS:
+            n.domain = "qonnx.custom_op.general"
+    model = infer_shapes(model)
+    _cleanup(model)
+    model = _fold_constants(model)
+    if _fold_transposes_into_quant_inits(model.graph):
+        _cleanup(model)
+    _give_readable_names(model.graph)
+    return model
+
+
+def infer_shapes(model: ModelWrapper) -> ModelWrapper:
+    """qonnx's InferShapes pass: QONNX custom ops hidden behind
+    shape-compatible standard ops for onnx's shape inference. Only the
+    wrapping of the result is done by :func:`wrap` (linear) instead of the
+    ``ModelWrapper`` constructor (quadratic). ``model`` keeps the hidden ops;
+    use the returned model."""
+    from onnx import shape_inference
+    from qonnx.transformation.infer_shapes import _hide_finn_ops, _restore_finn_ops
+
+    hidden = _hide_finn_ops(model)
+    inferred = wrap(shape_inference.infer_shapes(model.model))
+    _restore_finn_ops(inferred, hidden)
+    return inferred
+
+
+def _cleanup(model: ModelWrapper) -> None:
+    """The cleanup qonnx's ``ModelWrapper.transform`` runs after every pass:
+    RemoveUnusedTensors, RemoveStaticGraphInputs, SortGraph,
+    SortCommutativeInputsInitializerLast, GiveUniqueParameterTensors.
+
+    Unused tensors are removed before static inputs are, so an unused
+    initializer that is also a graph input stays a (dynamic) graph input, as
+    in qonnx. Nodes SortGraph drops leave unused tensors, which qonnx's next
+    cleanup removes; here they go at once."""
+    graph = model.graph
+    _remove_unused_tensors(graph)
+    inits = {t.name for t in graph.initializer}
+    _remove_static_graph_inputs(graph, inits)
+    if _sort_graph(graph):
+        _remove_unused_tensors(graph)
+        inits = {t.name for t in graph.initializer}
+    _sort_commutative_inputs(graph, inits)
+    _give_unique_parameter_tensors(graph, inits)
+
+
+def _keep(container, keep) -> None:
+    """Delete the items of a protobuf repeated field for which ``keep`` is false."""
+    for i in reversed([i for i, x in enumerate(container) if not keep(x)]):
+        del container[i]
+
+
+def _remove_unused_tensors(graph: onnx.GraphProto) -> None:
+    """qonnx's RemoveUnusedTensors: initializers, ValueInfos and annotations
+    of tensors no node reads or writes."""
+    used = {t for n in graph.node for t in (*n.input, *n.output)}
+    _keep(graph.initializer, lambda t: t.name in used)
+    _keep(graph.value_info, lambda vi: vi.name in used)
+    _keep(graph.quantization_annotation, lambda qa: qa.tensor_name in used)
+
+
+def _remove_static_graph_inputs(graph: onnx.GraphProto, inits: set[str]) -> None:
+    """qonnx's RemoveStaticGraphInputs: graph inputs that are initializers
+    become ValueInfos. qonnx deletes from the list it iterates, which skips
+    the input after each one moved until its next pass; that order of the
+    ValueInfos is kept."""
+    while any(vi.name in inits for vi in graph.input):
+        i = 0
+        while i < len(graph.input):
+            if graph.input[i].name in inits:
+                graph.value_info.append(graph.input[i])
+                del graph.input[i]
+            i += 1
+
+
+def _sort_graph(graph: onnx.GraphProto) -> bool:
+    """qonnx's SortGraph: nodes ordered by depth (longest chain of producers
+    above them), the current order among nodes of equal depth
+    (``toposort_flatten``). Like qonnx it drops a node that has no producer
+    above it, reads no initializer or graph input and feeds no node (e.g. an
+    unused Constant). Returns whether a node was dropped."""
+    nodes = list(graph.node)
+    if len(nodes) <= 1:
+        return False
+    producer: dict[str, int] = {}
+    for idx, n in enumerate(nodes):
+        for o in n.output:
+            producer.setdefault(o, idx)
+    sources = {t.name for t in graph.initializer} | {vi.name for vi in graph.input}
+    deps: dict[int, set[int]] = {}
+    for idx, n in enumerate(nodes):
+        preds = {producer[i] for i in n.input if i in producer}
+        if preds:
+            deps[idx] = preds - {idx}
+        elif any(i in sources for i in n.input):
+            deps[idx] = set()
+    for pred in {p for d in deps.values() for p in d}:
+        deps.setdefault(pred, set())
+    users: dict[int, list[int]] = {idx: [] for idx in deps}
+    for idx, d in deps.items():
+        for p in d:
+            users[p].append(idx)
+    missing = {idx: len(d) for idx, d in deps.items()}
+    depth = {idx: 0 for idx, m in missing.items() if m == 0}
+    queue = list(depth)
+    for p in queue:
+        for u in users[p]:
+            depth[u] = max(depth.get(u, 0), depth[p] + 1)
+            missing[u] -= 1
+            if missing[u] == 0:
+                queue.append(u)
+    if len(queue) != len(deps):
+        raise SiraError("the graph has a cycle (through tensors produced by several nodes or empty tensor names); ONNX graphs must be acyclic")
+    order = sorted(queue, key=lambda idx: (depth[idx], idx))
+    if order != list(range(len(nodes))):
+        del graph.node[:]
+        graph.node.extend(nodes[idx] for idx in order)
+    return len(order) < len(nodes)
+
+
+def _sort_commutative_inputs(graph: onnx.GraphProto, inits: set[str]) -> None:
+    """qonnx's SortCommutativeInputsInitializerLast: the initializer inputs
+    of Add, Mul, ... after the dynamic ones, each group in its order."""
+    for n in graph.node:
+        if n.op_type in COMMUTATIVE_OPS:
+            ins = list(n.input)
+            ordered = [i for i in ins if i not in inits] + [i for i in ins if i in inits]
+            if ordered != ins:
+                del n.input[:]
+                n.input.extend(ordered)
+
+
+def _give_unique_parameter_tensors(graph: onnx.GraphProto, inits: set[str]) -> None:
+    """qonnx's GiveUniqueParameterTensors: every read of an initializer after
+    its first (in node order) gets its own copy, with a ValueInfo and the
+    original's qonnx datatype annotation (FLOAT32 when it has none), so a
+    pass rewriting one node's parameter leaves the others alone."""
+    from qonnx.core.datatype import DataType
+
+    seen: set[str] = set()
+    repeats = []
+    for n in graph.node:
+        for k, name in enumerate(n.input):
+            if name in inits:
+                if name in seen:
+                    repeats.append((n, k, name))
+                seen.add(name)
+    if not repeats:
+        return
+    protos: dict[str, onnx.TensorProto] = {}
+    for t in graph.initializer:
+        protos.setdefault(t.name, t)
+    elem_types: dict[str, int] = {}
+    for vi in (*graph.input, *graph.output, *graph.value_info):
+        elem_types.setdefault(vi.name, vi.type.tensor_type.elem_type)
+    datatypes: dict[str, str] = {}
+    for qa in graph.quantization_annotation:
+        entry = next((kv.value for kv in qa.quant_parameter_tensor_names if kv.key == "finn_datatype"), None)
+        if entry is not None:
+            datatypes.setdefault(qa.tensor_name, entry)
+    taken = {t for n in graph.node for t in (*n.input, *n.output)} | set(protos) | set(elem_types)
+    for n, k, name in repeats:
+        copy_name = _fresh_name(name, taken)
+        proto = onnx.TensorProto()
+        proto.CopyFrom(protos[name])
+        proto.name = copy_name
+        graph.initializer.append(proto)
+        graph.value_info.append(helper.make_tensor_value_info(copy_name, proto.data_type, list(proto.dims)))
+        if name in datatypes:
+            dt = DataType[datatypes[name]].name
+        else:
+            dt = "FLOAT16" if elem_types.get(name, proto.data_type) == onnx.TensorProto.FLOAT16 else "FLOAT32"
+        qa = graph.quantization_annotation.add(tensor_name=copy_name)
+        qa.quant_parameter_tensor_names.add(key="finn_datatype", value=dt)
+        n.input[k] = copy_name
+
+
+def _fresh_name(base: str, taken: set[str]) -> str:
+    """``base_<k>`` for the first k not in ``taken`` (which gets it)."""
+    k = 0
+    while f"{base}_{k}" in taken:
+        k += 1
+    name = f"{base}_{k}"
+    taken.add(name)
+    return name
+
+
+def _foldable(node: onnx.NodeProto, inits: Container[str], described: Container[str]) -> bool:
+    """Whether qonnx's FoldConstants replaces ``node`` by its result: a node
+    without inputs, one whose inputs are all initializers, or a Shape of a
+    tensor of known shape; never a quantizer (:data:`UNFOLDED_OPS`)."""
+    if node.op_type in UNFOLDED_OPS:
+        return False
+    if not node.input or all(i in inits for i in node.input):
+        return True
+    return node.op_type == "Shape" and (node.input[0] in inits or node.input[0] in described)
+
+
+def _fold_constants(model: ModelWrapper) -> ModelWrapper:
+    """qonnx's FoldConstants: the first foldable node in graph order is
+    executed (qonnx's ``execute_node``), its output becomes an initializer,
+    shapes are re-inferred and the graph cleaned; repeated until nothing is
+    foldable. One node at a time, as in qonnx, because each fold re-sorts
+    the graph, which decides the next fold and the final node order; a model
+    without anything to fold costs one look at its nodes."""
+    import qonnx.core.onnx_exec as oxe
+    from qonnx.util.onnx import valueinfo_to_tensor
+
+    opset = model.model.opset_import[0].version  # what FoldConstants executes with
+    while True:
+        graph = model.graph
+        inits = {t.name: t for t in reversed(graph.initializer)}  # the first of a name wins
+        vis = {vi.name: vi for vi in (*graph.input, *graph.output, *graph.value_info)}
+        idx, node = next(((i, n) for i, n in enumerate(graph.node) if _foldable(n, inits, vis)), (None, None))
+        if node is None:
+            return model
+        _add_initializer_value_info(graph, [node])  # execute_node declares the inputs from them
+        context = {"": None}
+        for name in (*node.input, *node.output):
+            if name in inits:
+                context[name] = numpy_helper.to_array(inits[name])
+            elif name in vis:
+                context[name] = valueinfo_to_tensor(vis[name])
+        oxe.execute_node(node, context, graph, opset_version=opset)
+        model.set_initializer(node.output[0], context[node.output[0]])
+        del graph.node[idx]
+        model = infer_shapes(model)
+        _cleanup(model)
+
+
+def _fold_transposes_into_quant_inits(graph: onnx.GraphProto) -> bool:
+    """qonnx's FoldTransposeIntoQuantInit: a Transpose whose producer is a
+    Quant or BipolarQuant of initializers only is removed, and every one of
+    those initializers whose rank matches the permutation is transposed
+    instead (moving to the end of the initializer list, as qonnx's
+    ``set_initializer`` does). Returns whether a node was removed.
+
+    qonnx removes nodes from the list it is iterating, which skips the node
+    after each removed one until its next pass; that is reproduced because
+    it decides the order in which initializers are rewritten."""
+    if not any(n.op_type == "Transpose" for n in graph.node):
+        return False
+    nodes = list(graph.node)
+    producer: dict[str, onnx.NodeProto] = {}
+    for n in reversed(nodes):
+        for o in n.output:
+            producer[o] = n
+    inits = {t.name: t for t in reversed(graph.initializer)}
+    values: dict[str, np.ndarray] = {}  # rewritten initializers, in the order of their last rewrite
+    removed = False
+    changed = True
+    while changed:
+        changed = False
+        i = 0
+        while i < len(nodes):
+            node = nodes[i]
+            quant = producer.get(node.input[0]) if node.op_type == "Transpose" and len(node.input) == 1 else None
+            if quant is not None and quant.op_type in {"Quant", "BipolarQuant"} and all(x in inits for x in quant.input):
+                perm_attr = next((a for a in node.attribute if a.name == "perm"), None)
+                perm = list(perm_attr.ints) if perm_attr is not None else None
+                for name in quant.input:
+                    value = values[name] if name in values else numpy_helper.to_array(inits[name])
+                    if perm is None or len(perm) == value.ndim:
+                        values.pop(name, None)
+                        values[name] = value.transpose(perm)
+                        changed = True
+                if producer.get(quant.output[0]) is quant:
+                    del producer[quant.output[0]]
+                quant.output[0] = node.output[0]
+                producer[node.output[0]] = quant
+                del nodes[i]
+                removed = True
+            i += 1
+    if not removed:
+        return False
+    del graph.node[:]
+    graph.node.extend(nodes)
+    _keep(graph.initializer, lambda t: t.name not in values)
+    _keep(graph.value_info, lambda vi: vi.name not in values)
+    for name, value in values.items():
+        proto = numpy_helper.from_array(value, name)
+        graph.initializer.append(proto)
+        vi = helper.make_tensor_value_info(name, proto.data_type, list(value.shape))
+        at = next((k for k, x in enumerate(graph.output) if x.name == name), None)
+        if at is None:
+            graph.value_info.append(vi)
+        else:  # an initializer that is also a graph output keeps its place there
+            graph.output[at].CopyFrom(vi)
+    return True
+
+
+def _give_readable_names(graph: onnx.GraphProto) -> None:
+    """qonnx's GiveUniqueNodeNames then GiveReadableTensorNames, with one
+    mapping applied once: nodes are named ``{op_type}_{k}`` (k counting per
+    op type in graph order, whatever their old names), a node's outputs
+    ``{node}_out{j}``, its initializer inputs ``{node}_param{j}`` (j
+    counting initializer inputs only), graph inputs ``global_in``,
+    ``global_in_1``, ... and outputs ``global_out``, ``global_out_1``, ...;
+    later names win, as qonnx renames in that order (an output of the graph
+    is ``global_out`` even though a node wrote it)."""
+    counts: dict[str, int] = {}
+    for n in graph.node:
+        k = counts.get(n.op_type, 0)
+        counts[n.op_type] = k + 1
+        n.name = f"{n.op_type}_{k}"
+    inits = {t.name for t in graph.initializer}
+    names: dict[str, str] = {}
+    for n in graph.node:
+        for j, o in enumerate(n.output):
+            names[o] = f"{n.name}_out{j}"
+        for j, i in enumerate(i for i in n.input if i in inits):
+            names[i] = f"{n.name}_param{j}"
+    for k, vi in enumerate(graph.input):
+        names[vi.name] = "global_in" if k == 0 else f"global_in_{k}"
+    for k, vi in enumerate(graph.output):
+        names[vi.name] = "global_out" if k == 0 else f"global_out_{k}"
+    names.pop("", None)
+    for n in graph.node:
+        for field in (n.input, n.output):
+            for k, t in enumerate(field):
+                if t in names:
+                    field[k] = names[t]
+    for container in (graph.initializer, graph.input, graph.output, graph.value_info):
+        for x in container:
+            if x.name in names:
+                x.name = names[x.name]
+    for qa in graph.quantization_annotation:
+        if qa.tensor_name in names:
+            qa.tensor_name = names[qa.tensor_name]
+
+
 def load(src: ModelLike, *, rename: bool = True) -> ModelWrapper:
     """Read and prepare a model for analysis.
 
@@ -152,7 +546,6 @@ def load(src: ModelLike, *, rename: bool = True) -> ModelWrapper:
     (what an in-memory ``ModelWrapper`` user expects).
     """
     from qonnx.transformation.infer_shapes import InferShapes
-    from qonnx.util.cleanup import cleanup_model
 
     model = read_model(src)
     check_graph(model)
@@ -161,7 +554,7 @@ def load(src: ModelLike, *, rename: bool = True) -> ModelWrapper:
         with quiet():
             model = _fuse_qcdq(model)
             if rename:
-                model = cleanup_model(model, preserve_qnt_ops=True)
+                model = prepare(model)
             else:
                 model = model.transform(InferShapes())
     except SiraError:

@@ -507,54 +507,70 @@ class ScaledIntRange:
         return np.broadcast_to(np.asarray(red).reshape(-1), (self.shape[axis],)) if red.size == 1 else np.asarray(red).reshape(-1)
 
 
+def concat_ranges_field(ranges: Sequence[ScaledIntRange], field: str, axis: int, out_shape) -> np.ndarray:
+    """One field of a concatenation, compact: parts are broadcast to a common
+    compact shape on the other axes, then joined along ``axis``."""
+    parts = []
+    for r in ranges:
+        a = getattr(r, field)
+        target = list(a.shape)
+        target[axis] = r.shape[axis]
+        parts.append(np.broadcast_to(a, target))
+    common = [1] * len(out_shape)
+    for p in parts:
+        for i, d in enumerate(p.shape):
+            if i != axis and d > 1:
+                common[i] = out_shape[i]
+    aligned = []
+    for p in parts:
+        t = list(common)
+        t[axis] = p.shape[axis]
+        aligned.append(np.broadcast_to(p, t))
+    return compact(np.concatenate(aligned, axis=axis), out_shape)
+
+
 def concat_ranges(ranges: Sequence[ScaledIntRange], axis: int, out_shape) -> ScaledIntRange:
     """Concatenation along ``axis``. Exact. Integer form kept when every part
-    has one (scales and biases become per-position along ``axis``)."""
+    has one: with one common scale when the parts' per-tensor scales share a
+    grid (see :func:`part_grid_factors`), else with scales per position
+    along ``axis``."""
     out_shape = tuple(int(d) for d in out_shape)
     axis = axis % len(out_shape)
 
     def cat(field):
-        parts = []
-        for r in ranges:
-            a = getattr(r, field)
-            target = list(a.shape)
-            target[axis] = r.shape[axis]
-            parts.append(np.broadcast_to(a, target))
-        # align non-concat axes: broadcast all parts to a common compact shape
-        common = [1] * len(out_shape)
-        for p in parts:
-            for i, d in enumerate(p.shape):
-                if i != axis and d > 1:
-                    common[i] = out_shape[i]
-        aligned = []
-        for p in parts:
-            t = list(common)
-            t[axis] = p.shape[axis]
-            aligned.append(np.broadcast_to(p, t))
-        return compact(np.concatenate(aligned, axis=axis), out_shape)
+        return concat_ranges_field(ranges, field, axis, out_shape)
 
     lo, hi = cat("lo"), cat("hi")
-    exact = all(r.exact for r in ranges)
-    notes = tuple(n for r in ranges for n in r.notes)
-    value = None
-    if all(r.is_const for r in ranges):
-        value = np.concatenate([r.value for r in ranges], axis=axis)
-    if all(r.is_scaled_int for r in ranges):
-        return ScaledIntRange.scaled(
-            out_shape,
-            cat("int_lo"),
-            cat("int_hi"),
-            cat("scale"),
-            cat("bias"),
-            exact=exact,
-            clamp_lo=lo,
-            clamp_hi=hi,
-            scale_sources=frozenset().union(*(r.scale_sources for r in ranges)),
-            bias_sources=frozenset().union(*(r.bias_sources for r in ranges)),
-            notes=notes,
-            value=value,
-        )
-    return ScaledIntRange.real(out_shape, lo, hi, exact=exact, notes=notes, value=value)
+    value = np.concatenate([r.value for r in ranges], axis=axis) if all(r.is_const for r in ranges) else None
+    if not all(r.is_scaled_int for r in ranges):
+        return ScaledIntRange.derived(out_shape, lo, hi, ranges).replace(value=value)
+    factors = part_grid_factors(ranges)
+    if factors is None:  # scales differ per position along the axis
+        grid = (cat("int_lo"), cat("int_hi"), cat("scale"), cat("bias"))
+    else:  # one common scale t: part i contributes k_i * q_i
+        k, t = factors
+        scaled = [nx.int_range_product(np.asarray(ki), np.asarray(ki), r.int_lo, r.int_hi) for ki, r in zip(k, ranges)]
+        parts = [dataclasses.replace(r, int_lo=a, int_hi=b) for r, (a, b) in zip(ranges, scaled)]
+        grid = (concat_ranges_field(parts, "int_lo", axis, out_shape), concat_ranges_field(parts, "int_hi", axis, out_shape), t, cat("bias"))
+    return ScaledIntRange.derived(out_shape, lo, hi, ranges, grid).replace(value=value)
+
+
+def part_grid_factors(ranges: Sequence[ScaledIntRange]):
+    """Integers k_i and one scale t with scale_i = k_i * t for parts with
+    per-tensor scales (folding :func:`common_grid` over the parts), or None.
+    Concat and residual joins of branches quantized with different scales
+    keep one grid this way."""
+    if not all(r.scale.size == 1 for r in ranges):
+        return None
+    t = ranges[0].scale.reshape(-1)[:1]
+    k = [1]
+    for r in ranges[1:]:
+        g = common_grid(t, r.scale.reshape(-1)[:1])
+        if g is None:
+            return None
+        ka, kb, t = g
+        k = [ki * int(np.asarray(ka).reshape(-1)[0]) for ki in k] + [int(np.asarray(kb).reshape(-1)[0])]
+    return k, float(np.asarray(t).reshape(-1)[0])
 
 
 def common_grid(s1: np.ndarray, s2: np.ndarray, max_factor: int = 2**20):

@@ -129,3 +129,34 @@ def test_unlowered_batchnorm_is_reported_as_float_island():
     assert p.report.skipped and "BatchNormalization" in p.report.skipped[0]["reason"]
     assert mac_float_islands(out, (-4.0, 4.0))
     sira.verify_equivalent(m, out, (-4.0, 4.0), samples=50, label="AggregateScaleBias")
+
+
+def test_concat_of_branches_with_different_scales_feeds_an_integer_matmul():
+    """Concat of branches quantized with scales 0.25 and 0.5 keeps one grid
+    (0.25; the second branch counts double), so the MatMul after it stays on
+    integers once the branches are aligned."""
+    inits: dict = {"d1": np.float32(0.25), "d2": np.float32(0.5), "s1": np.float32(0.25), "s2": np.float32(0.5)}
+    inits["w"] = np.random.default_rng(3).integers(-3, 4, size=(8, 3)).astype(np.float32)
+    inits["sw"] = np.float32(0.1)
+    nodes = [
+        helper.make_node("Div", ["x", "d1"], ["x1"]),
+        _unit_quant("x1", "q1", 5, "a", inits),
+        helper.make_node("Mul", ["q1", "s1"], ["b1"]),
+        helper.make_node("Div", ["x", "d2"], ["x2"]),
+        _unit_quant("x2", "q2", 5, "b", inits),
+        helper.make_node("Mul", ["q2", "s2"], ["b2"]),
+        helper.make_node("Concat", ["b1", "b2"], ["c"], axis=1),
+        helper.make_node("MatMul", ["c", "w"], ["acc"]),
+        helper.make_node("Mul", ["acc", "sw"], ["pre"]),
+        helper.make_node("Relu", ["pre"], ["y"]),
+    ]
+    spec = {"inputs": {"*": {"int_min": -16, "int_max": 15, "scale": 0.25}}}
+    m = sira.load(make_model(nodes, {"x": [1, 4]}, {"y": [1, 3]}, inits))
+    r = sira.analyze(m, spec)
+    cat = [n for n in r.model.graph.node if n.op_type == "Concat"][0]
+    assert r[cat.output[0]].scale.size == 1, "concat keeps one common scale"
+    p = AggregateScaleBias(spec)
+    out = m.transform(p)
+    assert p.report.aligned_joins
+    assert not mac_float_islands(out, spec)
+    sira.verify_equivalent(m, out, spec, samples=200, label="AggregateScaleBias")

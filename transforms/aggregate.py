@@ -17,9 +17,10 @@ activation, a quantizer) or a graph output - the pass
    target now computes the integer ``q`` itself;
 3. inserts one ``Mul(scale)`` and one ``Add(bias)`` right before the
    target's consumers, restoring the original value;
-4. aligns residual joins: an Add of two branches whose scales s1, s2 stand
-   in an integer ratio (s1 = ka*t, s2 = kb*t) gets integer Muls ka, kb on its
-   branches, so the joined integer is ka*q1 + kb*q2 as the analysis says.
+4. aligns joins: a residual Add or a Concat of branches whose scales stand
+   in integer ratios (s_i = k_i*t) gets integer Muls k_i on its branches, so
+   the joined integer is the one the analysis describes (k1*q1 + k2*q2 for
+   an Add).
 
 Afterwards the neutralized identity ops are removed exactly (no tolerance).
 The pass needs the analysis of the model it rewrites, which it computes
@@ -37,7 +38,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
 import sira
-from sira.range import ScaledIntRange, common_grid
+from sira.range import ScaledIntRange, common_grid, part_grid_factors
 
 #: ops after which the integer chain ends: aggregation targets feed only these
 NONLINEAR_OPS = {
@@ -197,28 +198,41 @@ def _insert_affine(model: ModelWrapper, target: str, scale: np.ndarray, bias: np
         graph.node.insert(producer_idx + 1 + k, n)
 
 
+def _join_factors(node, report):
+    """Integer factors per input that put the branches of a residual Add or
+    a Concat on one grid, or None when they share it already or cannot."""
+    parts = [report.ranges.get(i) for i in node.input]
+    if any(r is None or r.is_const or not r.is_scaled_int for r in parts):
+        return None
+    if node.op_type == "Add" and len(parts) == 2:
+        grid = common_grid(parts[0].scale, parts[1].scale)
+        factors = None if grid is None else [grid[0], grid[1]]
+    elif node.op_type == "Concat":
+        found = part_grid_factors(parts)
+        factors = None if found is None else found[0]
+    else:
+        return None
+    if factors is None or all(np.all(np.asarray(f) == 1) for f in factors):
+        return None
+    return parts, factors
+
+
 def _align_joins(model: ModelWrapper, report, neutralized: set) -> list[dict]:
-    """Integer Muls on the branches of residual Adds whose scales differ by a
-    rational ratio, so the neutralized branches add up to the joined integer.
-    Only joins whose branches lose all their scale sources qualify (their
-    values become plain integers)."""
+    """Integer Muls on the branches of residual Adds and Concats whose scales
+    differ by rational ratios, so the neutralized branches (plain integers)
+    combine into the joined integer the analysis describes. Only joins whose
+    branches lose all their scale sources qualify."""
     aligned = []
     graph = model.graph
     for node in list(graph.node):
-        if node.op_type != "Add" or len(node.input) != 2:
+        found = _join_factors(node, report)
+        if found is None:
             continue
-        a, b = (report.ranges.get(i) for i in node.input)
-        out = report.ranges.get(node.output[0])
-        if a is None or b is None or a.is_const or b.is_const or out is None or not out.is_scaled_int:
+        parts, factors = found
+        if not frozenset().union(*(r.scale_sources for r in parts)) <= neutralized:
             continue
-        if not (a.scale_sources | b.scale_sources) <= neutralized:
-            continue
-        grid = common_grid(a.scale, b.scale)
-        if grid is None:
-            continue
-        ka, kb, _ = grid
-        for k, factor in ((0, ka), (1, kb)):
-            if np.all(factor == 1):
+        for k, factor in enumerate(factors):
+            if np.all(np.asarray(factor) == 1):
                 continue
             const = model.make_new_valueinfo_name()
             model.set_initializer(const, np.asarray(factor, dtype=np.float32))
@@ -226,7 +240,7 @@ def _align_joins(model: ModelWrapper, report, neutralized: set) -> list[dict]:
             idx = list(graph.node).index(node)
             graph.node.insert(idx, helper.make_node("Mul", [node.input[k], const], [scaled], name=f"{node.name}_align{k}"))
             node.input[k] = scaled
-        aligned.append({"node": node.name, "factors": [np.asarray(ka).tolist(), np.asarray(kb).tolist()]})
+        aligned.append({"node": node.name, "factors": [np.asarray(f).tolist() for f in factors]})
     return aligned
 
 
