@@ -2,7 +2,7 @@
 #   make demo    install, then analyze and verify the bundled example model
 #   make test    install, then run the test suite (fast tier)
 #   make test-slow   the slow tier (zoo-wide sampling), run by CI
-#   make bench   speed benchmark against qonnx's range analysis
+#   make bench   speed benchmarks against qonnx: range analysis, then model loading
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -39,6 +39,7 @@ test-all: install
 
 bench: install
 	$(BIN)/python bench/analysis_speed.py
+	$(BIN)/python bench/load_speed.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

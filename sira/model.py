@@ -21,7 +21,8 @@ import contextlib
 import io
 import os
 import warnings
-from typing import Container, Optional, Union
+from collections.abc import Container
+from typing import Optional, Union
 
 import numpy as np
 import onnx
@@ -54,7 +55,7 @@ def quiet():
             yield
 
 
-def wrap(proto: Union[bytes, onnx.ModelProto]) -> ModelWrapper:
+def _wrap(proto: Union[bytes, onnx.ModelProto]) -> ModelWrapper:
     """``ModelWrapper(proto)``, which adds a ValueInfo to every initializer a
     node uses that has none, with that fix done in one pass (the
     constructor's own looks every tensor up by scanning the graph)."""
@@ -82,10 +83,10 @@ def _add_initializer_value_info(graph: onnx.GraphProto, nodes) -> None:
 
 def read_model(src: ModelLike) -> ModelWrapper:
     """A ModelWrapper around a file path, ModelProto or ModelWrapper (copied)."""
-    if isinstance(src, ModelWrapper):
-        return wrap(src.model.SerializeToString())
-    if isinstance(src, onnx.ModelProto):
-        return wrap(src.SerializeToString())
+    if isinstance(src, (ModelWrapper, onnx.ModelProto)):
+        proto = onnx.ModelProto()
+        proto.CopyFrom(src.model if isinstance(src, ModelWrapper) else src)
+        return _wrap(proto)
     path = os.fspath(src)
     if not os.path.exists(path):
         raise SiraError(f"model file '{path}' not found; give the path to a QONNX .onnx file")
@@ -101,7 +102,7 @@ def read_model(src: ModelLike) -> ModelWrapper:
         raise SiraError(f"'{path}' is not an ONNX model (it could not be parsed: {type(e).__name__}); is the file truncated or of another format?") from None
     if not proto.graph.node and not proto.graph.output:
         raise SiraError(f"'{path}' parsed as ONNX but holds no graph (no nodes, no outputs); is the file truncated or of another format?")
-    return wrap(proto)
+    return _wrap(proto)
 
 
 def check_graph(model: ModelWrapper) -> None:
@@ -187,7 +188,8 @@ def _fuse_qcdq(model: ModelWrapper) -> ModelWrapper:
 
 def prepare(model: ModelWrapper) -> ModelWrapper:
     """What qonnx's ``cleanup_model(model, preserve_qnt_ops=True)`` makes of
-    ``model``, in about linear time (``model`` itself is changed too).
+    ``model``, in about linear time plus one shape inference per folded
+    constant node (``model`` itself is changed too).
 
     The same passes run in the same order with the same effect:
     InferShapes, GiveUniqueParameterTensors, FoldConstants (quantizers
@@ -200,14 +202,16 @@ def prepare(model: ModelWrapper) -> ModelWrapper:
     so it is reproduced step by step rather than computed from the end
     state.
 
-    Differences, for graphs qonnx mishandles: IntQuant and Trunc are not
-    folded (see :data:`UNFOLDED_OPS`); an empty (absent optional) tensor name
-    stays empty, where qonnx's renaming would wire it to a node output.
+    Differences: IntQuant and Trunc are not folded (see
+    :data:`UNFOLDED_OPS`); and for graphs qonnx mishandles, an empty (absent
+    optional) tensor name stays empty, where qonnx's renaming would wire it
+    to a node output, and a tensor that is both graph input and output is
+    accepted, where qonnx fails an assertion.
     """
     for n in model.graph.node:
         if n.op_type in QONNX_DOMAIN_OPS:
             n.domain = "qonnx.custom_op.general"
-    model = infer_shapes(model)
+    model = _infer_shapes(model)
     _cleanup(model)
     model = _fold_constants(model)
     if _fold_transposes_into_quant_inits(model.graph):
@@ -216,19 +220,37 @@ def prepare(model: ModelWrapper) -> ModelWrapper:
     return model
 
 
-def infer_shapes(model: ModelWrapper) -> ModelWrapper:
+def _infer_shapes(model: ModelWrapper) -> ModelWrapper:
     """qonnx's InferShapes pass: QONNX custom ops hidden behind
-    shape-compatible standard ops for onnx's shape inference. Only the
-    wrapping of the result is done by :func:`wrap` (linear) instead of the
-    ``ModelWrapper`` constructor (quadratic). ``model`` keeps the hidden ops;
+    shape-compatible standard ops for onnx's shape inference. Two lookups
+    that scan the graph are replaced by indexed ones: the custom ops'
+    ValueInfo queries while hiding (:class:`_IndexedValueInfo`), and the
+    wrapping of the result (:func:`_wrap`). ``model`` keeps the hidden ops;
     use the returned model."""
     from onnx import shape_inference
     from qonnx.transformation.infer_shapes import _hide_finn_ops, _restore_finn_ops
 
-    hidden = _hide_finn_ops(model)
-    inferred = wrap(shape_inference.infer_shapes(model.model))
+    hidden = _hide_finn_ops(_IndexedValueInfo(model.model))
+    inferred = _wrap(shape_inference.infer_shapes(model.model))
     _restore_finn_ops(inferred, hidden)
     return inferred
+
+
+class _IndexedValueInfo(ModelWrapper):
+    """A ModelWrapper over the same proto whose ``get_tensor_valueinfo`` is a
+    dict lookup instead of a scan of all ValueInfos; qonnx's quantizers call
+    it once each while being hidden for shape inference, which only replaces
+    nodes, so the index stays valid."""
+
+    def __init__(self, proto: onnx.ModelProto):
+        super().__init__(proto, fix_missing_initializer_valueinfo=False)
+        g = proto.graph
+        self._value_info: dict[str, onnx.ValueInfoProto] = {}
+        for vi in (*g.input, *g.output, *g.value_info):
+            self._value_info.setdefault(vi.name, vi)
+
+    def get_tensor_valueinfo(self, tensor_name: str) -> Optional[onnx.ValueInfoProto]:
+        return self._value_info.get(tensor_name)
 
 
 def _cleanup(model: ModelWrapper) -> None:
@@ -431,7 +453,7 @@ def _fold_constants(model: ModelWrapper) -> ModelWrapper:
         oxe.execute_node(node, context, graph, opset_version=opset)
         model.set_initializer(node.output[0], context[node.output[0]])
         del graph.node[idx]
-        model = infer_shapes(model)
+        model = _infer_shapes(model)
         _cleanup(model)
 
 
@@ -515,8 +537,8 @@ def _give_readable_names(graph: onnx.GraphProto) -> None:
     for n in graph.node:
         for j, o in enumerate(n.output):
             names[o] = f"{n.name}_out{j}"
-        for j, i in enumerate(i for i in n.input if i in inits):
-            names[i] = f"{n.name}_param{j}"
+        for j, t in enumerate(t for t in n.input if t in inits):
+            names[t] = f"{n.name}_param{j}"
     for k, vi in enumerate(graph.input):
         names[vi.name] = "global_in" if k == 0 else f"global_in_{k}"
     for k, vi in enumerate(graph.output):
@@ -549,7 +571,8 @@ def load(src: ModelLike, *, rename: bool = True) -> ModelWrapper:
 
     model = read_model(src)
     check_graph(model)
-    original_inputs = [i.name for i in model.graph.input if i.name not in {x.name for x in model.graph.initializer}]
+    inits = {x.name for x in model.graph.initializer}
+    original_inputs = [i.name for i in model.graph.input if i.name not in inits]
     try:
         with quiet():
             model = _fuse_qcdq(model)

@@ -20,6 +20,7 @@ bounds are reported as their hull along the channel axis), ``scaled_int``,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -259,21 +260,32 @@ def report_table(doc: dict, include_constants: bool = False) -> str:
 # --------------------------------------------------------------------------
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and
-    an atomic rename: readers never see a half-written file, and a failure
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str = ""):
+    """A temporary path in ``path``'s folder that replaces ``path`` when the
+    block succeeds: readers never see a half-written file, and a failure
     leaves any previous file untouched."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".sira-", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".sira-", suffix=suffix, dir=folder)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
 
 
+def write_atomic(path: str, text: str) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def save_model_atomic(model, path: str) -> None:
+    """Save an ONNX model (a qonnx ModelWrapper) atomically."""
+    import onnx
+
+    with atomic_path(path, ".onnx") as tmp:
+        onnx.save(model.model, tmp)
