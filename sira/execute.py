@@ -54,8 +54,47 @@ def _quant_float64(node, ctx) -> None:
     )
 
 
-#: op types whose qonnx node wrapper rounds the result to float32
-_WIDE_KERNELS = {"Quant": _quant_float64, "IntQuant": _quant_float64}
+def _same_pads(size: int, kernel: int, stride: int, dilation: int, upper: bool) -> tuple[int, int]:
+    total = max(0, (-(-size // stride) - 1) * stride + (kernel - 1) * dilation + 1 - size)
+    small = total // 2
+    return (small, total - small) if upper else (total - small, small)
+
+
+def _conv_float64(node, ctx) -> None:
+    """ONNX Conv in float64, which onnxruntime has no kernel for: zero
+    padding (explicit or auto_pad), strides, dilations, groups, bias."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    x = np.asarray(ctx[node.input[0]], dtype=np.float64)
+    w = np.asarray(ctx[node.input[1]], dtype=np.float64)
+    nsp = w.ndim - 2
+    kernel = w.shape[2:]
+    strides = list(attrs.get("strides", [1] * nsp))
+    dilations = list(attrs.get("dilations", [1] * nsp))
+    group = int(attrs.get("group", 1))
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads = [_same_pads(x.shape[2 + i], kernel[i], strides[i], dilations[i], auto_pad == "SAME_UPPER") for i in range(nsp)]
+    else:
+        flat = list(attrs.get("pads", [0] * 2 * nsp)) if auto_pad != "VALID" else [0] * 2 * nsp
+        pads = [(flat[i], flat[i + nsp]) for i in range(nsp)]
+    xp = np.pad(x, [(0, 0), (0, 0)] + pads)
+    out_sp = [(xp.shape[2 + i] - (kernel[i] - 1) * dilations[i] - 1) // strides[i] + 1 for i in range(nsp)]
+    cg, og = x.shape[1] // group, w.shape[0] // group
+    y = np.zeros((x.shape[0], w.shape[0], *out_sp))
+    for g in range(group):
+        xs, wg = xp[:, g * cg : (g + 1) * cg], w[g * og : (g + 1) * og]
+        for k in np.ndindex(*kernel):
+            window = tuple(slice(k[i] * dilations[i], k[i] * dilations[i] + (out_sp[i] - 1) * strides[i] + 1, strides[i]) for i in range(nsp))
+            y[:, g * og : (g + 1) * og] += np.einsum("nc...,oc->no...", xs[(slice(None), slice(None)) + window], wg[(slice(None), slice(None)) + k])
+    if len(node.input) > 2 and node.input[2]:
+        y += np.asarray(ctx[node.input[2]], dtype=np.float64).reshape((1, -1) + (1,) * nsp)
+    ctx[node.output[0]] = y
+
+
+#: op types whose qonnx node wrapper rounds the result to float32, or that
+#: onnxruntime cannot execute in float64
+_WIDE_KERNELS = {"Quant": _quant_float64, "IntQuant": _quant_float64, "Conv": _conv_float64}
 
 
 def execute_all(model: ModelWrapper, feed: dict, dtype=np.float64) -> dict:

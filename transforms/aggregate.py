@@ -76,25 +76,50 @@ def _producers(model: ModelWrapper) -> dict[str, object]:
     return {o: n for n in model.graph.node for o in n.output if o}
 
 
+#: ops that end an integer chain and start a new grid
+QUANTIZER_OPS = {"Quant", "IntQuant", "BipolarQuant", "Trunc", "MultiThreshold"}
+
+
+def _linear_since_quantizer(t: str, producers: dict, cache: dict) -> bool:
+    """Whether ``t`` is computed from quantizer outputs, graph inputs and
+    constants by linear ops only. A tensor downstream of an activation (a
+    Relu keeps its input's grid) already has its scale restored by the
+    target before that activation; the tail after it is threshold material."""
+    if t in cache:
+        return cache[t]
+    node = producers.get(t)
+    if node is None or node.op_type in QUANTIZER_OPS:
+        result = True
+    elif node.op_type in NONLINEAR_OPS:
+        result = False
+    else:
+        result = all(_linear_since_quantizer(i, producers, cache) for i in node.input if i)
+    cache[t] = result
+    return result
+
+
 def find_targets(model: ModelWrapper, report) -> list[str]:
     """Tensors whose consumers are all nonlinear ops (or that are graph
-    outputs), computed by some op other than a quantizer: where a layer's
-    float scale and bias are gathered."""
+    outputs), computed from the previous quantizers by linear ops: where a
+    layer's float scale and bias are gathered."""
     consumers = _consumers(model)
     producers = _producers(model)
     outputs = {o.name for o in model.graph.output}
+    fresh: dict = {}
     targets = []
     for node in sira.model.topological_order(model):
         for t in node.output:
             if not t or t not in report.ranges:
                 continue
             r = report[t]
-            if r.is_const or not r.is_scaled_int or producers[t].op_type in NONLINEAR_OPS:
+            if r.is_const or not r.is_scaled_int or node.op_type in NONLINEAR_OPS:
                 continue
             cons = consumers.get(t, [])
-            if (t in outputs and not cons) or (cons and all(c.op_type in NONLINEAR_OPS for c in cons)):
-                if cons and not all(c.input[0] == t for c in cons):
-                    continue  # the tensor is a parameter (scale, threshold) of its consumer
+            if not ((t in outputs and not cons) or (cons and all(c.op_type in NONLINEAR_OPS for c in cons))):
+                continue
+            if cons and not all(c.input[0] == t for c in cons):
+                continue  # the tensor is a parameter (scale, threshold) of its consumer
+            if _linear_since_quantizer(t, producers, fresh):
                 targets.append(t)
     return targets
 
@@ -299,14 +324,20 @@ class AggregateScaleBias(Transformation):
         self.report.skipped = skipped
         outputs = {o.name for o in model.graph.output}
         neutralized = {n.input[i] for p in plans for n, i in p.scale_nodes}
-        joins = _align_joins(model, analysis, neutralized)
-        self.report.aligned_joins = joins
+        self.report.aligned_joins = _align_joins(model, analysis, neutralized)
         for p in plans:
             for node, idx in p.scale_nodes:
                 _set_initializer(model, node.input[idx], 1.0)
             for node, idx in p.bias_nodes:
                 _set_initializer(model, node.input[idx], 0.0)
-            _insert_affine(model, p.target, p.scale, p.bias, outputs)
+        with sira.model.quiet():
+            model = model.transform(InferShapes())
+        # what each target computes now: the same integers, on the grid that
+        # is left once the sources are gone (a bipolar input leaves 2*q - sum(W))
+        after = sira.analyze(model, self.input_spec)
+        for p in plans:
+            scale, bias = _restoring_affine(analysis[p.target], after[p.target], p.target)
+            _insert_affine(model, p.target, scale, bias, outputs)
             self.report.aggregated.append(
                 {
                     "tensor": p.target,
@@ -322,10 +353,28 @@ class AggregateScaleBias(Transformation):
         return model, False
 
 
+def _restoring_affine(before: ScaledIntRange, now: ScaledIntRange, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(a, c) with before = a * now + c. Both are grids over the same
+    integers q - before = S*q + B, now = s0*q + b0 - so a = S/s0 and
+    c = B - a*b0. (Their integer *ranges* may differ in the half-rewritten
+    model the grids are read from; the grids of a target depend only on the
+    constants and quantizers since the last requantization.)"""
+    if not now.is_scaled_int:
+        raise sira.SiraError(f"aggregation left '{name}' without an integer grid; this is a bug in sira, please report it")
+    a = before.scale / now.scale
+    return a, before.bias - a * now.bias
+
+
+def _integral(a: np.ndarray) -> bool:
+    return bool(np.all(a == np.round(a)))
+
+
 def mac_float_islands(model: ModelWrapper, input_spec=None) -> list[dict]:
-    """MAC nodes whose operands or result are not pure integers (scale 1,
-    bias 0), with the reason - what aggregation could not remove."""
+    """MAC nodes whose operands or result are not integer-valued (integer
+    grid scale and bias, e.g. bipolar +-1 inputs are integers), with the
+    reason - what aggregation could not remove."""
     analysis = sira.analyze(model, input_spec)
+    graph_inputs = {i.name for i in analysis.model.graph.input}
     islands = []
     for node in analysis.model.graph.node:
         if node.op_type not in MAC_OPS:
@@ -335,7 +384,8 @@ def mac_float_islands(model: ModelWrapper, input_spec=None) -> list[dict]:
             if r is None or r.is_const:
                 continue
             if not r.is_scaled_int:
-                islands.append({"node": node.name, "tensor": t, "reason": "not on an integer grid: " + "; ".join(r.notes[-1:])})
-            elif not (np.all(r.scale == 1) and np.all(r.bias == 0)):
+                why = "it is the model's float input" if t in graph_inputs else "no quantizer puts it on an integer grid"
+                islands.append({"node": node.name, "tensor": t, "reason": f"not on an integer grid: {why}"})
+            elif not (_integral(r.scale) and _integral(r.bias)):
                 islands.append({"node": node.name, "tensor": t, "reason": "carries a float scale or bias"})
     return islands

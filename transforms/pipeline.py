@@ -1,0 +1,95 @@
+"""The SIRA pipeline behind ``sira optimize``: lower, aggregate scales and
+biases, turn elementwise chains into exact thresholds, annotate minimal
+datatypes - verifying after every pass that the model still computes what
+the original computes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+from qonnx.core.modelwrapper import ModelWrapper
+
+import sira
+
+from .aggregate import AggregateScaleBias, mac_float_islands
+from .lower import Lower
+from .thresholds import ConvertChainsToThresholds, ConvertInputQuantToThresholds
+from .widths import AnnotateDatatypes, mac_width_report
+
+#: random inputs per pass (each pass is checked against the original), and
+#: for the final model
+PASS_SAMPLES = 50
+
+
+@dataclasses.dataclass
+class OptimizeReport:
+    """What ``optimize`` did and measured."""
+
+    layers: list
+    float_islands: list
+    passes: list
+    samples: int
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def optimize(
+    model,
+    input_spec=None,
+    *,
+    samples: int = 500,
+    seed: int = 0,
+    progress: Optional[Callable[[str], None]] = None,
+) -> tuple[ModelWrapper, OptimizeReport]:
+    """Run the SIRA pipeline on ``model`` (path or ModelWrapper).
+
+    Every pass is verified against the original model on random and corner
+    inputs (``sira.verify_equivalent``, which raises naming the pass and the
+    first differing tensor); the final model on ``samples`` of them.
+    Returns the optimized model and an :class:`OptimizeReport`.
+    """
+    original = sira.load(model) if not _prepared(model) else model
+    base = sira.analyze(original, input_spec)
+    say = progress or (lambda _msg: None)
+    current = original
+    spec = input_spec
+    feed_map = None
+    passes = []
+
+    def run(label: str, transformation, new_spec=None, new_feed_map=None):
+        nonlocal current, spec, feed_map
+        say(label)
+        candidate = current.transform(transformation)
+        fm = new_feed_map if new_feed_map is not None else feed_map
+        sira.verify_equivalent(original, candidate, input_spec, samples=PASS_SAMPLES, seed=seed, label=label, feed_map=fm, report=base)
+        current, feed_map = candidate, fm
+        if new_spec is not None:
+            spec = new_spec
+        entry = {"pass": label}
+        rep = getattr(transformation, "report", None)
+        if rep is not None:
+            entry.update(rep.to_json() if hasattr(rep, "to_json") else dict(rep))
+        passes.append(entry)
+
+    run("lower", Lower())
+    run("aggregate", AggregateScaleBias(spec))
+    input_pass = ConvertInputQuantToThresholds(spec)
+    run("input-thresholds", input_pass, new_spec=input_pass.output_spec, new_feed_map=input_pass.feed_map)
+    run("thresholds", ConvertChainsToThresholds(spec))
+    run("annotate", AnnotateDatatypes(spec))
+    say("verify")
+    final = sira.verify_equivalent(original, current, input_spec, samples=samples, seed=seed, label="optimize", feed_map=feed_map, report=base)
+    report = OptimizeReport(
+        layers=mac_width_report(base),
+        float_islands=mac_float_islands(current, spec),
+        passes=passes,
+        samples=final.samples,
+    )
+    return current, report
+
+
+def _prepared(model) -> bool:
+    return isinstance(model, ModelWrapper) and model.get_metadata_prop("sira_prepared") == "1"
