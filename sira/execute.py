@@ -97,26 +97,90 @@ def _conv_float64(node, ctx) -> None:
 _WIDE_KERNELS = {"Quant": _quant_float64, "IntQuant": _quant_float64, "Conv": _conv_float64}
 
 
-def execute_all(model: ModelWrapper, feed: dict, dtype=np.float64) -> dict:
-    """Every tensor of ``model`` for one input ``feed``, executed node by node
-    with qonnx; for float64, ops whose qonnx wrapper returns float32 run
-    qonnx's underlying function directly, and other float outputs are
-    promoted, so the whole run keeps its precision."""
-    from qonnx.core.onnx_exec import execute_node
-    from qonnx.util.basic import get_preferred_qonnx_opset
+class Executor:
+    """Runs a model node by node with qonnx's op implementations, like
+    qonnx's ``execute_onnx``, but prepares every node once: a standard ONNX
+    node gets one onnxruntime session, reused for every input (qonnx builds
+    a new session per node per call, which dominated verification time).
 
-    ctx = model.make_empty_exec_context()
-    for name, value in feed.items():
-        ctx[name] = np.asarray(value, dtype=dtype)
-    opsets = model.get_opset_imports()
-    with quiet():
-        for node in topological_order(model):
+    With ``dtype=np.float64`` it runs a float64 copy of the model; ops whose
+    qonnx wrapper returns float32, or that onnxruntime cannot run in
+    float64, use the float64 kernels above, and other float outputs are
+    promoted, so the whole run keeps its precision.
+    """
+
+    def __init__(self, model: ModelWrapper, dtype=np.float64):
+        from qonnx.custom_op.registry import is_custom_op
+        from qonnx.util.basic import get_preferred_qonnx_opset
+
+        self.dtype = dtype
+        self.model = to_float64(model) if dtype == np.float64 else model
+        graph = self.model.graph
+        self.template = self.model.make_empty_exec_context()
+        infos = {v.name: v for v in list(graph.input) + list(graph.output) + list(graph.value_info)}
+        opsets = self.model.get_opset_imports()
+        self.steps = []
+        for node in topological_order(self.model):
+            opset = opsets.get(node.domain, get_preferred_qonnx_opset())
             if dtype == np.float64 and node.op_type in _WIDE_KERNELS:
-                _WIDE_KERNELS[node.op_type](node, ctx)
-                continue
-            execute_node(node, ctx, model.graph, opsets.get(node.domain, get_preferred_qonnx_opset()), True)
-            for o in node.output:
-                v = ctx.get(o)
-                if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.dtype != dtype:
-                    ctx[o] = v.astype(dtype)
-    return ctx
+                self.steps.append((node, _WIDE_KERNELS[node.op_type]))
+            elif is_custom_op(node.domain, node.op_type):
+                self.steps.append((node, self._custom(node, opset)))
+            else:
+                self.steps.append((node, self._session(node, infos, opset)))
+
+    def _custom(self, node, opset: int):
+        from qonnx.custom_op import registry
+
+        graph = self.model.graph
+
+        def run(_node, ctx):
+            registry.getCustomOp(node, onnx_opset_version=opset).execute_node(ctx, graph)
+
+        return run
+
+    def _session(self, node, infos: dict, opset: int):
+        import onnxruntime as rt
+
+        def info(name):
+            if name in infos:
+                return infos[name]
+            value = np.asarray(self.template[name])
+            return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape))
+
+        graph = helper.make_graph([node], "node", [info(i) for i in node.input if i], [info(o) for o in node.output if o])
+        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        proto.ir_version = min(proto.ir_version, 10)
+        options = rt.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = rt.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        names = [o for o in node.output if o]
+
+        def run(_node, ctx):
+            results = session.run(names, {i: ctx[i] for i in node.input if i})
+            for name, value in zip(names, results):
+                ctx[name] = value
+
+        return run
+
+    def run(self, feed: dict) -> dict:
+        """Every tensor of the model for one input ``feed``."""
+        ctx = dict(self.template)
+        for name, value in feed.items():
+            ctx[name] = np.asarray(value, dtype=self.dtype)
+        with quiet():
+            for node, step in self.steps:
+                step(node, ctx)
+                if self.dtype == np.float64:
+                    for o in node.output:
+                        v = ctx.get(o)
+                        if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.dtype != np.float64:
+                            ctx[o] = v.astype(np.float64)
+        return ctx
+
+
+def execute_all(model: ModelWrapper, feed: dict, dtype=np.float64) -> dict:
+    """Every tensor of ``model`` for one input ``feed`` (see :class:`Executor`;
+    to run many inputs, build one Executor and reuse it)."""
+    return Executor(model, dtype).run(feed)

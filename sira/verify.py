@@ -40,7 +40,7 @@ import numpy as np
 from . import numerics as nx
 from .analysis import RangeReport, analyze
 from .errors import SiraError
-from .execute import execute_all, to_float64
+from .execute import Executor
 from .range import ScaledIntRange
 
 #: precision -> (relative value slack, grid slack in integer steps)
@@ -252,8 +252,8 @@ def verify(
         raise SiraError(f"precision must be one of {', '.join(SLACK)}, not {precision!r}")
     if report is None:
         report = analyze(model, input_spec)
-    runnable = to_float64(report.model) if precision == "float64" else report.model
     dtype = np.float64 if precision == "float64" else np.float32
+    executor = Executor(report.model, dtype)
     rng = np.random.default_rng(seed)
     feeds = corner_inputs(report, rng)
     for k in range(samples):
@@ -263,7 +263,7 @@ def verify(
     total = 0
     values = 0
     for i, (label, feed) in enumerate(feeds):
-        ctx = execute_all(runnable, {n: as_precision(report.input_ranges[n], v, dtype) for n, v in feed.items()}, dtype)
+        ctx = executor.run({n: as_precision(report.input_ranges[n], v, dtype) for n, v in feed.items()})
         for name in dynamic:
             if name not in ctx or ctx[name] is None:
                 continue
@@ -338,8 +338,8 @@ def verify_equivalent(
     feeds = corner_inputs(report, rng)
     for k in range(samples):
         feeds.append((f"random-{k}", {n: random_input(r, n, rng) for n, r in report.input_ranges.items()}))
-    run_a = to_float64(orig_model)
-    run_b = to_float64(transformed)
+    run_a = Executor(orig_model)
+    run_b = Executor(transformed)
     outputs = [o.name for o in orig_model.graph.output]
     out_b = [o.name for o in transformed.graph.output]
     if len(outputs) != len(out_b):
@@ -348,8 +348,8 @@ def verify_equivalent(
     first = ""
     for label_in, feed in feeds:
         feed64 = {n: np.asarray(v, dtype=np.float64) for n, v in feed.items()}
-        ctx_a = execute_all(run_a, feed64)
-        ctx_b = execute_all(run_b, feed_map(feed64) if feed_map else feed64)
+        ctx_a = run_a.run(feed64)
+        ctx_b = run_b.run(feed_map(feed64) if feed_map else feed64)
         for oa, ob in zip(outputs, out_b):
             same = _same_output(report.ranges.get(oa), ctx_a[oa], ctx_b[ob])
             if not np.all(same):
