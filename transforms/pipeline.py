@@ -83,12 +83,33 @@ def optimize(
     say("verify")
     final = sira.verify_equivalent(original, current, input_spec, samples=samples, seed=seed, label="optimize", feed_map=feed_map, report=base)
     report = OptimizeReport(
-        layers=mac_width_report(base),
+        layers=_with_thresholds(mac_width_report(base), passes, current, base),
         float_islands=mac_float_islands(current, spec),
         passes=passes,
         samples=final.samples,
     )
     return current, report
+
+
+def _with_thresholds(layers: list, passes: list, final: ModelWrapper, base) -> list:
+    """Add to each MAC layer the thresholds per channel of the chain that now
+    reads its accumulator, and the datatype of that chain's quantizer."""
+    from sira.report import datatype_name
+
+    producers = {o: n.name for n in final.graph.node for o in n.output}
+    quant_outputs = {n.name: n.output[0] for n in base.model.graph.node}
+    chains = {}
+    for entry in passes:
+        if entry["pass"] == "thresholds":
+            for c in entry.get("converted", []):
+                chains[producers.get(c["input"])] = c
+    for layer in layers:
+        chain = chains.get(layer["layer"])
+        if chain is not None:
+            layer["thresholds_per_channel"] = chain["thresholds_per_row"]
+            out = quant_outputs.get(chain["quantizer"])
+            layer["output_dtype"] = datatype_name(base[out]) if out in base.ranges else "-"
+    return layers
 
 
 def _prepared(model) -> bool:

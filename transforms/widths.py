@@ -396,7 +396,7 @@ def mac_width_report(report: RangeReport) -> list[dict]:
 def width_table(layers: Sequence[dict]) -> str:
     """People's view of :func:`mac_width_report`: one row per layer, then the
     mean width saved against the A2Q bound."""
-    headers = ["layer", "op", "K", "input", "weights", "A2Q", "FINN", "sira", "sira acc range", "per-channel", "limit ch"]
+    headers = ["layer", "op", "K", "input", "weights", "output", "A2Q", "FINN", "sira", "sira acc range", "per-channel", "limit ch", "thresholds"]
     rows = []
     for r in layers:
         widths = r["channel_widths"]
@@ -407,15 +407,17 @@ def width_table(layers: Sequence[dict]) -> str:
                 str(r["K"]),
                 r["input_dtype"] + ("*" if r["input_dtype_source"] == "proven range" else ""),
                 r["weight_dtype"],
+                r.get("output_dtype", "-"),
                 r["a2q_dtype"],
                 r["finn_dtype"],
                 r["sira_dtype"],
                 f"[{r['sira_range'][0]}, {r['sira_range'][1]}]",
                 f"{min(widths)}..{max(widths)} bits (x{len(widths)})",
                 str(r["limiting_channel"]),
+                f"{r['thresholds_per_channel']}/ch" if r.get("thresholds_per_channel") is not None else "-",
             ]
         )
-    out = [format_table(headers, rows, right=(2,))]
+    out = [format_table(headers, rows, right=(2, 12))]
     if layers:
         out.append(
             f"mean accumulator width saved vs A2Q bound: FINN {100 * mean_reduction(layers, 'finn_width'):.1f}%, "

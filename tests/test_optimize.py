@@ -1,0 +1,79 @@
+"""The whole SIRA pipeline (``sira optimize``): every zoo model and the
+bundled example optimize, stay bit-exact with the original, end with integer
+MAC layers and exact thresholds, and the written model loads and runs in
+qonnx."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import sira
+from sira.cli import main
+from transforms.pipeline import optimize
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXAMPLE = os.path.join(HERE, "..", "examples", "sira_mlp.onnx")
+EXAMPLE_SPEC = os.path.join(HERE, "..", "examples", "sira_mlp.spec.json")
+
+#: MAC layers that legitimately stay on floats: the jet tagger's first layer
+#: reads the model's float input directly (no input quantizer)
+EXPECTED_ISLANDS = {"qkeras_jettagging": {"MatMul_0"}}
+
+
+def _check(name, model, report):
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert ops["MultiThreshold"] >= 1, f"{name}: no chain became thresholds"
+    assert not ops["BatchNormalization"] and not ops["Gemm"]
+    islands = {i["node"] for i in report.float_islands}
+    assert islands == EXPECTED_ISLANDS.get(name, set()), f"{name}: float islands {report.float_islands}"
+    assert report.layers, f"{name}: no MAC layer reported"
+    for layer in report.layers:
+        assert layer["sira_width"] <= layer["finn_width"] <= layer["a2q_width"]
+
+
+def test_example_optimizes_bit_exact():
+    model, report = optimize(EXAMPLE, EXAMPLE_SPEC, samples=100)
+    _check("sira_mlp", model, report)
+    assert report.samples >= 100
+
+
+@pytest.mark.slow
+def test_zoo_optimizes_bit_exact_on_500_inputs(zoo_model):
+    name, path, spec = zoo_model
+    model, report = optimize(path, spec, samples=500)
+    assert report.samples >= 500
+    _check(name, model, report)
+
+
+def test_cli_optimize_writes_a_model_qonnx_runs(capsys, tmp_path):
+    out = tmp_path / "opt.onnx"
+    rep = tmp_path / "rep.json"
+    code = main(["optimize", EXAMPLE, "--input-spec", EXAMPLE_SPEC, "-o", str(out), "--report", str(rep), "--samples", "50"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "A2Q" in text and "FINN" in text and "sira" in text and "no float islands" in text
+    doc = json.loads(rep.read_text())
+    assert {"layers", "float_islands", "passes", "samples"} <= set(doc)
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    m = ModelWrapper(str(out))
+    inp = m.graph.input[0]
+    shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    x = np.random.default_rng(0).integers(0, 256, size=shape).astype(np.float32)
+    with sira.model.quiet():
+        y = execute_onnx(m, {inp.name: x})
+    assert np.all(np.isfinite(y[m.graph.output[0].name]))
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".sira-")]
+
+
+def test_cli_optimize_bad_input_writes_nothing(capsys, tmp_path):
+    out = tmp_path / "opt.onnx"
+    code = main(["optimize", str(tmp_path / "missing.onnx"), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("sira: error:") and not out.exists()
