@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/sira analyze $(EXAMPLE) --input-spec $(EXAMPLE_SPEC)
 	$(BIN)/sira verify $(EXAMPLE) --input-spec $(EXAMPLE_SPEC) --samples 200
+	mkdir -p out
+	$(BIN)/sira optimize $(EXAMPLE) --input-spec $(EXAMPLE_SPEC) -o out/sira_mlp_optimized.onnx --report out/sira_mlp_optimize.json
 
 example: install
 	$(BIN)/python examples/build_mlp.py
@@ -40,6 +42,7 @@ test-all: install
 bench: install
 	$(BIN)/python bench/analysis_speed.py
 	$(BIN)/python bench/load_speed.py
+	$(BIN)/python bench/optimize_widths.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

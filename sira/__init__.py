@@ -6,6 +6,7 @@ Public API::
     model = sira.load("model.onnx")                 # prepared ModelWrapper
     report = sira.analyze(model, input_spec=(0, 1))  # tensor -> ScaledIntRange
     result = sira.verify(model, input_spec=(0, 1), samples=200)
+    optimized, report = sira.optimize(model, input_spec=(0, 1))
 """
 
 from __future__ import annotations
@@ -19,7 +20,20 @@ from .analysis import AnalysisWarning, RangeReport, analyze
 from .rules import RULES, RuleContext, rule
 from .verify import EquivalenceResult, VerifyResult, verify, verify_equivalent
 
+
+
+def optimize(model, input_spec=None, **options):
+    """The SIRA pipeline (lower, aggregate, thresholds, annotate), every pass
+    verified bit-exact: returns ``(optimized ModelWrapper, OptimizeReport)``.
+    See :func:`transforms.pipeline.optimize` for the options. Imported on
+    use: the analysis itself never depends on the transforms."""
+    from transforms.pipeline import optimize as run
+
+    return run(model, input_spec, **options)
+
+
 __all__ = [
+    "optimize",
     "__version__",
     "SiraError",
     "ScaledIntRange",

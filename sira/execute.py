@@ -16,6 +16,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 
+from .errors import SiraError
 from .model import quiet, topological_order
 
 
@@ -92,6 +93,76 @@ def _conv_float64(node, ctx) -> None:
     ctx[node.output[0]] = y
 
 
+def _attrs(node) -> dict:
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
+def _global_average_pool_float64(node, ctx) -> None:
+    x = np.asarray(ctx[node.input[0]], dtype=np.float64)
+    ctx[node.output[0]] = x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)
+
+
+def _average_pool_float64(node, ctx) -> None:
+    """ONNX AveragePool in float64: explicit or SAME pads, strides,
+    dilations, ceil_mode, count_include_pad."""
+    attrs = _attrs(node)
+    x = np.asarray(ctx[node.input[0]], dtype=np.float64)
+    kernel = list(attrs["kernel_shape"])
+    nsp = len(kernel)
+    strides = list(attrs.get("strides", [1] * nsp))
+    dilations = list(attrs.get("dilations", [1] * nsp))
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads = [_same_pads(x.shape[2 + i], kernel[i], strides[i], dilations[i], auto_pad == "SAME_UPPER") for i in range(nsp)]
+    else:
+        flat = list(attrs.get("pads", [0] * 2 * nsp)) if auto_pad != "VALID" else [0] * 2 * nsp
+        pads = [(flat[i], flat[i + nsp]) for i in range(nsp)]
+    out_shape = ctx[node.output[0]].shape[2:] if ctx.get(node.output[0]) is not None else None
+    if out_shape is None:
+        rnd = np.ceil if attrs.get("ceil_mode", 0) else np.floor
+        out_shape = [int(rnd((x.shape[2 + i] + sum(pads[i]) - (kernel[i] - 1) * dilations[i] - 1) / strides[i])) + 1 for i in range(nsp)]
+    extra = [max(0, (out_shape[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - (x.shape[2 + i] + sum(pads[i]))) for i in range(nsp)]
+    widths = [(0, 0), (0, 0)] + [(pads[i][0], pads[i][1] + extra[i]) for i in range(nsp)]
+    xp = np.pad(x, widths)
+    inside = np.pad(np.ones(x.shape[2:]), [(pads[i][0], pads[i][1] + extra[i]) for i in range(nsp)])
+    counted = np.pad(np.ones(x.shape[2:]), [pads[i] for i in range(nsp)], constant_values=1.0 if attrs.get("count_include_pad", 0) else 0.0)
+    counted = np.pad(counted, [(0, e) for e in extra])
+    total = np.zeros(x.shape[:2] + tuple(out_shape))
+    count = np.zeros(tuple(out_shape))
+    for k in np.ndindex(*kernel):
+        window = tuple(slice(k[i] * dilations[i], k[i] * dilations[i] + (out_shape[i] - 1) * strides[i] + 1, strides[i]) for i in range(nsp))
+        total += xp[(slice(None), slice(None)) + window] * inside[window]
+        count += counted[window]
+    ctx[node.output[0]] = total / count
+
+
+def _leaky_relu_float64(node, ctx) -> None:
+    x = np.asarray(ctx[node.input[0]], dtype=np.float64)
+    alpha = float(np.float32(_attrs(node).get("alpha", 0.01)))
+    ctx[node.output[0]] = np.where(x >= 0, x, alpha * x)
+
+
+def _hard_sigmoid_float64(node, ctx) -> None:
+    x = np.asarray(ctx[node.input[0]], dtype=np.float64)
+    attrs = _attrs(node)
+    alpha, beta = float(np.float32(attrs.get("alpha", 0.2))), float(np.float32(attrs.get("beta", 0.5)))
+    ctx[node.output[0]] = np.clip(alpha * x + beta, 0.0, 1.0)
+
+
+#: float64 kernels for ops onnxruntime has no double implementation of (used
+#: only when it refuses the node)
+_FLOAT64_FALLBACKS = {
+    "GlobalAveragePool": _global_average_pool_float64,
+    "AveragePool": _average_pool_float64,
+    "LeakyRelu": _leaky_relu_float64,
+    "HardSigmoid": _hard_sigmoid_float64,
+}
+
+
 #: op types whose qonnx node wrapper rounds the result to float32, or that
 #: onnxruntime cannot execute in float64
 _WIDE_KERNELS = {"Quant": _quant_float64, "IntQuant": _quant_float64, "Conv": _conv_float64}
@@ -127,7 +198,18 @@ class Executor:
             elif is_custom_op(node.domain, node.op_type):
                 self.steps.append((node, self._custom(node, opset)))
             else:
-                self.steps.append((node, self._session(node, infos, opset)))
+                self.steps.append((node, self._session_or_kernel(node, infos, opset)))
+
+    def _session_or_kernel(self, node, infos: dict, opset: int):
+        try:
+            return self._session(node, infos, opset)
+        except Exception as e:
+            if self.dtype == np.float64 and node.op_type in _FLOAT64_FALLBACKS:
+                return _FLOAT64_FALLBACKS[node.op_type]
+            raise SiraError(
+                f"node '{node.name}' ({node.op_type}) cannot be executed for verification in {np.dtype(self.dtype).name}: "
+                f"{str(e).splitlines()[0]}; verify with --precision float32 or report the op"
+            ) from None
 
     def _custom(self, node, opset: int):
         from qonnx.custom_op import registry

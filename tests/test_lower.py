@@ -485,3 +485,18 @@ def test_lower_conv_layer():
     inits = {**qi, **wi, **bi, **oi, **params, "pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)}
     model = make_model(nodes, {"x": (1, 2, 5, 5)}, {"y": None}, inits)
     check_lowered(model, model.transform(Lower()), SPEC)
+
+
+def test_global_average_pool_becomes_integer_sum_and_div():
+    from transforms.lower import GlobalAveragePoolToSum
+
+    inits = {"s": np.float32(0.5), "z": np.float32(0), "b": np.float32(4)}
+    nodes = [quant_node("x", "s", "z", "b", "q", signed=0), helper.make_node("GlobalAveragePool", ["q"], ["y"])]
+    m = sira.load(make_model(nodes, {"x": [1, 3, 5, 5]}, {"y": [1, 3, 1, 1]}, inits))
+    out = m.transform(GlobalAveragePoolToSum())
+    ops = [n.op_type for n in out.graph.node]
+    assert "GlobalAveragePool" not in ops and "ReduceSum" in ops and "Div" in ops
+    sira.verify_equivalent(m, out, (0.0, 8.0), samples=100, label="GlobalAveragePoolToSum")
+    r = sira.analyze(out, (0.0, 8.0))
+    total = [n.output[0] for n in out.graph.node if n.op_type == "ReduceSum"][0]
+    assert r[total].is_scaled_int and r[total].int_bounds() == (0, 25 * 15)

@@ -77,3 +77,18 @@ def test_cli_optimize_bad_input_writes_nothing(capsys, tmp_path):
     code = main(["optimize", str(tmp_path / "missing.onnx"), "-o", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("sira: error:") and not out.exists()
+
+
+@pytest.mark.slow
+def test_depthwise_separable_conv_net_optimizes_to_integer_convs():
+    """Depthwise and pointwise convs with padding and strides, BatchNorm,
+    global average pool and a classifier: every MAC ends up on integers."""
+    import sys
+
+    sys.path.insert(0, os.path.join(HERE, "..", "bench"))
+    from models import CONV_INPUT_RANGE, mobilenet_like
+
+    model, report = optimize(mobilenet_like(), CONV_INPUT_RANGE, samples=100)
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert ops["Conv"] == ops["MultiThreshold"] and ops["Conv"] >= 10
+    assert not report.float_islands, report.float_islands

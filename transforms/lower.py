@@ -357,6 +357,38 @@ class DivByConstToMul(Transformation):
         return rw.finish()
 
 
+class GlobalAveragePoolToSum(Transformation):
+    """``GlobalAveragePool(x)`` -> ``Div(ReduceSum(x, spatial axes), n)``.
+
+    The window sum of an integer tensor is an integer tensor, and the 1/n
+    becomes a constant Div that aggregation moves past the next MAC layer
+    with the other scales (a global average pool before the classifier
+    would otherwise leave that MatMul on floats). Exact in float64: both
+    forms add the window and divide the sum by n once.
+    """
+
+    def apply(self, model):
+        rw = _Rewrite(model)
+        opset = model.get_opset_imports().get("", 13)
+        for k, n in enumerate(list(rw.nodes)):
+            if n.op_type != "GlobalAveragePool":
+                continue
+            shape = model.get_tensor_shape(n.input[0])
+            if shape is None or len(shape) < 3:
+                continue
+            axes = list(range(2, len(shape)))
+            base = n.name or n.output[0]
+            if opset >= 13:
+                total = rw.op("ReduceSum", f"{base}_sum", [n.input[0]], const=np.asarray(axes, dtype=np.int64))
+            else:
+                total = rw.op("ReduceSum", f"{base}_sum", [n.input[0]])
+                _set_attr(total, "axes", axes)
+            _set_attr(total, "keepdims", 1)
+            count = np.float32(np.prod([shape[a] for a in axes]))
+            rw.replace(k, [total, rw.op("Div", f"{base}_count", [total.output[0]], const=count, out=n.output[0])])
+        return rw.finish()
+
+
 class SubConstToAdd(Transformation):
     """``Sub(x, c)`` with a constant ``c`` -> ``Add(x, -c)`` (IEEE ``x - c``
     is ``x + (-c)``: exact). The negated constant is a new initializer, so
@@ -708,10 +740,11 @@ class DuplicateForkingConstOps(Transformation):
 class Lower(Transformation):
     """All lowering passes in order, then unused tensors removed:
 
-    1. FusePadIntoConv, BatchNormToAffine, ExtractConvBias, GemmToMatMul -
-       the MAC layers become MatMul/Conv followed by Mul/Add, with weights
-       still quantized (GemmToMatMul transposes the weight quantizers'
-       constants so FoldWeightQuant sees MatMul weights);
+    1. FusePadIntoConv, BatchNormToAffine, ExtractConvBias, GemmToMatMul,
+       GlobalAveragePoolToSum - the MAC layers become MatMul/Conv followed by
+       Mul/Add, with weights still quantized (GemmToMatMul transposes the
+       weight quantizers' constants so FoldWeightQuant sees MatMul weights),
+       and average pools become integer sums and a constant Div;
     2. FoldWeightQuant - integer weights, weight scales after the MACs;
     3. ExtractQuantScaleZeroPt - unit activation quantizers;
     4. SubConstToAdd, DivByConstToMul - also on the Div/Add nodes that step 3
@@ -726,6 +759,7 @@ class Lower(Transformation):
         BatchNormToAffine,
         ExtractConvBias,
         GemmToMatMul,
+        GlobalAveragePoolToSum,
         FoldWeightQuant,
         ExtractQuantScaleZeroPt,
         SubConstToAdd,
