@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Iterator, Optional
+from typing import Iterator
 
 import numpy as np
 from onnx import numpy_helper

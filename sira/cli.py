@@ -129,7 +129,7 @@ def cmd_optimize(args) -> int:
     from transforms.widths import width_table
 
     from .model import load
-    from .report import format_table, save_model_atomic
+    from .report import save_model_atomic
 
     if args.samples < 1:
         raise SiraError("--samples must be >= 1")

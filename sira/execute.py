@@ -17,7 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 
 from .errors import SiraError
-from .model import quiet, topological_order
+from .model import node_attrs, quiet, topological_order
 
 
 def to_float64(model: ModelWrapper) -> ModelWrapper:
@@ -46,12 +46,10 @@ def _quant_float64(node, ctx) -> None:
     """qonnx's Quant, without the float32 cast its node wrapper applies."""
     from qonnx.custom_op.general.intquant import int_quant
 
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    mode = attrs.get("rounding_mode", b"ROUND")
+    attrs = node_attrs(node)
     x, s, z, b = (ctx[i] for i in node.input[:4])
     ctx[node.output[0]] = np.asarray(
-        int_quant(x, s, z, b, attrs.get("signed", 1), attrs.get("narrow", 0), mode.decode() if isinstance(mode, bytes) else mode),
-        dtype=np.float64,
+        int_quant(x, s, z, b, attrs.get("signed", 1), attrs.get("narrow", 0), attrs.get("rounding_mode", "ROUND")), dtype=np.float64
     )
 
 
@@ -64,7 +62,7 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int, upper: bool) 
 def _conv_float64(node, ctx) -> None:
     """ONNX Conv in float64, which onnxruntime has no kernel for: zero
     padding (explicit or auto_pad), strides, dilations, groups, bias."""
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    attrs = node_attrs(node)
     x = np.asarray(ctx[node.input[0]], dtype=np.float64)
     w = np.asarray(ctx[node.input[1]], dtype=np.float64)
     nsp = w.ndim - 2
@@ -72,8 +70,7 @@ def _conv_float64(node, ctx) -> None:
     strides = list(attrs.get("strides", [1] * nsp))
     dilations = list(attrs.get("dilations", [1] * nsp))
     group = int(attrs.get("group", 1))
-    auto_pad = attrs.get("auto_pad", b"NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    auto_pad = attrs.get("auto_pad", "NOTSET")
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         pads = [_same_pads(x.shape[2 + i], kernel[i], strides[i], dilations[i], auto_pad == "SAME_UPPER") for i in range(nsp)]
     else:
@@ -93,14 +90,6 @@ def _conv_float64(node, ctx) -> None:
     ctx[node.output[0]] = y
 
 
-def _attrs(node) -> dict:
-    out = {}
-    for a in node.attribute:
-        v = helper.get_attribute_value(a)
-        out[a.name] = v.decode() if isinstance(v, bytes) else v
-    return out
-
-
 def _global_average_pool_float64(node, ctx) -> None:
     x = np.asarray(ctx[node.input[0]], dtype=np.float64)
     ctx[node.output[0]] = x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)
@@ -109,7 +98,7 @@ def _global_average_pool_float64(node, ctx) -> None:
 def _average_pool_float64(node, ctx) -> None:
     """ONNX AveragePool in float64: explicit or SAME pads, strides,
     dilations, ceil_mode, count_include_pad."""
-    attrs = _attrs(node)
+    attrs = node_attrs(node)
     x = np.asarray(ctx[node.input[0]], dtype=np.float64)
     kernel = list(attrs["kernel_shape"])
     nsp = len(kernel)
@@ -142,13 +131,13 @@ def _average_pool_float64(node, ctx) -> None:
 
 def _leaky_relu_float64(node, ctx) -> None:
     x = np.asarray(ctx[node.input[0]], dtype=np.float64)
-    alpha = float(np.float32(_attrs(node).get("alpha", 0.01)))
+    alpha = float(np.float32(node_attrs(node).get("alpha", 0.01)))
     ctx[node.output[0]] = np.where(x >= 0, x, alpha * x)
 
 
 def _hard_sigmoid_float64(node, ctx) -> None:
     x = np.asarray(ctx[node.input[0]], dtype=np.float64)
-    attrs = _attrs(node)
+    attrs = node_attrs(node)
     alpha, beta = float(np.float32(attrs.get("alpha", 0.2))), float(np.float32(attrs.get("beta", 0.5)))
     ctx[node.output[0]] = np.clip(alpha * x + beta, 0.0, 1.0)
 

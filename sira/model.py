@@ -81,6 +81,31 @@ def _add_initializer_value_info(graph: onnx.GraphProto, nodes) -> None:
                 described.add(name)
 
 
+def _decoded(v):
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, list) and v and isinstance(v[0], bytes):
+        return [x.decode() for x in v]
+    return v
+
+
+def node_attrs(node) -> dict:
+    """A node's attributes as plain Python values (strings decoded)."""
+    from onnx import helper
+
+    return {a.name: _decoded(helper.get_attribute_value(a)) for a in node.attribute}
+
+
+def node_attr(node, name: str, default=None):
+    """One attribute of a node as a plain Python value, or ``default``."""
+    from onnx import helper
+
+    for a in node.attribute:
+        if a.name == name:
+            return _decoded(helper.get_attribute_value(a))
+    return default
+
+
 def read_model(src: ModelLike) -> ModelWrapper:
     """A ModelWrapper around a file path, ModelProto or ModelWrapper (copied)."""
     if isinstance(src, (ModelWrapper, onnx.ModelProto)):

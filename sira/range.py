@@ -475,24 +475,19 @@ class ScaledIntRange:
         out_shape = tuple(int(d) for d in out_shape)
 
         def mv(a):
-            if a is None:
-                return None
             if a.size == 1:
                 return a.reshape((1,) * len(out_shape))
             return compact(fn(_full(a, self.shape)), out_shape)
 
         value = None if self.value is None else np.asarray(fn(self.value)).reshape(out_shape)
-        return dataclasses.replace(
-            self,
-            shape=out_shape,
-            lo=mv(self.lo),
-            hi=mv(self.hi),
-            int_lo=mv(self.int_lo),
-            int_hi=mv(self.int_hi),
-            scale=mv(self.scale),
-            bias=mv(self.bias),
-            value=value,
-        )
+        return self.map_fields(mv, out_shape, value)
+
+    def map_fields(self, fn: Callable[[np.ndarray], np.ndarray], out_shape, value) -> "ScaledIntRange":
+        """The range with ``fn`` applied to every per-element field (bounds,
+        integer bounds, scale, bias), a new shape and constant value."""
+        fields = ("lo", "hi", "int_lo", "int_hi", "scale", "bias")
+        moved = {f: (None if getattr(self, f) is None else fn(getattr(self, f))) for f in fields}
+        return dataclasses.replace(self, shape=tuple(out_shape), value=value, **moved)
 
     def per_channel(self, field: str, axis: int = 1, reduce: str = "min") -> np.ndarray:
         """A field reduced to one value per index of ``axis`` (hull over the
@@ -634,22 +629,10 @@ def move_along(r: ScaledIntRange, fn: Callable[[np.ndarray], np.ndarray], out_sh
     touched = {a % r.ndim for a in axes} if r.ndim else set()
 
     def mv(a):
-        if a is None:
-            return None
         if a.size == 1:
             return a.reshape((1,) * len(out_shape))
         target = tuple(r.shape[i] if i in touched else d for i, d in enumerate(a.shape))
         return compact(fn(np.broadcast_to(a, target)), out_shape)
 
     value = None if r.value is None else np.broadcast_to(fn(r.value), out_shape).copy()
-    return dataclasses.replace(
-        r,
-        shape=out_shape,
-        lo=mv(r.lo),
-        hi=mv(r.hi),
-        int_lo=mv(r.int_lo),
-        int_hi=mv(r.int_hi),
-        scale=mv(r.scale),
-        bias=mv(r.bias),
-        value=value,
-    )
+    return r.map_fields(mv, out_shape, value)

@@ -5,7 +5,6 @@ are handled, what cannot be aggregated is reported."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from onnx import helper
 
 import sira

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from sira.cli import main
-from tests.helpers import QONNX_DOMAIN, make_model, quant_node
+from tests.helpers import make_model, quant_node
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(HERE, "..", "examples", "sira_mlp.onnx")

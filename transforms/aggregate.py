@@ -33,7 +33,7 @@ import dataclasses
 from typing import Optional
 
 import numpy as np
-from onnx import helper, numpy_helper
+from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 

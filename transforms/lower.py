@@ -51,20 +51,12 @@ from qonnx.transformation.base import Transformation
 from qonnx.transformation.general import RemoveUnusedTensors
 from qonnx.transformation.infer_shapes import InferShapes
 
-from sira.model import topological_order
+from sira.model import node_attr, topological_order
 
 #: integer quantizers: (x, scale, zero-point, bit width)
 INT_QUANTIZERS = ("Quant", "IntQuant")
 #: quantizers whose output is a scaled integer of their input
 QUANTIZERS = INT_QUANTIZERS + ("BipolarQuant", "Trunc")
-
-
-def _attr(node: NodeProto, name: str, default=None):
-    for a in node.attribute:
-        if a.name == name:
-            v = helper.get_attribute_value(a)
-            return v.decode() if isinstance(v, bytes) else v
-    return default
 
 
 def _set_attr(node: NodeProto, name: str, value) -> None:
@@ -263,7 +255,7 @@ class BatchNormToAffine(Transformation):
             if any(p is None for p in params) or shape is None or len(shape) < 2:
                 continue
             gamma, beta, mean, var = (p.astype(np.float64).reshape(-1) for p in params)
-            a = gamma / np.sqrt(var + float(_attr(n, "epsilon", 1e-5)))
+            a = gamma / np.sqrt(var + float(node_attr(n, "epsilon", 1e-5)))
             b = beta - mean * a
             channel = (1, -1) + (1,) * (len(shape) - 2)
             dtype = params[0].dtype
@@ -297,10 +289,10 @@ class GemmToMatMul(Transformation):
                 continue
             base = n.name or n.output[0]
             nodes: list[NodeProto] = []
-            a = self._transposed(rw, n.input[0], k, base, nodes) if _attr(n, "transA", 0) else n.input[0]
-            b = self._transposed(rw, n.input[1], k, base, nodes) if _attr(n, "transB", 0) else n.input[1]
+            a = self._transposed(rw, n.input[0], k, base, nodes) if node_attr(n, "transA", 0) else n.input[0]
+            b = self._transposed(rw, n.input[1], k, base, nodes) if node_attr(n, "transB", 0) else n.input[1]
             c = n.input[2] if len(n.input) > 2 and n.input[2] else None
-            alpha, beta = float(_attr(n, "alpha", 1.0)), float(_attr(n, "beta", 1.0))
+            alpha, beta = float(node_attr(n, "alpha", 1.0)), float(node_attr(n, "beta", 1.0))
             y = n.output[0]
             last = alpha == 1.0 and c is None
             nodes.append(rw.op("MatMul", f"{base}_matmul", [a, b], out=y if last else None))
@@ -417,7 +409,7 @@ class FusePadIntoConv(Transformation):
     def apply(self, model):
         rw = _Rewrite(model)
         for k, conv in enumerate(list(rw.nodes)):
-            if conv.op_type != "Conv" or _attr(conv, "auto_pad", "NOTSET") != "NOTSET":
+            if conv.op_type != "Conv" or node_attr(conv, "auto_pad", "NOTSET") != "NOTSET":
                 continue
             pad = rw.producer_of(conv.input[0])
             if pad is None or pad.op_type != "Pad" or not rw.sole_user(conv.input[0], k):
@@ -427,7 +419,7 @@ class FusePadIntoConv(Transformation):
                 continue
             begin, end = amounts
             spatial = len(begin) - 2
-            pads = list(_attr(conv, "pads", [0] * (2 * spatial)))
+            pads = list(node_attr(conv, "pads", [0] * (2 * spatial)))
             _set_attr(conv, "pads", [int(p + b) for p, b in zip(pads[:spatial], begin[2:])] + [int(p + e) for p, e in zip(pads[spatial:], end[2:])])
             rw.remove(rw.producer[pad.output[0]])
             rw.rewire(k, conv.input[0], pad.input[0])
@@ -437,10 +429,10 @@ class FusePadIntoConv(Transformation):
     def _zero_pads(rw: _Rewrite, pad: NodeProto, shape) -> Optional[tuple[np.ndarray, np.ndarray]]:
         """(begin, end) pads over all axes if ``pad`` zero-pads spatial axes
         only, else None."""
-        if _attr(pad, "mode", "constant") != "constant" or shape is None:
+        if node_attr(pad, "mode", "constant") != "constant" or shape is None:
             return None
-        if _attr(pad, "pads") is not None:  # opset < 11: attributes
-            pads, value, axes = _attr(pad, "pads"), _attr(pad, "value", 0.0), None
+        if node_attr(pad, "pads") is not None:  # opset < 11: attributes
+            pads, value, axes = node_attr(pad, "pads"), node_attr(pad, "value", 0.0), None
         else:
             given = (list(pad.input[1:]) + ["", ""])[:3]
             pads, value, axes = (rw.value(t) if t else None for t in given)
@@ -499,8 +491,8 @@ def _integer_weights(x: np.ndarray, s: np.ndarray, z: np.ndarray, bits: np.ndarr
     """``round(clip(x/s + z)) - z`` of a constant integer quantizer, if it is
     an exact float32 integer tensor and the same in float32 and float64
     arithmetic (the division could round to the other side of a tie)."""
-    signed, narrow = int(_attr(node, "signed", 1)), int(_attr(node, "narrow", 0))
-    mode = _attr(node, "rounding_mode", "ROUND")
+    signed, narrow = int(node_attr(node, "signed", 1)), int(node_attr(node, "narrow", 0))
+    mode = node_attr(node, "rounding_mode", "ROUND")
 
     def integers(dtype):
         xs = x.astype(dtype) / s.astype(dtype)

@@ -82,7 +82,7 @@ import sira
 from sira import numerics as nx
 from sira.errors import SiraError
 from sira.inputspec import load_spec
-from sira.model import input_aliases, quiet
+from sira.model import input_aliases, node_attr, quiet
 from sira.range import compact
 from sira.rules.quant import int_limits
 
@@ -808,14 +808,6 @@ def _node_label(node: NodeProto) -> str:
     return node.name or f"{node.op_type}({node.output[0]})"
 
 
-def _attr(node: NodeProto, name: str, default=None):
-    for a in node.attribute:
-        if a.name == name:
-            v = helper.get_attribute_value(a)
-            return v.decode() if isinstance(v, bytes) else v
-    return default
-
-
 def _const(ra, name: str) -> Optional[np.ndarray]:
     r = ra.ranges.get(name) if name else None
     return None if r is None or not r.is_const else np.asarray(r.value, dtype=np.float64)
@@ -863,7 +855,7 @@ def _channel_vector(a: np.ndarray, C: int) -> np.ndarray:
 def _scalar(node: NodeProto, ra, idx: int, attr: str) -> Optional[float]:
     if idx < len(node.input) and node.input[idx]:
         return float(_const(ra, node.input[idx]).reshape(-1)[0])
-    v = _attr(node, attr)
+    v = node_attr(node, attr)
     return None if v is None else float(v)
 
 
@@ -884,8 +876,8 @@ def _make_op(node: NodeProto, ra, p: dict):
             raise NotConvertible(f"{label}: division by zero")
         return Divide(p["k"], label)
     if t == "BatchNormalization":
-        eps = float(np.float32(_attr(node, "epsilon", 1e-5)))
-        if _attr(node, "training_mode", 0):
+        eps = float(np.float32(node_attr(node, "epsilon", 1e-5)))
+        if node_attr(node, "training_mode", 0):
             raise NotConvertible(f"{label}: training-mode BatchNormalization")
         if np.any(p["var"] + eps <= 0):
             raise NotConvertible(f"{label}: variance + epsilon is not positive")
@@ -895,12 +887,12 @@ def _make_op(node: NodeProto, ra, p: dict):
     if t == "Clip":
         return Clip(_scalar(node, ra, 1, "min"), _scalar(node, ra, 2, "max"), label)
     if t == "LeakyRelu":
-        alpha = float(np.float32(_attr(node, "alpha", 0.01)))
+        alpha = float(np.float32(node_attr(node, "alpha", 0.01)))
         if alpha < 0:
             raise NotConvertible(f"{label}: LeakyRelu with alpha={alpha:g} < 0 is not monotone (it falls below 0 and rises above)")
         return LeakyRelu(alpha, label)
     if t == "HardSigmoid":
-        return HardSigmoid(float(np.float32(_attr(node, "alpha", 0.2))), float(np.float32(_attr(node, "beta", 0.5))), label)
+        return HardSigmoid(float(np.float32(node_attr(node, "alpha", 0.2))), float(np.float32(node_attr(node, "beta", 0.5))), label)
     if t == "Sigmoid":
         return Sigmoid(label)
     if t == "Tanh":
@@ -920,11 +912,11 @@ def _make_requantizer(node: NodeProto, ra, p: dict, C: int) -> Requantizer:
     if bits_v is None or bits_v.size != 1 or not float(bits_v.reshape(-1)[0]).is_integer():
         raise NotConvertible(f"{label}: the bit width must be a constant integer")
     bits = int(bits_v.reshape(-1)[0])
-    signed, narrow = bool(_attr(node, "signed", 1)), bool(_attr(node, "narrow", 0))
+    signed, narrow = bool(node_attr(node, "signed", 1)), bool(node_attr(node, "narrow", 0))
     if bits == 1 and signed:
         return Requantizer(scale, zeropt, -1, 1, "ROUND", True, "BIPOLAR", label)
     qmin, qmax = int_limits(signed, narrow, bits)
-    mode = str(_attr(node, "rounding_mode", "ROUND")).upper()
+    mode = str(node_attr(node, "rounding_mode", "ROUND")).upper()
     if mode not in nx.ROUNDING_MODES:
         raise NotConvertible(f"{label}: unknown rounding_mode {mode!r}")
     dtype = f"INT{bits}" if signed else ("BINARY" if bits == 1 else f"UINT{bits}")

@@ -57,7 +57,7 @@ import json
 from typing import Optional, Sequence, Union
 
 import numpy as np
-from onnx import NodeProto, TensorProto, helper
+from onnx import NodeProto, TensorProto
 from qonnx.core.datatype import BaseDataType, DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
@@ -67,7 +67,7 @@ from sira import numerics as nx
 from sira.analysis import RangeReport
 from sira.errors import SiraError
 from sira.inputspec import SpecLike
-from sira.model import topological_order
+from sira.model import node_attr, topological_order
 from sira.range import ScaledIntRange
 from sira.report import format_table
 
@@ -214,13 +214,6 @@ _SAME_INTEGERS = {
 _RESCALING = {"Mul", "Div", "Add", "Sub"}
 
 
-def _attr(node: NodeProto, name: str, default):
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
-
-
 def _const_int(report: RangeReport, tensor: str) -> int:
     return int(np.asarray(report[tensor].const_value()).reshape(-1)[0])
 
@@ -233,13 +226,13 @@ def _quantizer_datatype(node: NodeProto, report: RangeReport):
         return DataType["BINARY"]  # levels q in {0, 1}: value 2s*q - s
     if op in ("Quant", "IntQuant"):
         bits = _const_int(report, node.input[3])
-        signed = bool(_attr(node, "signed", 1))
+        signed = bool(node_attr(node, "signed", 1))
         if bits == 1 and signed:
             return DataType["BINARY"]  # a 1-bit signed Quant is bipolar
         return DataType[f"{'INT' if signed else 'UINT'}{bits}"]
     if op == "Trunc":
         bits = _const_int(report, node.input[-1])  # output bit width: last input in v1 and v2
-        return DataType[f"{'INT' if _attr(node, 'signed', 1) else 'UINT'}{bits}"]
+        return DataType[f"{'INT' if node_attr(node, 'signed', 1) else 'UINT'}{bits}"]
     if op == "MultiThreshold":
         return integer_datatype(0, report[node.input[1]].shape[1])  # counts 0..steps
     return None
@@ -308,8 +301,8 @@ def _weight_layout(node: NodeProto, report: RangeReport):
         return wi, q.reshape(q.shape[0], -1).T, 1
     if op == "Gemm":
         if wi == 1:
-            return wi, (q.T if _attr(node, "transB", 0) else q), 1
-        return wi, (q if _attr(node, "transA", 0) else q.T), 0
+            return wi, (q.T if node_attr(node, "transB", 0) else q), 1
+        return wi, (q if node_attr(node, "transA", 0) else q.T), 0
     # MatMul (numpy semantics): the contraction is A's last axis, B's second-to-last
     other = r[1 - wi]
     if q.ndim == 1:

@@ -16,9 +16,10 @@ import dataclasses
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-from onnx import NodeProto, helper
+from onnx import NodeProto
 
 from ..errors import RuleError
+from ..model import node_attr
 from ..range import ScaledIntRange
 
 EXACT = "exact"
@@ -78,15 +79,7 @@ class RuleContext:
 
     def attr(self, name: str, default=None):
         """Attribute value (ints, floats, strings decoded, lists as lists)."""
-        for a in self.node.attribute:
-            if a.name == name:
-                v = helper.get_attribute_value(a)
-                if isinstance(v, bytes):
-                    return v.decode()
-                if isinstance(v, list) and v and isinstance(v[0], bytes):
-                    return [x.decode() for x in v]
-                return v
-        return default
+        return node_attr(self.node, name, default)
 
     def has_input(self, i: int) -> bool:
         return i < len(self.inputs) and self.inputs[i] is not None
