@@ -9,7 +9,7 @@ JSON layout (stable; later tools rely on it)::
      "warnings": [{"kind", "node", "op_type", "message"}]}
 
 A range entry has ``op`` (producing op type, or ``input``/``initializer``),
-``shape``, ``min``/``max`` (a number, or a list along ``axis`` when the
+``constant`` (weights and other tensors fixed at build time), ``shape``, ``min``/``max`` (a number, or a list along ``axis`` when the
 bounds vary along one axis; ``null`` stands for an unbounded side),
 ``axis``, ``granularity`` (``tensor``/``channel``/``element``; per-element
 bounds are reported as their hull along the channel axis), ``scaled_int``,
@@ -144,7 +144,7 @@ def report_json(report, model_path: Optional[str] = None) -> dict:
     tensors = {}
     for name, r in report.ranges.items():
         op = report.producers.get(name, "?")
-        entry = {"op": op}
+        entry = {"op": op, "constant": r.is_const}
         entry.update(summarize(r, const_scalar=(op == "initializer")))
         tensors[name] = entry
     return {
@@ -230,7 +230,7 @@ def report_table(doc: dict, include_constants: bool = False) -> str:
     headers = ["tensor", "op", "shape", "range", "int range", "scale", "bias", "datatype", "exact"]
     rows = []
     for name, t in doc["tensors"].items():
-        if t["op"] == "initializer" and not include_constants:
+        if t.get("constant") and not include_constants:
             continue
         per = "" if t["granularity"] == "tensor" else (" per-ch" if t["granularity"] == "channel" else " per-elem")
         rows.append(
