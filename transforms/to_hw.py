@@ -1,0 +1,539 @@
+"""Lowering to hardware: the optimized model -> a list of hardware layer specs
+(:mod:`sira.hw`) in dataflow order.
+
+Input: a model produced by :func:`sira.optimize` (integer MatMul/Conv with
+integer-valued weight initializers, MultiThreshold requantizers, leftover
+elementwise ops, pooling, data movement). Every width comes from sira's range
+analysis *of that model*: a stream's type is the narrowest type holding its
+proven value range, an accumulator's type the narrowest holding the MAC
+output's proven range, a threshold type the narrowest holding the thresholds
+and the range of what they are compared with.
+
+Mapping (one ONNX node, or a fused group, per stage):
+
+* ``MatMul`` [+ ``Mul(+-1)``] [+ ``MultiThreshold``] -> :class:`~sira.hw.MVAU`.
+  A per-channel sign ``Mul`` by +-1 between the MAC and its thresholds (what
+  the thresholds pass emits for decreasing channels) is **absorbed by
+  negating the weight columns**: free in hardware, one stage less. The
+  accumulator is then the oriented tensor (the ``Mul`` output) and its range
+  is the one the analysis proved for it. A sign ``Mul`` that cannot be fused
+  (other readers of the MAC output) stays an ``Elementwise`` ``Mul``.
+* ``Conv`` -> [:class:`~sira.hw.FMPadding` when padded] +
+  :class:`~sira.hw.ConvolutionInputGenerator` + ``MVAU`` (weights ordered
+  ``(kh, kw, c_in)`` x ``c_out``). A 1x1, stride-1, unpadded Conv needs no
+  window: it is an ``MVAU`` over every pixel. A depthwise Conv (``group`` =
+  channels, one input channel per group) -> ``FMPadding`` +
+  ``ConvolutionInputGenerator(depthwise)`` + :class:`~sira.hw.VVAU`. Other
+  grouped convolutions are refused.
+* standalone ``MultiThreshold`` -> :class:`~sira.hw.Thresholding`.
+* ``ReduceSum`` over the spatial axes (what ``optimize`` makes of global
+  average pooling) -> :class:`~sira.hw.Pool` (``sum``).
+* ``MaxPool`` (unpadded) -> :class:`~sira.hw.StreamingMaxPool`.
+* ``Add`` of two streams -> :class:`~sira.hw.AddStreams`; ``Add``/``Sub``/
+  ``Mul``/``Div``/``Min``/``Max`` with a constant, or ``Sub``/``Mul``/``Min``/
+  ``Max`` of two streams, and ``Relu`` (``Max`` with 0) ->
+  :class:`~sira.hw.Elementwise`; a ``Quant`` with unit scale and zero point
+  that could not become thresholds -> ``Elementwise`` ``RoundClip``.
+* ``Concat``/``Split`` along channels -> :class:`~sira.hw.Concat` /
+  :class:`~sira.hw.Split`.
+* ``Reshape``/``Flatten``/``Squeeze``/``Unsqueeze``/``Transpose``/``Identity``
+  -> :class:`~sira.hw.Reshape` when the channels-last stream order is
+  unchanged (checked exactly on an index tensor), else refused.
+* anything else -> :class:`~sira.errors.SiraError` naming the node and op.
+
+Thresholds are exact integers: an input ``x`` is an integer, so ``x >= t``
+equals ``x >= ceil(t)``; an infinite threshold is clipped just outside the
+input range (``lo`` always fires, ``hi + 1`` never does).
+
+Not modelled: stream duplication for a tensor read by several layers (the
+layers name their input streams; a backend inserts the fan-out), FIFOs and
+width converters.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+from onnx import NodeProto, helper
+from qonnx.core.modelwrapper import ModelWrapper
+
+import sira
+from sira import hw
+from sira import numerics as nx
+from sira.analysis import RangeReport
+from sira.errors import SiraError, node_error
+from sira.hw import StreamType
+from sira.inputspec import SpecLike
+from sira.model import topological_order
+from sira.range import ScaledIntRange
+
+_MOVEMENT = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity"}
+_ELEMENTWISE = {"Add": "Add", "Sub": "Sub", "Mul": "Mul", "Div": "Div", "Min": "Min", "Max": "Max"}
+
+
+# --------------------------------------------------------------------------
+# types and shapes
+# --------------------------------------------------------------------------
+
+
+def value_range(r: ScaledIntRange) -> Optional[tuple[int, int]]:
+    """Exact integer range of a tensor's *values* (``scale*q + bias`` with
+    integral scale and bias), or None when the values are not integers."""
+    if not r.is_scaled_int:
+        return None
+    s, b = r.scale, r.bias
+    if not (np.all(s == np.round(s)) and np.all(b == np.round(b))):
+        return None
+    si, bi = nx.as_int(s), nx.as_int(b)
+    at_lo = nx.int_add(nx.int_mul(si, r.int_lo), bi)
+    at_hi = nx.int_add(nx.int_mul(si, r.int_hi), bi)
+    lo = min(int(np.min(at_lo)), int(np.min(at_hi)))
+    hi = max(int(np.max(at_lo)), int(np.max(at_hi)))
+    return lo, hi
+
+
+def stream_type(r: ScaledIntRange) -> StreamType:
+    """Type of the values of a stream: BIPOLAR for +-1 values, else the
+    narrowest integer type of the value range, else FLOAT32."""
+    vr = value_range(r)
+    if vr is None:
+        return StreamType.float32()
+    lo, hi = vr
+    if lo == -1 and hi == 1 and np.all(np.asarray(r.bias) % 2 != 0) and np.all(np.asarray(r.scale) % 2 == 0):
+        return StreamType.bipolar()
+    return StreamType.for_range(lo, hi)
+
+
+def channels_last(shape) -> tuple[int, ...]:
+    """ONNX (N, C, spatial...) shape -> streamed (N, spatial..., C)."""
+    shape = tuple(int(d) for d in shape)
+    if len(shape) <= 2:
+        return shape
+    return (shape[0],) + shape[2:] + (shape[1],)
+
+
+def _to_cl(a: np.ndarray) -> np.ndarray:
+    if a.ndim <= 2:
+        return a
+    return np.moveaxis(a, 1, -1)
+
+
+def _int_const(value: np.ndarray, what: str, node: NodeProto) -> np.ndarray:
+    try:
+        return nx.as_int(value)
+    except ValueError:
+        raise node_error(node, f"{what} is not integer-valued; run sira.optimize first (it makes MAC weights integers)") from None
+
+
+def _weight_type(w: np.ndarray) -> StreamType:
+    lo, hi = int(np.min(w)), int(np.max(w))
+    if lo == -1 and hi == 1 and not np.any(w == 0):
+        return StreamType.bipolar()
+    return StreamType.for_range(lo, hi)
+
+
+def _attr(node: NodeProto, name: str, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            v = helper.get_attribute_value(a)
+            return v.decode() if isinstance(v, bytes) else v
+    return default
+
+
+# --------------------------------------------------------------------------
+# lowering
+# --------------------------------------------------------------------------
+
+
+class _Lowering:
+    def __init__(self, model: ModelWrapper, report: RangeReport):
+        self.model = model
+        self.ra = report
+        self.consumers: dict[str, list[NodeProto]] = {}
+        for n in model.graph.node:
+            for i in n.input:
+                if i:
+                    self.consumers.setdefault(i, []).append(n)
+        self.graph_outputs = {o.name for o in model.graph.output}
+        self.layers: list[hw.HWLayer] = []
+        self.done: set[int] = set()
+
+    # -- helpers -------------------------------------------------------------
+    def const(self, name: str) -> Optional[np.ndarray]:
+        init = self.model.get_initializer(name)
+        if init is not None:
+            return np.asarray(init)
+        r = self.ra.ranges.get(name) if hasattr(self.ra, "ranges") else None
+        return None if r is None or not r.is_const else np.asarray(r.const_value())
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.ra[name].shape)
+
+    def stype(self, name: str) -> StreamType:
+        return stream_type(self.ra[name])
+
+    def int_stream(self, name: str, node: NodeProto, role: str = "input") -> tuple[int, int]:
+        vr = value_range(self.ra[name])
+        if vr is None:
+            raise node_error(
+                node,
+                f"no hardware layer for {node.op_type} on a non-integer {role} stream '{name}'; "
+                "quantize it (or run sira.optimize, which turns scales into thresholds) first",
+            )
+        return vr
+
+    def sole_consumer(self, tensor: str) -> Optional[NodeProto]:
+        cons = self.consumers.get(tensor, [])
+        if len(cons) != 1 or tensor in self.graph_outputs:
+            return None
+        return cons[0]
+
+    def add(self, layer: hw.HWLayer) -> None:
+        self.layers.append(layer)
+
+    # -- thresholds ----------------------------------------------------------
+    def thresholds(self, mt: NodeProto, in_range: tuple[int, int]) -> tuple[np.ndarray, StreamType, int, int]:
+        t = self.const(mt.input[1])
+        if t is None:
+            raise node_error(mt, "thresholds are not a constant; no hardware layer for run-time thresholds")
+        t = np.asarray(t, dtype=np.float64)
+        if t.ndim != 2:
+            raise node_error(mt, f"thresholds must be 2-D (channels, steps), got shape {list(t.shape)}")
+        lo, hi = in_range
+        t = np.where(np.isneginf(t), lo, np.where(np.isposinf(t), hi + 1, t))
+        if np.any(np.isnan(t)):
+            raise node_error(mt, "thresholds contain NaN")
+        ti = nx.as_int(np.ceil(t))
+        tlo, thi = (int(np.min(ti)), int(np.max(ti))) if ti.size else (lo, hi)
+        ttype = StreamType.for_range(min(tlo, lo), max(thi, hi))
+        scale, bias = float(_attr(mt, "out_scale", 1.0)), float(_attr(mt, "out_bias", 0.0))
+        if not (scale.is_integer() and bias.is_integer()):
+            raise node_error(mt, f"out_scale={scale} / out_bias={bias} are not integers; no integer hardware thresholding for them")
+        return ti, ttype, int(bias), int(scale)
+
+    def fused_tail(self, mac_out: str):
+        """(sign vector or None, sign Mul node, MultiThreshold node) reading
+        the MAC output, as far as they can be fused into the MAC stage."""
+        nxt = self.sole_consumer(mac_out)
+        if nxt is None:
+            return None, None, None
+        if nxt.op_type == "MultiThreshold" and nxt.input[0] == mac_out:
+            return None, None, nxt
+        if nxt.op_type == "Mul":
+            other = nxt.input[1] if nxt.input[0] == mac_out else nxt.input[0]
+            c = self.const(other)
+            mt = self.sole_consumer(nxt.output[0])
+            if c is not None and np.all(np.abs(c) == 1) and mt is not None and mt.op_type == "MultiThreshold" and mt.input[0] == nxt.output[0]:
+                return nx.as_int(c), nxt, mt
+        return None, None, None
+
+    # -- per op --------------------------------------------------------------
+    def lower_mac(self, node: NodeProto) -> None:
+        x, wname, y = node.input[0], node.input[1], node.output[0]
+        if len(node.input) > 2 and node.input[2]:
+            raise node_error(node, "has a bias input; run sira.optimize first (it moves biases into the thresholds)")
+        w = self.const(wname)
+        if w is None or self.const(x) is not None:
+            raise node_error(node, f"no hardware layer for {node.op_type} without a constant weight as second input; only x @ W with W an initializer is supported")
+        W = _int_const(w, f"weight '{wname}'", node)
+        self.int_stream(x, node)
+        sign, sign_node, mt = self.fused_tail(y)
+        acc = sign_node.output[0] if sign_node is not None else y
+        acc_range = self.int_stream(acc, node, "accumulator")
+        acc_type = StreamType.for_range(*acc_range)
+        thr: dict = {}
+        out = acc
+        if mt is not None:
+            t, ttype, bias, scale = self.thresholds(mt, acc_range)
+            thr = dict(thresholds=t, threshold_type=ttype, activation_bias=bias, activation_scale=scale)
+            out = mt.output[0]
+            self.done.add(id(mt))
+        if sign_node is not None:
+            self.done.add(id(sign_node))
+        xs = self.shape(x)
+        if node.op_type == "MatMul":
+            if W.ndim != 2:
+                raise node_error(node, f"weights of shape {list(W.shape)}: only 2-D MatMul weights map to an MVAU")
+            if sign is not None:
+                W = nx.int_mul(W, sign.reshape(1, -1))
+            self.add(hw.MVAU(
+                name=node.name or y, inputs=(x,), outputs=(out,), in_shape=xs, out_shape=self.shape(out),
+                in_type=self.stype(x), out_type=self.stype(out), mw=W.shape[0], mh=W.shape[1],
+                num_input_vectors=xs[1:-1], weights=W, weight_type=_weight_type(W), acc_type=acc_type, acc_range=acc_range, **thr,
+            ))  # fmt: skip
+            return
+        self.lower_conv(node, x, W, sign, out, acc_type, acc_range, thr)
+
+    def lower_conv(self, node, x, W, sign, out, acc_type, acc_range, thr) -> None:
+        xs = self.shape(x)
+        if len(xs) != 4:
+            raise node_error(node, f"only 2-D convolutions (NCHW input) are supported, input shape {list(xs)}")
+        _, C, H, Wd = xs
+        kh, kw = (int(v) for v in _attr(node, "kernel_shape", W.shape[2:]))
+        sh, sw = (int(v) for v in _attr(node, "strides", [1, 1]))
+        dh, dw = (int(v) for v in _attr(node, "dilations", [1, 1]))
+        pt, pl, pb, pr = (int(v) for v in _attr(node, "pads", [0, 0, 0, 0]))
+        if _attr(node, "auto_pad", "NOTSET") not in ("NOTSET", ""):
+            raise node_error(node, "auto_pad is not supported; give explicit pads")
+        group = int(_attr(node, "group", 1))
+        cout = W.shape[0]
+        depthwise = group > 1
+        if depthwise and not (group == C and W.shape[1] == 1 and cout == C):
+            raise node_error(node, f"no hardware layer for a grouped Conv with group={group} on {C} channels; only group=1 or depthwise (group = channels = output channels)")
+        if sign is not None:
+            W = nx.int_mul(W, sign.reshape(-1, 1, 1, 1))
+        name = node.name or node.output[0]
+        ys = self.shape(node.output[0])
+        OH, OW = ys[2], ys[3]
+        itype = self.stype(x)
+        stream, shape = x, channels_last(xs)
+        if pt or pl or pb or pr:
+            padded = (1, H + pt + pb, Wd + pl + pr, C)
+            self.add(hw.FMPadding(
+                name=f"{name}_pad", inputs=(stream,), outputs=(f"{name}_padded",), in_shape=shape, out_shape=padded,
+                in_type=itype, out_type=itype, channels=C, padding=(pt, pl, pb, pr),
+            ))  # fmt: skip
+            stream, shape = f"{name}_padded", padded
+        needs_window = depthwise or (kh, kw, sh, sw) != (1, 1, 1, 1) or (dh, dw) != (1, 1)
+        if needs_window:
+            window = (1, OH, OW, kh * kw * C)
+            self.add(hw.ConvolutionInputGenerator(
+                name=f"{name}_swg", inputs=(stream,), outputs=(f"{name}_window",), in_shape=shape, out_shape=window,
+                in_type=itype, out_type=itype, channels=C, ifm_dim=shape[1:3], ofm_dim=(OH, OW), kernel=(kh, kw),
+                stride=(sh, sw), dilation=(dh, dw), depthwise=depthwise,
+            ))  # fmt: skip
+            stream, shape = f"{name}_window", window
+        common = dict(
+            name=name, inputs=(stream,), outputs=(out,), in_shape=shape, out_shape=channels_last(self.shape(out)),
+            in_type=itype, out_type=self.stype(out), num_input_vectors=(OH, OW), acc_type=acc_type, acc_range=acc_range, **thr,
+        )  # fmt: skip
+        if depthwise:
+            Wv = W.reshape(C, kh * kw)
+            self.add(hw.VVAU(channels=C, kernel=(kh, kw), weights=Wv, weight_type=_weight_type(Wv), **common))
+        else:
+            Wm = np.ascontiguousarray(np.transpose(W, (2, 3, 1, 0))).reshape(kh * kw * C, cout)
+            self.add(hw.MVAU(mw=Wm.shape[0], mh=cout, weights=Wm, weight_type=_weight_type(Wm), **common))
+
+    def lower_threshold(self, node: NodeProto) -> None:
+        x, y = node.input[0], node.output[0]
+        in_range = self.int_stream(x, node)
+        t, ttype, bias, scale = self.thresholds(node, in_range)
+        xs = self.shape(x)
+        layout = _attr(node, "data_layout", "NCHW" if len(xs) == 4 else "NC")
+        C = xs[-1] if layout in ("NHWC", "NWC") else xs[1]
+        self.add(hw.Thresholding(
+            name=node.name or y, inputs=(x,), outputs=(y,), in_shape=channels_last(xs), out_shape=channels_last(self.shape(y)),
+            in_type=self.stype(x), out_type=self.stype(y), channels=C, thresholds=t, threshold_type=ttype,
+            activation_bias=bias, activation_scale=scale,
+        ))  # fmt: skip
+
+    def lower_binary(self, node: NodeProto, op: str) -> None:
+        y = node.output[0]
+        ins = [i for i in node.input if i]
+        consts = [self.const(i) for i in ins]
+        ys = self.shape(y)
+        C = ys[1] if len(ys) >= 2 else 1
+        base = dict(name=node.name or y, outputs=(y,), out_shape=channels_last(ys), out_type=self.stype(y))
+        if len(ins) != 2:
+            raise node_error(node, f"no hardware layer for {op} with {len(ins)} inputs; expected two")
+        if consts[0] is None and consts[1] is None:
+            a, b = ins
+            if self.shape(a) != self.shape(b):
+                raise node_error(node, f"no hardware layer for {op} of streams of different shapes {list(self.shape(a))} and {list(self.shape(b))}")
+            if op == "Div":
+                raise node_error(node, "no hardware layer for Div of two streams")
+            self.int_stream(a, node)
+            self.int_stream(b, node)
+            common = dict(base, inputs=(a, b), in_shape=channels_last(self.shape(a)), in_type=self.stype(a))
+            if op == "Add":
+                self.add(hw.AddStreams(channels=C, in_type2=self.stype(b), **common))
+            else:
+                self.add(hw.Elementwise(op=op, channels=C, rhs_type=self.stype(b), **common))
+            return
+        if consts[0] is not None and consts[1] is not None:
+            raise node_error(node, "both operands are constants; fold constants before lowering")
+        si = 0 if consts[0] is None else 1
+        if si == 1 and op in ("Sub", "Div"):
+            raise node_error(node, f"no hardware layer for constant {op} stream (constant on the left); rewrite as Mul/Add")
+        c = np.asarray(consts[1 - si], dtype=np.float64)
+        c = c.reshape((1,) * (len(ys) - c.ndim) + c.shape) if c.ndim < len(ys) else c
+        param = _to_cl(c)
+        try:
+            param = nx.as_int(param)
+        except ValueError:
+            pass
+        x = ins[si]
+        self.add(hw.Elementwise(op=op, channels=C, param=param, inputs=(x,), in_shape=channels_last(self.shape(x)), in_type=self.stype(x), **base))
+
+    def lower_relu(self, node: NodeProto) -> None:
+        x, y = node.input[0], node.output[0]
+        ys = self.shape(y)
+        self.add(hw.Elementwise(
+            op="Max", channels=ys[1] if len(ys) >= 2 else 1, param=np.zeros(1, dtype=np.int64), name=node.name or y,
+            inputs=(x,), outputs=(y,), in_shape=channels_last(self.shape(x)), out_shape=channels_last(ys),
+            in_type=self.stype(x), out_type=self.stype(y),
+        ))  # fmt: skip
+
+    def lower_quant(self, node: NodeProto) -> None:
+        x, y = node.input[0], node.output[0]
+        vals = [self.const(i) for i in node.input[1:4]]
+        if any(v is None for v in vals):
+            raise node_error(node, "no hardware layer for a Quant with run-time scale, zero point or bit width")
+        scale, zp, bits = vals
+        if not (np.all(scale == 1) and np.all(zp == 0)):
+            raise node_error(node, "no hardware layer for a Quant with a non-unit scale or non-zero zero point; run sira.optimize first (it splits the scale off)")
+        bits = int(np.asarray(bits).reshape(-1)[0])
+        signed, narrow = bool(_attr(node, "signed", 1)), bool(_attr(node, "narrow", 0))
+        lo = -(1 << (bits - 1)) + int(narrow) if signed else 0
+        hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1 - int(narrow)
+        ys = self.shape(y)
+        self.add(hw.Elementwise(
+            op="RoundClip", channels=ys[1] if len(ys) >= 2 else 1, rounding=str(_attr(node, "rounding_mode", "ROUND")),
+            clip_lo=lo, clip_hi=hi, name=node.name or y, inputs=(x,), outputs=(y,), in_shape=channels_last(self.shape(x)),
+            out_shape=channels_last(ys), in_type=self.stype(x), out_type=self.stype(y),
+        ))  # fmt: skip
+
+    def lower_reduce_sum(self, node: NodeProto) -> None:
+        x, y = node.input[0], node.output[0]
+        xs = self.shape(x)
+        axes = self.const(node.input[1]) if len(node.input) > 1 and node.input[1] else _attr(node, "axes")
+        axes = sorted(int(a) % len(xs) for a in np.asarray(axes).reshape(-1)) if axes is not None else None
+        if len(xs) != 4 or axes != [2, 3]:
+            raise node_error(node, f"no hardware layer for ReduceSum over axes {axes} of shape {list(xs)}; only the spatial axes of an NCHW image (global pooling)")
+        self.int_stream(x, node)
+        out = self.stype(y)
+        self.add(hw.Pool(
+            name=node.name or y, inputs=(x,), outputs=(y,), in_shape=channels_last(xs), out_shape=(xs[0], 1, 1, xs[1]),
+            in_type=self.stype(x), out_type=out, channels=xs[1], ifm_dim=xs[2:], ofm_dim=(1, 1), kernel=xs[2:],
+            stride=xs[2:], acc_type=out,
+        ))  # fmt: skip
+
+    def lower_maxpool(self, node: NodeProto) -> None:
+        x, y = node.input[0], node.output[0]
+        xs, ys = self.shape(x), self.shape(y)
+        if len(xs) != 4:
+            raise node_error(node, f"only 2-D max pooling is supported, input shape {list(xs)}")
+        if any(int(p) for p in _attr(node, "pads", [0, 0, 0, 0])) or int(_attr(node, "ceil_mode", 0)):
+            raise node_error(node, "no hardware layer for padded or ceil-mode MaxPool; pad the stream explicitly")
+        if any(int(d) != 1 for d in _attr(node, "dilations", [1, 1])):
+            raise node_error(node, "no hardware layer for dilated MaxPool")
+        k = tuple(int(v) for v in _attr(node, "kernel_shape"))
+        s = tuple(int(v) for v in _attr(node, "strides", k))
+        t = self.stype(x)
+        self.add(hw.StreamingMaxPool(
+            name=node.name or y, inputs=(x,), outputs=(y,), in_shape=channels_last(xs), out_shape=channels_last(ys),
+            in_type=t, out_type=self.stype(y), channels=xs[1], ifm_dim=xs[2:], ofm_dim=ys[2:], kernel=k, stride=s,
+        ))  # fmt: skip
+
+    def lower_concat_split(self, node: NodeProto) -> None:
+        rank = len(self.shape(node.output[0]))
+        axis = int(_attr(node, "axis", 0)) % rank
+        if axis != 1:
+            raise node_error(node, f"no hardware layer for {node.op_type} along axis {axis}; only along channels (axis 1)")
+        name = node.name or node.output[0]
+        if node.op_type == "Concat":
+            ins = [i for i in node.input if i]
+            y = node.output[0]
+            self.add(hw.Concat(
+                name=name, inputs=tuple(ins), outputs=(y,), in_shape=channels_last(self.shape(ins[0])),
+                out_shape=channels_last(self.shape(y)), in_type=self.stype(ins[0]), out_type=self.stype(y),
+                channels=tuple(self.shape(i)[1] for i in ins), in_types=tuple(self.stype(i) for i in ins),
+            ))  # fmt: skip
+        else:
+            x, outs = node.input[0], [o for o in node.output if o]
+            self.add(hw.Split(
+                name=name, inputs=(x,), outputs=tuple(outs), in_shape=channels_last(self.shape(x)),
+                out_shape=channels_last(self.shape(outs[0])), in_type=self.stype(x), out_type=self.stype(outs[0]),
+                channels=tuple(self.shape(o)[1] for o in outs),
+            ))  # fmt: skip
+
+    def lower_movement(self, node: NodeProto) -> None:
+        x, y = node.input[0], node.output[0]
+        xs, ys = self.shape(x), self.shape(y)
+        idx = np.arange(int(math.prod(xs))).reshape(xs)
+        if node.op_type == "Transpose":
+            perm = _attr(node, "perm", list(range(len(xs)))[::-1])
+            moved = np.transpose(idx, perm)
+        else:
+            moved = idx.reshape(ys)
+        if moved.shape != ys or not np.array_equal(_to_cl(idx).reshape(-1), _to_cl(moved).reshape(-1)):
+            raise node_error(
+                node,
+                f"no hardware layer for {node.op_type} {list(xs)} -> {list(ys)}: it reorders the channels-last stream; "
+                "a data layout conversion is not supported (move it to the model's input or output)",
+            )
+        self.add(hw.Reshape(
+            name=node.name or y, op=node.op_type, inputs=(x,), outputs=(y,), in_shape=channels_last(xs),
+            out_shape=channels_last(ys), in_type=self.stype(x), out_type=self.stype(y),
+        ))  # fmt: skip
+
+    def run(self) -> list[hw.HWLayer]:
+        for node in topological_order(self.model):
+            if id(node) in self.done:
+                continue
+            outs = [o for o in node.output if o]
+            if outs and all(self.ra[o].is_const for o in outs):
+                continue  # constant subgraph: no stream
+            op = node.op_type
+            if op in ("MatMul", "Conv"):
+                self.lower_mac(node)
+            elif op == "MultiThreshold":
+                self.lower_threshold(node)
+            elif op in _ELEMENTWISE:
+                self.lower_binary(node, _ELEMENTWISE[op])
+            elif op == "Relu":
+                self.lower_relu(node)
+            elif op == "Quant":
+                self.lower_quant(node)
+            elif op == "ReduceSum":
+                self.lower_reduce_sum(node)
+            elif op == "MaxPool":
+                self.lower_maxpool(node)
+            elif op in ("Concat", "Split"):
+                self.lower_concat_split(node)
+            elif op in _MOVEMENT:
+                self.lower_movement(node)
+            elif op in ("AveragePool", "GlobalAveragePool"):
+                raise node_error(node, f"no hardware layer for {op}; run sira.optimize first (it turns average pooling into a ReduceSum and a scale)")
+            else:
+                raise node_error(node, f"no hardware layer for {op}; supported: MatMul, Conv, MultiThreshold, Add/Sub/Mul/Div/Min/Max, Relu, Quant, ReduceSum, MaxPool, Concat, Split, Reshape/Flatten/Squeeze/Unsqueeze/Transpose/Identity")
+            self.done.add(id(node))
+        return self.layers
+
+
+def _check_inputs(model: ModelWrapper, report: RangeReport) -> None:
+    """An input annotated with an integer datatype (what optimize does to an
+    input whose quantizer became thresholds) must be analyzed as that integer
+    stream, not with the original model's real-valued spec."""
+    for inp in model.graph.input:
+        dt = model.get_tensor_datatype(inp.name)
+        if dt is None or not dt.is_integer() or inp.name not in report.input_ranges:
+            continue
+        r = report.input_ranges[inp.name]
+        vr = value_range(r)
+        if vr is None or vr[0] < dt.min() or vr[1] > dt.max():
+            raise SiraError(
+                f"input '{inp.name}' is annotated {dt.name} in the optimized model, but the input spec gives it other values; "
+                "the optimized model takes the raw integers: pass input_spec=None (the annotations are used) or the integer range"
+            )
+
+
+def lower_to_hw(optimized_model, input_spec: SpecLike = None, *, report: Optional[RangeReport] = None) -> list[hw.HWLayer]:
+    """Hardware layer specs of ``optimized_model`` (a ModelWrapper or path,
+    the output of :func:`sira.optimize`) in dataflow order.
+
+    ``input_spec`` describes the *optimized* model's inputs; the default
+    (None) takes them from their ``finn_datatype`` annotations, which is
+    right for inputs whose quantizer ``optimize`` turned into thresholds
+    (they take raw integers). ``report`` may pass an existing analysis of
+    this very model instead. Raises :class:`~sira.errors.SiraError` naming
+    the node and op for anything without a hardware layer."""
+    if report is None:
+        report = sira.analyze(optimized_model, input_spec)
+    _check_inputs(report.model, report)
+    return _Lowering(report.model, report).run()
+
+
+__all__ = ["lower_to_hw", "stream_type", "value_range", "channels_last"]
