@@ -2,7 +2,8 @@
 #   make demo    install, then analyze and verify the bundled example model
 #   make test    install, then run the test suite (fast tier)
 #   make test-slow   the slow tier (zoo-wide sampling), run by CI
-#   make bench   speed benchmarks against qonnx: range analysis, then model loading
+#   make bench   speed benchmarks against qonnx: range analysis, then model loading;
+#                accumulator widths; resource estimate SIRA vs the FINN baseline
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -43,6 +44,7 @@ bench: install
 	$(BIN)/python bench/analysis_speed.py
 	$(BIN)/python bench/load_speed.py
 	$(BIN)/python bench/optimize_widths.py
+	$(BIN)/python bench/estimate.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

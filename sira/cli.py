@@ -318,5 +318,70 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
 
 
+def cmd_estimate(args) -> int:
+    from .devices import get_part
+    from .estimate import estimate, estimate_table
+
+    get_part(args.part)  # unknown part: one-line error before any work
+    if args.clock_ns <= 0:
+        raise SiraError(f"--clock-ns must be positive, got {args.clock_ns}")
+    if args.target_fps is not None and args.target_fps <= 0:
+        raise SiraError(f"--target-fps must be positive, got {args.target_fps}")
+    if args.folding is not None and not os.path.exists(args.folding):
+        raise SiraError(f"folding file '{args.folding}' not found")
+    _check_model_path(args.model)
+    doc = estimate(args.model, _input_spec(args), part=args.part, clock_ns=args.clock_ns, mode=args.mode,
+                   target_fps=args.target_fps, folding=args.folding)
+    if args.format == "json":
+        _emit(args, json.dumps(doc, indent=2))
+    else:
+        _emit(args, estimate_table(doc))
+    return EXIT_OK
+
+
+def _add_estimate_parser(sub, common) -> None:
+    from .devices import DEFAULT_PART, PARTS
+
+    p = sub.add_parser(
+        "estimate",
+        parents=[common],
+        help="FPGA resources and throughput, SIRA versus the FINN baseline",
+        description="Optimize the model (unless it already is), lower it to hardware layers, fold them (PE=SIMD=1 "
+        "by default, or --target-fps, or a FINN folding file), check them, and estimate per layer LUT, DSP, "
+        "BRAM_18K, URAM and cycles - for SIRA and for the same model as a FINN user gets it today (FINN "
+        "accumulator widths, elementwise tails, float input thresholds) - with the deltas. Unknown costs are "
+        "reported as unknown, never as 0. Known parts: " + ", ".join(sorted(PARTS)) + ".",
+        epilog="examples:\n  sira estimate tfc.onnx --input-spec pixels.json\n"
+        "  sira estimate tfc.onnx --input-spec pixels.json --target-fps 100000 --part xczu3eg-sbva484-1-i\n"
+        "  sira estimate tfc.onnx --input-spec pixels.json --folding folding.json --format json -o estimate.json\n"
+        "  sira estimate tfc.onnx --input-spec pixels.json --mode finn   (FINN's own formulas)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_model(p)
+    _add_input_options(p)
+    _add_output_options(p)
+    p.add_argument("--part", default=DEFAULT_PART, metavar="PART", help=f"FPGA part (default {DEFAULT_PART})")
+    p.add_argument("--clock-ns", type=float, default=10.0, metavar="NS", help="clock period in ns (default 10)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--target-fps", type=float, metavar="N", help="fold each layer just enough to reach N inferences/s")
+    g.add_argument("--folding", metavar="FILE", help="FINN folding config JSON (PE, SIMD, ram_style per layer)")
+    p.add_argument("--mode", choices=("refined", "finn"), default="refined",
+                   help="cost model: refined (default, sira's primitive model) or finn (FINN's formulas)")
+    p.set_defaults(func=cmd_estimate)
+
+
+_build_parser_base = build_parser
+
+
+def build_parser() -> argparse.ArgumentParser:  # noqa: F811 - extends the parser above with `estimate`
+    parser = _build_parser_base()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    common.add_argument("-q", "--quiet", action="store_true", help="print only results (no progress, no notes)")
+    _add_estimate_parser(sub, common)
+    return parser
+
+
 if __name__ == "__main__":
     sys.exit(main())

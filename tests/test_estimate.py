@@ -1,0 +1,171 @@
+"""sira.estimate and `sira estimate`: per-layer costs, the FINN baseline, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from sira.cli import main
+from sira.estimate import RESOURCE_KEYS, baseline_layers, estimate, layer_cost, multiply_bindings, prepare
+from sira.errors import SiraError
+
+from conftest import ZOO_MODELS, zoo_path
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXAMPLE = os.path.join(HERE, "..", "examples", "sira_mlp.onnx")
+EXAMPLE_SPEC = os.path.join(HERE, "..", "examples", "sira_mlp.spec.json")
+
+_CACHE: dict = {}
+
+
+def _estimate(name: str, mode: str) -> dict:
+    key = (name, mode)
+    if key not in _CACHE:
+        if name == "example":
+            _CACHE[key] = estimate(EXAMPLE, EXAMPLE_SPEC, mode=mode)
+        else:
+            _CACHE[key] = estimate(zoo_path(name), ZOO_MODELS[name][1], mode=mode)
+    return _CACHE[key]
+
+
+CASES = [("example", "refined"), ("example", "finn"), ("TFC_2W2A", "refined"), ("TFC_2W2A", "finn")]
+
+
+@pytest.mark.parametrize("name,mode", CASES)
+def test_json_keys(name, mode):
+    doc = _estimate(name, mode)
+    assert doc["part"] == "xc7z020clg400-1" and doc["clock_ns"] == 10.0 and doc["mode"] == mode
+    for section in (doc["layers"], doc["baseline"]["layers"]):
+        assert section
+        for d in section.values():
+            for k in ("op_type", "LUT", "DSP", "BRAM_18K", "URAM", "cycles", "acc_bits", "PE", "SIMD", "multiplies"):
+                assert k in d
+            for k in RESOURCE_KEYS:
+                assert d[k] == "unknown" or (isinstance(d[k], int) and d[k] >= 0)
+    for total in (doc["total"], doc["baseline"]["total"]):
+        for k in RESOURCE_KEYS:
+            assert isinstance(total[k], int)
+        assert set(total["unknown_layers"]) == set(RESOURCE_KEYS)
+    assert set(doc["delta"]) >= set(RESOURCE_KEYS)
+    perf = doc["performance"]
+    assert perf["max_cycles"] == max(d["cycles"] for d in doc["layers"].values())
+    assert perf["max_cycles_node_name"] in doc["layers"]
+    assert perf["estimated_throughput_fps"] == pytest.approx(1e9 / (10.0 * perf["max_cycles"]), rel=1e-6)
+    json.dumps(doc)
+
+
+@pytest.mark.parametrize("name", ["example", "TFC_2W2A"])
+def test_refined_no_zero_cost(name):
+    doc = _estimate(name, "refined")
+    for section in (doc["layers"], doc["baseline"]["layers"]):
+        for lname, d in section.items():
+            if d.get("free"):
+                assert d["op_type"] in ("Reshape", "Thresholding")
+                continue
+            values = [d[k] for k in RESOURCE_KEYS]
+            assert any(v == "unknown" or v > 0 for v in values), (lname, d)
+
+
+@pytest.mark.parametrize("name,mode", CASES)
+def test_baseline_accumulators_not_narrower(name, mode):
+    doc = _estimate(name, mode)
+    base = doc["baseline"]["layers"]
+    macs = {n: d for n, d in doc["layers"].items() if d["op_type"] in ("MVAU", "VVAU")}
+    assert macs
+    for n, d in macs.items():
+        assert base[n]["acc_bits"] >= d["acc_bits"]
+    assert doc["baseline"]["total"]["acc_bits"] >= doc["total"]["acc_bits"]
+
+
+def test_tfc_baseline_structure():
+    doc = _estimate("TFC_2W2A", "refined")
+    base = doc["baseline"]["layers"]
+    # FINN widths from the optimize report (10, 8, 8, 8) vs sira's (10, 7, 7, 7)
+    assert [base[f"MatMul_{i}"]["acc_bits"] for i in range(4)] == [10, 8, 8, 8]
+    assert [doc["layers"][f"MatMul_{i}"]["acc_bits"] for i in range(4)] == [10, 7, 7, 7]
+    # thresholds sira embedded become elementwise tails in the baseline
+    for i in range(3):
+        for part in ("mul", "add", "requant"):
+            assert f"MatMul_{i}_tail_{part}" in base
+    assert "MatMul_3_tail_mul" not in base
+    # the float input thresholding costs more than sira's integer one
+    assert base["Quant_4_MultiThreshold"]["LUT"] > doc["layers"]["Quant_4_MultiThreshold"]["LUT"]
+    # unknown float output tail counted, not zeroed
+    assert doc["layers"]["global_out_aggregate_mul"]["LUT"] == "unknown"
+    assert doc["total"]["unknown_layers"]["LUT"] == 2
+
+
+def test_multiply_decisions_recorded():
+    _, report_layers, layers, inputs = prepare(EXAMPLE, EXAMPLE_SPEC)
+    bindings = multiply_bindings(layers)
+    macs = [layer for layer in layers if layer.kind == "MVAU"]
+    for layer in macs:
+        (m,) = bindings[layer.name]
+        assert m.impl in ("lut", "dsp") and m.count == layer.pe * layer.simd
+        assert layer_cost(layer).multiplies == bindings[layer.name]
+    base = baseline_layers(layers, report_layers, inputs)
+    assert len(base) > len(layers)
+    doc = _estimate("example", "refined")
+    assert doc["layers"]["MatMul_0"]["multiplies"][0]["impl"] in ("lut", "dsp")
+
+
+def test_folding_target_fps_raises_throughput():
+    slow = _estimate("example", "refined")
+    fast = estimate(EXAMPLE, EXAMPLE_SPEC, target_fps=200_000)
+    assert fast["performance"]["estimated_throughput_fps"] >= 200_000 > slow["performance"]["estimated_throughput_fps"]
+    assert fast["layers"]["MatMul_0"]["SIMD"] * fast["layers"]["MatMul_0"]["PE"] > 1
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(SiraError, match="unknown FPGA part"):
+        estimate(EXAMPLE, EXAMPLE_SPEC, part="xc_nonexistent")
+    with pytest.raises(SiraError, match="mode"):
+        estimate(EXAMPLE, EXAMPLE_SPEC, mode="fast")
+    with pytest.raises(SiraError):
+        estimate(EXAMPLE, EXAMPLE_SPEC, folding={"MatMul_0": {"PE": 3}})
+
+
+def test_cli_table_and_json(tmp_path, capsys):
+    assert main(["estimate", EXAMPLE, "--input-spec", EXAMPLE_SPEC]) == 0
+    out = capsys.readouterr().out
+    assert "SIRA:" in out and "baseline" in out and "delta" in out and "MatMul_0" in out and "bottleneck" in out
+    dest = tmp_path / "est.json"
+    assert main(["estimate", EXAMPLE, "--input-spec", EXAMPLE_SPEC, "--format", "json", "-o", str(dest), "--mode", "finn", "-q"]) == 0
+    doc = json.loads(dest.read_text())
+    assert doc["mode"] == "finn" and "MatMul_0" in doc["layers"] and "total" in doc["baseline"]
+
+
+def test_cli_folding_file(tmp_path, capsys):
+    cfg = tmp_path / "fold.json"
+    cfg.write_text(json.dumps({"MatMul_0": {"PE": 2, "SIMD": 4}}))
+    assert main(["estimate", EXAMPLE, "--input-spec", EXAMPLE_SPEC, "--folding", str(cfg), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["layers"]["MatMul_0"]["PE"], doc["layers"]["MatMul_0"]["SIMD"]) == (2, 4)
+    assert doc["baseline"]["layers"]["MatMul_0"]["PE"] == 2
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--part", "xc_nonexistent"],
+        ["--folding", "/nonexistent/fold.json"],
+        ["--clock-ns", "0"],
+        ["--target-fps", "-5"],
+    ],
+)
+def test_cli_bad_inputs_exit_2(extra, capsys):
+    assert main(["estimate", EXAMPLE, "--input-spec", EXAMPLE_SPEC, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sira: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_cli_bad_folding_content_exit_2(tmp_path, capsys):
+    cfg = tmp_path / "fold.json"
+    cfg.write_text("{not json")
+    assert main(["estimate", EXAMPLE, "--input-spec", EXAMPLE_SPEC, "--folding", str(cfg)]) == 2
+    cfg.write_text(json.dumps({"MatMul_0": {"PE": 3}}))
+    assert main(["estimate", EXAMPLE, "--input-spec", EXAMPLE_SPEC, "--folding", str(cfg)]) == 2
+    assert main(["estimate", "/nonexistent.onnx"]) == 2
+    assert "sira: error:" in capsys.readouterr().err
