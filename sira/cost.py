@@ -29,7 +29,7 @@ branches (memory aspect ratios, resource-style conditions) are Python.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Union
 
 import sympy as sp
@@ -434,9 +434,9 @@ def _dot_product_layer(kind, *, k, channels_out, pe, simd, wmem, tmem, w_bits, a
     breakdown["weight_memory"] = mem.lut
     bram, uram = mem.bram18, mem.uram
     if out_bits is not None:
-        thr = _threshold_refined(channels=channels_out, pe=pe, a_bits=acc, out_bits=out_bits,
-                                 n_thresholds=2**out_bits - 1, thr_bits=acc, style="linear", part=p,
-                                 ram_style=ram_style_thresholds)
+        thr = _cheaper_thresholding(channels=channels_out, pe=pe, a_bits=acc, out_bits=out_bits,
+                                    n_thresholds=2**out_bits - 1, thr_bits=acc, part=p,
+                                    ram_style=ram_style_thresholds)
         breakdown["thresholds"] = thr.lut
         bram, uram = bram + thr.bram18, uram + thr.uram
     return _refined(kind, breakdown, dsp, bram, uram, mults)
@@ -498,6 +498,18 @@ def vvau(*, channels: int, kernel: tuple[int, int], pe: int, simd: int, w_bits: 
 # --------------------------------------------------------------------------
 # Thresholding
 # --------------------------------------------------------------------------
+
+
+def _cheaper_thresholding(**params) -> Cost:
+    """The refined cost of a threshold unit built the cheaper way: compare
+    against every threshold at once ("linear", best for few thresholds) or
+    binary search over them ("binary", best for many - 255 thresholds of an
+    8-bit output take 8 comparators instead of 255). The choice is recorded
+    in the cost's note, so the generated code can build the same unit."""
+    options = [_threshold_refined(style=style, **params) for style in ("linear", "binary")]
+    best = min(options, key=lambda c: (c.lut, c.bram18, c.uram))
+    style = "linear" if best is options[0] else "binary"
+    return replace(best, note=(best.note + "; " if best.note else "") + f"threshold unit: {style}")
 
 
 def _threshold_refined(*, channels, pe, a_bits, out_bits, n_thresholds, thr_bits, style, part, ram_style):
