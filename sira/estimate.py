@@ -217,6 +217,8 @@ def layer_cost(layer: hw.HWLayer, part=DEFAULT_PART, mode: str = "refined") -> C
         return _unknown(layer.kind, mode, f"no formula for {layer.kind} (stream multiplexing) in the notes")
     if isinstance(layer, hw.Reshape):
         return C.Cost("Reshape", mode, 0, 0, 0, 0, {"wiring": 0}, note="re-interpretation of a stream: wiring", free=True)
+    if isinstance(layer, hw.HostOp):
+        return C.Cost("HostOp", mode, 0, 0, 0, 0, {"host": 0}, note=f"{layer.op} runs on the host CPU after the dataflow", free=True)
     raise SiraError(f"layer '{layer.name}': no cost model for hardware kind {layer.kind}")
 
 

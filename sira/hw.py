@@ -281,7 +281,9 @@ class MVAU(HWLayer):
     weights: np.ndarray
     weight_type: StreamType
     acc_type: StreamType
-    acc_range: tuple[int, int]
+    #: proven integer range of the accumulator; None for a float MAC (a layer
+    #: reading the model's float input), which has no integer accumulator
+    acc_range: Optional[tuple[int, int]]
     thresholds: Optional[np.ndarray] = None
     threshold_type: Optional[StreamType] = None
     activation_bias: int = 0
@@ -290,7 +292,8 @@ class MVAU(HWLayer):
 
     def __post_init__(self):
         object.__setattr__(self, "num_input_vectors", tuple(int(v) for v in self.num_input_vectors))
-        object.__setattr__(self, "acc_range", tuple(int(v) for v in self.acc_range))
+        if self.acc_range is not None:
+            object.__setattr__(self, "acc_range", tuple(int(v) for v in self.acc_range))
         w = _int_array(self.weights, "weights", self.name)
         if w.shape != (self.mw, self.mh):
             raise SiraError(f"layer '{self.name}' (MVAU): weights are {w.shape}, expected (MW, MH) = ({self.mw}, {self.mh})")
@@ -631,9 +634,20 @@ class Reshape(HWLayer):
     op: str = "Reshape"
 
 
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class HostOp(HWLayer):
+    """An op on the model's output that runs on the host CPU, after the
+    dataflow (Softmax, ArgMax, TopK: FINN users cut their dataflow partition
+    before these). No FPGA resources, 0 cycles; ``op`` names it."""
+
+    kind: ClassVar[str] = "HostOp"
+
+    op: str = "Softmax"
+
+
 LAYER_KINDS: dict[str, type] = {
     cls.kind: cls
-    for cls in (MVAU, VVAU, Thresholding, Elementwise, AddStreams, FMPadding, ConvolutionInputGenerator, StreamingMaxPool, Pool, Concat, Split, Reshape)
+    for cls in (MVAU, VVAU, Thresholding, Elementwise, AddStreams, FMPadding, ConvolutionInputGenerator, StreamingMaxPool, Pool, Concat, Split, Reshape, HostOp)
 }
 
 __all__ = ["StreamType", "HWLayer", "MEM_STYLES", "ELEMENTWISE_OPS", "LAYER_KINDS"] + list(LAYER_KINDS)

@@ -56,7 +56,7 @@ import math
 from typing import Optional
 
 import numpy as np
-from onnx import NodeProto, helper
+from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 
 import sira
@@ -66,10 +66,12 @@ from sira.analysis import RangeReport
 from sira.errors import SiraError, node_error
 from sira.hw import StreamType
 from sira.inputspec import SpecLike
-from sira.model import topological_order
+from sira.model import node_attr, topological_order
 from sira.range import ScaledIntRange
 
 _MOVEMENT = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity"}
+#: ops that produce the model's output on the host, after the dataflow
+_HOST_OPS = {"Softmax", "LogSoftmax", "ArgMax", "TopK"}
 _ELEMENTWISE = {"Add": "Add", "Sub": "Sub", "Mul": "Mul", "Div": "Div", "Min": "Min", "Max": "Max"}
 
 
@@ -132,14 +134,6 @@ def _weight_type(w: np.ndarray) -> StreamType:
     if lo == -1 and hi == 1 and not np.any(w == 0):
         return StreamType.bipolar()
     return StreamType.for_range(lo, hi)
-
-
-def _attr(node: NodeProto, name: str, default=None):
-    for a in node.attribute:
-        if a.name == name:
-            v = helper.get_attribute_value(a)
-            return v.decode() if isinstance(v, bytes) else v
-    return default
 
 
 # --------------------------------------------------------------------------
@@ -208,7 +202,7 @@ class _Lowering:
         ti = nx.as_int(np.ceil(t))
         tlo, thi = (int(np.min(ti)), int(np.max(ti))) if ti.size else (lo, hi)
         ttype = StreamType.for_range(min(tlo, lo), max(thi, hi))
-        scale, bias = float(_attr(mt, "out_scale", 1.0)), float(_attr(mt, "out_bias", 0.0))
+        scale, bias = float(node_attr(mt, "out_scale", 1.0)), float(node_attr(mt, "out_bias", 0.0))
         if not (scale.is_integer() and bias.is_integer()):
             raise node_error(mt, f"out_scale={scale} / out_bias={bias} are not integers; no integer hardware thresholding for them")
         return ti, ttype, int(bias), int(scale)
@@ -238,6 +232,9 @@ class _Lowering:
         if w is None or self.const(x) is not None:
             raise node_error(node, f"no hardware layer for {node.op_type} without a constant weight as second input; only x @ W with W an initializer is supported")
         W = _int_const(w, f"weight '{wname}'", node)
+        if value_range(self.ra[x]) is None and node.op_type == "MatMul" and W.ndim == 2:
+            self.lower_float_matmul(node, x, W, y)
+            return
         self.int_stream(x, node)
         sign, sign_node, mt = self.fused_tail(y)
         acc = sign_node.output[0] if sign_node is not None else y
@@ -266,18 +263,29 @@ class _Lowering:
             return
         self.lower_conv(node, x, W, sign, out, acc_type, acc_range, thr)
 
+    def lower_float_matmul(self, node: NodeProto, x: str, W: np.ndarray, y: str) -> None:
+        """A MatMul reading a float stream (the model's own float input, when
+        no quantizer precedes the first layer): an MVAU with float input and
+        accumulator, whose cost the estimate reports as unknown."""
+        xs = self.shape(x)
+        self.add(hw.MVAU(
+            name=node.name or y, inputs=(x,), outputs=(y,), in_shape=xs, out_shape=self.shape(y),
+            in_type=StreamType.float32(), out_type=StreamType.float32(), mw=W.shape[0], mh=W.shape[1],
+            num_input_vectors=xs[1:-1], weights=W, weight_type=_weight_type(W), acc_type=StreamType.float32(), acc_range=None,
+        ))  # fmt: skip
+
     def lower_conv(self, node, x, W, sign, out, acc_type, acc_range, thr) -> None:
         xs = self.shape(x)
         if len(xs) != 4:
             raise node_error(node, f"only 2-D convolutions (NCHW input) are supported, input shape {list(xs)}")
         _, C, H, Wd = xs
-        kh, kw = (int(v) for v in _attr(node, "kernel_shape", W.shape[2:]))
-        sh, sw = (int(v) for v in _attr(node, "strides", [1, 1]))
-        dh, dw = (int(v) for v in _attr(node, "dilations", [1, 1]))
-        pt, pl, pb, pr = (int(v) for v in _attr(node, "pads", [0, 0, 0, 0]))
-        if _attr(node, "auto_pad", "NOTSET") not in ("NOTSET", ""):
+        kh, kw = (int(v) for v in node_attr(node, "kernel_shape", W.shape[2:]))
+        sh, sw = (int(v) for v in node_attr(node, "strides", [1, 1]))
+        dh, dw = (int(v) for v in node_attr(node, "dilations", [1, 1]))
+        pt, pl, pb, pr = (int(v) for v in node_attr(node, "pads", [0, 0, 0, 0]))
+        if node_attr(node, "auto_pad", "NOTSET") not in ("NOTSET", ""):
             raise node_error(node, "auto_pad is not supported; give explicit pads")
-        group = int(_attr(node, "group", 1))
+        group = int(node_attr(node, "group", 1))
         cout = W.shape[0]
         depthwise = group > 1
         if depthwise and not (group == C and W.shape[1] == 1 and cout == C):
@@ -321,7 +329,7 @@ class _Lowering:
         in_range = self.int_stream(x, node)
         t, ttype, bias, scale = self.thresholds(node, in_range)
         xs = self.shape(x)
-        layout = _attr(node, "data_layout", "NCHW" if len(xs) == 4 else "NC")
+        layout = node_attr(node, "data_layout", "NCHW" if len(xs) == 4 else "NC")
         C = xs[-1] if layout in ("NHWC", "NWC") else xs[1]
         self.add(hw.Thresholding(
             name=node.name or y, inputs=(x,), outputs=(y,), in_shape=channels_last(xs), out_shape=channels_last(self.shape(y)),
@@ -385,12 +393,12 @@ class _Lowering:
         if not (np.all(scale == 1) and np.all(zp == 0)):
             raise node_error(node, "no hardware layer for a Quant with a non-unit scale or non-zero zero point; run sira.optimize first (it splits the scale off)")
         bits = int(np.asarray(bits).reshape(-1)[0])
-        signed, narrow = bool(_attr(node, "signed", 1)), bool(_attr(node, "narrow", 0))
+        signed, narrow = bool(node_attr(node, "signed", 1)), bool(node_attr(node, "narrow", 0))
         lo = -(1 << (bits - 1)) + int(narrow) if signed else 0
         hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1 - int(narrow)
         ys = self.shape(y)
         self.add(hw.Elementwise(
-            op="RoundClip", channels=ys[1] if len(ys) >= 2 else 1, rounding=str(_attr(node, "rounding_mode", "ROUND")),
+            op="RoundClip", channels=ys[1] if len(ys) >= 2 else 1, rounding=str(node_attr(node, "rounding_mode", "ROUND")),
             clip_lo=lo, clip_hi=hi, name=node.name or y, inputs=(x,), outputs=(y,), in_shape=channels_last(self.shape(x)),
             out_shape=channels_last(ys), in_type=self.stype(x), out_type=self.stype(y),
         ))  # fmt: skip
@@ -398,7 +406,7 @@ class _Lowering:
     def lower_reduce_sum(self, node: NodeProto) -> None:
         x, y = node.input[0], node.output[0]
         xs = self.shape(x)
-        axes = self.const(node.input[1]) if len(node.input) > 1 and node.input[1] else _attr(node, "axes")
+        axes = self.const(node.input[1]) if len(node.input) > 1 and node.input[1] else node_attr(node, "axes")
         axes = sorted(int(a) % len(xs) for a in np.asarray(axes).reshape(-1)) if axes is not None else None
         if len(xs) != 4 or axes != [2, 3]:
             raise node_error(node, f"no hardware layer for ReduceSum over axes {axes} of shape {list(xs)}; only the spatial axes of an NCHW image (global pooling)")
@@ -415,12 +423,12 @@ class _Lowering:
         xs, ys = self.shape(x), self.shape(y)
         if len(xs) != 4:
             raise node_error(node, f"only 2-D max pooling is supported, input shape {list(xs)}")
-        if any(int(p) for p in _attr(node, "pads", [0, 0, 0, 0])) or int(_attr(node, "ceil_mode", 0)):
+        if any(int(p) for p in node_attr(node, "pads", [0, 0, 0, 0])) or int(node_attr(node, "ceil_mode", 0)):
             raise node_error(node, "no hardware layer for padded or ceil-mode MaxPool; pad the stream explicitly")
-        if any(int(d) != 1 for d in _attr(node, "dilations", [1, 1])):
+        if any(int(d) != 1 for d in node_attr(node, "dilations", [1, 1])):
             raise node_error(node, "no hardware layer for dilated MaxPool")
-        k = tuple(int(v) for v in _attr(node, "kernel_shape"))
-        s = tuple(int(v) for v in _attr(node, "strides", k))
+        k = tuple(int(v) for v in node_attr(node, "kernel_shape"))
+        s = tuple(int(v) for v in node_attr(node, "strides", k))
         t = self.stype(x)
         self.add(hw.StreamingMaxPool(
             name=node.name or y, inputs=(x,), outputs=(y,), in_shape=channels_last(xs), out_shape=channels_last(ys),
@@ -429,7 +437,7 @@ class _Lowering:
 
     def lower_concat_split(self, node: NodeProto) -> None:
         rank = len(self.shape(node.output[0]))
-        axis = int(_attr(node, "axis", 0)) % rank
+        axis = int(node_attr(node, "axis", 0)) % rank
         if axis != 1:
             raise node_error(node, f"no hardware layer for {node.op_type} along axis {axis}; only along channels (axis 1)")
         name = node.name or node.output[0]
@@ -454,7 +462,7 @@ class _Lowering:
         xs, ys = self.shape(x), self.shape(y)
         idx = np.arange(int(math.prod(xs))).reshape(xs)
         if node.op_type == "Transpose":
-            perm = _attr(node, "perm", list(range(len(xs)))[::-1])
+            perm = node_attr(node, "perm", list(range(len(xs)))[::-1])
             moved = np.transpose(idx, perm)
         else:
             moved = idx.reshape(ys)
@@ -467,6 +475,13 @@ class _Lowering:
         self.add(hw.Reshape(
             name=node.name or y, op=node.op_type, inputs=(x,), outputs=(y,), in_shape=channels_last(xs),
             out_shape=channels_last(ys), in_type=self.stype(x), out_type=self.stype(y),
+        ))  # fmt: skip
+
+    def lower_host_op(self, node: NodeProto) -> None:
+        x, y = node.input[0], node.output[0]
+        self.add(hw.HostOp(
+            name=node.name or y, op=node.op_type, inputs=(x,), outputs=tuple(o for o in node.output if o),
+            in_shape=channels_last(self.shape(x)), out_shape=channels_last(self.shape(y)), in_type=self.stype(x), out_type=self.stype(y),
         ))  # fmt: skip
 
     def run(self) -> list[hw.HWLayer]:
@@ -495,6 +510,8 @@ class _Lowering:
                 self.lower_concat_split(node)
             elif op in _MOVEMENT:
                 self.lower_movement(node)
+            elif op in _HOST_OPS and all(o in self.graph_outputs for o in outs):
+                self.lower_host_op(node)
             elif op in ("AveragePool", "GlobalAveragePool"):
                 raise node_error(node, f"no hardware layer for {op}; run sira.optimize first (it turns average pooling into a ReduceSum and a scale)")
             else:
