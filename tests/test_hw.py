@@ -244,18 +244,29 @@ def test_mobilenet_like():
 # -- refusals and movement ---------------------------------------------------------------
 
 
-def test_unsupported_op_names_node():
-    x = helper.make_node("Softmax", ["x"], ["y"], name="soft", axis=1)
-    model = make_model([x], {"x": [1, 4]}, {"y": [1, 4]})
+def test_output_softmax_runs_on_the_host_inner_one_is_refused():
+    """A Softmax producing the model's output is a host op (no FPGA cost);
+    one inside the dataflow has no hardware layer and is named."""
+    tail = make_model([helper.make_node("Softmax", ["x"], ["y"], name="soft", axis=1)], {"x": [1, 4]}, {"y": [1, 4]})
+    [layer] = lower_to_hw(tail, (0, 1))
+    assert layer.kind == "HostOp" and layer.op == "Softmax"
+    nodes = [helper.make_node("Softmax", ["x"], ["s"], name="soft", axis=1), helper.make_node("Relu", ["s"], ["y"], name="r")]
+    inner = make_model(nodes, {"x": [1, 4]}, {"y": [1, 4]})
     with pytest.raises(SiraError, match=r"node 'soft' \(Softmax\): no hardware layer for Softmax"):
-        lower_to_hw(model, (0, 1))
+        lower_to_hw(inner, (0, 1))
 
 
-def test_float_matmul_refused():
+def test_float_matmul_is_a_float_mvau():
+    """A MatMul on the model's float input (no quantizer in front) becomes an
+    MVAU with float input and accumulator; its cost is reported unknown."""
+    from sira.cost import UNKNOWN
+    from sira.estimate import layer_cost
+
     node = helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")
     model = make_model([node], {"x": [1, 4]}, {"y": [1, 2]}, {"w": np.ones((4, 2), dtype=np.float32)})
-    with pytest.raises(SiraError, match=r"node 'mm' \(MatMul\): no hardware layer for MatMul on a non-integer input"):
-        lower_to_hw(model, (0.0, 1.0))
+    [layer] = lower_to_hw(model, (0.0, 1.0))
+    assert layer.kind == "MVAU" and layer.in_type.kind == "float" and layer.acc_range is None
+    assert layer_cost(layer).lut is UNKNOWN
 
 
 def test_reordering_transpose_refused_free_one_accepted():
