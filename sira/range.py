@@ -276,6 +276,31 @@ class ScaledIntRange:
             raise ValueError("range has no integer form")
         return int(np.min(self.int_lo)), int(np.max(self.int_hi))
 
+    def integer_value_bounds(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """Compact exact bounds of the tensor's *values* when they are all
+        integers (scaled-int with integral scale and bias: an accumulator,
+        a bipolar tensor 2q - 1, levels with an integer offset), else None."""
+        if not self.is_scaled_int:
+            return None
+        s, b = self.scale, self.bias
+        if not (np.all(s == np.round(s)) and np.all(b == np.round(b))):
+            return None
+        si, bi = nx.as_int(s), nx.as_int(b)
+        at_lo = nx.int_add(nx.int_mul(si, self.int_lo), bi)
+        at_hi = nx.int_add(nx.int_mul(si, self.int_hi), bi)
+        return np.minimum(at_lo, at_hi), np.maximum(at_lo, at_hi)
+
+    def integer_values(self) -> Optional[tuple[int, int]]:
+        """Overall range of :meth:`integer_value_bounds` as Python ints."""
+        bounds = self.integer_value_bounds()
+        return None if bounds is None else (int(np.min(bounds[0])), int(np.max(bounds[1])))
+
+    def is_bipolar(self) -> bool:
+        """Values are +-1 only: integers in [-1, 1] on a grid of step 2
+        through the odd numbers."""
+        vr = self.integer_values()
+        return vr is not None and vr[0] >= -1 and vr[1] <= 1 and bool(np.all(self.scale % 2 == 0) and np.all(self.bias % 2 != 0))
+
     def const_value(self) -> np.ndarray:
         if self.value is None:
             raise ValueError("range is not a constant")

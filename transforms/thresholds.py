@@ -961,15 +961,9 @@ def _per_channel(a: np.ndarray, axis: int, C: int, reduce) -> np.ndarray:
 
 
 def integer_values(r) -> Optional[tuple[np.ndarray, np.ndarray]]:
-    """For a tensor whose every value is an integer (scaled-int with integer
-    scale and bias: an accumulator, or levels with an integer offset), the
-    compact exact bounds of its values; else None."""
-    if not r.is_scaled_int or r.is_const or not (nx.is_integral(r.scale) and nx.is_integral(r.bias)):
-        return None
-    s, b = nx.as_int(r.scale), nx.as_int(r.bias)
-    a = nx.int_add(nx.int_mul(s, r.int_lo), b)
-    z = nx.int_add(nx.int_mul(s, r.int_hi), b)
-    return np.minimum(a, z), np.maximum(a, z)
+    """Compact exact bounds of a dynamic tensor whose every value is an
+    integer (see ScaledIntRange.integer_value_bounds); None for constants."""
+    return None if r.is_const else r.integer_value_bounds()
 
 
 # --------------------------------------------------------------------------

@@ -80,32 +80,15 @@ _ELEMENTWISE = {"Add": "Add", "Sub": "Sub", "Mul": "Mul", "Div": "Div", "Min": "
 # --------------------------------------------------------------------------
 
 
-def value_range(r: ScaledIntRange) -> Optional[tuple[int, int]]:
-    """Exact integer range of a tensor's *values* (``scale*q + bias`` with
-    integral scale and bias), or None when the values are not integers."""
-    if not r.is_scaled_int:
-        return None
-    s, b = r.scale, r.bias
-    if not (np.all(s == np.round(s)) and np.all(b == np.round(b))):
-        return None
-    si, bi = nx.as_int(s), nx.as_int(b)
-    at_lo = nx.int_add(nx.int_mul(si, r.int_lo), bi)
-    at_hi = nx.int_add(nx.int_mul(si, r.int_hi), bi)
-    lo = min(int(np.min(at_lo)), int(np.min(at_hi)))
-    hi = max(int(np.max(at_lo)), int(np.max(at_hi)))
-    return lo, hi
-
-
 def stream_type(r: ScaledIntRange) -> StreamType:
     """Type of the values of a stream: BIPOLAR for +-1 values, else the
     narrowest integer type of the value range, else FLOAT32."""
-    vr = value_range(r)
+    vr = r.integer_values()
     if vr is None:
         return StreamType.float32()
-    lo, hi = vr
-    if lo == -1 and hi == 1 and np.all(np.asarray(r.bias) % 2 != 0) and np.all(np.asarray(r.scale) % 2 == 0):
+    if vr == (-1, 1) and r.is_bipolar():
         return StreamType.bipolar()
-    return StreamType.for_range(lo, hi)
+    return StreamType.for_range(*vr)
 
 
 def channels_last(shape) -> tuple[int, ...]:
@@ -169,7 +152,7 @@ class _Lowering:
         return stream_type(self.ra[name])
 
     def int_stream(self, name: str, node: NodeProto, role: str = "input") -> tuple[int, int]:
-        vr = value_range(self.ra[name])
+        vr = self.ra[name].integer_values()
         if vr is None:
             raise node_error(
                 node,
@@ -232,7 +215,7 @@ class _Lowering:
         if w is None or self.const(x) is not None:
             raise node_error(node, f"no hardware layer for {node.op_type} without a constant weight as second input; only x @ W with W an initializer is supported")
         W = _int_const(w, f"weight '{wname}'", node)
-        if value_range(self.ra[x]) is None and node.op_type == "MatMul" and W.ndim == 2:
+        if self.ra[x].integer_values() is None and node.op_type == "MatMul" and W.ndim == 2:
             self.lower_float_matmul(node, x, W, y)
             return
         self.int_stream(x, node)
@@ -529,7 +512,7 @@ def _check_inputs(model: ModelWrapper, report: RangeReport) -> None:
         if dt is None or not dt.is_integer() or inp.name not in report.input_ranges:
             continue
         r = report.input_ranges[inp.name]
-        vr = value_range(r)
+        vr = r.integer_values()
         if vr is None or vr[0] < dt.min() or vr[1] > dt.max():
             raise SiraError(
                 f"input '{inp.name}' is annotated {dt.name} in the optimized model, but the input spec gives it other values; "
@@ -553,4 +536,4 @@ def lower_to_hw(optimized_model, input_spec: SpecLike = None, *, report: Optiona
     return _Lowering(report.model, report).run()
 
 
-__all__ = ["lower_to_hw", "stream_type", "value_range", "channels_last"]
+__all__ = ["lower_to_hw", "stream_type", "channels_last"]

@@ -167,17 +167,11 @@ def value_datatype(r: ScaledIntRange) -> Optional[str]:
     with a step of 2 inside [-1, 1] are ``BIPOLAR``. Tensors with fractional
     scales get no datatype: qonnx's ``SCALEDINT<n>`` leaves the scale
     unstated and has no min/max, so FINN's consumers cannot use it."""
-    if not r.is_scaled_int:
+    vr = r.integer_values()
+    if vr is None:
         return None
-    s, b = r.scale, r.bias
-    if not (np.all(s == np.round(s)) and np.all(b == np.round(b))):
-        return None
-    si, bi = nx.as_int(s), nx.as_int(b)
-    at_lo = nx.int_add(nx.int_mul(si, r.int_lo), bi)
-    at_hi = nx.int_add(nx.int_mul(si, r.int_hi), bi)
-    vlo = min(int(np.min(at_lo)), int(np.min(at_hi)))
-    vhi = max(int(np.max(at_lo)), int(np.max(at_hi)))
-    if vlo >= -1 and vhi <= 1 and np.all(si % 2 == 0) and np.all(bi % 2 != 0):
+    vlo, vhi = vr
+    if r.is_bipolar():
         return "BIPOLAR"
     return nx.narrowest_int_type(vlo, vhi)
 
