@@ -189,6 +189,8 @@ examples:
   sira analyze model.onnx --input-range 0,1
   sira analyze model.onnx --input-spec spec.json --format json -o ranges.json
   sira verify model.onnx --input-range -1,1 --samples 500
+  sira optimize model.onnx --input-spec spec.json -o model_sira.onnx
+  sira estimate model.onnx --input-spec spec.json --part xczu3eg-sbva484-1-i
 
 Input ranges: inputs annotated with an integer finn_datatype (UINT8, BIPOLAR,
 ...) need none; otherwise give --input-range LO,HI or --input-spec FILE.
