@@ -176,7 +176,7 @@ FREE_KINDS = {"Reshape", "HostOp"}
 
 @pytest.mark.parametrize("mode", ["refined", pytest.param("finn", marks=pytest.mark.slow)])
 def test_every_zoo_model_estimates(zoo_model, mode):
-    """The issue's zoo checks: it runs, no non-wiring layer costs 0 (refined
+    """Every zoo model: it runs, no non-wiring layer costs 0 (refined
     mode; FINN itself reports 0 for some kinds), totals are the sums of the
     known layer costs, the JSON has its documented shape, and SIRA's
     accumulators are never wider than the baseline's."""
