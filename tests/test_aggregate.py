@@ -5,6 +5,7 @@ are handled, what cannot be aggregated is reported."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from onnx import helper
 
 import sira
@@ -69,20 +70,39 @@ def test_mlp_macs_become_integer_and_function_is_kept():
     sira.verify_equivalent(m, out, GRID, samples=200, label="AggregateScaleBias")
 
 
-def test_shared_constant_is_never_reset_under_another_target():
-    """Two layers reading one scale constant: the second target is reported,
-    not silently broken (lowering duplicates such constants first)."""
-    m = sira.load(_mlp())
-    # make l2 use l1's weight-scale initializer by name
-    sw1 = [n for n in m.graph.node if n.op_type == "Mul"]
-    names = [n.input[1] for n in sw1]
-    a, b = names[1], names[3]
-    for n in m.graph.node:
-        if n.op_type == "Mul" and n.input[1] == b and m.get_initializer(a).shape == m.get_initializer(b).shape:
-            n.input[1] = a
-    p = AggregateScaleBias(GRID)
+def _forked_layer(second_path_linear: bool):
+    """A layer whose scaled accumulator forks: one branch goes through a Relu,
+    the other either through a Relu too (two targets sharing the scale
+    constants) or into a plain Add read by the output (a fork that escapes)."""
+    inits = {"sq": np.float32(0.5), "w": np.eye(3, dtype=np.float32) * 3, "sw": np.float32(0.1), "c": np.float32(0.25)}
+    nodes = [
+        _unit_quant("x", "q", 4, "iq", inits),
+        helper.make_node("Mul", ["q", "sq"], ["xs"]),
+        helper.make_node("MatMul", ["xs", "w"], ["acc"]),
+        helper.make_node("Mul", ["acc", "sw"], ["scaled"]),
+        helper.make_node("Relu", ["scaled"], ["y1"]),
+        helper.make_node("Add", ["scaled", "c"], ["shifted"]),
+    ]
+    outputs = {"y1": [1, 3]}
+    if second_path_linear:
+        outputs["shifted"] = [1, 3]
+    else:
+        nodes.append(helper.make_node("Relu", ["shifted"], ["y2"]))
+        outputs["y2"] = [1, 3]
+    return sira.load(make_model(nodes, {"x": [1, 3]}, outputs, inits))
+
+
+@pytest.mark.parametrize("second_path_linear", [False, True])
+def test_shared_or_escaping_sources_are_never_reset(second_path_linear):
+    """Both targets read the scale constants sq and sw: resetting them for one
+    would change the other (or the graph output read on the way), so the
+    pass leaves them and says why - and the model still computes the same."""
+    m = _forked_layer(second_path_linear)
+    p = AggregateScaleBias((-4.0, 4.0))
     out = m.transform(p)
-    sira.verify_equivalent(m, out, GRID, samples=100, label="AggregateScaleBias")
+    assert p.report.skipped, "the conflicting target must be reported"
+    assert any("also" in k["reason"] for k in p.report.skipped)
+    sira.verify_equivalent(m, out, (-4.0, 4.0), samples=100, label="AggregateScaleBias")
 
 
 def test_residual_join_with_scales_s_and_half_s():

@@ -150,11 +150,50 @@ def _source_operand(name: str, consumers: dict, initializers: set, kinds: tuple)
     return (node, idx), ""
 
 
+def _escape(target: str, source_nodes: list, consumers: dict, producers: dict, outputs: set) -> str:
+    """The first tensor whose value neutralizing ``source_nodes`` would change
+    but which is read outside the path to ``target``, or "".
+
+    The tensors that change are those downstream of the source nodes; the
+    affine before ``target`` restores only ``target``. So every changed
+    tensor other than ``target`` must feed the target's computation only."""
+    cone = set()  # tensors on a linear path into the target
+    stack = [target]
+    while stack:
+        t = stack.pop()
+        if t in cone:
+            continue
+        cone.add(t)
+        node = producers.get(t)
+        if node is not None and node.op_type not in NONLINEAR_OPS:
+            stack.extend(i for i in node.input if i)
+    changed = []
+    stack = [o for n in source_nodes for o in n.output if o]
+    seen = set()
+    while stack:
+        t = stack.pop()
+        if t in seen or t == target:
+            continue
+        seen.add(t)
+        if t not in cone or t in outputs:
+            return t
+        for user in consumers.get(t, []):
+            if not all(o in cone for o in user.output if o):
+                return t
+            stack.extend(o for o in user.output if o)
+        changed.append(t)
+    return ""
+
+
 def plan(model: ModelWrapper, report) -> tuple[list[_Plan], list[dict]]:
     """Aggregation plans for every target, and the targets skipped (with
-    reasons). A constant claimed by two targets is left to
-    neither: neutralizing it for one would change the other."""
+    reasons). A target is skipped when a source is not a private Mul/Div or
+    Add/Sub constant, when another target claims one of its sources, or when
+    neutralizing its sources would change a tensor that is also read outside
+    its layer (a fork before the target)."""
     consumers = _consumers(model)
+    producers = _producers(model)
+    outputs = {o.name for o in model.graph.output}
     initializers = {i.name for i in model.graph.initializer}
     claimed: dict[str, str] = {}
     plans: list[_Plan] = []
@@ -173,6 +212,10 @@ def plan(model: ModelWrapper, report) -> tuple[list[_Plan], list[dict]]:
                     reasons.append(f"constant '{name}' also contributes to '{claimed[name]}'")
                 else:
                     sink.append(use)
+        if not reasons:
+            leak = _escape(t, [n for n, _ in scale_nodes + bias_nodes], consumers, producers, outputs)
+            if leak:
+                reasons.append(f"tensor '{leak}' would change but is also read outside this layer")
         if reasons:
             skipped.append({"tensor": t, "reason": "; ".join(reasons)})
             continue
