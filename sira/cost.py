@@ -500,14 +500,27 @@ def vvau(*, channels: int, kernel: tuple[int, int], pe: int, simd: int, w_bits: 
 # --------------------------------------------------------------------------
 
 
+def part_fraction(cost: Cost, part: Part) -> float:
+    """The share of ``part`` a cost takes, summed over its resource kinds
+    (LUT/LUTs of the part + BRAM18/BRAM18s + ...): one number that weighs a
+    block RAM against LUTs by how scarce each is on the chosen device."""
+    share = 0.0
+    for used, available in ((cost.lut, part.lut), (cost.dsp, part.dsp), (cost.bram18, part.bram18), (cost.uram, part.uram)):
+        if used:
+            share += float(used) / available if available else math.inf
+    return share
+
+
 def _cheaper_thresholding(**params) -> Cost:
     """The refined cost of a threshold unit built the cheaper way: compare
     against every threshold at once ("linear", best for few thresholds) or
     binary search over them ("binary", best for many - 255 thresholds of an
-    8-bit output take 8 comparators instead of 255). The choice is recorded
-    in the cost's note, so the generated code can build the same unit."""
+    8-bit output take 8 comparators instead of 255). Cheaper means the
+    smaller share of the part (:func:`part_fraction`), so LUTs saved do not
+    hide block RAMs spent. The choice is recorded in the cost's note, so the
+    generated code can build the same unit."""
     options = [_threshold_refined(style=style, **params) for style in ("linear", "binary")]
-    best = min(options, key=lambda c: (c.lut, c.bram18, c.uram))
+    best = min(options, key=lambda c: part_fraction(c, params["part"]))
     style = "linear" if best is options[0] else "binary"
     return replace(best, note=(best.note + "; " if best.note else "") + f"threshold unit: {style}")
 
