@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
-from models import CONV_INPUT_RANGE, mobilenet_like  # noqa: E402
+from models import benchmark_cases  # noqa: E402
 
 from sira.devices import DEFAULT_PART  # noqa: E402
 from sira.errors import SiraError  # noqa: E402
@@ -33,12 +33,7 @@ from tests.conftest import ZOO, ZOO_MODELS  # noqa: E402
 
 
 def cases():
-    for name, (rel, spec) in sorted(ZOO_MODELS.items()):
-        path = os.path.join(ZOO, rel)
-        if os.path.exists(path):
-            yield name, path, spec
-    yield "sira_mlp", os.path.join(HERE, "..", "examples", "sira_mlp.onnx"), os.path.join(HERE, "..", "examples", "sira_mlp.spec.json")
-    yield "mobilenet_like", mobilenet_like(), CONV_INPUT_RANGE
+    return benchmark_cases(ZOO_MODELS, ZOO, ())
 
 
 def _pct(new, old) -> str:

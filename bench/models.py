@@ -156,3 +156,20 @@ def mobilenet_like(seed: int = 0, blocks=MOBILENET_BLOCKS) -> ModelWrapper:
     w = rng.normal(0.0, 1.0 / np.sqrt(c), (c, 10))
     out = g.node("MatMul", [x, g.quant_weight(w, channel_axis=1)])
     return g.model("mobilenet_like", "inp", [1, 3, 32, 32], out, [1, 10])
+
+
+def benchmark_cases(zoo_models: dict, zoo_dir: str, extra=()):
+    """(name, model or path, input spec) for every zoo model present under
+    ``zoo_dir``, the bundled example, any ``extra`` cases, and the
+    MobileNet-style conv net: the set the width and estimate benchmarks run."""
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name, (rel, spec) in sorted(zoo_models.items()):
+        path = os.path.join(zoo_dir, rel)
+        if os.path.exists(path):
+            yield name, path, spec
+    examples = os.path.join(here, "..", "examples")
+    yield "sira_mlp", os.path.join(examples, "sira_mlp.onnx"), os.path.join(examples, "sira_mlp.spec.json")
+    yield from extra
+    yield "mobilenet_like", mobilenet_like(), CONV_INPUT_RANGE

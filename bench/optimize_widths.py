@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
-from models import MLP_INPUT_RANGE, CONV_INPUT_RANGE, mobilenet_like, quant_mlp  # noqa: E402
+from models import MLP_INPUT_RANGE, benchmark_cases, quant_mlp  # noqa: E402
 
 from sira.report import format_table  # noqa: E402
 from tests.conftest import ZOO, ZOO_MODELS  # noqa: E402
@@ -43,13 +43,7 @@ FINN_FIGURES = {
 
 
 def cases():
-    for name, (rel, spec) in sorted(ZOO_MODELS.items()):
-        path = os.path.join(ZOO, rel)
-        if os.path.exists(path):
-            yield name, path, spec
-    yield "sira_mlp", os.path.join(HERE, "..", "examples", "sira_mlp.onnx"), os.path.join(HERE, "..", "examples", "sira_mlp.spec.json")
-    yield "mlp_4x128", quant_mlp(4, 128), MLP_INPUT_RANGE
-    yield "mobilenet_like", mobilenet_like(), CONV_INPUT_RANGE
+    return benchmark_cases(ZOO_MODELS, ZOO, [("mlp_4x128", quant_mlp(4, 128), MLP_INPUT_RANGE)])
 
 
 def main() -> None:

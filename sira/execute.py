@@ -59,6 +59,16 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int, upper: bool) 
     return (small, total - small) if upper else (total - small, small)
 
 
+def _spatial_pads(attrs: dict, sizes, kernel, strides, dilations) -> list[tuple[int, int]]:
+    """(before, after) padding per spatial axis from ``pads`` or ``auto_pad``."""
+    nsp = len(kernel)
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        return [_same_pads(sizes[i], kernel[i], strides[i], dilations[i], auto_pad == "SAME_UPPER") for i in range(nsp)]
+    flat = list(attrs.get("pads", [0] * 2 * nsp)) if auto_pad != "VALID" else [0] * 2 * nsp
+    return [(flat[i], flat[i + nsp]) for i in range(nsp)]
+
+
 def _conv_float64(node, ctx) -> None:
     """ONNX Conv in float64, which onnxruntime has no kernel for: zero
     padding (explicit or auto_pad), strides, dilations, groups, bias."""
@@ -70,12 +80,7 @@ def _conv_float64(node, ctx) -> None:
     strides = list(attrs.get("strides", [1] * nsp))
     dilations = list(attrs.get("dilations", [1] * nsp))
     group = int(attrs.get("group", 1))
-    auto_pad = attrs.get("auto_pad", "NOTSET")
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        pads = [_same_pads(x.shape[2 + i], kernel[i], strides[i], dilations[i], auto_pad == "SAME_UPPER") for i in range(nsp)]
-    else:
-        flat = list(attrs.get("pads", [0] * 2 * nsp)) if auto_pad != "VALID" else [0] * 2 * nsp
-        pads = [(flat[i], flat[i + nsp]) for i in range(nsp)]
+    pads = _spatial_pads(attrs, x.shape[2:], kernel, strides, dilations)
     xp = np.pad(x, [(0, 0), (0, 0)] + pads)
     out_sp = [(xp.shape[2 + i] - (kernel[i] - 1) * dilations[i] - 1) // strides[i] + 1 for i in range(nsp)]
     cg, og = x.shape[1] // group, w.shape[0] // group
@@ -104,12 +109,7 @@ def _average_pool_float64(node, ctx) -> None:
     nsp = len(kernel)
     strides = list(attrs.get("strides", [1] * nsp))
     dilations = list(attrs.get("dilations", [1] * nsp))
-    auto_pad = attrs.get("auto_pad", "NOTSET")
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        pads = [_same_pads(x.shape[2 + i], kernel[i], strides[i], dilations[i], auto_pad == "SAME_UPPER") for i in range(nsp)]
-    else:
-        flat = list(attrs.get("pads", [0] * 2 * nsp)) if auto_pad != "VALID" else [0] * 2 * nsp
-        pads = [(flat[i], flat[i + nsp]) for i in range(nsp)]
+    pads = _spatial_pads(attrs, x.shape[2:], kernel, strides, dilations)
     out_shape = ctx[node.output[0]].shape[2:] if ctx.get(node.output[0]) is not None else None
     if out_shape is None:
         rnd = np.ceil if attrs.get("ceil_mode", 0) else np.floor
