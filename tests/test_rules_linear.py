@@ -404,14 +404,21 @@ def test_gemm_bias_exact():
 # --------------------------------------------------------------------------
 
 
-@FAST
-@given(st.data())
-def test_conv_property(data):
+def _draw_grouping(data):
+    """A seeded rng, 1 or 2 spatial dims, and a dense, grouped or depthwise
+    channel grouping with its input channel count."""
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
     dims = data.draw(st.sampled_from([1, 2]))
     kind = data.draw(st.sampled_from(["dense", "grouped", "depthwise"]))
     group = {"dense": 1, "grouped": 2, "depthwise": data.draw(st.integers(1, 3))}[kind]
     cin = group * (data.draw(st.integers(1, 2)) if kind != "depthwise" else 1)
+    return rng, dims, kind, group, cin
+
+
+@FAST
+@given(st.data())
+def test_conv_property(data):
+    rng, dims, kind, group, cin = _draw_grouping(data)
     cout = group * data.draw(st.integers(1, 2))
     kernel = tuple(data.draw(st.integers(1, 3)) for _ in range(dims))
     strides = [data.draw(st.integers(1, 2)) for _ in range(dims)]
@@ -539,11 +546,7 @@ def test_conv_3d():
 @FAST
 @given(st.data())
 def test_conv_transpose_property(data):
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
-    dims = data.draw(st.sampled_from([1, 2]))
-    kind = data.draw(st.sampled_from(["dense", "grouped", "depthwise"]))
-    group = {"dense": 1, "grouped": 2, "depthwise": data.draw(st.integers(1, 3))}[kind]
-    cin = group * (data.draw(st.integers(1, 2)) if kind != "depthwise" else 1)
+    rng, dims, kind, group, cin = _draw_grouping(data)
     og = 1 if kind == "depthwise" else data.draw(st.integers(1, 2))
     kernel = tuple(data.draw(st.integers(1, 3)) for _ in range(dims))
     strides = [data.draw(st.integers(1, 3)) for _ in range(dims)]

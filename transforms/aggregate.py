@@ -33,7 +33,7 @@ import dataclasses
 from typing import Optional
 
 import numpy as np
-from onnx import helper
+from onnx import helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
@@ -167,7 +167,6 @@ def _escape(target: str, source_nodes: list, consumers: dict, producers: dict, o
         node = producers.get(t)
         if node is not None and node.op_type not in NONLINEAR_OPS:
             stack.extend(i for i in node.input if i)
-    changed = []
     stack = [o for n in source_nodes for o in n.output if o]
     seen = set()
     while stack:
@@ -181,7 +180,6 @@ def _escape(target: str, source_nodes: list, consumers: dict, producers: dict, o
             if not all(o in cone for o in user.output if o):
                 return t
             stack.extend(o for o in user.output if o)
-        changed.append(t)
     return ""
 
 
@@ -318,6 +316,8 @@ def remove_exact_identities(model: ModelWrapper) -> int:
     is ever dropped). Returns the number removed."""
     graph = model.graph
     outputs = {o.name for o in graph.output}
+    constants = {i.name: i for i in graph.initializer}
+    shapes = sira.model.tensor_shapes(model)
     rename: dict[str, str] = {}
     keep = []
     removed = 0
@@ -325,16 +325,15 @@ def remove_exact_identities(model: ModelWrapper) -> int:
         node.input[:] = [rename.get(i, i) for i in node.input]
         neutral = {"Mul": 1.0, "Div": 1.0, "Add": 0.0, "Sub": 0.0}.get(node.op_type)
         if neutral is not None and len(node.input) == 2:
-            c = model.get_initializer(node.input[1])
-            data = node.input[0]
-            if c is None and node.op_type in ("Mul", "Add"):
-                c, data = model.get_initializer(node.input[0]), node.input[1]
+            data, const = node.input[0], node.input[1]
+            if const not in constants and node.op_type in ("Mul", "Add"):
+                data, const = const, data
             out = node.output[0]
             if (
-                c is not None
-                and np.all(c == neutral)
+                const in constants
+                and np.all(numpy_helper.to_array(constants[const]) == neutral)
                 and out not in outputs
-                and model.get_tensor_shape(out) == model.get_tensor_shape(data)
+                and shapes.get(out) == shapes.get(data)
             ):
                 rename[out] = data
                 removed += 1
