@@ -175,6 +175,14 @@ class Cost:
     multiplies: tuple[Multiply, ...] = ()
     note: str = ""
     free: bool = False
+    #: where each memory of the layer was mapped (``"weights"``,
+    #: ``"thresholds"``, ``"line_buffer"``, ... -> ``"distributed"``,
+    #: ``"block"`` or ``"ultra"``): the HLS backend binds each the same way
+    storage: Mapping[str, str] = field(default_factory=dict)
+    #: how a threshold unit is built: ``"linear"`` (every comparator at
+    #: once), ``"binary"`` (binary search, one memory per stage) or
+    #: ``"constant"`` (hard-wired shared thresholds); "" without thresholds
+    threshold_unit: str = ""
 
     def finn_dict(self) -> dict[str, Amount]:
         """The numbers under FINN's key names."""
@@ -224,6 +232,12 @@ class Memory:
     lut: int
     bram18: int
     uram: int
+
+
+def _stored(**memories: Memory) -> dict[str, str]:
+    """The storage map of a cost: memory name -> primitive style (memories
+    that turned out empty are left out)."""
+    return {name: m.style for name, m in memories.items() if m.style != "none"}
 
 
 def bram18_finn(width: int, depth: int, wide: bool = True) -> int:
@@ -439,7 +453,9 @@ def _dot_product_layer(kind, *, k, channels_out, pe, simd, wmem, tmem, w_bits, a
                                     ram_style=ram_style_thresholds)
         breakdown["thresholds"] = thr.lut
         bram, uram = bram + thr.bram18, uram + thr.uram
-    return _refined(kind, breakdown, dsp, bram, uram, mults)
+        return replace(_refined(kind, breakdown, dsp, bram, uram, mults),
+                       storage={**_stored(weights=mem), **thr.storage}, threshold_unit=thr.threshold_unit)
+    return replace(_refined(kind, breakdown, dsp, bram, uram, mults), storage=_stored(weights=mem))
 
 
 def mvau(*, mw: int, mh: int, pe: int, simd: int, w_bits: int, a_bits: int, a_signed: bool = False,
@@ -532,18 +548,20 @@ def _threshold_refined(*, channels, pe, a_bits, out_bits, n_thresholds, thr_bits
         mem = map_memory(pe * n_thresholds * thr_bits, cf, part, ram_style)
         breakdown = {"comparators_popcount": _ev("refined.thr_linear", P=pe, N=n_thresholds, A=a_bits, B=out_bits),
                      "threshold_memory": mem.lut}
-        return _refined("Thresholding", breakdown, 0, mem.bram18, mem.uram)
+        return replace(_refined("Thresholding", breakdown, 0, mem.bram18, mem.uram),
+                       storage=_stored(thresholds=mem), threshold_unit="linear")
     if style == "binary":
         mems = [map_memory(thr_bits, cf * 2**st, part, ram_style) for st in range(out_bits)]
         breakdown = {"comparators_mux": _ev("refined.thr_binary", P=pe, A=a_bits, B=out_bits),
                      "threshold_memory": pe * sum(m.lut for m in mems)}
-        return _refined("Thresholding", breakdown, 0, pe * sum(m.bram18 for m in mems),
-                        pe * sum(m.uram for m in mems))
+        cost = _refined("Thresholding", breakdown, 0, pe * sum(m.bram18 for m in mems), pe * sum(m.uram for m in mems))
+        return replace(cost, storage=_stored(**{f"thresholds_stage{st}": m for st, m in enumerate(mems)}),
+                       threshold_unit="binary")
     if style == "constant":
         if cf != 1:
             raise SiraError("constant (unrolled) thresholding needs PE = channels (CF = 1)")
         breakdown = {"constant_comparators": _ev("refined.thr_const", P=pe, N=n_thresholds, A=a_bits, B=out_bits)}
-        return _refined("Thresholding", breakdown)
+        return replace(_refined("Thresholding", breakdown), threshold_unit="constant")
     raise SiraError(f"unknown thresholding style '{style}'; use linear, binary or constant")
 
 
@@ -650,6 +668,7 @@ def elementwise_binary(op: str, *, lhs_bits: int, rhs_bits: int, out_bits: int, 
         mem = map_memory(pe * rhs_bits, math.ceil(const_elements / pe), p, ram_style)
         breakdown["const_memory"] = mem.lut
         bram, uram = mem.bram18, mem.uram
+        return replace(_refined("ElementwiseBinary", breakdown, dsp, bram, uram, mults), storage=_stored(param=mem))
     return _refined("ElementwiseBinary", breakdown, dsp, bram, uram, mults)
 
 
@@ -696,7 +715,7 @@ def streaming_maxpool(*, kernel: int, ifm_dim: int, channels: int, pe: int, a_bi
     per_pe = dims * (kernel - 1) * (_ev("prim.cmp_var", n=a_bits) + a_bits)
     mem = map_memory(a_bits * pe, (kernel - 1) * ifm_dim * channels // pe, part)
     breakdown = {"control": MAXPOOL_CONTROL_LUT, "comparators_muxes": pe * per_pe, "line_buffer": mem.lut}
-    return _refined("StreamingMaxPool", breakdown, 0, mem.bram18, mem.uram)
+    return replace(_refined("StreamingMaxPool", breakdown, 0, mem.bram18, mem.uram), storage=_stored(line_buffer=mem))
 
 
 def pool(*, function: str, window: int, pe: int, a_bits: int, mode: str = "refined") -> Cost:
@@ -776,8 +795,8 @@ def swg_hls(*, ifm_dim: int, kernel: int, stride: int, channels: int, simd: int,
     lut = _ev("finn.swg_hls.lut", **values) if style == "distributed" else 300
     bram = 0 if style == "distributed" else _ev("finn.swg_hls.bram", k=kernel, stride=stride, b=simd * a_bits,
                                                  n=_depth_to_ram_width(depth))
-    return _structural("ConvolutionInputGenerator", mode, lut, 0, bram, 0,
-                       {"control": 300, "buffer_lutram": lut - 300})
+    cost = _structural("ConvolutionInputGenerator", mode, lut, 0, bram, 0, {"control": 300, "buffer_lutram": lut - 300})
+    return replace(cost, storage={"line_buffer": style})
 
 
 def swg_rtl(*, buffer_depth: int, simd: int, a_bits: int, ram_style: str = "auto", mode: str = "refined") -> Cost:

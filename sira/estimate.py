@@ -468,7 +468,19 @@ def estimate(model_or_path, input_spec=None, part: str = DEFAULT_PART, clock_ns:
     p = get_part(part)
     if not (isinstance(clock_ns, (int, float)) and clock_ns > 0):
         raise SiraError(f"clock period must be positive, got {clock_ns} ns")
-    _, report_layers, layers, graph_inputs = prepare(model_or_path, input_spec, samples=samples, seed=seed)
+    prepared = prepare(model_or_path, input_spec, samples=samples, seed=seed)
+    doc, _, _ = estimate_prepared(prepared, p, clock_ns, mode, target_fps, folding)
+    doc["seconds"] = round(time.perf_counter() - t0, 3)
+    return doc
+
+
+def estimate_prepared(prepared, part, clock_ns: float = 10.0, mode: str = "refined", target_fps: Optional[float] = None,
+                      folding=None) -> tuple[dict, list, dict]:
+    """The estimate of an already prepared model (:func:`prepare`'s result):
+    (the estimate document, the folded hardware layers, their costs by layer
+    name). The HLS backend builds exactly these layers with these costs."""
+    _, report_layers, layers, graph_inputs = prepared
+    p = part if isinstance(part, C.Part) else get_part(part)
     layers = _fold(layers, target_fps, folding, clock_ns)
     notes = list(getattr(layers, "notes", []))
     docs, costs = cost_layers(layers, p, mode)
@@ -477,7 +489,7 @@ def estimate(model_or_path, input_spec=None, part: str = DEFAULT_PART, clock_ns:
     base_docs, _ = cost_layers(base, p, mode)
     total, base_total = _totals(docs), _totals(base_docs)
     delta = {k: _pct(total[k], base_total[k]) for k in RESOURCE_KEYS + ("acc_bits",)}
-    return {
+    doc = {
         "part": p.name,
         "clock_ns": clock_ns,
         "mode": mode,
@@ -488,8 +500,8 @@ def estimate(model_or_path, input_spec=None, part: str = DEFAULT_PART, clock_ns:
         "performance": _performance(layers, clock_ns),
         "lint": lint_notes,
         "notes": notes,
-        "seconds": round(time.perf_counter() - t0, 3),
     }
+    return doc, layers, costs
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,324 @@
+"""The dataflow a generated project implements: which hardware layers run on
+the FPGA, how their streams are wired, and the integer reference of it all.
+
+:func:`plan` splits the hardware layers (:mod:`sira.hw`, in dataflow order)
+into three parts, as a FINN user cuts a model into partitions:
+
+* the **host head**: layers before the first integer stream (a float input
+  quantizer, or a first layer that reads the unquantized float input);
+* the **dataflow**: every layer from integer streams to integer streams;
+  this is the generated C++;
+* the **host tail**: the float output scale and bias and host ops
+  (Softmax, ArgMax, TopK) after the last integer stream.
+
+A float layer between integer layers has no integer hardware and is refused
+with the layer's name. In the dataflow, free reshapes become aliases of their
+input stream; a stream read by several stages gets a :class:`Duplicate`
+stage (a C++ stream has one reader), and a reader that folds a stream into
+other words than its producer gets a :class:`WidthConverter`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .. import hw
+from ..cost import Cost
+from ..errors import SiraError
+from .kernels import Duplicate, Kernel, WidthConverter, exact, kernel_for, port
+from .names import Namer
+
+
+@dataclasses.dataclass
+class Stream:
+    """One C++ stream: ``id`` (a safe identifier), the model tensor whose
+    values it carries, element type, lanes per word, elements per frame."""
+
+    id: str
+    tensor: str
+    type: hw.StreamType
+    lanes: int
+    elements: int
+    depth: int = 2
+
+    @property
+    def word_bits(self) -> int:
+        return self.lanes * self.type.bits
+
+    @property
+    def words(self) -> int:
+        return self.elements // self.lanes
+
+    def port(self) -> dict:
+        return dict(port(self.type, self.lanes), id=self.id, elements=self.elements, words=self.words)
+
+
+@dataclasses.dataclass
+class Stage:
+    """One C++ function call of the top: a hardware layer or a plumbing
+    stage, its kernel, and its stream ids in argument order."""
+
+    id: str
+    node: object
+    kernel: Kernel
+    inputs: list[str]
+    outputs: list[str]
+
+
+@dataclasses.dataclass
+class Port:
+    """A port of the top function: ``id`` (``in_0``, ``out_0``, ...), the
+    tensor it carries and its shape (channels-last, batch first)."""
+
+    id: str
+    tensor: str
+    shape: tuple[int, ...]
+    stream: Stream
+
+
+@dataclasses.dataclass
+class Dataflow:
+    stages: list[Stage]
+    streams: dict[str, Stream]
+    inputs: list[Port]
+    outputs: list[Port]
+    head: list[hw.HWLayer]
+    tail: list[hw.HWLayer]
+    layers: list[hw.HWLayer]
+    aliases: dict[str, str]
+
+    def reference(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every tensor of the dataflow for one frame: ``inputs`` maps each
+        input port's tensor to its integer values (channels-last), the
+        result maps every tensor to its values, by the kernels' integer
+        references."""
+        env: dict[str, np.ndarray] = {}
+        for p in self.inputs:
+            if p.tensor not in inputs:
+                raise SiraError(f"no values for dataflow input '{p.tensor}'")
+            env[p.tensor] = exact(np.asarray(inputs[p.tensor]).reshape(p.shape))
+        for layer in self.layers:
+            args = [env[t] for t in layer.inputs]
+            outs = kernel_for(layer).reference(layer, args)
+            for name, value in zip(layer.outputs, outs):
+                env[name] = value
+        return env
+
+
+# --------------------------------------------------------------------------
+# per-layer stream facts
+# --------------------------------------------------------------------------
+
+
+def input_types(layer: hw.HWLayer) -> list[hw.StreamType]:
+    if isinstance(layer, hw.Concat):
+        return list(layer.in_types)
+    if isinstance(layer, hw.AddStreams):
+        return [layer.in_type, layer.in_type2]
+    if isinstance(layer, hw.Elementwise) and len(layer.inputs) > 1:
+        return [layer.in_type, layer.rhs_type]
+    return [layer.in_type] * len(layer.inputs)
+
+
+def input_shapes(layer: hw.HWLayer) -> list[tuple[int, ...]]:
+    if isinstance(layer, hw.Concat):
+        return [tuple(layer.in_shape[:-1]) + (c,) for c in layer.channels]
+    return [tuple(layer.in_shape)] * len(layer.inputs)
+
+
+def output_shapes(layer: hw.HWLayer) -> list[tuple[int, ...]]:
+    if isinstance(layer, hw.Split):
+        return [tuple(layer.out_shape[:-1]) + (c,) for c in layer.channels]
+    return [tuple(layer.out_shape)] * len(layer.outputs)
+
+
+def _elements(shape) -> int:
+    return int(math.prod(shape[1:])) if len(shape) > 1 else int(math.prod(shape))
+
+
+def _is_host(layer: hw.HWLayer) -> bool:
+    if isinstance(layer, hw.HostOp):
+        return True
+    types = input_types(layer) + [layer.out_type]
+    if isinstance(layer, (hw.MVAU, hw.VVAU)):
+        types.append(layer.acc_type)
+    return not all(t is not None and t.is_integer for t in types)
+
+
+# --------------------------------------------------------------------------
+# planning
+# --------------------------------------------------------------------------
+
+
+def _split(layers: Sequence[hw.HWLayer]) -> tuple[list, list, list]:
+    head, body, tail = [], [], []
+    after: set[str] = set()  # tensors computed by the dataflow or after it
+    tail_made: dict[str, hw.HWLayer] = {}
+    for layer in layers:
+        reads_df = any(t in after for t in layer.inputs)
+        if _is_host(layer):
+            if reads_df:
+                tail.append(layer)
+                after.update(layer.outputs)
+                tail_made.update({o: layer for o in layer.outputs})
+            else:
+                head.append(layer)
+            continue
+        for t in layer.inputs:
+            if t in tail_made:
+                f = tail_made[t]
+                raise SiraError(
+                    f"layer '{layer.name}' ({layer.kind}) reads '{t}', which '{f.name}' ({f.kind}) computes in float after "
+                    "integer layers: a float step between integer layers has no integer hardware; quantize that tensor "
+                    "(a Quant node) or check that sira.optimize turned its scale into thresholds"
+                )
+        body.append(layer)
+        after.update(layer.outputs)
+    if not body:
+        raise SiraError("the model has no integer layers to build: every layer computes in float; quantize its activations")
+    return head, body, tail
+
+
+def plan(layers: Sequence[hw.HWLayer], costs: Optional[dict[str, Cost]] = None, graph_outputs: Sequence[str] = (),
+         namer: Optional[Namer] = None) -> Dataflow:
+    """The dataflow of ``layers`` (see the module docstring). ``costs``
+    (by layer name, refined mode) carry the binding decisions;
+    ``graph_outputs`` names the model's output tensors."""
+    namer = namer or Namer()
+    head, body, tail = _split(layers)
+    aliases: dict[str, str] = {}
+
+    def canon(t: str) -> str:
+        while t in aliases:
+            t = aliases[t]
+        return t
+
+    compute = []
+    for layer in body:
+        if isinstance(layer, hw.Reshape):
+            aliases[layer.outputs[0]] = canon(layer.inputs[0])
+        else:
+            compute.append(layer)
+    if not compute:
+        raise SiraError("the integer part of the model only reshapes its input; there is no hardware to build")
+
+    # producers and readers of each canonical tensor
+    made: dict[str, tuple[hw.HWLayer, int]] = {}
+    for layer in compute:
+        for j, t in enumerate(layer.outputs):
+            made[t] = (layer, j)
+    readers: dict[str, list] = {}
+    inputs: list[str] = []
+    in_info: dict[str, tuple[hw.StreamType, tuple[int, ...]]] = {}
+    for layer in compute:
+        types, shapes = input_types(layer), input_shapes(layer)
+        lanes_in = kernel_for(layer).lanes(layer)[0]
+        for j, t in enumerate(layer.inputs):
+            c = canon(t)
+            readers.setdefault(c, []).append(("stage", layer, j, lanes_in[j]))
+            if c not in made and c not in in_info:
+                inputs.append(c)
+                in_info[c] = (types[j], shapes[j])
+    host_reads = {t for layer in tail for t in layer.inputs}
+    out_tensors: list[str] = []
+    for layer in body:
+        for t in layer.outputs:
+            if (t in host_reads or t in graph_outputs) and t not in out_tensors:
+                out_tensors.append(t)
+    if not out_tensors:
+        last = compute[-1]
+        out_tensors = list(last.outputs)
+    for k, t in enumerate(out_tensors):
+        readers.setdefault(canon(t), []).append(("port", t, k, None))
+
+    streams: dict[str, Stream] = {}
+    port_ids = {c: f"in_{k}" for k, c in enumerate(inputs)}
+    source_ids: dict[str, str] = {}  # canonical tensor -> the stream its producer writes
+    wired: dict[tuple, str] = {}  # (tensor, reader layer, input slot) or ("port", k) -> stream id
+    plumbing: list[Stage] = []
+
+    def new_stream(sid: str, tensor: str, t: hw.StreamType, lanes: int, elements: int, depth: int = 2) -> str:
+        streams[sid] = Stream(sid, tensor, t, lanes, elements, depth)
+        return sid
+
+    def reader_stream(c: str, r) -> str:
+        return f"out_{r[2]}" if r[0] == "port" else namer(f"{c}_{r[1].name}_{r[2]}", "s_")
+
+    in_ports: list[Port] = []
+    for c, rs in readers.items():
+        if c in made:
+            layer, j = made[c]
+            t, shape = layer.out_type, output_shapes(layer)[j]
+            lanes = kernel_for(layer).lanes(layer)[1][j]
+        else:
+            (t, shape), lanes = in_info[c], rs[0][3]
+        elements = _elements(shape)
+        if c in port_ids:
+            src = new_stream(port_ids[c], c, t, lanes, elements)
+            in_ports.append(Port(src, c, shape, streams[src]))
+        elif len(rs) == 1:
+            src = new_stream(reader_stream(c, rs[0]), c, t, lanes, elements)
+        else:
+            src = new_stream(namer(c, "s_"), c, t, lanes, elements)
+        source_ids[c] = src
+        branches = [src]
+        if len(rs) > 1:
+            # a C++ stream has one reader: copy it, each copy deep enough to hold a frame while the other branch works
+            branches = [new_stream(reader_stream(c, r), c, t, lanes, elements, depth=elements // lanes + 2) for r in rs]
+            dup = Duplicate(namer(f"{c}_fanout", "dup_"), (src,), tuple(branches), t, lanes, elements)
+            plumbing.append(Stage(dup.name, dup, kernel_for(dup), [src], branches))
+        for r, sid in zip(rs, branches):
+            want = r[3] if r[0] == "stage" else lanes
+            if want != lanes:
+                folded = new_stream(namer(f"{c}_{r[1].name}_{r[2]}_x{want}", "s_"), c, t, want, elements)
+                dwc = WidthConverter(namer(f"{c}_to_{want}", "dwc_"), (sid,), (folded,), t, lanes, want, elements)
+                plumbing.append(Stage(dwc.name, dwc, kernel_for(dwc), [sid], [folded]))
+                sid = folded
+            wired[(c, id(r[1]), r[2]) if r[0] == "stage" else ("port", r[2])] = sid
+
+    out_ports = [Port(wired[("port", k)], t, _shape_of(t, body), streams[wired[("port", k)]]) for k, t in enumerate(out_tensors)]
+    stages = [
+        Stage(namer(layer.name, "l_"), layer, kernel_for(layer), [wired[(canon(t), id(layer), j)] for j, t in enumerate(layer.inputs)],
+              [source_ids[t] for t in layer.outputs])
+        for layer in compute
+    ]  # fmt: skip
+    for st in stages:
+        for o in st.node.outputs:
+            if o not in readers:
+                raise SiraError(f"layer '{st.node.name}' ({st.node.kind}): its output '{o}' is read by nothing; remove the dead layer")
+    ordered = _order(stages + plumbing, [p.stream.id for p in in_ports])
+    return Dataflow(ordered, streams, in_ports, out_ports, head, tail, list(body), aliases)
+
+
+def _shape_of(t: str, body) -> tuple[int, ...]:
+    for layer in body:
+        for j, o in enumerate(layer.outputs):
+            if o == t:
+                return output_shapes(layer)[j]
+    raise SiraError(f"no shape for tensor '{t}'")
+
+
+def _order(stages: list[Stage], sources: list[str]) -> list[Stage]:
+    """Stages in an order where every stage comes after the producers of
+    its inputs (the order of the calls in the top function)."""
+    ready = set(sources)
+    left = list(stages)
+    out: list[Stage] = []
+    while left:
+        for i, st in enumerate(left):
+            if all(s in ready for s in st.inputs):
+                out.append(st)
+                ready.update(st.outputs)
+                del left[i]
+                break
+        else:
+            names = ", ".join(st.id for st in left)
+            raise SiraError(f"the dataflow has a cycle or an unconnected stream around: {names}")
+    return out
+
+
+__all__ = ["Dataflow", "Stage", "Stream", "Port", "plan", "input_types", "input_shapes", "output_shapes"]

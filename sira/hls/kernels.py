@@ -1,0 +1,807 @@
+"""One kernel per hardware layer kind: how its stream is folded into words,
+what its template is given, and what it computes (the integer reference).
+
+Every kind registers three pure functions with :func:`kernel`:
+
+* ``lanes(layer) -> (input lanes per stream, output lanes per stream)``:
+  how many elements one stream word carries (PE or SIMD, FINN's folding);
+* ``context(layer, cost, ids) -> dict``: every decision the template needs,
+  already made (C++ types, constants, initializers, pragmas' arguments);
+  the templates in ``hls_templates/`` only loop and substitute;
+* ``reference(layer, inputs) -> outputs``: the exact integer semantics of
+  the generated C++ on channels-last NumPy arrays (int64, or Python ints
+  beyond 62 bits), used to make the testbench's expected values and checked
+  against the model itself.
+
+Numeric conventions shared with the C++ (``sira_common.hpp``): an element of
+a stream of :class:`~sira.hw.StreamType` ``t`` is ``t.bits`` wide, two's
+complement when signed; a bipolar element is one bit (1 = +1, 0 = -1). A MAC
+accumulates in the accumulator type the analysis proved: partial sums may
+wrap around modulo ``2^bits``, the final sum is in range, so it is exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from .. import hw
+from ..cost import Cost
+from ..errors import SiraError
+
+# --------------------------------------------------------------------------
+# registry
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    kind: str
+    template: str
+    lanes: Callable[[hw.HWLayer], tuple[tuple[int, ...], tuple[int, ...]]]
+    context: Callable[..., dict]
+    reference: Callable[[hw.HWLayer, Sequence[np.ndarray]], list[np.ndarray]]
+
+
+KERNELS: dict[str, Kernel] = {}
+
+
+def kernel(kind: str, template: str, lanes: Callable):
+    """Register ``context`` and ``reference`` of one layer kind (decorates
+    the context function; the reference is attached with ``.reference``)."""
+
+    def wrap(context_fn):
+        def set_reference(ref_fn):
+            KERNELS[kind] = Kernel(kind, template, lanes, context_fn, ref_fn)
+            return ref_fn
+
+        context_fn.reference = set_reference
+        return context_fn
+
+    return wrap
+
+
+def kernel_for(layer: hw.HWLayer) -> Kernel:
+    k = KERNELS.get(layer.kind)
+    if k is None:
+        raise SiraError(f"layer '{layer.name}' ({layer.kind}): no HLS kernel for this hardware kind")
+    return k
+
+
+# --------------------------------------------------------------------------
+# C++ types and constants
+# --------------------------------------------------------------------------
+
+
+def codec(t: hw.StreamType) -> str:
+    """The ``sira_common.hpp`` codec of a stream element type."""
+    if not t.is_integer:
+        raise SiraError(f"no C++ integer codec for a {t.name} stream")
+    if t.kind == "bipolar":
+        return "sira::Bipolar"
+    return f"sira::Int<{t.bits}, {'true' if t.signed else 'false'}>"
+
+
+def value_ctype(t: hw.StreamType) -> str:
+    """The C++ type of a decoded element (bipolar: ap_int<2> holding +-1)."""
+    if t.kind == "bipolar":
+        return "ap_int<2>"
+    return f"ap_{'int' if t.signed else 'uint'}<{t.bits}>"
+
+
+def int_ctype(lo: int, hi: int) -> tuple[str, int, bool]:
+    """(ap type, bits, signed) of the narrowest type holding [lo, hi]."""
+    t = hw.StreamType.for_range(lo, hi)
+    return f"ap_{'int' if t.signed else 'uint'}<{t.bits}>", t.bits, t.signed
+
+
+def value_range(t: hw.StreamType) -> tuple[int, int]:
+    return (t.min, t.max)
+
+
+def raw_ctype(bits: int, signed: bool) -> str:
+    """Plain C type that stores a ``bits``-wide value for C simulation:
+    g++ compiles a large ``static const`` array of these in about a second,
+    where the same array of ``ap_uint`` takes minutes (the HLS build keeps
+    the exact ``ap_`` type)."""
+    for width in (8, 16, 32, 64):
+        if bits <= width:
+            return f"{'' if signed else 'u'}int{width}_t"
+    raise SiraError(f"a {bits}-bit constant does not fit a 64-bit C type; narrow the layer's parameters")
+
+
+def cpp_literal(v: int, signed: bool) -> str:
+    v = int(v)
+    if -(1 << 31) < v < (1 << 31):
+        return str(v)
+    if v == -(1 << 63):
+        return "(-9223372036854775807LL - 1)"
+    return f"{v}{'LL' if signed else 'ULL'}"
+
+
+def initializer(values: np.ndarray, signed: bool) -> str:
+    """Nested C initializer ``{{1, 2}, {3, 4}}`` of an integer array."""
+    arr = np.asarray(values)
+    if arr.ndim == 0:
+        return cpp_literal(int(arr), signed)
+    flat = [cpp_literal(int(v), signed) for v in arr.reshape(-1)]
+    if arr.ndim == 1:
+        return "{" + ", ".join(flat) + "}"
+    step = int(math.prod(arr.shape[1:]))
+    return "{" + ", ".join(initializer(arr[i], signed) for i in range(arr.shape[0])) + "}" if step else "{}"
+
+
+def encode_codes(values: np.ndarray, t: hw.StreamType) -> np.ndarray:
+    """Element codes (the bits a stream or memory holds) of integer values."""
+    v = np.asarray(values, dtype=object)
+    if t.kind == "bipolar":
+        return np.vectorize(lambda x: 1 if int(x) > 0 else 0, otypes=[object])(v)
+    mask = (1 << t.bits) - 1
+    return np.vectorize(lambda x: int(x) & mask, otypes=[object])(v)
+
+
+def decode_codes(codes: np.ndarray, t: hw.StreamType) -> np.ndarray:
+    c = np.asarray(codes, dtype=object)
+    if t.kind == "bipolar":
+        return np.vectorize(lambda x: 1 if int(x) else -1, otypes=[object])(c)
+    if not t.signed:
+        return c
+    half = 1 << (t.bits - 1)
+    return np.vectorize(lambda x: int(x) - (1 << t.bits) if int(x) >= half else int(x), otypes=[object])(c)
+
+
+def pack_words(values: np.ndarray, t: hw.StreamType, lanes: int) -> list[int]:
+    """Stream words of a flat element sequence (element i of a word in bits
+    [(i+1)W-1 : iW])."""
+    codes = encode_codes(np.asarray(values).reshape(-1), t)
+    if len(codes) % lanes:
+        raise SiraError(f"{len(codes)} elements do not fill words of {lanes} lanes")
+    words = []
+    for w in range(len(codes) // lanes):
+        word = 0
+        for i in range(lanes):
+            word |= int(codes[w * lanes + i]) << (i * t.bits)
+        words.append(word)
+    return words
+
+
+def exact(a) -> np.ndarray:
+    """Integer array: int64 when every value fits 62 bits, else Python ints."""
+    arr = np.asarray(a)
+    if arr.dtype == object:
+        vals = [int(v) for v in arr.reshape(-1)]
+        if all(-(1 << 62) < v < (1 << 62) for v in vals):
+            return np.array(vals, dtype=np.int64).reshape(arr.shape)
+        return arr
+    return arr.astype(np.int64)
+
+
+def _wide(*arrays) -> bool:
+    return any(np.asarray(a).dtype == object for a in arrays)
+
+
+def _as_obj(a) -> np.ndarray:
+    return np.asarray(a).astype(object)
+
+
+def port(t: hw.StreamType, lanes: int) -> dict:
+    """Template view of one stream: element codec, bits, lanes, word width."""
+    return {"codec": codec(t), "value": value_ctype(t), "bits": t.bits, "lanes": lanes, "word_bits": lanes * t.bits}
+
+
+def _mul_impl(cost: Optional[Cost], default: str = "fabric") -> str:
+    """``BIND_OP impl`` of a layer's multiplies, as the cost model chose."""
+    if cost is None or not cost.multiplies:
+        return default
+    return "dsp" if cost.multiplies[0].impl == "dsp" else "fabric"
+
+
+_STORAGE_IMPL = {"distributed": "lutram", "block": "bram", "ultra": "uram"}
+
+
+def _storage(cost: Optional[Cost], name: str) -> Optional[str]:
+    """``BIND_STORAGE impl`` of memory ``name``, as the cost model mapped it."""
+    if cost is None:
+        return None
+    style = cost.storage.get(name)
+    return _STORAGE_IMPL.get(style) if style else None
+
+
+def memory_pragmas(var: str, partition: Sequence[int] = (), reshape: Sequence[int] = (), impl: Optional[str] = None, kind: str = "rom_2p") -> list[str]:
+    """``#pragma HLS`` lines of one array: dimensions split into separate
+    memories (``partition``), dimensions merged into the word (``reshape``),
+    and the primitive the cost model mapped it to (``impl``)."""
+    lines = [f"ARRAY_PARTITION variable={var} complete dim={d}" for d in partition]
+    lines += [f"ARRAY_RESHAPE variable={var} complete dim={d}" for d in reshape]
+    if impl:
+        lines.append(f"BIND_STORAGE variable={var} type={kind} impl={impl}")
+    return lines
+
+
+# --------------------------------------------------------------------------
+# thresholds (shared by MVAU, VVAU and Thresholding)
+# --------------------------------------------------------------------------
+
+
+def threshold_counts(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """count(acc >= t) per channel (the last axis of ``acc``)."""
+    acc = exact(acc)
+    t = exact(thresholds)
+    if t.shape[1] == 0:
+        return np.zeros(acc.shape, dtype=np.int64)
+    t = np.broadcast_to(t, (acc.shape[-1], t.shape[1]))
+    if _wide(acc, t):
+        a, tt = _as_obj(acc), _as_obj(t)
+        return np.sum(a[..., None] >= tt, axis=-1).astype(np.int64)
+    return np.sum(acc[..., None] >= t, axis=-1)
+
+
+def activate(acc: np.ndarray, layer) -> np.ndarray:
+    if layer.thresholds is None:
+        return exact(acc)
+    return layer.activation_bias + layer.activation_scale * threshold_counts(acc, layer.thresholds)
+
+
+def _threshold_context(layer, channels: int, pe: int, in_lo: int, in_hi: int, cost: Optional[Cost], unit: str) -> dict:
+    """Threshold unit of a layer: ``unit`` is ``linear`` (compare with every
+    threshold), ``binary`` (binary search over the sorted thresholds padded
+    to 2^B - 1, one table per search level) or ``constant`` (one shared row,
+    hard-wired)."""
+    t = exact(layer.thresholds)
+    steps = t.shape[1]
+    nf = channels // pe
+    out_lo = layer.activation_bias + min(0, layer.activation_scale * steps)
+    out_hi = layer.activation_bias + max(0, layer.activation_scale * steps)
+    count_bits = max(1, int(steps).bit_length())
+    value_type, _, _ = int_ctype(out_lo, out_hi)
+    ctx: dict[str, Any] = {
+        "unit": unit if steps else "none",
+        "pragmas": [],
+        "steps": steps,
+        "count_bits": count_bits,
+        "bias": cpp_literal(layer.activation_bias, True),
+        "scale": cpp_literal(layer.activation_scale, True),
+        "value_type": value_type,
+        "pe": pe,
+        "nf": nf,
+    }
+    if not steps:
+        return ctx
+    if unit == "constant":
+        if t.shape[0] != 1:
+            raise SiraError(f"layer '{layer.name}': hard-wired thresholds need one row shared by every channel")
+        row = np.sort(t[0])
+        lo, hi = min(int(row.min()), in_lo), max(int(row.max()), in_hi)
+        ctype, bits, signed = int_ctype(lo, hi)
+        ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), init=initializer(row, True), pragmas=memory_pragmas("thresholds", partition=(1,)))
+        return ctx
+    full = np.sort(np.broadcast_to(t, (channels, steps)), axis=1)
+    per_pe = full.reshape(nf, pe, steps).transpose(1, 0, 2)  # [pe][nf][step], channel = nf*PE + pe
+    if unit == "linear":
+        lo, hi = min(int(full.min()), in_lo), max(int(full.max()), in_hi)
+        ctype, bits, signed = int_ctype(lo, hi)
+        pragmas = memory_pragmas("thresholds", partition=(1,), reshape=(3,), impl=_storage(cost, "thresholds"))
+        ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), init=initializer(per_pe, True), pragmas=pragmas)
+        return ctx
+    if unit != "binary":
+        raise SiraError(f"layer '{layer.name}': unknown threshold unit '{unit}'")
+    levels_n = count_bits
+    size = (1 << levels_n) - 1
+    never = in_hi + 1  # above every input: never fires
+    padded = np.concatenate([per_pe, np.full((pe, nf, size - steps), never, dtype=np.int64)], axis=2) if size > steps else per_pe
+    lo, hi = min(int(full.min()), in_lo), max(int(full.max()), never)
+    ctype, bits, signed = int_ctype(lo, hi)
+    levels, pragmas = [], []
+    for st in range(levels_n):
+        # level st decides bit (levels_n-1-st) of the count: entry p holds T[(2p+1) * 2^(levels_n-st-1) - 1]
+        idx = [(2 * p + 1) * (1 << (levels_n - st - 1)) - 1 for p in range(1 << st)]
+        levels.append({"size": 1 << st, "init": initializer(padded[:, :, idx], True)})
+        pragmas += memory_pragmas(f"thresholds_l{st}", partition=(1,), impl=_storage(cost, f"thresholds_stage{st}"))
+    ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), levels=levels, pragmas=pragmas)
+    return ctx
+
+
+def _unit(cost: Optional[Cost], default: str = "linear") -> str:
+    return (cost.threshold_unit if cost is not None and cost.threshold_unit else default)
+
+
+# --------------------------------------------------------------------------
+# MVAU
+# --------------------------------------------------------------------------
+
+
+def _mvau_lanes(layer: hw.MVAU):
+    return (layer.simd,), (layer.pe,)
+
+
+def _weight_store(weights: np.ndarray, wtype: hw.StreamType) -> tuple[str, str, int]:
+    bits = wtype.bits
+    return f"ap_uint<{bits}>", raw_ctype(bits, False), bits
+
+
+def _mac_common(layer, in_lanes: int, cost: Optional[Cost]) -> dict:
+    itype, wtype, atype = layer.in_type, layer.weight_type, layer.acc_type
+    if not itype.is_integer:
+        raise SiraError(f"layer '{layer.name}' ({layer.kind}) reads a float stream; it runs on the host, not in the dataflow")
+    ib = 2 if itype.kind == "bipolar" else itype.bits + (0 if itype.signed else 1)
+    wb = 2 if wtype.kind == "bipolar" else wtype.bits + (0 if wtype.signed else 1)
+    store, raw, wbits = _weight_store(layer.weights, wtype)
+    return {
+        "in": port(itype, in_lanes),
+        "out": port(layer.out_type, layer.pe),
+        "acc_type": value_ctype(atype),
+        "w_codec": codec(wtype),
+        "w_bits": wbits,
+        "w_store": store,
+        "w_raw": raw,
+        "product_type": f"ap_int<{ib + wb}>",
+        "mul_impl": _mul_impl(cost),
+        "pragmas": memory_pragmas("weights", partition=(1,), reshape=(3,), impl=_storage(cost, "weights")),
+        "reps": int(math.prod(layer.num_input_vectors)) if layer.num_input_vectors else 1,
+        "thr": None,
+    }
+
+
+@kernel("MVAU", "layer_mvau.hpp.j2", _mvau_lanes)
+def mvau_context(layer: hw.MVAU, cost: Optional[Cost]) -> dict:
+    ctx = _mac_common(layer, layer.simd, cost)
+    nf, sf = layer.mh // layer.pe, layer.mw // layer.simd
+    codes = encode_codes(layer.weights, layer.weight_type)  # (MW, MH)
+    # [pe][tile = nf*SF + sf][simd] = W[sf*SIMD + s, nf*PE + pe]
+    arr = np.asarray(codes, dtype=object).reshape(sf, layer.simd, nf, layer.pe).transpose(3, 2, 0, 1).reshape(layer.pe, nf * sf, layer.simd)
+    ctx.update(mw=layer.mw, mh=layer.mh, simd=layer.simd, pe=layer.pe, nf=nf, sf=sf, weights=initializer(arr, False))
+    if layer.thresholds is not None:
+        lo, hi = layer.acc_range
+        ctx["thr"] = _threshold_context(layer, layer.mh, layer.pe, lo, hi, cost, _unit(cost))
+    return ctx
+
+
+@mvau_context.reference
+def mvau_reference(layer: hw.MVAU, inputs):
+    x = exact(inputs[0])
+    w = exact(layer.weights)
+    if _wide(x, w) or layer.acc_type.bits > 62:
+        acc = _as_obj(x) @ _as_obj(w)
+    else:
+        acc = x @ w
+    return [exact(activate(acc, layer))]
+
+
+# --------------------------------------------------------------------------
+# VVAU
+# --------------------------------------------------------------------------
+
+
+def _vvau_lanes(layer: hw.VVAU):
+    return (layer.pe,), (layer.pe,)
+
+
+@kernel("VVAU", "layer_vvau.hpp.j2", _vvau_lanes)
+def vvau_context(layer: hw.VVAU, cost: Optional[Cost]) -> dict:
+    if layer.simd != 1:
+        raise SiraError(
+            f"layer '{layer.name}' (VVAU): SIMD={layer.simd} is not generated (the window arrives channel-parallel); "
+            "fold this layer with PE instead (--folding with SIMD 1)"
+        )
+    ctx = _mac_common(layer, layer.pe, cost)
+    k = int(math.prod(layer.kernel))
+    cf = layer.channels // layer.pe
+    codes = np.asarray(encode_codes(layer.weights, layer.weight_type), dtype=object)  # (C, K)
+    arr = codes.reshape(cf, layer.pe, k).transpose(1, 0, 2)  # [pe][cf][k]
+    ctx.update(channels=layer.channels, k=k, pe=layer.pe, cf=cf, weights=initializer(arr, False))
+    if layer.thresholds is not None:
+        lo, hi = layer.acc_range
+        ctx["thr"] = _threshold_context(layer, layer.channels, layer.pe, lo, hi, cost, _unit(cost))
+    return ctx
+
+
+@vvau_context.reference
+def vvau_reference(layer: hw.VVAU, inputs):
+    x = exact(inputs[0])  # (1, OH, OW, K*C) in (k, c) order
+    k = int(math.prod(layer.kernel))
+    win = x.reshape(x.shape[:-1] + (k, layer.channels))
+    w = exact(layer.weights).T  # (K, C)
+    if _wide(win, w) or layer.acc_type.bits > 62:
+        acc = np.sum(_as_obj(win) * _as_obj(w), axis=-2)
+    else:
+        acc = np.sum(win * w, axis=-2)
+    return [exact(activate(acc, layer))]
+
+
+# --------------------------------------------------------------------------
+# Thresholding
+# --------------------------------------------------------------------------
+
+
+def _pe_lanes(layer):
+    return tuple(layer.pe for _ in layer.inputs), tuple(layer.pe for _ in layer.outputs)
+
+
+def _spatial(shape) -> int:
+    return int(math.prod(shape[1:-1])) if len(shape) > 2 else 1
+
+
+@kernel("Thresholding", "layer_thresholding.hpp.j2", _pe_lanes)
+def thresholding_context(layer: hw.Thresholding, cost: Optional[Cost]) -> dict:
+    lo, hi = value_range(layer.in_type)
+    unit = _unit(cost, "constant" if layer.thresholds.shape[0] == 1 else "linear")
+    return {
+        "in": port(layer.in_type, layer.pe),
+        "out": port(layer.out_type, layer.pe),
+        "pe": layer.pe,
+        "nf": layer.channels // layer.pe,
+        "reps": _spatial(layer.in_shape),
+        "thr": _threshold_context(layer, layer.channels, layer.pe, lo, hi, cost, unit),
+    }
+
+
+@thresholding_context.reference
+def thresholding_reference(layer: hw.Thresholding, inputs):
+    return [exact(activate(inputs[0], layer))]
+
+
+# --------------------------------------------------------------------------
+# Elementwise and AddStreams
+# --------------------------------------------------------------------------
+
+_OPS = {
+    "Add": "a + b",
+    "Sub": "a - b",
+    "Mul": "a * b",
+    "Div": "a / b",
+    "Min": "(a < b ? a : b)",
+    "Max": "(a > b ? a : b)",
+}
+
+
+def _elementwise_param(layer: hw.Elementwise) -> tuple[np.ndarray, str]:
+    """The constant operand as ``[lanes][rows]`` and the row index
+    expression: one value (``0``), one per channel (``nf``) or one per
+    element (``i``, the word index)."""
+    p = np.asarray(layer.param)
+    if p.dtype.kind == "f":
+        if not np.all(np.isfinite(p)) or not np.all(p == np.round(p)):
+            raise SiraError(
+                f"layer '{layer.name}' (Elementwise {layer.op}): a non-integer constant on an integer stream "
+                "has no integer hardware; it belongs to the host part (run sira.optimize so scales become thresholds)"
+            )
+        p = np.round(p).astype(np.int64)
+    p = exact(p)
+    shape = layer.out_shape
+    full = np.broadcast_to(p.reshape((1,) * (len(shape) - p.ndim) + p.shape), shape)
+    flat = full.reshape(-1, layer.channels)
+    nf = layer.channels // layer.pe
+    if np.all(flat == flat.reshape(-1)[0]):
+        return flat.reshape(-1)[:1].reshape(1, 1), "0"
+    if np.all(flat == flat[0]):
+        return flat[0].reshape(nf, layer.pe).T, "nf"
+    rows = flat.reshape(-1, nf, layer.pe).reshape(-1, layer.pe).T  # [pe][word]
+    return rows, "i"
+
+
+def _binary_context(layer, op: str, rhs_type: Optional[hw.StreamType], param, row: str, cost: Optional[Cost]) -> dict:
+    a_lo, a_hi = value_range(layer.in_type)
+    if param is not None:
+        b_lo, b_hi = int(np.min(param)), int(np.max(param))
+    elif rhs_type is not None:
+        b_lo, b_hi = value_range(rhs_type)
+    else:
+        b_lo = b_hi = 0
+    corners = [a_lo, a_hi, b_lo, b_hi]
+    if op == "Mul":
+        corners += [x * y for x in (a_lo, a_hi) for y in (b_lo, b_hi)]
+    elif op in ("Add", "Sub"):
+        corners += [a_lo + b_lo, a_hi + b_hi, a_lo - b_hi, a_hi - b_lo]
+    op_type, _, _ = int_ctype(min(corners) - 1, max(corners) + 1)
+    ctx: dict[str, Any] = {
+        "op_name": op,
+        "in": port(layer.in_type, layer.pe),
+        "in_ports": [port(layer.in_type, layer.pe)],
+        "out": port(layer.out_type, layer.pe),
+        "pe": layer.pe,
+        "nf": layer.channels // layer.pe,
+        "reps": _spatial(layer.out_shape),
+        "op_type": op_type,
+        "op_pragmas": [f"BIND_OP variable=r op=mul impl={_mul_impl(cost)}"] if op == "Mul" else [],
+        "pragmas": [],
+        "rhs_expr": "op_t(0)",
+        "rhs": None,
+        "param": None,
+    }
+    if op == "RoundClip":
+        ctx["expr"] = f"(a < {cpp_literal(layer.clip_lo, True)} ? op_t({cpp_literal(layer.clip_lo, True)}) : (a > {cpp_literal(layer.clip_hi, True)} ? op_t({cpp_literal(layer.clip_hi, True)}) : a))"
+    else:
+        ctx["expr"] = _OPS[op]
+    if rhs_type is not None and param is None:
+        ctx["rhs"] = port(rhs_type, layer.pe)
+        ctx["in_ports"].append(ctx["rhs"])
+        ctx["rhs_expr"] = f"rhs_c::decode(sira::lane<{rhs_type.bits}>(z, p))"
+    elif param is not None:
+        ctype, bits, signed = int_ctype(int(np.min(param)), int(np.max(param)))
+        lane = "p" if param.shape[0] > 1 else "0"
+        ctx["param"] = {"ctype": ctype, "raw": raw_ctype(bits, signed), "lanes": param.shape[0], "rows": param.shape[1], "init": initializer(param, True)}
+        ctx["rhs_expr"] = f"op_t(param_t(param[{lane}][{row}]))"
+        ctx["pragmas"] = memory_pragmas("param", partition=(1,), impl=_storage(cost, "param"))
+    return ctx
+
+
+@kernel("Elementwise", "layer_elementwise.hpp.j2", _pe_lanes)
+def elementwise_context(layer: hw.Elementwise, cost: Optional[Cost]) -> dict:
+    if not (layer.in_type.is_integer and layer.out_type.is_integer):
+        raise SiraError(f"layer '{layer.name}' (Elementwise {layer.op}) works on float values; it runs on the host, not in the dataflow")
+    if layer.op == "RoundClip":
+        return _binary_context(layer, "RoundClip", None, None, "0", cost)
+    if layer.param is not None:
+        param, row = _elementwise_param(layer)
+        return _binary_context(layer, layer.op, None, param, row, cost)
+    return _binary_context(layer, layer.op, layer.rhs_type, None, "0", cost)
+
+
+def _apply(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if op == "Add":
+        return a + b
+    if op == "Sub":
+        return a - b
+    if op == "Mul":
+        return a * b
+    if op == "Div":
+        q = _as_obj(a) // _as_obj(b)
+        r = _as_obj(a) - q * _as_obj(b)
+        if np.any(r != 0):
+            raise SiraError("integer Div with a remainder: the division is not exact on this input")
+        return q
+    if op == "Min":
+        return np.minimum(a, b)
+    if op == "Max":
+        return np.maximum(a, b)
+    raise SiraError(f"unknown elementwise op {op}")
+
+
+@elementwise_context.reference
+def elementwise_reference(layer: hw.Elementwise, inputs):
+    a = exact(inputs[0])
+    if layer.op == "RoundClip":
+        return [np.clip(a, layer.clip_lo, layer.clip_hi)]
+    if layer.param is not None:
+        p = np.asarray(layer.param)
+        b = exact(np.round(p).astype(np.int64) if p.dtype.kind == "f" else p)
+    else:
+        b = exact(inputs[1])
+    if _wide(a, b):
+        a, b = _as_obj(a), _as_obj(b)
+    return [exact(_apply(layer.op, a, b))]
+
+
+@kernel("AddStreams", "layer_elementwise.hpp.j2", _pe_lanes)
+def add_streams_context(layer: hw.AddStreams, cost: Optional[Cost]) -> dict:
+    return _binary_context(layer, "Add", layer.in_type2, None, "0", cost)
+
+
+@add_streams_context.reference
+def add_streams_reference(layer: hw.AddStreams, inputs):
+    a, b = exact(inputs[0]), exact(inputs[1])
+    return [exact(_as_obj(a) + _as_obj(b)) if _wide(a, b) else a + b]
+
+
+# --------------------------------------------------------------------------
+# padding, sliding window, pooling
+# --------------------------------------------------------------------------
+
+
+def _simd_lanes(layer):
+    return tuple(layer.simd for _ in layer.inputs), tuple(layer.simd for _ in layer.outputs)
+
+
+@kernel("FMPadding", "layer_fmpadding.hpp.j2", _simd_lanes)
+def fmpadding_context(layer: hw.FMPadding, cost: Optional[Cost]) -> dict:
+    t = layer.in_type
+    if t.kind == "bipolar" or not (t.min <= layer.value <= t.max):
+        raise SiraError(f"layer '{layer.name}' (FMPadding): pad value {layer.value} is not a value of the {t.name} stream")
+    h, w = layer.in_shape[1:3]
+    pt, pl, pb, pr = layer.padding
+    word = pack_words(np.full(layer.simd, layer.value), t, layer.simd)[0]
+    return {
+        "in": port(t, layer.simd),
+        "out": port(layer.out_type, layer.simd),
+        "ih": h, "iw": w, "oh": h + pt + pb, "ow": w + pl + pr, "pad_top": pt, "pad_left": pl,
+        "cf": layer.channels // layer.simd,
+        "pad_word": f"0x{word:x}",
+    }  # fmt: skip
+
+
+@fmpadding_context.reference
+def fmpadding_reference(layer: hw.FMPadding, inputs):
+    pt, pl, pb, pr = layer.padding
+    x = exact(inputs[0])
+    return [np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=layer.value)]
+
+
+def _window_rows(layer) -> int:
+    kh = layer.kernel[0]
+    dh = getattr(layer, "dilation", (1, 1))[0]
+    return (kh - 1) * dh + 1
+
+
+@kernel("ConvolutionInputGenerator", "layer_swg.hpp.j2", _simd_lanes)
+def swg_context(layer: hw.ConvolutionInputGenerator, cost: Optional[Cost]) -> dict:
+    return {
+        "in": port(layer.in_type, layer.simd),
+        "out": port(layer.out_type, layer.simd),
+        "ih": layer.ifm_dim[0], "iw": layer.ifm_dim[1], "oh": layer.ofm_dim[0], "ow": layer.ofm_dim[1],
+        "kh": layer.kernel[0], "kw": layer.kernel[1], "sh": layer.stride[0], "sw": layer.stride[1],
+        "dh": layer.dilation[0], "dw": layer.dilation[1], "cf": layer.channels // layer.simd,
+        "rows": _window_rows(layer), "pragmas": memory_pragmas("rows", impl=_storage(cost, "line_buffer"), kind="ram_2p"),
+    }  # fmt: skip
+
+
+def _windows(x: np.ndarray, kernel, stride, dilation, out_dim) -> np.ndarray:
+    """(1, OH, OW, KH, KW, C) windows of a channels-last image."""
+    kh, kw = kernel
+    oh, ow = out_dim
+    rows = []
+    for ky in range(kh):
+        cols = []
+        for kx in range(kw):
+            y0, x0 = ky * dilation[0], kx * dilation[1]
+            cols.append(x[:, y0 : y0 + (oh - 1) * stride[0] + 1 : stride[0], x0 : x0 + (ow - 1) * stride[1] + 1 : stride[1], :])
+        rows.append(np.stack(cols, axis=3))
+    return np.stack(rows, axis=3)
+
+
+@swg_context.reference
+def swg_reference(layer: hw.ConvolutionInputGenerator, inputs):
+    win = _windows(exact(inputs[0]), layer.kernel, layer.stride, layer.dilation, layer.ofm_dim)
+    return [win.reshape(win.shape[:3] + (-1,))]
+
+
+def _pool_context(layer, cost: Optional[Cost], reduce: str, acc: str) -> dict:
+    if reduce == "max":
+        init, combine = f"acc_t({cpp_literal(layer.in_type.min, True)})", "(v > r[p] ? v : r[p])"
+    else:
+        init, combine = "acc_t(0)", "r[p] + v"
+    return {
+        "in": port(layer.in_type, layer.pe),
+        "out": port(layer.out_type, layer.pe),
+        "ih": layer.ifm_dim[0], "iw": layer.ifm_dim[1], "oh": layer.ofm_dim[0], "ow": layer.ofm_dim[1],
+        "kh": layer.kernel[0], "kw": layer.kernel[1], "sh": layer.stride[0], "sw": layer.stride[1],
+        "pe": layer.pe, "cf": layer.channels // layer.pe, "rows": layer.kernel[0],
+        "reduce": reduce, "acc_type": acc, "init": init, "combine": combine,
+        "pragmas": memory_pragmas("rows", impl=_storage(cost, "line_buffer"), kind="ram_2p"),
+    }  # fmt: skip
+
+
+@kernel("StreamingMaxPool", "layer_pool.hpp.j2", _pe_lanes)
+def maxpool_context(layer: hw.StreamingMaxPool, cost: Optional[Cost]) -> dict:
+    return _pool_context(layer, cost, "max", value_ctype(layer.in_type))
+
+
+@maxpool_context.reference
+def maxpool_reference(layer: hw.StreamingMaxPool, inputs):
+    win = _windows(exact(inputs[0]), layer.kernel, layer.stride, (1, 1), layer.ofm_dim)
+    return [win.max(axis=(3, 4))]
+
+
+@kernel("Pool", "layer_pool.hpp.j2", _pe_lanes)
+def pool_context(layer: hw.Pool, cost: Optional[Cost]) -> dict:
+    acc = layer.acc_type or layer.out_type
+    return _pool_context(layer, cost, "sum", value_ctype(acc))
+
+
+@pool_context.reference
+def pool_reference(layer: hw.Pool, inputs):
+    win = _windows(exact(inputs[0]), layer.kernel, layer.stride, (1, 1), layer.ofm_dim)
+    return [exact(win.sum(axis=(3, 4)))]
+
+
+# --------------------------------------------------------------------------
+# stream plumbing
+# --------------------------------------------------------------------------
+
+
+@kernel("Concat", "layer_concat.hpp.j2", _simd_lanes)
+def concat_context(layer: hw.Concat, cost: Optional[Cost]) -> dict:
+    return {
+        "ins": [dict(port(t, layer.simd), cf=c // layer.simd) for t, c in zip(layer.in_types, layer.channels)],
+        "out": port(layer.out_type, layer.simd),
+        "simd": layer.simd,
+        "reps": _spatial(layer.out_shape),
+    }
+
+
+@concat_context.reference
+def concat_reference(layer: hw.Concat, inputs):
+    return [np.concatenate([exact(x) for x in inputs], axis=-1)]
+
+
+@kernel("Split", "layer_split.hpp.j2", _simd_lanes)
+def split_context(layer: hw.Split, cost: Optional[Cost]) -> dict:
+    return {
+        "in": port(layer.in_type, layer.simd),
+        "outs": [dict(port(layer.out_type, layer.simd), cf=c // layer.simd) for c in layer.channels],
+        "simd": layer.simd,
+        "reps": _spatial(layer.in_shape),
+    }
+
+
+@split_context.reference
+def split_reference(layer: hw.Split, inputs):
+    x = exact(inputs[0])
+    cuts = np.cumsum(layer.channels)[:-1]
+    return list(np.split(x, cuts, axis=-1))
+
+
+@kernel("Reshape", "", lambda layer: ((0,), (0,)))
+def reshape_context(layer: hw.Reshape, cost: Optional[Cost]) -> dict:
+    return {}
+
+
+@reshape_context.reference
+def reshape_reference(layer: hw.Reshape, inputs):
+    return [exact(inputs[0]).reshape(layer.out_shape)]
+
+
+# --------------------------------------------------------------------------
+# stages the dataflow adds: fan-out and width conversion
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Duplicate:
+    """One stream read by several stages (a C++ stream has one reader):
+    every word goes to each of ``outputs``."""
+
+    kind = "Duplicate"
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    type: hw.StreamType
+    lanes: int
+    elements: int
+
+
+@dataclasses.dataclass(frozen=True)
+class WidthConverter:
+    """Re-folds a stream from words of ``in_lanes`` to words of
+    ``out_lanes`` elements (the order of the elements is kept)."""
+
+    kind = "WidthConverter"
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    type: hw.StreamType
+    in_lanes: int
+    out_lanes: int
+    elements: int
+
+
+@kernel("Duplicate", "layer_duplicate.hpp.j2", lambda d: ((d.lanes,), tuple(d.lanes for _ in d.outputs)))
+def duplicate_context(node: Duplicate, cost: Optional[Cost]) -> dict:
+    return {"word_bits": node.lanes * node.type.bits, "fanout": len(node.outputs), "words": node.elements // node.lanes}
+
+
+@duplicate_context.reference
+def duplicate_reference(node: Duplicate, inputs):
+    return [inputs[0] for _ in node.outputs]
+
+
+@kernel("WidthConverter", "layer_dwc.hpp.j2", lambda d: ((d.in_lanes,), (d.out_lanes,)))
+def width_converter_context(node: WidthConverter, cost: Optional[Cost]) -> dict:
+    group = node.in_lanes * node.out_lanes // math.gcd(node.in_lanes, node.out_lanes)
+    if node.elements % group:
+        raise SiraError(f"stream '{node.inputs[0]}': {node.elements} elements cannot be re-folded from {node.in_lanes} to {node.out_lanes} lanes")
+    return {"in_lanes": node.in_lanes, "out_lanes": node.out_lanes, "bits": node.type.bits, "group": group, "groups": node.elements // group}
+
+
+@width_converter_context.reference
+def width_converter_reference(node: WidthConverter, inputs):
+    return [inputs[0]]
+
+
+__all__ = [
+    "Duplicate", "WidthConverter", "memory_pragmas",
+    "KERNELS", "Kernel", "kernel_for", "codec", "value_ctype", "pack_words", "encode_codes", "decode_codes",
+    "exact", "port", "initializer", "raw_ctype", "cpp_literal",
+]  # fmt: skip

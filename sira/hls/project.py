@@ -1,0 +1,284 @@
+"""Writing an HLS project: templates rendered from the dataflow, test
+vectors, Vitis scripts, the estimate and a manifest, as one atomic folder.
+
+Layout of a project folder::
+
+    manifest.json          sira and dependency versions, model sha256, options, ports, stages, files
+    firmware/              sira_common.hpp, top.hpp, top.cpp, one <stage>.hpp per stage
+    tb/                    testbench.cpp (whole dataflow), tb_layers.cpp (stage by stage), tb_common.hpp
+    tb_data/               input_<k>.txt, expected_<k>.txt (one sample per line), layers/ (first sample per stage)
+    report/estimate.json   the resource estimate (FINN's key names), SIRA and baseline
+    run_hls.tcl            vitis_hls -f run_hls.tcl
+    hls_config.cfg         v++ -c --mode hls --config hls_config.cfg
+    csim.sh                g++ C simulation without Vitis
+
+The folder is assembled next to its destination and moved into place only
+when complete; an existing folder is replaced only if it is a sira project.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from importlib import metadata
+from typing import Any, Optional
+
+import jinja2
+
+from .. import hw
+from ..errors import SiraError
+from .dataflow import Dataflow, Stage
+from .names import Namer
+from .vectors import Vectors, write_lines
+
+GENERATOR = "sira"
+CFLAGS = "-std=c++14 -Ifirmware"
+GXX_FLAGS = "-std=c++14 -O2"
+DEPENDENCIES = ("onnx", "onnxruntime", "qonnx", "numpy", "sympy", "networkx", "jinja2", "hls4ml")
+
+
+def templates_dir() -> str:
+    """The ``hls_templates`` folder: beside the ``sira`` package in a source
+    checkout, or installed as package data."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (os.path.join(here, "..", "..", "hls_templates"),):
+        if os.path.isfile(os.path.join(candidate, "top.cpp.j2")):
+            return os.path.normpath(candidate)
+    try:
+        import hls_templates  # installed as package data
+
+        path = list(hls_templates.__path__)[0]
+        if os.path.isfile(os.path.join(path, "top.cpp.j2")):
+            return path
+    except ImportError:
+        pass
+    raise SiraError("sira's HLS templates (hls_templates/) are missing from this installation; reinstall sira")
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def versions() -> dict[str, str]:
+    from .. import __version__
+
+    out = {"sira": __version__, "python": platform.python_version()}
+    for dist in DEPENDENCIES:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# rendering
+# --------------------------------------------------------------------------
+
+
+def _stage_port(stage: Stage, df: Dataflow, sid: str, role: str, j: int) -> dict:
+    return dict(df.streams[sid].port(), id=f"{role}{j}", file=f"layers/{stage.id}.{'in' if role == 'i' else 'out'}{j}.txt")
+
+
+def _decl(df: Dataflow, sid: str) -> str:
+    return f"hls::stream<ap_uint<{df.streams[sid].word_bits}> > &{sid}"
+
+
+def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clock_ns: float) -> dict[str, str]:
+    """Every generated text file of the project, by relative path."""
+    from .. import __version__
+
+    env = environment()
+    base = {"version": __version__, "top": top, "model_id": model_id}
+    files: dict[str, str] = {}
+    nodes = []
+    for stage in df.stages:
+        ctx = stage.kernel.context(stage.node, costs.get(getattr(stage.node, "name", ""), None) if isinstance(stage.node, hw.HWLayer) else None)
+        ctx.update(base, id=stage.id, guard=f"{stage.id.upper()}_HPP")
+        path = f"firmware/{stage.id}.hpp"
+        files[path] = env.get_template(stage.kernel.template).render(**ctx)
+        tb_in = [_stage_port(stage, df, s, "i", j) for j, s in enumerate(stage.inputs)]
+        tb_out = [_stage_port(stage, df, s, "o", j) for j, s in enumerate(stage.outputs)]
+        nodes.append({
+            "id": stage.id, "file": f"{stage.id}.hpp", "args": stage.inputs + stage.outputs,
+            "tb_inputs": tb_in, "tb_outputs": tb_out, "tb_args": [p["id"] for p in tb_in + tb_out],
+        })  # fmt: skip
+    ports = [_decl(df, p.id) for p in df.inputs + df.outputs]
+    port_ids = {p.id for p in df.inputs + df.outputs}
+    streams = [{"id": s.id, "word_bits": s.word_bits, "depth": s.depth} for s in df.streams.values() if s.id not in port_ids]
+    top_ctx = dict(base, nodes=nodes, ports=ports, port_names=[p.id for p in df.inputs + df.outputs], streams=streams)
+    files["firmware/sira_common.hpp"] = env.get_template("sira_common.hpp.j2").render(**base)
+    files["firmware/top.hpp"] = env.get_template("top.hpp.j2").render(**top_ctx)
+    files["firmware/top.cpp"] = env.get_template("top.cpp.j2").render(**top_ctx)
+    tb_inputs = [dict(p.stream.port(), id=p.id, file=f"input_{k}.txt") for k, p in enumerate(df.inputs)]
+    tb_outputs = [dict(p.stream.port(), id=p.id, file=f"expected_{k}.txt", result=f"csim_output_{k}.txt") for k, p in enumerate(df.outputs)]
+    tb_ctx = dict(base, inputs=tb_inputs, outputs=tb_outputs, call_args=[p.id for p in df.inputs + df.outputs], nodes=nodes)
+    files["tb/tb_common.hpp"] = env.get_template("tb_common.hpp.j2").render(**base)
+    files["tb/testbench.cpp"] = env.get_template("testbench.cpp.j2").render(**tb_ctx)
+    files["tb/tb_layers.cpp"] = env.get_template("tb_layers.cpp.j2").render(**tb_ctx)
+    tool_ctx = dict(base, part=part, clock_ns=clock_ns, cflags=CFLAGS, gxx_flags=GXX_FLAGS)
+    files["run_hls.tcl"] = env.get_template("run_hls.tcl.j2").render(**tool_ctx)
+    files["hls_config.cfg"] = env.get_template("hls_config.cfg.j2").render(**tool_ctx)
+    files["csim.sh"] = env.get_template("csim.sh.j2").render(**tool_ctx)
+    return files
+
+
+def _write_vectors(root: str, df: Dataflow, vectors: Vectors) -> None:
+    data = os.path.join(root, "tb_data")
+    os.makedirs(os.path.join(data, "layers"), exist_ok=True)
+    for k, rows in enumerate(vectors.inputs):
+        write_lines(os.path.join(data, f"input_{k}.txt"), rows)
+    for k, rows in enumerate(vectors.outputs):
+        write_lines(os.path.join(data, f"expected_{k}.txt"), rows)
+    with open(os.path.join(data, "samples.txt"), "w") as f:
+        f.write("\n".join(vectors.labels) + "\n")
+    for stage in df.stages:
+        for role, sids in (("in", stage.inputs), ("out", stage.outputs)):
+            for j, sid in enumerate(sids):
+                values = vectors.first[df.streams[sid].tensor]
+                write_lines(os.path.join(data, "layers", f"{stage.id}.{role}{j}.txt"), [values])
+
+
+def _layer_summary(layer: hw.HWLayer) -> dict:
+    out: dict[str, Any] = {"name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs), "outputs": list(layer.outputs)}
+    for field in ("op", "param", "rounding", "clip_lo", "clip_hi"):
+        if hasattr(layer, field) and getattr(layer, field) is not None:
+            v = getattr(layer, field)
+            out[field] = v.tolist() if hasattr(v, "tolist") else v
+    out["in_type"], out["out_type"] = layer.in_type.name, layer.out_type.name
+    return out
+
+
+def _port_doc(p) -> dict:
+    s = p.stream
+    return {"port": p.id, "tensor": p.tensor, "type": s.type.name, "bits": s.type.bits, "signed": s.type.signed,
+            "lanes": s.lanes, "word_bits": s.word_bits, "shape": list(p.shape), "elements": s.elements}  # fmt: skip
+
+
+def manifest(df: Dataflow, *, top: str, model_bytes: bytes, model_name: str, options: dict, files: dict[str, bytes],
+             samples: int) -> dict:
+    return {
+        "generator": GENERATOR,
+        "sira_version": versions()["sira"],
+        "versions": versions(),
+        "model": {"file": model_name, "sha256": _sha256(model_bytes)},
+        "options": options,
+        "part": options.get("part"),
+        "clock_ns": options.get("clock_ns"),
+        "top": top,
+        "ports": {"inputs": [_port_doc(p) for p in df.inputs], "outputs": [_port_doc(p) for p in df.outputs]},
+        "stages": [
+            {"id": st.id, "kind": st.node.kind, "layer": st.node.name, "inputs": st.inputs, "outputs": st.outputs}
+            for st in df.stages
+        ],
+        "host": {"head": [_layer_summary(layer) for layer in df.head], "tail": [_layer_summary(layer) for layer in df.tail]},
+        "samples": samples,
+        "files": {path: _sha256(data) for path, data in sorted(files.items())},
+    }
+
+
+# --------------------------------------------------------------------------
+# atomic folder
+# --------------------------------------------------------------------------
+
+
+def is_project(path: str) -> bool:
+    try:
+        with open(os.path.join(path, "manifest.json")) as f:
+            return json.load(f).get("generator") == GENERATOR
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_destination(path: str) -> None:
+    """Refuse to replace anything that is not a sira project (or empty)."""
+    if os.path.lexists(path):
+        if not os.path.isdir(path) or os.path.islink(path):
+            raise SiraError(f"'{path}' exists and is not a folder; choose another output folder")
+        if os.listdir(path) and not is_project(path):
+            raise SiraError(f"refusing to overwrite '{path}': it is not a sira project (no sira manifest.json); choose another folder or empty it")
+
+
+def write_project(dest: str, fill) -> None:
+    """Assemble a project in a fresh folder beside ``dest`` with ``fill(root)``,
+    then move it into place; on any error nothing at ``dest`` changes."""
+    dest = os.path.abspath(dest)
+    check_destination(dest)
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.building-", dir=parent)
+    try:
+        fill(tmp)
+        os.chmod(tmp, 0o755)
+        if os.path.lexists(dest):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.old-", dir=parent)
+            os.rmdir(old)
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@dataclasses.dataclass
+class Project:
+    path: str
+    top: str
+    dataflow: Dataflow
+    estimate: dict
+    manifest: dict
+    samples: int
+
+
+def emit(dest: str, df: Dataflow, costs: dict, vectors: Vectors, estimate_doc: dict, *, model_bytes: bytes, model_name: str,
+         options: dict, namer: Optional[Namer] = None) -> Project:
+    """Write the whole project folder (see the module docstring) atomically."""
+    namer = namer or Namer()
+    model_id = namer(os.path.splitext(os.path.basename(model_name))[0] or "model", "m_")
+    top = namer(os.path.splitext(os.path.basename(model_name))[0] or "model", "top_")
+    texts = render(df, costs, top=top, model_id=model_id, part=options["part"], clock_ns=options["clock_ns"])
+    doc: dict = {}
+
+    def fill(root: str) -> None:
+        written: dict[str, bytes] = {}
+        for rel, text in texts.items():
+            path = os.path.join(root, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            data = text.encode()
+            with open(path, "wb") as f:
+                f.write(data)
+            written[rel] = data
+        os.chmod(os.path.join(root, "csim.sh"), 0o755)
+        _write_vectors(root, df, vectors)
+        os.makedirs(os.path.join(root, "report"), exist_ok=True)
+        est = json.dumps(estimate_doc, indent=2).encode()
+        with open(os.path.join(root, "report", "estimate.json"), "wb") as f:
+            f.write(est)
+        written["report/estimate.json"] = est
+        doc.update(manifest(df, top=top, model_bytes=model_bytes, model_name=model_name, options=options, files=written,
+                            samples=len(vectors.labels)))  # fmt: skip
+        with open(os.path.join(root, "manifest.json"), "w") as f:
+            json.dump(doc, f, indent=2)
+
+    write_project(dest, fill)
+    return Project(os.path.abspath(dest), top, df, estimate_doc, doc, len(vectors.labels))
+
+
+__all__ = ["emit", "render", "Project", "is_project", "check_destination", "write_project", "templates_dir", "versions"]
