@@ -191,6 +191,8 @@ examples:
   sira verify model.onnx --input-range -1,1 --samples 500
   sira optimize model.onnx --input-spec spec.json -o model_sira.onnx
   sira estimate model.onnx --input-spec spec.json --part xczu3eg-sbva484-1-i
+  sira build model.onnx --input-spec spec.json -o model_hls --csim
+  sira csim model_hls
 
 Input ranges: inputs annotated with an integer finn_datatype (UINT8, BIPOLAR,
 ...) need none; otherwise give --input-range LO,HI or --input-spec FILE.
@@ -274,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=500, metavar="N", help="random inputs for the final equivalence check (default 500)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.set_defaults(func=cmd_optimize)
+    _add_estimate_parser(sub, common)
+    _add_build_parser(sub, common)
+    _add_csim_parser(sub, common)
     return parser
 
 
@@ -321,16 +326,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from .devices import get_part
     from .estimate import estimate, estimate_table
 
-    get_part(args.part)  # unknown part: one-line error before any work
-    if args.clock_ns <= 0:
-        raise SiraError(f"--clock-ns must be positive, got {args.clock_ns}")
-    if args.target_fps is not None and args.target_fps <= 0:
-        raise SiraError(f"--target-fps must be positive, got {args.target_fps}")
-    if args.folding is not None and not os.path.exists(args.folding):
-        raise SiraError(f"folding file '{args.folding}' not found")
+    _check_hardware_options(args)
     _check_model_path(args.model)
     doc = estimate(args.model, _input_spec(args), part=args.part, clock_ns=args.clock_ns, mode=args.mode,
                    target_fps=args.target_fps, folding=args.folding)
@@ -341,8 +339,115 @@ def cmd_estimate(args) -> int:
     return EXIT_OK
 
 
+def _add_hardware_options(p: argparse.ArgumentParser) -> None:
+    from .devices import DEFAULT_PART
+
+    p.add_argument("--part", default=DEFAULT_PART, metavar="PART", help=f"FPGA part (default {DEFAULT_PART})")
+    p.add_argument("--clock-ns", type=float, default=10.0, metavar="NS", help="clock period in ns (default 10)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--target-fps", type=float, metavar="N", help="fold each layer just enough to reach N inferences/s")
+    g.add_argument("--folding", metavar="FILE", help="FINN folding config JSON (PE, SIMD, ram_style per layer)")
+
+
+def _check_hardware_options(args) -> None:
+    from .devices import get_part
+
+    get_part(args.part)  # unknown part: one-line error before any work
+    if args.clock_ns <= 0:
+        raise SiraError(f"--clock-ns must be positive, got {args.clock_ns}")
+    if args.target_fps is not None and args.target_fps <= 0:
+        raise SiraError(f"--target-fps must be positive, got {args.target_fps}")
+    if args.folding is not None and not os.path.exists(args.folding):
+        raise SiraError(f"folding file '{args.folding}' not found")
+
+
+def cmd_build(args) -> int:
+    from .hls import build
+
+    _check_hardware_options(args)
+    _check_model_path(args.model)
+    if args.samples < 1:
+        raise SiraError(f"--samples must be at least 1, got {args.samples}")
+    steps = ["optimize", "estimate", "plan", "vectors", "write"] + (["csim"] if args.csim else [])
+    progress = None
+    if not args.quiet and sys.stderr.isatty():
+        def progress(label: str) -> None:
+            sys.stderr.write(f"[{steps.index(label) + 1}/{len(steps)}] {label}\n")
+    result = build(args.model, args.output, _input_spec(args), part=args.part, clock_ns=args.clock_ns, target_fps=args.target_fps,
+                   folding=args.folding, samples=args.samples, seed=args.seed, run_csim=args.csim, progress=progress)
+    project = result.project
+    if not args.quiet:
+        from .estimate import estimate_table
+
+        print(estimate_table(project.estimate))
+        print()
+    stages = len(project.dataflow.stages)
+    print(f"wrote {project.path}: top function {project.top}, {stages} stages, {project.samples} test vectors")
+    if result.csim is not None:
+        print(result.csim.summary())
+        return EXIT_OK if result.csim.passed else EXIT_FAIL
+    return EXIT_OK
+
+
+def cmd_csim(args) -> int:
+    from .hls import csim
+    from .hls.csim import run_layers
+
+    if args.layers:
+        ok, output, _ = run_layers(args.project)
+        sys.stdout.write(output)
+        return EXIT_OK if ok else EXIT_FAIL
+    result = csim(args.project)
+    if not result.passed and not args.quiet:
+        sys.stdout.write("".join(line + "\n" for line in result.output.splitlines()[:20] if line.startswith("sample")))
+    print(result.summary() + (" (cached build)" if result.cached and not args.quiet else ""))
+    return EXIT_OK if result.passed else EXIT_FAIL
+
+
+def _add_build_parser(sub, common) -> None:
+    p = sub.add_parser(
+        "build",
+        parents=[common],
+        help="HLS C++ project for Vitis, with testbench and C simulation",
+        description="Optimize the model, lower it to hardware layers, fold and estimate them, and write a Vitis HLS "
+        "project: one C++ stage per layer with the analysis' integer widths, a DATAFLOW top function, a testbench whose "
+        "expected outputs come from executing the original model, run_hls.tcl (vitis_hls), hls_config.cfg (v++ --mode "
+        "hls), csim.sh (g++ only), report/estimate.json and manifest.json. The folder is written atomically; an "
+        "existing folder is replaced only if sira made it. With --csim the project is also C-simulated with g++.",
+        epilog="examples:\n  sira build tfc.onnx --input-spec pixels.json -o tfc_hls --csim\n"
+        "  sira build tfc.onnx --input-spec pixels.json -o tfc_hls --target-fps 100000 --part xczu3eg-sbva484-1-i\n"
+        "  cd tfc_hls && vitis_hls -f run_hls.tcl   (on a machine with Vitis HLS)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_model(p)
+    _add_input_options(p)
+    p.add_argument("-o", "--output", metavar="DIR", required=True, help="project folder to write")
+    _add_hardware_options(p)
+    p.add_argument("--csim", action="store_true", help="also compile the project with g++ and run its testbench")
+    p.add_argument("--samples", type=int, default=100, metavar="N", help="random test inputs (default 100), on top of the corner inputs")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.set_defaults(func=cmd_build)
+
+
+def _add_csim_parser(sub, common) -> None:
+    p = sub.add_parser(
+        "csim",
+        parents=[common],
+        help="C-simulate a project made by sira build (g++, no Vitis)",
+        description="Compile a project's testbench with g++ against the ap_types headers ($XILINX_HLS/include, else "
+        "the copy in the hls4ml package), run it on the project's test vectors and compare every output bit for "
+        "bit. Exit code 0 only when all are exact; otherwise the first mismatching layer is named. Builds are cached "
+        "by content, so a second run does not recompile.",
+        epilog="examples:\n  sira csim tfc_hls\n  sira csim tfc_hls --layers   (check every stage alone on the first sample)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("project", metavar="DIR", help="project folder written by sira build")
+    p.add_argument("--layers", action="store_true", help="run the stage-by-stage testbench instead (per-layer check)")
+    p.set_defaults(func=cmd_csim)
+
+
 def _add_estimate_parser(sub, common) -> None:
-    from .devices import DEFAULT_PART, PARTS
+    from .devices import PARTS
 
     p = sub.add_parser(
         "estimate",
@@ -362,27 +467,10 @@ def _add_estimate_parser(sub, common) -> None:
     _add_model(p)
     _add_input_options(p)
     _add_output_options(p)
-    p.add_argument("--part", default=DEFAULT_PART, metavar="PART", help=f"FPGA part (default {DEFAULT_PART})")
-    p.add_argument("--clock-ns", type=float, default=10.0, metavar="NS", help="clock period in ns (default 10)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--target-fps", type=float, metavar="N", help="fold each layer just enough to reach N inferences/s")
-    g.add_argument("--folding", metavar="FILE", help="FINN folding config JSON (PE, SIMD, ram_style per layer)")
+    _add_hardware_options(p)
     p.add_argument("--mode", choices=("refined", "finn"), default="refined",
                    help="cost model: refined (default, sira's primitive model) or finn (FINN's formulas)")
     p.set_defaults(func=cmd_estimate)
-
-
-_build_parser_base = build_parser
-
-
-def build_parser() -> argparse.ArgumentParser:  # noqa: F811 - extends the parser above with `estimate`
-    parser = _build_parser_base()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    common.add_argument("-q", "--quiet", action="store_true", help="print only results (no progress, no notes)")
-    _add_estimate_parser(sub, common)
-    return parser
 
 
 if __name__ == "__main__":

@@ -322,11 +322,11 @@ def _acc_bits(layer: hw.HWLayer) -> Optional[int]:
     return None
 
 
-def _layer_json(layer: hw.HWLayer, c: C.Cost) -> dict:
+def _layer_json(layer: hw.HWLayer, c: C.Cost, host: bool = False) -> dict:
     d: dict[str, Any] = {"op_type": layer.kind if not isinstance(layer, hw.Elementwise) else f"Elementwise{layer.op}"}
     for k, v in c.finn_dict().items():
         d[k] = _amount(v)
-    d["cycles"] = int(layer.cycles)
+    d["cycles"] = 0 if host else int(layer.cycles)
     d["acc_bits"] = _acc_bits(layer)
     d["PE"], d["SIMD"] = int(layer.pe), int(layer.simd)
     d["multiplies"] = [
@@ -337,6 +337,8 @@ def _layer_json(layer: hw.HWLayer, c: C.Cost) -> dict:
         d["note"] = c.note
     if c.free:
         d["free"] = True
+    if host:
+        d["host"] = True
     return d
 
 
@@ -362,30 +364,37 @@ def _pct(new, old) -> Optional[float]:
     return round(100.0 * (new - old) / old, 2)
 
 
+def host_cost(layer: hw.HWLayer, mode: str) -> C.Cost:
+    """A float layer before or after the integer dataflow runs on the host
+    CPU, as in a FINN partition (see :func:`sira.hw.host_partition`)."""
+    return C.Cost(layer.kind, mode, 0, 0, 0, 0, {"host": 0}, note="float, outside the integer dataflow: runs on the host CPU", free=True)
+
+
 def cost_layers(layers: Sequence[hw.HWLayer], part=DEFAULT_PART, mode: str = "refined") -> tuple[dict, dict[str, C.Cost]]:
-    """(per-layer JSON with totals-ready entries, per-layer Cost) in dataflow order."""
+    """(per-layer JSON with totals-ready entries, per-layer Cost) in dataflow
+    order; the float head and tail of the model are host layers (no FPGA
+    resources)."""
+    head, _, tail = hw.host_partition(list(layers))
+    host = {id(layer) for layer in head + tail}
     docs, costs = {}, {}
     for layer in layers:
-        c = layer_cost(layer, part, mode)
+        c = host_cost(layer, mode) if id(layer) in host else layer_cost(layer, part, mode)
         costs[layer.name] = c
-        docs[layer.name] = _layer_json(layer, c)
+        docs[layer.name] = _layer_json(layer, c, host=id(layer) in host)
     return docs, costs
 
 
 def _performance(layers: Sequence[hw.HWLayer], clock_ns: float) -> dict:
-    if not layers:
-        return {"max_cycles": 0, "max_cycles_node_name": None, "estimated_throughput_fps": None}
-    try:
-        from . import folding as F  # noqa: WPS433 (written concurrently; optional)
+    """Bottleneck and throughput of the FPGA part (host layers excluded)."""
+    from . import folding as F
 
-        name, cycles = F.bottleneck(layers)
-        fps = F.throughput_fps(layers, clock_ns)
-        if fps is not None and not math.isfinite(fps):
-            fps = None
-    except (ImportError, AttributeError):
-        worst = max(layers, key=lambda layer: layer.cycles)
-        name, cycles = worst.name, worst.cycles
-        fps = 1e9 / (cycles * clock_ns) if cycles else None
+    body = hw.host_partition(list(layers))[1]
+    if not body:
+        return {"max_cycles": 0, "max_cycles_node_name": None, "estimated_throughput_fps": None, "clock_ns": clock_ns}
+    name, cycles = F.bottleneck(body)
+    fps = F.throughput_fps(body, clock_ns)
+    if fps is not None and not math.isfinite(fps):
+        fps = None
     return {
         "max_cycles": int(cycles),
         "max_cycles_node_name": name,
@@ -399,10 +408,8 @@ def _fold(layers: list, target_fps, folding, clock_ns: float) -> list:
         raise SiraError("give either a target fps or a folding file, not both")
     if target_fps is None and folding is None:
         return list(layers)
-    try:
-        from . import folding as F
-    except ImportError as e:  # pragma: no cover - folding.py is written concurrently
-        raise SiraError(f"folding is not available in this build: {e}") from None
+    from . import folding as F
+
     if target_fps is not None:
         if not target_fps or target_fps <= 0:
             raise SiraError(f"target fps must be positive, got {target_fps}")
@@ -411,10 +418,8 @@ def _fold(layers: list, target_fps, folding, clock_ns: float) -> list:
 
 
 def _lint(layers, part, costs=None) -> list:
-    try:
-        from . import lint as L
-    except ImportError:
-        return []
+    from . import lint as L
+
     issues = L.lint(layers, part, costs=costs)
     L.raise_on_errors(issues)
     return [str(i) for i in issues]

@@ -645,9 +645,53 @@ class HostOp(HWLayer):
     op: str = "Softmax"
 
 
+def _stream_types(layer: HWLayer) -> list[StreamType]:
+    types = [layer.in_type, layer.out_type]
+    for extra in ("in_type2", "rhs_type", "acc_type"):
+        t = getattr(layer, extra, None)
+        if t is not None:
+            types.append(t)
+    return types + list(getattr(layer, "in_types", ()))
+
+
+def is_float_layer(layer: HWLayer) -> bool:
+    """A layer that computes on float values (no integer hardware)."""
+    return not all(t.is_integer for t in _stream_types(layer))
+
+
+def host_partition(layers: list[HWLayer]) -> tuple[list[HWLayer], list[HWLayer], list[HWLayer]]:
+    """(head, body, tail) of a dataflow-ordered layer list, as a FINN user
+    partitions a model: the **head** is the float layers before any integer
+    stream (a float input quantizer, a first layer reading the unquantized
+    input), the **tail** the float layers and host ops after the integer
+    layers (output scale and bias, Softmax); both run on the host CPU. The
+    **body** is everything else; a float layer in it (between integer
+    layers) has no integer hardware."""
+    def is_host(layer: HWLayer) -> bool:
+        return isinstance(layer, HostOp) or is_float_layer(layer)
+
+    head, rest = [], []
+    after: set[str] = set()
+    for layer in layers:
+        if is_host(layer) and not any(t in after for t in layer.inputs):
+            head.append(layer)
+        else:
+            rest.append(layer)
+            after.update(layer.outputs)
+    needed: set[str] = set()  # tensors read by body layers
+    body, tail = [], []
+    for layer in reversed(rest):
+        if is_host(layer) and not any(o in needed for o in layer.outputs):
+            tail.append(layer)
+        else:
+            body.append(layer)
+            needed.update(layer.inputs)
+    return head, body[::-1], tail[::-1]
+
+
 LAYER_KINDS: dict[str, type] = {
     cls.kind: cls
     for cls in (MVAU, VVAU, Thresholding, Elementwise, AddStreams, FMPadding, ConvolutionInputGenerator, StreamingMaxPool, Pool, Concat, Split, Reshape, HostOp)
 }
 
-__all__ = ["StreamType", "HWLayer", "MEM_STYLES", "ELEMENTWISE_OPS", "LAYER_KINDS"] + list(LAYER_KINDS)
+__all__ = ["StreamType", "HWLayer", "MEM_STYLES", "ELEMENTWISE_OPS", "LAYER_KINDS", "host_partition", "is_float_layer"] + list(LAYER_KINDS)

@@ -91,4 +91,41 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
     return BuildResult(project, result)
 
 
-__all__ = ["build", "csim", "BuildResult", "CsimResult"]
+def build_layers(layers, out_dir: str, samples: list, *, name: str = "layers", part: str = DEFAULT_PART, clock_ns: float = 10.0,
+                 run_csim: bool = False) -> BuildResult:
+    """Build the HLS project of a list of hardware layers (:mod:`sira.hw`,
+    in dataflow order) without a model: ``samples`` is a list of
+    ``{input tensor: integer array}`` frames, and the expected outputs are
+    the integer reference's. Every tensor no layer reads is an output."""
+    import numpy as np
+
+    from ..estimate import cost_layers
+    from .dataflow import plan
+    from .names import Namer
+    from .vectors import Vectors
+
+    p = get_part(part)
+    check_destination(os.path.abspath(out_dir))
+    docs, costs = cost_layers(layers, p, "refined")
+    read = {t for layer in layers for t in layer.inputs}
+    outputs = [t for layer in layers for t in layer.outputs if t not in read]
+    namer = Namer()
+    df = plan(layers, costs, outputs, namer)
+    ins: list = [[] for _ in df.inputs]
+    outs: list = [[] for _ in df.outputs]
+    first: dict = {}
+    for frame in samples:
+        env = df.reference(frame)
+        first = first or env
+        for k, port in enumerate(df.inputs):
+            ins[k].append(np.asarray(env[port.tensor]).reshape(-1))
+        for k, port in enumerate(df.outputs):
+            outs[k].append(np.asarray(env[port.tensor]).reshape(-1))
+    vectors = Vectors([f"sample-{i}" for i in range(len(samples))], ins, outs, first)
+    options = {"part": p.name, "clock_ns": clock_ns, "samples": len(samples)}
+    estimate_doc = {"part": p.name, "clock_ns": clock_ns, "mode": "refined", "layers": docs}
+    project = emit(out_dir, df, costs, vectors, estimate_doc, model_bytes=b"", model_name=f"{name}.onnx", options=options, namer=namer)
+    return BuildResult(project, csim(project.path) if run_csim else None)
+
+
+__all__ = ["build", "build_layers", "csim", "BuildResult", "CsimResult"]

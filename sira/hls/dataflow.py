@@ -140,44 +140,14 @@ def _elements(shape) -> int:
     return int(math.prod(shape[1:])) if len(shape) > 1 else int(math.prod(shape))
 
 
-def _is_host(layer: hw.HWLayer) -> bool:
-    if isinstance(layer, hw.HostOp):
-        return True
-    types = input_types(layer) + [layer.out_type]
-    if isinstance(layer, (hw.MVAU, hw.VVAU)):
-        types.append(layer.acc_type)
-    return not all(t is not None and t.is_integer for t in types)
-
-
-# --------------------------------------------------------------------------
-# planning
-# --------------------------------------------------------------------------
-
-
 def _split(layers: Sequence[hw.HWLayer]) -> tuple[list, list, list]:
-    head, body, tail = [], [], []
-    after: set[str] = set()  # tensors computed by the dataflow or after it
-    tail_made: dict[str, hw.HWLayer] = {}
-    for layer in layers:
-        reads_df = any(t in after for t in layer.inputs)
-        if _is_host(layer):
-            if reads_df:
-                tail.append(layer)
-                after.update(layer.outputs)
-                tail_made.update({o: layer for o in layer.outputs})
-            else:
-                head.append(layer)
-            continue
-        for t in layer.inputs:
-            if t in tail_made:
-                f = tail_made[t]
-                raise SiraError(
-                    f"layer '{layer.name}' ({layer.kind}) reads '{t}', which '{f.name}' ({f.kind}) computes in float after "
-                    "integer layers: a float step between integer layers has no integer hardware; quantize that tensor "
-                    "(a Quant node) or check that sira.optimize turned its scale into thresholds"
-                )
-        body.append(layer)
-        after.update(layer.outputs)
+    head, body, tail = hw.host_partition(list(layers))
+    for layer in body:
+        if hw.is_float_layer(layer):
+            raise SiraError(
+                f"layer '{layer.name}' ({layer.kind}) computes in float between integer layers: it has no integer "
+                "hardware; quantize its input and output (Quant nodes) or check that sira.optimize turned its scale into thresholds"
+            )
     if not body:
         raise SiraError("the model has no integer layers to build: every layer computes in float; quantize its activations")
     return head, body, tail
