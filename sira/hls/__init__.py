@@ -102,7 +102,7 @@ def build_layers(layers, out_dir: str, samples: list, *, name: str = "layers", p
     from ..estimate import cost_layers
     from .dataflow import plan
     from .names import Namer
-    from .vectors import Vectors
+    from .vectors import LAYER_FRAMES, Vectors
 
     p = get_part(part)
     check_destination(os.path.abspath(out_dir))
@@ -113,15 +113,15 @@ def build_layers(layers, out_dir: str, samples: list, *, name: str = "layers", p
     df = plan(layers, costs, outputs, namer)
     ins: list = [[] for _ in df.inputs]
     outs: list = [[] for _ in df.outputs]
-    first: dict = {}
+    frames: list = []
     for frame in samples:
         env = df.reference(frame)
-        first = first or env
+        frames.append(env)
         for k, port in enumerate(df.inputs):
             ins[k].append(np.asarray(env[port.tensor]).reshape(-1))
         for k, port in enumerate(df.outputs):
             outs[k].append(np.asarray(env[port.tensor]).reshape(-1))
-    vectors = Vectors([f"sample-{i}" for i in range(len(samples))], ins, outs, first)
+    vectors = Vectors([f"sample-{i}" for i in range(len(samples))], ins, outs, frames[:LAYER_FRAMES])
     options = {"part": p.name, "clock_ns": clock_ns, "samples": len(samples)}
     estimate_doc = {"part": p.name, "clock_ns": clock_ns, "mode": "refined", "layers": docs}
     project = emit(out_dir, df, costs, vectors, estimate_doc, model_bytes=b"", model_name=f"{name}.onnx", options=options, namer=namer)

@@ -6,7 +6,7 @@ Layout of a project folder::
     manifest.json          sira and dependency versions, model sha256, options, ports, stages, files
     firmware/              sira_common.hpp, top.hpp, top.cpp, one <stage>.hpp per stage
     tb/                    testbench.cpp (whole dataflow), tb_layers.cpp (stage by stage), tb_common.hpp
-    tb_data/               input_<k>.txt, expected_<k>.txt (one sample per line), layers/ (first sample per stage)
+    tb_data/               input_<k>.txt, expected_<k>.txt (one sample per line), layers/ (first samples, per stage)
     report/estimate.json   the resource estimate (FINN's key names), SIRA and baseline
     run_hls.tcl            vitis_hls -f run_hls.tcl
     hls_config.cfg         v++ -c --mode hls --config hls_config.cfg
@@ -149,8 +149,8 @@ def _write_vectors(root: str, df: Dataflow, vectors: Vectors) -> None:
     for stage in df.stages:
         for role, sids in (("in", stage.inputs), ("out", stage.outputs)):
             for j, sid in enumerate(sids):
-                values = vectors.first[df.streams[sid].tensor]
-                write_lines(os.path.join(data, "layers", f"{stage.id}.{role}{j}.txt"), [values])
+                tensor = df.streams[sid].tensor
+                write_lines(os.path.join(data, "layers", f"{stage.id}.{role}{j}.txt"), [env[tensor] for env in vectors.frames])
 
 
 def _layer_summary(layer: hw.HWLayer) -> dict:

@@ -35,6 +35,8 @@ from .dataflow import Dataflow
 
 #: how far (in integer steps) a mapped value may lie from an integer
 TOLERANCE = 1e-3
+#: samples whose every tensor is kept for the stage-by-stage testbench
+LAYER_FRAMES = 16
 
 
 @dataclasses.dataclass
@@ -42,7 +44,7 @@ class Vectors:
     labels: list[str]
     inputs: list[list[np.ndarray]]  # per input port, per sample: flat integers
     outputs: list[list[np.ndarray]]  # per output port, per sample
-    first: dict[str, np.ndarray]  # every dataflow tensor of the first sample (integer reference)
+    frames: list[dict[str, np.ndarray]]  # every dataflow tensor of the first samples (integer reference)
 
 
 def _channels_last(a: np.ndarray) -> np.ndarray:
@@ -140,7 +142,7 @@ def make_vectors(original, input_spec, df: Dataflow, samples: int = 100, seed: i
     labels: list[str] = []
     ins: list[list[np.ndarray]] = [[] for _ in df.inputs]
     outs: list[list[np.ndarray]] = [[] for _ in df.outputs]
-    first: dict[str, np.ndarray] = {}
+    frames: list[dict[str, np.ndarray]] = []
     for label, feed in feeds:
         ctx = run.run({n: np.asarray(v, dtype=np.float64) for n, v in feed.items()})
         values = {}
@@ -159,10 +161,10 @@ def make_vectors(original, input_spec, df: Dataflow, samples: int = 100, seed: i
                     f"(element {i}: {int(got[i])} vs {int(expected.reshape(-1)[i])}); this is a bug in sira's hardware lowering, please report it"
                 )
             outs[k].append(expected.reshape(-1))
-        if not labels:
-            first = env
+        if len(frames) < LAYER_FRAMES:
+            frames.append(env)
         labels.append(label)
-    return Vectors(labels, ins, outs, first)
+    return Vectors(labels, ins, outs, frames)
 
 
 def write_lines(path: str, rows: list[np.ndarray]) -> None:
@@ -171,4 +173,4 @@ def write_lines(path: str, rows: list[np.ndarray]) -> None:
             f.write(" ".join(str(int(v)) for v in np.ravel(row)) + "\n")
 
 
-__all__ = ["Vectors", "make_vectors", "write_lines", "TOLERANCE"]
+__all__ = ["Vectors", "make_vectors", "write_lines", "TOLERANCE", "LAYER_FRAMES"]

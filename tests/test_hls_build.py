@@ -1,0 +1,275 @@
+"""`sira build` / `sira csim`: whole models to HLS projects, C-simulated with
+g++ and compared bit for bit with the original model's outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import sira
+from sira import hw
+from sira.errors import SiraError
+from sira.hls import build, build_layers, csim
+from sira.hls.names import Namer
+
+from conftest import ZOO_MODELS, zoo_path
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXAMPLES = os.path.join(HERE, "..", "examples")
+MLP = os.path.join(EXAMPLES, "sira_mlp.onnx")
+CONV = os.path.join(EXAMPLES, "sira_conv.onnx")
+
+
+def _spec(name: str) -> dict:
+    with open(os.path.join(EXAMPLES, f"{name}.spec.json")) as f:
+        return json.load(f)
+
+
+def _have_csim() -> str:
+    if shutil.which(os.environ.get("CXX", "g++")) is None:
+        return "no g++ on this machine"
+    try:
+        from sira.hls.csim import find_ap_types
+
+        find_ap_types()
+    except SiraError as e:
+        return str(e)
+    return ""
+
+
+pytestmark = pytest.mark.skipif(bool(_have_csim()), reason=f"C simulation unavailable: {_have_csim()}")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("SIRA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "csim-cache"))
+
+
+@pytest.fixture(scope="module")
+def mlp_project(tmp_path_factory):
+    os.environ.setdefault("SIRA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "csim-cache"))
+    dest = tmp_path_factory.mktemp("mlp") / "mlp_hls"
+    return build(MLP, str(dest), _spec("sira_mlp"), samples=30, run_csim=True)
+
+
+# --------------------------------------------------------------------------
+# the project folder
+# --------------------------------------------------------------------------
+
+
+def test_example_is_bit_exact(mlp_project):
+    r = mlp_project.csim
+    assert r.passed and r.exact == r.samples == mlp_project.project.samples
+    assert r.samples >= 30
+    assert r.summary() == f"csim: {r.samples}/{r.samples} outputs bit-exact"
+
+
+def test_project_layout(mlp_project):
+    root = mlp_project.path
+    for rel in ("manifest.json", "firmware/top.cpp", "firmware/top.hpp", "firmware/sira_common.hpp", "tb/testbench.cpp",
+                "tb/tb_layers.cpp", "tb/tb_common.hpp", "tb_data/input_0.txt", "tb_data/expected_0.txt",
+                "report/estimate.json", "report/csim.json", "run_hls.tcl", "hls_config.cfg", "csim.sh"):  # fmt: skip
+        assert os.path.isfile(os.path.join(root, rel)), rel
+    stages = mlp_project.project.dataflow.stages
+    for st in stages:
+        assert os.path.isfile(os.path.join(root, "firmware", f"{st.id}.hpp"))
+    with open(os.path.join(root, "tb_data", "input_0.txt")) as f:
+        lines = f.read().splitlines()
+    assert len(lines) == mlp_project.project.samples and all(len(line.split()) == 64 for line in lines)
+    assert not [n for n in os.listdir(os.path.dirname(root)) if n.startswith(".")], "no temporary folders left"
+
+
+def test_manifest(mlp_project):
+    with open(os.path.join(mlp_project.path, "manifest.json")) as f:
+        doc = json.load(f)
+    with open(MLP, "rb") as f:
+        assert doc["model"]["sha256"] == hashlib.sha256(f.read()).hexdigest()
+    assert doc["generator"] == "sira" and doc["sira_version"] == sira.__version__
+    for dep in ("onnx", "onnxruntime", "qonnx", "numpy", "jinja2", "hls4ml", "python"):
+        assert doc["versions"][dep]
+    assert doc["part"] == "xc7z020clg400-1" and doc["clock_ns"] == 10.0 and doc["options"]["samples"] == 30
+    assert doc["top"] == mlp_project.project.top
+    assert [s["layer"] for s in doc["stages"]] == ["Quant_0_MultiThreshold", "MatMul_0", "MatMul_1", "MatMul_2"]
+    assert [t["name"] for t in doc["host"]["tail"]] == ["global_out_aggregate_mul", "global_out_aggregate_add"]
+    assert doc["ports"]["inputs"][0]["type"] == "UINT8" and doc["ports"]["outputs"][0]["type"] == "INT11"
+    for rel, digest in doc["files"].items():
+        with open(os.path.join(mlp_project.path, rel), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == digest, rel
+
+
+def test_vitis_scripts(mlp_project):
+    top = mlp_project.project.top
+    with open(os.path.join(mlp_project.path, "run_hls.tcl")) as f:
+        tcl = f.read()
+    for line in (f"open_project -reset {top}_prj", f"set_top {top}", "add_files firmware/top.cpp", "add_files -tb tb/testbench.cpp",
+                 "add_files -tb tb_data", "open_solution -reset solution1", "set_part xc7z020clg400-1",
+                 "create_clock -period 10.0", "csim_design", "csynth_design", "cosim_design", "export_design -format ip_catalog"):  # fmt: skip
+        assert line in tcl, line
+    with open(os.path.join(mlp_project.path, "hls_config.cfg")) as f:
+        cfg = f.read()
+    for line in ("part=xc7z020clg400-1", "[hls]", f"syn.top={top}", "clock=10.0ns", "syn.file=firmware/top.cpp",
+                 "tb.file=tb/testbench.cpp", "tb.file=tb_data"):  # fmt: skip
+        assert re.search(rf"^{re.escape(line)}$", cfg, re.M), line
+    with open(os.path.join(mlp_project.path, "firmware", "top.cpp")) as f:
+        top_cpp = f.read()
+    assert "#pragma HLS DATAFLOW" in top_cpp and "#pragma HLS INTERFACE axis port=in_0" in top_cpp
+    assert re.search(r"#pragma HLS STREAM variable=\w+ depth=\d+", top_cpp)
+
+
+def test_bindings_follow_the_estimate(mlp_project):
+    """Every multiply is bound as the cost model decided, every memory of a
+    layer where the cost model mapped it."""
+    est = mlp_project.project.estimate["layers"]
+    for st in mlp_project.project.dataflow.stages:
+        if st.node.kind != "MVAU":
+            continue
+        with open(os.path.join(mlp_project.path, "firmware", f"{st.id}.hpp")) as f:
+            code = f.read()
+        impl = est[st.node.name]["multiplies"][0]["impl"]
+        assert f"BIND_OP variable=product op=mul impl={'dsp' if impl == 'dsp' else 'fabric'}" in code
+        assert re.search(r"BIND_STORAGE variable=weights type=rom_2p impl=(lutram|bram|uram)", code)
+    assert any(est[n]["multiplies"] and est[n]["multiplies"][0]["impl"] == "dsp" for n in est), "the example has a DSP multiply"
+
+
+def test_csim_is_cached_and_csim_sh_runs(mlp_project):
+    again = csim(mlp_project.path)
+    assert again.passed and again.cached
+    env = dict(os.environ, PYTHON=sys.executable)  # the interpreter that has hls4ml
+    done = subprocess.run(["sh", "csim.sh"], cwd=mlp_project.path, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"csim: {again.samples}/{again.samples} outputs bit-exact" in done.stdout
+    layers = subprocess.run(["sh", "csim.sh", "--layers"], cwd=mlp_project.path, capture_output=True, text=True, env=env)
+    assert layers.returncode == 0 and layers.stdout.count("bit-exact") == len(mlp_project.project.dataflow.stages)
+
+
+def test_a_wrong_layer_is_found(mlp_project, tmp_path):
+    """A corrupted weight makes C-sim fail and names the layer."""
+    broken = tmp_path / "broken"
+    shutil.copytree(mlp_project.path, broken)
+    stage = next(st for st in mlp_project.project.dataflow.stages if st.node.name == "MatMul_1")
+    path = broken / "firmware" / f"{stage.id}.hpp"
+    code = path.read_text()
+    values = re.search(r"weights\[1\]\[\d+\]\[1\] = \{\{\{(-?\d+)\}", code)
+    new = str((int(values.group(1)) + 3) % 16)
+    path.write_text(code[: values.start(1)] + new + code[values.end(1) :])
+    result = csim(str(broken))
+    assert not result.passed and result.exact < result.samples
+    assert result.first_mismatch_layer == "MatMul_1"
+
+
+# --------------------------------------------------------------------------
+# safety
+# --------------------------------------------------------------------------
+
+
+HOSTILE = '../../x";system("touch pwned");//\n*/'
+
+
+def test_hostile_names_stay_inside(tmp_path):
+    """Layer and tensor names become safe identifiers and file names."""
+    u4 = hw.StreamType(4, False)
+    w = np.array([[1, -2], [3, 1], [-1, 0]])
+    layers = [
+        hw.MVAU(name=HOSTILE + "mac", inputs=(HOSTILE + "in",), outputs=(HOSTILE,), in_shape=(1, 3), out_shape=(1, 2),
+                in_type=u4, out_type=hw.StreamType.for_range(-30, 60), mw=3, mh=2, weights=w,
+                weight_type=hw.StreamType(3, True), acc_type=hw.StreamType.for_range(-30, 60), acc_range=(-30, 60)),
+        hw.Elementwise(name="main", op="Max", channels=2, param=np.zeros(1, dtype=np.int64), inputs=(HOSTILE,),
+                       outputs=("int",), in_shape=(1, 2), out_shape=(1, 2), in_type=hw.StreamType.for_range(-30, 60),
+                       out_type=hw.StreamType.for_range(0, 60)),
+    ]  # fmt: skip
+    rng = np.random.default_rng(0)
+    samples = [{HOSTILE + "in": rng.integers(0, 16, size=(1, 3))} for _ in range(8)]
+    dest = tmp_path / "out" / "proj"
+    before = set(os.listdir(tmp_path))
+    r = build_layers(layers, str(dest), samples, name=HOSTILE, run_csim=True)
+    assert r.csim.passed and r.csim.exact == 8
+    assert set(os.listdir(tmp_path)) == before | {"out"} and os.listdir(tmp_path / "out") == ["proj"]
+    for root, _, files in os.walk(dest):
+        for name in files:
+            assert re.fullmatch(r"[a-z0-9_.]+", name), name
+            assert os.path.realpath(os.path.join(root, name)).startswith(os.path.realpath(dest))
+    code = "".join((dest / "firmware" / n).read_text() for n in os.listdir(dest / "firmware"))
+    assert "system(" not in code and "../" not in code and "touch" not in code.replace("x_system_touch_pwned", "")
+
+
+def test_namer_is_safe_and_unique():
+    namer = Namer()
+    names = [namer(raw) for raw in (HOSTILE, HOSTILE + "x", "int", "", "9lives", "a" * 200, "A-b", "a_b", "con", "ünï")]
+    assert len(set(names)) == len(names)
+    for n in names:
+        assert re.fullmatch(r"[a-z][a-z0-9_]{0,39}", n), n
+    assert namer(HOSTILE) == names[0]
+    assert "int" not in names and "con" not in names
+
+
+def test_refuses_to_overwrite_other_folders(tmp_path, capsys):
+    from sira.cli import main
+
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("do not lose me")
+    code = main(["build", MLP, "--input-spec", os.path.join(EXAMPLES, "sira_mlp.spec.json"), "-o", str(precious), "-q"])
+    assert code == 2 and "refusing to overwrite" in capsys.readouterr().err
+    assert os.listdir(precious) == ["thesis.tex"]
+
+
+def test_failed_build_leaves_nothing(tmp_path):
+    dest = tmp_path / "proj"
+    folding = tmp_path / "folding.json"
+    folding.write_text(json.dumps({"Defaults": {}, "MatMul_0": {"PE": 7}}))
+    with pytest.raises(SiraError):
+        build(MLP, str(dest), _spec("sira_mlp"), folding=str(folding), samples=2)
+    assert os.listdir(tmp_path) == ["folding.json"]
+
+
+def test_cli_build_and_csim(tmp_path, capsys):
+    from sira.cli import main
+
+    dest = tmp_path / "p"
+    code = main(["build", MLP, "--input-spec", os.path.join(EXAMPLES, "sira_mlp.spec.json"), "-o", str(dest), "--csim", "--samples", "5", "-q"])
+    out = capsys.readouterr().out
+    assert code == 0 and re.search(r"csim: (\d+)/\1 outputs bit-exact", out), out
+    assert main(["csim", str(dest)]) == 0
+    assert main(["csim", str(tmp_path)]) == 2
+    assert "not a sira HLS project" in capsys.readouterr().err
+    # rebuilding over a sira project replaces it
+    assert main(["build", MLP, "--input-spec", os.path.join(EXAMPLES, "sira_mlp.spec.json"), "-o", str(dest), "--samples", "3", "-q"]) == 0
+
+
+# --------------------------------------------------------------------------
+# every model, >= 100 inputs each
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(ZOO_MODELS))
+def test_zoo_model_is_bit_exact(name, tmp_path):
+    path, spec = zoo_path(name), ZOO_MODELS[name][1]
+    r = build(path, str(tmp_path / name), spec, samples=100, run_csim=True)
+    assert r.csim.passed and r.csim.exact == r.csim.samples >= 100, r.csim.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["sira_mlp", "sira_conv"])
+def test_example_model_is_bit_exact(example, tmp_path):
+    r = build(os.path.join(EXAMPLES, f"{example}.onnx"), str(tmp_path / example), _spec(example), samples=100, run_csim=True)
+    assert r.csim.passed and r.csim.exact == r.csim.samples >= 100, r.csim.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example,fps", [("sira_conv", 20000), ("sira_mlp", 2_000_000)])
+def test_folded_example_is_bit_exact(example, fps, tmp_path):
+    """Folding for a throughput target (PE and SIMD above 1, width converters
+    between differently folded layers) keeps C-sim bit-exact."""
+    r = build(os.path.join(EXAMPLES, f"{example}.onnx"), str(tmp_path / example), _spec(example), target_fps=fps, samples=100, run_csim=True)
+    folded = [st.node for st in r.project.dataflow.stages if isinstance(st.node, hw.HWLayer) and (st.node.pe > 1 or st.node.simd > 1)]
+    assert folded, "the target needs some parallelism"
+    assert r.csim.passed and r.csim.exact == r.csim.samples >= 100, r.csim.summary()
