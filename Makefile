@@ -1,5 +1,6 @@
 # sira — developer and user entry points.
-#   make demo    install, then analyze and verify the bundled example model
+#   make demo    install, then the whole flow on the bundled example: analyze, verify,
+#                optimize, estimate, build the HLS project, C-simulate it with g++
 #   make test    install, then run the test suite (fast tier)
 #   make test-slow   the slow tier (zoo-wide sampling), run by CI
 #   make bench   speed benchmarks against qonnx: range analysis, then model loading;
@@ -11,6 +12,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sira-installed
 EXAMPLE := examples/sira_mlp.onnx
 EXAMPLE_SPEC := examples/sira_mlp.spec.json
+CONV_EXAMPLE := examples/sira_conv.onnx
+CONV_SPEC := examples/sira_conv.spec.json
 
 .PHONY: install demo test test-slow test-all bench example clean
 
@@ -27,9 +30,15 @@ demo: install
 	$(BIN)/sira verify $(EXAMPLE) --input-spec $(EXAMPLE_SPEC) --samples 200
 	mkdir -p out
 	$(BIN)/sira optimize $(EXAMPLE) --input-spec $(EXAMPLE_SPEC) -o out/sira_mlp_optimized.onnx --report out/sira_mlp_optimize.json
+	$(BIN)/sira estimate out/sira_mlp_optimized.onnx
+	$(BIN)/sira build $(EXAMPLE) --input-spec $(EXAMPLE_SPEC) -o out/sira_mlp_hls --samples 100 -q
+	$(BIN)/sira csim out/sira_mlp_hls
+	$(BIN)/sira build $(CONV_EXAMPLE) --input-spec $(CONV_SPEC) -o out/sira_conv_hls --samples 100 -q
+	$(BIN)/sira csim out/sira_conv_hls
 
 example: install
 	$(BIN)/python examples/build_mlp.py
+	$(BIN)/python examples/build_conv.py
 
 test: install
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -534,7 +534,7 @@ def estimate_table(doc: dict) -> str:
     right = list(range(2, len(headers)))
 
     def rows(layers: dict) -> list:
-        return [[n, d["op_type"], str(d["PE"]), str(d["SIMD"]), _cell(d["LUT"]), _cell(d["DSP"]), _cell(d["BRAM_18K"]),
+        return [[n, d["op_type"] + (" (host)" if d.get("host") else ""), str(d["PE"]), str(d["SIMD"]), _cell(d["LUT"]), _cell(d["DSP"]), _cell(d["BRAM_18K"]),
                  _cell(d["URAM"]), str(d["cycles"]), _cell(d["acc_bits"])] for n, d in layers.items()]  # fmt: skip
 
     def total_row(label: str, t: dict) -> list:
@@ -551,6 +551,8 @@ def estimate_table(doc: dict) -> str:
     ]
     summary.append(["acc bits (mean)", _cell(doc["baseline"]["total"]["acc_bits"]), _cell(doc["total"]["acc_bits"]), _pct_cell(doc["delta"]["acc_bits"])])
     out.append(format_table(["total", "baseline", "SIRA", "delta"], summary, [1, 2, 3]))
+    if any(d.get("host") for d in doc["layers"].values()):
+        out.append("(host): float steps before or after the integer dataflow run on the host CPU, as in a FINN partition")
     unk = doc["total"]["unknown_layers"]
     if any(unk.values()):
         out.append("unknown (excluded from totals): " + ", ".join(f"{k} in {v} layer(s)" for k, v in unk.items() if v))

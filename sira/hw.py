@@ -661,14 +661,15 @@ def is_float_layer(layer: HWLayer) -> bool:
 
 def host_partition(layers: list[HWLayer]) -> tuple[list[HWLayer], list[HWLayer], list[HWLayer]]:
     """(head, body, tail) of a dataflow-ordered layer list, as a FINN user
-    partitions a model: the **head** is the float layers before any integer
-    stream (a float input quantizer, a first layer reading the unquantized
-    input), the **tail** the float layers and host ops after the integer
+    partitions a model: the **head** is the float arithmetic before any
+    integer stream (a float input quantizer, a first layer reading the
+    unquantized input), the **tail** the float arithmetic and host ops after the integer
     layers (output scale and bias, Softmax); both run on the host CPU. The
     **body** is everything else; a float layer in it (between integer
     layers) has no integer hardware."""
     def is_host(layer: HWLayer) -> bool:
-        return isinstance(layer, HostOp) or is_float_layer(layer)
+        # float thresholds are comparators, which hardware has (FINN builds them for float inputs)
+        return isinstance(layer, HostOp) or (is_float_layer(layer) and not isinstance(layer, Thresholding))
 
     head, rest = [], []
     after: set[str] = set()

@@ -1,0 +1,960 @@
+"""C simulation of every HLS kernel on seeded-random hardware layers.
+
+Each test builds layers of :mod:`sira.hw` directly (random shapes, widths,
+signedness and folding, consistent with what :mod:`transforms.to_hw`
+produces), places many of them side by side in one project (one g++ compile)
+and checks with ``build_layers(..., run_csim=True)`` that the generated C++
+is bit-exact with the integer reference on inputs spanning the whole input
+type range, extremes included. Separate pure-NumPy tests check the integer
+references themselves against straightforward loop implementations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import shutil
+from typing import Optional
+
+import numpy as np
+import pytest
+
+from sira import hw
+from sira.errors import SiraError
+from sira.hw import StreamType
+from sira.hls.kernels import KERNELS
+
+
+def _csim_unavailable() -> Optional[str]:
+    if shutil.which("g++") is None:
+        return "g++ is not installed: the C simulation of the HLS kernels needs it"
+    try:
+        from sira.hls.csim import find_ap_types
+
+        find_ap_types()
+    except SiraError as e:
+        return f"no ap_types headers for the C simulation ({e})"
+    return None
+
+
+_SKIP = _csim_unavailable()
+pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _private_csim_cache(tmp_path_factory):
+    """Compiled testbenches go to a temporary folder, not the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SIRA_CACHE_DIR", str(tmp_path_factory.mktemp("sira-csim-cache")))
+        yield
+
+
+# --------------------------------------------------------------------------
+# random building blocks
+# --------------------------------------------------------------------------
+
+BIPOLAR = StreamType.bipolar()
+
+
+def pick(rng, seq):
+    return seq[int(rng.integers(len(seq)))]
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def fold(rng, n: int) -> int:
+    """A legal folding factor of a dimension of size ``n``, more than 1
+    whenever ``n`` allows it (1 is covered by the many odd sizes)."""
+    ds = divisors(n)
+    return pick(rng, ds[1:] if len(ds) > 1 and rng.random() < 0.8 else ds)
+
+
+def int_type(rng, signed: Optional[bool] = None, lo_bits: int = 1, hi_bits: int = 8) -> StreamType:
+    signed = bool(rng.integers(2)) if signed is None else signed
+    bits = int(rng.integers(max(lo_bits, 2 if signed else 1), hi_bits + 1))
+    return StreamType(bits, signed)
+
+
+def any_type(rng, bipolar: float = 0.2, hi_bits: int = 8) -> StreamType:
+    if rng.random() < bipolar:
+        return BIPOLAR
+    return int_type(rng, hi_bits=hi_bits)
+
+
+def type_of(lo: int, hi: int, widen: int = 0) -> StreamType:
+    t = StreamType.for_range(lo, hi)
+    return StreamType(t.bits + widen, t.signed) if widen else t
+
+
+def span(types) -> tuple[int, int]:
+    return min(t.min for t in types), max(t.max for t in types)
+
+
+def rand_values(rng, shape, lo: int, hi: int) -> np.ndarray:
+    """Integers in [lo, hi], the two extremes always present when there is room."""
+    v = rng.integers(lo, hi + 1, size=shape, dtype=np.int64)
+    if v.size >= 2:
+        flat = v.reshape(-1)
+        flat[int(rng.integers(flat.size))] = lo
+        flat[int(rng.integers(flat.size))] = hi
+    return v
+
+
+def weights_of(rng, shape, kind: str, bits: int) -> tuple[np.ndarray, StreamType]:
+    """Weights of ``kind`` (bipolar, signed, unsigned) and their type, as
+    to_hw types them (bipolar when +-1 only, else the narrowest range type)."""
+    if kind == "bipolar":
+        w = rng.choice(np.array([-1, 1]), size=shape)
+        w.reshape(-1)[0], w.reshape(-1)[-1] = -1, 1
+        return w.astype(np.int64), BIPOLAR
+    t = StreamType(bits, kind == "signed")
+    w = rand_values(rng, shape, t.min, t.max)
+    if kind == "signed" and np.all(np.abs(w) == 1):
+        w.reshape(-1)[0] = 0  # keep it an integer (not bipolar) weight set
+    return w, StreamType.for_range(int(w.min()), int(w.max()))
+
+
+def mac_range(w: np.ndarray, in_type: StreamType, axis: int) -> tuple[int, int]:
+    """Exact accumulator range: per output, the sum over the reduced axis of
+    the smallest/largest product over the input range."""
+    w = w.astype(object)
+    lo_prod = np.minimum(w * in_type.min, w * in_type.max)
+    hi_prod = np.maximum(w * in_type.min, w * in_type.max)
+    return int(lo_prod.sum(axis=axis).min()), int(hi_prod.sum(axis=axis).max())
+
+
+@dataclasses.dataclass
+class Activation:
+    thresholds: np.ndarray
+    threshold_type: StreamType
+    bias: int
+    scale: int
+    out_type: StreamType
+
+    def fields(self) -> dict:
+        return dict(thresholds=self.thresholds, threshold_type=self.threshold_type, activation_bias=self.bias, activation_scale=self.scale)
+
+
+def activation(rng, rows: int, lo: int, hi: int, steps: int, bipolar_out: bool = False) -> Activation:
+    """Unsorted thresholds with repeats around [lo, hi] (some always fire,
+    some never), a random bias/scale and the output type they need."""
+    t = rng.integers(lo - 2, hi + 3, size=(rows, steps), dtype=np.int64)
+    if steps >= 3:
+        t[:, 1] = t[:, 0]  # a repeated threshold in every row
+    if t.size:
+        t.reshape(-1)[0] = lo  # always fires
+    ttype = StreamType.for_range(min(int(t.min(initial=lo)), lo), max(int(t.max(initial=hi)), hi))
+    if bipolar_out:
+        assert steps == 1
+        return Activation(t, ttype, -1, 2, BIPOLAR)
+    bias, scale = pick(rng, [(0, 1), (0, 1), (int(rng.integers(-4, 5)), pick(rng, [1, 2, -1, 3]))])
+    ends = (bias, bias + scale * steps)
+    return Activation(t, ttype, bias, scale, type_of(min(ends), max(ends), widen=int(rng.integers(2))))
+
+
+# --------------------------------------------------------------------------
+# a project of independent layers
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Source:
+    shape: tuple[int, ...]
+    type: StreamType
+    multiple: int = 1  # values are multiples of this (exact division tests)
+
+
+class Net:
+    """Layers in dataflow order and the input tensors they read."""
+
+    def __init__(self, rng, big: bool = False):
+        self.rng = rng
+        self.big = big
+        self.layers: list[hw.HWLayer] = []
+        self.sources: dict[str, Source] = {}
+        self.count = 0
+
+    def name(self, kind: str) -> str:
+        self.count += 1
+        return f"{kind}{self.count}"
+
+    def source(self, shape, t: StreamType, multiple: int = 1) -> str:
+        name = f"in{len(self.sources)}_{self.count}"
+        self.sources[name] = Source(tuple(shape), t, multiple)
+        return name
+
+    def add(self, layer: hw.HWLayer) -> tuple[str, ...]:
+        self.layers.append(layer)
+        return layer.outputs
+
+    def size(self, small: list[int], large: list[int]) -> int:
+        return pick(self.rng, small + large if self.big else small)
+
+    def samples(self, n: int) -> list[dict[str, np.ndarray]]:
+        """``n`` frames: every input at its minimum, at its maximum,
+        alternating min/max, then random values with both extremes present."""
+        frames = []
+        for k in range(n):
+            frame = {}
+            for name, s in self.sources.items():
+                if s.type.kind == "bipolar":
+                    lo, hi = -1, 1
+                else:
+                    lo = -((-s.type.min) // s.multiple) * s.multiple
+                    hi = (s.type.max // s.multiple) * s.multiple
+                size = int(np.prod(s.shape))
+                if k == 0:
+                    v = np.full(size, lo)
+                elif k == 1:
+                    v = np.full(size, hi)
+                elif k == 2:
+                    v = np.where(np.arange(size) % 2 == 0, lo, hi)
+                elif s.type.kind == "bipolar":
+                    v = self.rng.choice(np.array([-1, 1]), size=size)
+                else:
+                    v = rand_values(self.rng, size, lo // s.multiple, hi // s.multiple) * s.multiple
+                frame[name] = np.asarray(v, dtype=np.int64).reshape(s.shape)
+            frames.append(frame)
+        return frames
+
+
+def image(net: Net, hi: int = 5, cs=(1, 2, 3, 4, 6)) -> tuple[int, int, int]:
+    rng = net.rng
+    return int(rng.integers(1, hi + 1)), int(rng.integers(1, hi + 1)), net.size(list(cs), [8, 12])
+
+
+def niv_shape(net: Net) -> tuple[int, ...]:
+    return pick(net.rng, [(), (), (2,), (2, 3)] + ([(4, 5)] if net.big else []))
+
+
+# -- compute layers ----------------------------------------------------------
+
+
+def add_mvau(net: Net, *, in_type=None, w_kind=None, thr: Optional[str] = None, steps: Optional[int] = None, x: Optional[str] = None,
+             mw: Optional[int] = None, niv: Optional[tuple] = None, pe=None, simd=None, bipolar_out: bool = False,
+             thr_mem: str = "auto", mh: Optional[int] = None) -> str:
+    """An MVAU; ``thr`` is None (raw accumulator), ``channel`` (a row per
+    output) or ``shared`` (one row). Thresholds in block RAM (``thr_mem``)
+    make the cost model pick the linear threshold unit over binary search."""
+    rng = net.rng
+    in_type = in_type or any_type(rng)
+    mw = mw or net.size([2, 3, 4, 6, 8, 12], [16, 24, 36])
+    mh = mh or net.size([1, 2, 3, 4, 6], [8, 10, 16])
+    niv = niv_shape(net) if niv is None else tuple(niv)
+    w_kind = w_kind or pick(rng, ["bipolar", "signed", "unsigned"])
+    w, wtype = weights_of(rng, (mw, mh), w_kind, int(rng.integers(1 if w_kind == "unsigned" else 2, 5)))
+    acc_range = mac_range(w, in_type, axis=0)
+    acc_type = StreamType.for_range(*acc_range)
+    fields, out_type = {}, acc_type
+    if thr:
+        steps = steps if steps is not None else pick(rng, [1, 3, 4, 7])
+        act = activation(rng, mh if thr == "channel" else 1, *acc_range, steps, bipolar_out)
+        fields, out_type = act.fields(), act.out_type
+    if x is None:
+        x = net.source((1, *niv, mw), in_type)
+    name = net.name("mvau")
+    return net.add(hw.MVAU(
+        name=name, inputs=(x,), outputs=(f"{name}_out",), in_shape=(1, *niv, mw), out_shape=(1, *niv, mh), in_type=in_type,
+        out_type=out_type, mw=mw, mh=mh, num_input_vectors=niv, weights=w, weight_type=wtype, acc_type=acc_type,
+        acc_range=acc_range, pe=pe or fold(rng, mh), simd=simd or fold(rng, mw), mem_style=pick(rng, ["auto", "lut", "block"]),
+        threshold_mem_style=thr_mem, **fields,
+    ))[0]  # fmt: skip
+
+
+def add_vvau(net: Net, *, thr: bool, in_type=None, x: Optional[str] = None, channels=None, kernel=None, ovec=None, pe=None,
+             steps=None, thr_mem: str = "auto") -> str:
+    rng = net.rng
+    in_type = in_type or any_type(rng)
+    c = channels or net.size([1, 2, 3, 4, 6], [8, 12])
+    kernel = kernel or pick(rng, [(1, 2), (2, 2), (3, 1), (3, 3), (2, 3)])
+    k = kernel[0] * kernel[1]
+    ovec = ovec or (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    w_kind = pick(rng, ["bipolar", "signed", "unsigned"])
+    w, wtype = weights_of(rng, (c, k), w_kind, int(rng.integers(1 if w_kind == "unsigned" else 2, 5)))
+    acc_range = mac_range(w, in_type, axis=1)
+    acc_type = StreamType.for_range(*acc_range)
+    fields, out_type = {}, acc_type
+    if thr:
+        act = activation(rng, c, *acc_range, steps if steps is not None else pick(rng, [1, 2, 3, 6]))
+        fields, out_type = act.fields(), act.out_type
+    in_shape = (1, *ovec, k * c)
+    if x is None:
+        x = net.source(in_shape, in_type)
+    name = net.name("vvau")
+    return net.add(hw.VVAU(
+        name=name, inputs=(x,), outputs=(f"{name}_out",), in_shape=in_shape, out_shape=(1, *ovec, c), in_type=in_type,
+        out_type=out_type, channels=c, kernel=kernel, num_input_vectors=ovec, weights=w, weight_type=wtype, acc_type=acc_type,
+        acc_range=acc_range, pe=pe or fold(rng, c), simd=1, mem_style=pick(rng, ["auto", "lut", "block"]), threshold_mem_style=thr_mem,
+        **fields,
+    ))[0]  # fmt: skip
+
+
+def add_thresholding(net: Net, *, shared: bool, in_type=None, shape=None, x: Optional[str] = None, steps=None, pe=None) -> str:
+    rng = net.rng
+    in_type = in_type or any_type(rng, bipolar=0.15, hi_bits=10)
+    if shape is None:
+        h, w, c = image(net)
+        shape = pick(rng, [(1, c), (1, h, w, c), (1, w, c)])
+    c = shape[-1]
+    steps = steps if steps is not None else pick(rng, [1, 2, 3, 5, 8])
+    act = activation(rng, 1 if shared else c, in_type.min, in_type.max, steps)
+    if x is None:
+        x = net.source(shape, in_type)
+    name = net.name("thr")
+    return net.add(hw.Thresholding(
+        name=name, inputs=(x,), outputs=(f"{name}_out",), in_shape=shape, out_shape=shape, in_type=in_type,
+        out_type=act.out_type, channels=c, pe=pe or fold(rng, c), **act.fields(),
+    ))[0]  # fmt: skip
+
+
+# -- elementwise ----------------------------------------------------------------
+
+
+def _op_range(op: str, a: tuple[int, int], b_values) -> tuple[int, int]:
+    """Exact output range of ``a <op> b`` for a in the interval ``a`` and b in
+    ``b_values`` (every op is monotone or linear in a)."""
+    outs = []
+    for x in a:
+        for y in b_values:
+            x, y = int(x), int(y)
+            outs.append({"Add": x + y, "Sub": x - y, "Mul": x * y, "Min": min(x, y), "Max": max(x, y), "Div": x // y if y else 0}[op])
+    return min(outs), max(outs)
+
+
+def add_elementwise_const(net: Net, op: str, style: str, *, x: Optional[str] = None, shape=None, in_type=None, pe=None) -> str:
+    """``x <op> param`` with ``param`` one value (``scalar``), one per channel
+    (``channel``, as (C,) or (1, 1, 1, C)), or one per element (``element``);
+    integer ``float`` params of the float64 form to_hw keeps when it must."""
+    rng = net.rng
+    if shape is None:
+        h, w, c = image(net, hi=4)
+        shape = pick(rng, [(1, c), (1, h, w, c)])
+    c = shape[-1]
+    in_type = in_type or (int_type(rng, hi_bits=6) if op != "Mul" else any_type(rng, bipolar=0.2, hi_bits=6))
+    multiple = 1
+    if op == "Div":
+        in_type = int_type(rng, lo_bits=4, hi_bits=7)
+        values = np.array([-3, -2, -1, 1, 2, 3, 6])
+        multiple = 6
+    elif op == "Mul":
+        values = np.arange(-4, 5)
+    else:
+        values = np.arange(-9, 10)
+    if style == "scalar":
+        param = np.array(pick(rng, list(values)), dtype=np.int64).reshape(pick(rng, [(), (1,), (1, 1)]))
+    elif style == "channel":
+        param = rng.choice(values, size=c)
+        if c > 1:
+            param[0] = values[0] if param[1] != values[0] else values[-1]  # not all equal
+        if len(shape) == 4 and rng.random() < 0.5:
+            param = param.reshape(1, 1, 1, c)
+    else:
+        param = rng.choice(values, size=shape[1:] if rng.random() < 0.5 else shape)
+        flat = param.reshape(-1)
+        if flat.size > 1:
+            flat[0] = values[0] if flat[1] != values[0] else values[-1]
+    param = np.asarray(param, dtype=np.int64)
+    if rng.random() < 0.25:
+        param = param.astype(np.float64)  # integer values, float storage
+    a_range = (in_type.min, in_type.max) if in_type.kind != "bipolar" else (-1, 1)
+    if multiple > 1:
+        a_range = (-((-a_range[0]) // multiple) * multiple, (a_range[1] // multiple) * multiple)
+    lo, hi = _op_range(op, a_range, np.unique(param.astype(np.int64)))
+    if x is None:
+        x = net.source(shape, in_type, multiple)
+    name = net.name(f"{op.lower()}_{style}")
+    return net.add(hw.Elementwise(
+        name=name, inputs=(x,), outputs=(f"{name}_out",), in_shape=shape, out_shape=shape, in_type=in_type,
+        out_type=type_of(lo, hi, widen=int(rng.integers(2))), op=op, channels=c, param=param, pe=pe or fold(rng, c),
+    ))[0]  # fmt: skip
+
+
+def add_elementwise_streams(net: Net, op: str, *, a: Optional[str] = None, b: Optional[str] = None, shape=None, in_type=None,
+                            rhs_type=None, pe=None) -> str:
+    rng = net.rng
+    if shape is None:
+        h, w, c = image(net, hi=4)
+        shape = pick(rng, [(1, c), (1, h, w, c)])
+    c = shape[-1]
+    in_type = in_type or any_type(rng, bipolar=0.1 if op == "Mul" else 0.0, hi_bits=7)
+    rhs_type = rhs_type or any_type(rng, bipolar=0.15 if op == "Mul" else 0.0, hi_bits=7)
+    lo, hi = _op_range(op, (in_type.min, in_type.max), (rhs_type.min, rhs_type.max))
+    a = a or net.source(shape, in_type)
+    b = b or net.source(shape, rhs_type)
+    name = net.name(f"{op.lower()}_streams")
+    return net.add(hw.Elementwise(
+        name=name, inputs=(a, b), outputs=(f"{name}_out",), in_shape=shape, out_shape=shape, in_type=in_type,
+        out_type=type_of(lo, hi), op=op, channels=c, rhs_type=rhs_type, pe=pe or fold(rng, c),
+    ))[0]  # fmt: skip
+
+
+def add_roundclip(net: Net, *, x: Optional[str] = None, shape=None, in_type=None) -> str:
+    rng = net.rng
+    if shape is None:
+        h, w, c = image(net, hi=4)
+        shape = pick(rng, [(1, c), (1, h, w, c)])
+    c = shape[-1]
+    in_type = in_type or int_type(rng, lo_bits=3, hi_bits=10)
+    lo, hi = in_type.min, in_type.max
+    # a quantizer narrower than the stream, or one that clips on one side only
+    q = pick(rng, [(-4, 3), (0, 7), (-8, 7), (0, 15), (-1, 1), (lo, max(lo, hi // 2)), (lo + (hi - lo) // 3, hi)])
+    clip_lo, clip_hi = min(q), max(q)
+    out_lo, out_hi = min(max(lo, clip_lo), clip_hi), min(max(hi, clip_lo), clip_hi)
+    x = x or net.source(shape, in_type)
+    name = net.name("roundclip")
+    return net.add(hw.Elementwise(
+        name=name, inputs=(x,), outputs=(f"{name}_out",), in_shape=shape, out_shape=shape, in_type=in_type,
+        out_type=type_of(out_lo, out_hi), op="RoundClip", channels=c, rounding=pick(rng, ["ROUND", "FLOOR", "CEIL"]),
+        clip_lo=clip_lo, clip_hi=clip_hi, pe=fold(rng, c),
+    ))[0]  # fmt: skip
+
+
+def add_addstreams(net: Net, *, a: Optional[str] = None, b: Optional[str] = None, shape=None, in_type=None, in_type2=None, pe=None) -> str:
+    rng = net.rng
+    if shape is None:
+        h, w, c = image(net, hi=4)
+        shape = pick(rng, [(1, c), (1, h, w, c)])
+    c = shape[-1]
+    in_type = in_type or any_type(rng, bipolar=0.1, hi_bits=9)
+    in_type2 = in_type2 or any_type(rng, bipolar=0.1, hi_bits=9)
+    a = a or net.source(shape, in_type)
+    b = b or net.source(shape, in_type2)
+    name = net.name("addstreams")
+    return net.add(hw.AddStreams(
+        name=name, inputs=(a, b), outputs=(f"{name}_out",), in_shape=shape, out_shape=shape, in_type=in_type,
+        in_type2=in_type2, out_type=type_of(in_type.min + in_type2.min, in_type.max + in_type2.max), channels=c, pe=pe or fold(rng, c),
+    ))[0]  # fmt: skip
+
+
+# -- padding, windows, pooling -----------------------------------------------
+
+
+def add_fmpadding(net: Net, *, x: Optional[str] = None, shape=None, in_type=None, padding=None, simd=None, value=None) -> str:
+    rng = net.rng
+    if shape is None:
+        h, w, c = image(net)
+        shape = (1, h, w, c)
+    in_type = in_type or int_type(rng, hi_bits=9)
+    padding = padding or tuple(int(v) for v in rng.integers(0, 3, size=4))
+    if value is None:
+        value = 0 if rng.random() < 0.6 else int(rng.integers(in_type.min, in_type.max + 1))
+    pt, pl, pb, pr = padding
+    out_shape = (1, shape[1] + pt + pb, shape[2] + pl + pr, shape[3])
+    x = x or net.source(shape, in_type)
+    name = net.name("pad")
+    return net.add(hw.FMPadding(
+        name=name, inputs=(x,), outputs=(f"{name}_out",), in_shape=shape, out_shape=out_shape, in_type=in_type, out_type=in_type,
+        channels=shape[3], padding=padding, value=value, simd=simd or fold(rng, shape[3]),
+    ))[0]  # fmt: skip
+
+
+def window_geometry(rng, big: bool, dilation: bool):
+    kernel = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    if kernel == (1, 1):
+        kernel = pick(rng, [(1, 2), (2, 1), (3, 2)])
+    stride = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    dil = (int(rng.integers(1, 3)), int(rng.integers(1, 3))) if dilation else (1, 1)
+    span_ = ((kernel[0] - 1) * dil[0] + 1, (kernel[1] - 1) * dil[1] + 1)
+    extra = 6 if big else 3
+    ifm = (span_[0] + int(rng.integers(0, extra + 1)), span_[1] + int(rng.integers(0, extra + 1)))
+    ofm = ((ifm[0] - span_[0]) // stride[0] + 1, (ifm[1] - span_[1]) // stride[1] + 1)
+    return kernel, stride, dil, ifm, ofm
+
+
+def add_swg(net: Net, *, x: Optional[str] = None, in_type=None, channels=None, geometry=None, simd=None, depthwise=None) -> str:
+    rng = net.rng
+    kernel, stride, dil, ifm, ofm = geometry or window_geometry(rng, net.big, dilation=True)
+    c = channels or net.size([1, 2, 3, 4, 6], [8])
+    in_type = in_type or any_type(rng, bipolar=0.15)
+    x = x or net.source((1, *ifm, c), in_type)
+    name = net.name("swg")
+    return net.add(hw.ConvolutionInputGenerator(
+        name=name, inputs=(x,), outputs=(f"{name}_out",), in_shape=(1, *ifm, c), out_shape=(1, *ofm, kernel[0] * kernel[1] * c),
+        in_type=in_type, out_type=in_type, channels=c, ifm_dim=ifm, ofm_dim=ofm, kernel=kernel, stride=stride, dilation=dil,
+        depthwise=bool(rng.integers(2)) if depthwise is None else depthwise, simd=simd or fold(rng, c),
+    ))[0]  # fmt: skip
+
+
+def add_maxpool(net: Net, *, x: Optional[str] = None, in_type=None) -> str:
+    rng = net.rng
+    kernel, stride, _, ifm, ofm = window_geometry(rng, net.big, dilation=False)
+    if rng.random() < 0.4:  # the usual non-overlapping pool
+        stride = kernel
+        ifm = (kernel[0] * int(rng.integers(1, 4)), kernel[1] * int(rng.integers(1, 4)))
+        ofm = (ifm[0] // kernel[0], ifm[1] // kernel[1])
+    c = net.size([1, 2, 3, 4, 6], [8])
+    in_type = in_type or any_type(rng, bipolar=0.15, hi_bits=9)
+    x = x or net.source((1, *ifm, c), in_type)
+    name = net.name("maxpool")
+    return net.add(hw.StreamingMaxPool(
+        name=name, inputs=(x,), outputs=(f"{name}_out",), in_shape=(1, *ifm, c), out_shape=(1, *ofm, c), in_type=in_type,
+        out_type=in_type, channels=c, ifm_dim=ifm, ofm_dim=ofm, kernel=kernel, stride=stride, pe=fold(rng, c),
+    ))[0]  # fmt: skip
+
+
+def add_pool(net: Net, *, glob: bool, x: Optional[str] = None, in_type=None) -> str:
+    rng = net.rng
+    if glob:
+        h, w, _ = image(net)
+        if h * w == 1:  # a 1x1 "window" has no adder (and no cost model): keep a real reduction
+            w = 2
+        kernel = stride = ifm = (h, w)
+        ofm = (1, 1)
+    else:
+        kernel, stride, _, ifm, ofm = window_geometry(rng, net.big, dilation=False)
+    c = net.size([1, 2, 3, 4, 6], [8])
+    in_type = in_type or int_type(rng, hi_bits=9)
+    k = kernel[0] * kernel[1]
+    out_type = type_of(k * in_type.min, k * in_type.max)
+    x = x or net.source((1, *ifm, c), in_type)
+    name = net.name("gpool" if glob else "pool")
+    return net.add(hw.Pool(
+        name=name, inputs=(x,), outputs=(f"{name}_out",), in_shape=(1, *ifm, c), out_shape=(1, *ofm, c), in_type=in_type,
+        out_type=out_type, channels=c, ifm_dim=ifm, ofm_dim=ofm, kernel=kernel, stride=stride, function="sum",
+        acc_type=out_type if rng.random() < 0.7 else None, pe=fold(rng, c),
+    ))[0]  # fmt: skip
+
+
+# -- plumbing -------------------------------------------------------------------
+
+
+def add_concat(net: Net, n: int, *, xs=None, in_types=None, spatial=None) -> str:
+    rng = net.rng
+    g = pick(rng, [1, 2, 3, 4])
+    channels = tuple(g * int(rng.integers(1, 4)) for _ in range(n))
+    in_types = in_types or tuple(any_type(rng, bipolar=0.25, hi_bits=9) for _ in range(n))
+    spatial = spatial if spatial is not None else pick(rng, [(), (2,), (2, 3)])
+    lo, hi = span(in_types)
+    xs = xs or [net.source((1, *spatial, c), t) for c, t in zip(channels, in_types)]
+    name = net.name("concat")
+    return net.add(hw.Concat(
+        name=name, inputs=tuple(xs), outputs=(f"{name}_out",), in_shape=(1, *spatial, channels[0]),
+        out_shape=(1, *spatial, sum(channels)), in_type=in_types[0], out_type=type_of(lo, hi), channels=channels, in_types=in_types,
+        simd=fold(rng, math.gcd(*channels)),
+    ))[0]  # fmt: skip
+
+
+def add_split(net: Net, n: int, *, x: Optional[str] = None, in_type=None) -> tuple[str, ...]:
+    rng = net.rng
+    g = pick(rng, [1, 2, 3])
+    channels = tuple(g * int(rng.integers(1, 4)) for _ in range(n))
+    in_type = in_type or any_type(rng, bipolar=0.2, hi_bits=9)
+    spatial = pick(rng, [(), (3,), (2, 2)])
+    x = x or net.source((1, *spatial, sum(channels)), in_type)
+    name = net.name("split")
+    return net.add(hw.Split(
+        name=name, inputs=(x,), outputs=tuple(f"{name}_out{j}" for j in range(n)), in_shape=(1, *spatial, sum(channels)),
+        out_shape=(1, *spatial, channels[0]), in_type=in_type, out_type=in_type, channels=channels, simd=fold(rng, math.gcd(*channels)),
+    ))  # fmt: skip
+
+
+def add_reshape(net: Net, x: str, in_shape, out_shape, t: StreamType) -> str:
+    name = net.name("reshape")
+    return net.add(hw.Reshape(
+        name=name, inputs=(x,), outputs=(f"{name}_out",), in_shape=tuple(in_shape), out_shape=tuple(out_shape), in_type=t, out_type=t,
+    ))[0]  # fmt: skip
+
+
+def layer_of(net: Net, tensor: str) -> hw.HWLayer:
+    return next(layer for layer in net.layers if tensor in layer.outputs)
+
+
+# --------------------------------------------------------------------------
+# the projects
+# --------------------------------------------------------------------------
+
+
+def mac_project(net: Net) -> None:
+    """MVAU, VVAU and Thresholding variants, and two convolution chains."""
+    rng = net.rng
+    add_mvau(net, in_type=int_type(rng, signed=False), w_kind="signed")  # raw accumulator, unsigned input
+    add_mvau(net, in_type=int_type(rng, signed=True), w_kind="bipolar", thr="channel")
+    add_mvau(net, in_type=BIPOLAR, w_kind="bipolar", thr="channel", steps=1, bipolar_out=True)  # binarized layer
+    add_mvau(net, in_type=BIPOLAR, w_kind=pick(rng, ["signed", "unsigned"]))
+    add_mvau(net, in_type=int_type(rng, signed=True, lo_bits=4), w_kind="signed", thr="channel", steps=15, niv=(2, 3),
+             mw=net.size([8, 12], [32, 48]))  # many thresholds: a binary-search unit
+    add_mvau(net, in_type=int_type(rng, signed=False), w_kind="unsigned", thr="shared")
+    add_mvau(net, in_type=any_type(rng), thr=pick(rng, [None, "channel", "shared"]), steps=int(rng.integers(0, 6)))
+    add_mvau(net, thr="channel", steps=7, mh=4, pe=2, thr_mem="block")  # linear threshold unit
+    add_vvau(net, thr=False)
+    add_vvau(net, thr=True)
+    add_vvau(net, thr=True, channels=4, pe=2, steps=6, thr_mem="block")  # linear threshold unit
+    add_thresholding(net, shared=False)
+    add_thresholding(net, shared=True)
+    add_thresholding(net, shared=bool(rng.integers(2)), in_type=BIPOLAR, steps=pick(rng, [1, 2]))
+    # convolution: padding -> sliding window -> MVAU with other folding (width converters)
+    h, w, c = image(net, hi=4, cs=(2, 3, 4))
+    t = int_type(rng, hi_bits=4)
+    pad = add_fmpadding(net, shape=(1, h, w, c), in_type=t, padding=(1, 1, 1, 1), value=0)
+    geometry = window_geometry(rng, False, dilation=False)
+    kernel, stride = geometry[0], geometry[1]
+    ifm = (h + 2, w + 2)
+    if ifm[0] < kernel[0] or ifm[1] < kernel[1]:
+        kernel = (min(kernel[0], ifm[0]), min(kernel[1], ifm[1]))
+    ofm = ((ifm[0] - kernel[0]) // stride[0] + 1, (ifm[1] - kernel[1]) // stride[1] + 1)
+    win = add_swg(net, x=pad, in_type=t, channels=c, geometry=(kernel, stride, (1, 1), ifm, ofm), depthwise=False)
+    add_mvau(net, x=win, in_type=t, mw=kernel[0] * kernel[1] * c, niv=ofm, thr="channel")
+    # depthwise convolution: padding -> sliding window (depthwise) -> VVAU
+    h, w, c = image(net, hi=4, cs=(2, 4, 6))
+    t = int_type(rng, signed=True, hi_bits=4)
+    pad = add_fmpadding(net, shape=(1, h, w, c), in_type=t, padding=(1, 0, 1, 2), value=0)
+    ifm = (h + 2, w + 2)
+    kernel = (min(2, ifm[0]), min(3, ifm[1]))
+    ofm = (ifm[0] - kernel[0] + 1, ifm[1] - kernel[1] + 1)
+    win = add_swg(net, x=pad, in_type=t, channels=c, geometry=(kernel, (1, 1), (1, 1), ifm, ofm), depthwise=True)
+    add_vvau(net, thr=True, in_type=t, x=win, channels=c, kernel=kernel, ovec=ofm)
+
+
+ELEMENTWISE_CONST_OPS = ("Add", "Sub", "Mul", "Min", "Max", "Div")
+STYLES = ("scalar", "channel", "element")
+
+
+def elementwise_project(net: Net, seed: int) -> None:
+    """Elementwise ops with every kind of constant and with a second
+    stream, RoundClip, AddStreams."""
+    rng = net.rng
+    for k, op in enumerate(ELEMENTWISE_CONST_OPS):
+        # two constant styles per op and seed, rotating with the seed
+        for style in (STYLES[(k + seed) % 3], STYLES[(k + seed + 1) % 3]):
+            add_elementwise_const(net, op, style)
+    for op in ("Sub", "Mul", "Min", "Max", "Add"):
+        add_elementwise_streams(net, op)
+    add_roundclip(net)
+    add_roundclip(net)
+    add_addstreams(net)
+    add_addstreams(net, in_type=int_type(rng, signed=False), in_type2=int_type(rng, signed=True))
+
+
+def movement_project(net: Net) -> None:
+    """Padding, sliding windows, pooling, concat/split, width converters
+    behind a reshape, fan-out (Duplicate) and a residual join."""
+    rng = net.rng
+    add_fmpadding(net)
+    add_swg(net)
+    add_swg(net, depthwise=True)
+    add_maxpool(net)
+    add_maxpool(net)
+    add_pool(net, glob=True)
+    add_pool(net, glob=False)
+    add_concat(net, 2)
+    add_concat(net, 3)
+    add_split(net, 2)
+    add_split(net, 3)
+    # reshape between two layers with other folding: Thresholding (PE) -> flatten -> MVAU (SIMD)
+    h, w = pick(rng, [(2, 2), (2, 3), (3, 2)])
+    c = pick(rng, [2, 4])
+    thr = add_thresholding(net, shared=False, shape=(1, h, w, c), in_type=int_type(rng, hi_bits=6), pe=c)
+    flat = add_reshape(net, thr, (1, h, w, c), (1, h * w * c), layer_of(net, thr).out_type)
+    mw = h * w * c
+    add_mvau(net, x=flat, in_type=layer_of(net, thr).out_type, mw=mw, niv=(), thr=pick(rng, [None, "channel"]),
+             simd=pick(rng, [d for d in divisors(mw) if d != c]), pe=None)
+    # a reshape as the last layer: the output port is the reshaped tensor
+    y = add_mvau(net, in_type=int_type(rng), mw=6, niv=(), thr=None)
+    mh = layer_of(net, y).mh
+    add_reshape(net, y, (1, mh), (1, 1, 1, mh), layer_of(net, y).out_type)
+    # fan-out of a graph input to readers of different lanes (Duplicate + WidthConverter)
+    shape = (1, 2, 3, pick(rng, [4, 6, 12]))
+    t = int_type(rng, hi_bits=7)
+    x = net.source(shape, t)
+    add_thresholding(net, shared=False, shape=shape, in_type=t, x=x, pe=1)
+    add_elementwise_const(net, "Max", "channel", x=x, shape=shape, in_type=t, pe=shape[-1])
+    # residual: u = t + c; v = threshold(u); w = u + v (u read twice, other folding)
+    shape = (1, 3, 2, pick(rng, [2, 4, 6]))
+    c = shape[-1]
+    t = int_type(rng, signed=True, hi_bits=6)
+    u = add_elementwise_const(net, "Add", "channel", shape=shape, in_type=t, pe=pick(rng, divisors(c)[1:]))
+    ut = layer_of(net, u).out_type
+    v = add_thresholding(net, shared=True, shape=shape, in_type=ut, x=u, pe=1)
+    add_addstreams(net, a=u, b=v, shape=shape, in_type=ut, in_type2=layer_of(net, v).out_type, pe=c)
+
+
+PROJECTS = ("mac", "elementwise", "movement")
+
+
+def make_net(group: str, seed: int, big: bool = False) -> Net:
+    net = Net(np.random.default_rng([seed, PROJECTS.index(group)]), big=big)
+    if group == "mac":
+        mac_project(net)
+    elif group == "elementwise":
+        elementwise_project(net, seed)
+    else:
+        movement_project(net)
+    return net
+
+
+def describe(layer) -> str:
+    doc = layer.to_json()
+    for key in ("weights", "thresholds", "param"):
+        if isinstance(doc.get(key), list) and len(json.dumps(doc[key])) > 400:
+            doc[key] = f"<{np.asarray(getattr(layer, key)).shape} array>"
+    return json.dumps(doc)
+
+
+def run_csim(net: Net, out_dir, samples: int = 6):
+    from sira.hls import build_layers
+
+    frames = net.samples(samples)
+    result = build_layers(net.layers, str(out_dir), frames, name="kernels", run_csim=True)
+    cs = result.csim
+    if not (cs.passed and cs.exact == cs.samples == samples):
+        culprit = next((layer for layer in net.layers if layer.name == cs.first_mismatch_layer), None)
+        detail = describe(culprit) if culprit is not None else "(no single layer named)"
+        pytest.fail(f"{cs.summary()} in {out_dir}\nfirst mismatching layer: {detail}\n{cs.output[-2000:]}")
+    return result
+
+
+# --------------------------------------------------------------------------
+# C simulation tests
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("group", PROJECTS)
+def test_kernels_bit_exact(group, seed, tmp_path):
+    net = make_net(group, seed)
+    result = run_csim(net, tmp_path / f"{group}_{seed}")
+    assert result.csim.passed
+    assert result.csim.exact == result.csim.samples == 6
+
+
+def test_coverage_of_the_projects():
+    """The fast projects reach every kind, folding above 1, every threshold
+    unit and the plumbing stages the dataflow inserts."""
+    from sira.estimate import cost_layers
+    from sira.hls.dataflow import plan
+
+    kinds, units, plumbing = set(), set(), set()
+    folded = set()
+    for seed in (0, 1, 2):
+        for group in PROJECTS:
+            net = make_net(group, seed)
+            _, costs = cost_layers(net.layers)
+            read = {t for layer in net.layers for t in layer.inputs}
+            outs = [t for layer in net.layers for t in layer.outputs if t not in read]
+            df = plan(net.layers, costs, outs)
+            for st in df.stages:
+                if st.node.kind in ("Duplicate", "WidthConverter"):
+                    plumbing.add(st.node.kind)
+                    continue
+                layer = st.node
+                kinds.add(layer.kind)
+                if max(layer.pe, layer.simd) > 1:
+                    folded.add(layer.kind)
+                if getattr(layer, "thresholds", None) is not None:
+                    ctx = KERNELS[layer.kind].context(layer, costs[layer.name])
+                    units.add(f"{layer.kind}:{ctx['thr']['unit']}")
+            kinds.update(layer.kind for layer in net.layers)
+    every = set(hw.LAYER_KINDS) - {"HostOp"}
+    assert every <= kinds, every - kinds
+    assert every - {"Reshape"} <= folded, every - {"Reshape"} - folded
+    assert {"Duplicate", "WidthConverter"} <= plumbing
+    assert {"MVAU:linear", "MVAU:binary", "VVAU:linear", "Thresholding:linear", "Thresholding:constant"} <= units, units
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(10, 22))
+@pytest.mark.parametrize("group", PROJECTS)
+def test_kernels_bit_exact_sweep(group, seed, tmp_path):
+    net = make_net(group, seed, big=True)
+    run_csim(net, tmp_path / f"{group}_{seed}", samples=10)
+
+
+# --------------------------------------------------------------------------
+# the integer references against plain NumPy
+# --------------------------------------------------------------------------
+
+
+def naive_count(acc: int, row) -> int:
+    return sum(1 for t in row if acc >= int(t))
+
+
+def naive_activate(layer, acc: int, channel: int) -> int:
+    if layer.thresholds is None:
+        return acc
+    t = layer.thresholds
+    row = t[channel if t.shape[0] > 1 else 0]
+    return layer.activation_bias + layer.activation_scale * naive_count(acc, row)
+
+
+def naive_mvau(layer: hw.MVAU, x: np.ndarray) -> np.ndarray:
+    v = x.reshape(-1, layer.mw)
+    out = np.zeros((v.shape[0], layer.mh), dtype=object)
+    for n in range(v.shape[0]):
+        for j in range(layer.mh):
+            acc = sum(int(v[n, i]) * int(layer.weights[i, j]) for i in range(layer.mw))
+            assert layer.acc_range[0] <= acc <= layer.acc_range[1]
+            out[n, j] = naive_activate(layer, acc, j)
+    return out.reshape(layer.out_shape)
+
+
+def naive_vvau(layer: hw.VVAU, x: np.ndarray) -> np.ndarray:
+    k, c = int(np.prod(layer.kernel)), layer.channels
+    v = x.reshape(-1, k, c)  # window in (kernel position, channel) order
+    out = np.zeros((v.shape[0], c), dtype=object)
+    for n in range(v.shape[0]):
+        for ch in range(c):
+            acc = sum(int(v[n, p, ch]) * int(layer.weights[ch, p]) for p in range(k))
+            assert layer.acc_range[0] <= acc <= layer.acc_range[1]
+            out[n, ch] = naive_activate(layer, acc, ch)
+    return out.reshape(layer.out_shape)
+
+
+def naive_thresholding(layer: hw.Thresholding, x: np.ndarray) -> np.ndarray:
+    v = x.reshape(-1, layer.channels)
+    out = np.array([[naive_activate(layer, int(v[n, ch]), ch) for ch in range(layer.channels)] for n in range(v.shape[0])], dtype=object)
+    return out.reshape(layer.out_shape)
+
+
+def naive_swg(layer: hw.ConvolutionInputGenerator, x: np.ndarray) -> np.ndarray:
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow), c = layer.kernel, layer.stride, layer.dilation, layer.ofm_dim, layer.channels
+    out = np.zeros((1, oh, ow, kh * kw * c), dtype=object)
+    for oy, ox, ky, kx, ch in itertools.product(range(oh), range(ow), range(kh), range(kw), range(c)):
+        out[0, oy, ox, (ky * kw + kx) * c + ch] = x[0, oy * sh + ky * dh, ox * sw + kx * dw, ch]
+    return out
+
+
+def naive_pool(layer, x: np.ndarray, reduce) -> np.ndarray:
+    (kh, kw), (sh, sw), (oh, ow), c = layer.kernel, layer.stride, layer.ofm_dim, layer.channels
+    out = np.zeros((1, oh, ow, c), dtype=object)
+    for oy, ox, ch in itertools.product(range(oh), range(ow), range(c)):
+        out[0, oy, ox, ch] = reduce([int(x[0, oy * sh + ky, ox * sw + kx, ch]) for ky in range(kh) for kx in range(kw)])
+    return out
+
+
+def naive_elementwise(layer: hw.Elementwise, a: np.ndarray, b: Optional[np.ndarray]) -> np.ndarray:
+    if layer.op == "RoundClip":
+        return np.vectorize(lambda v: min(max(int(v), layer.clip_lo), layer.clip_hi), otypes=[object])(a)
+    if b is None:
+        p = np.asarray(layer.param).astype(np.int64)
+        b = np.broadcast_to(p.reshape((1,) * (a.ndim - p.ndim) + p.shape), a.shape)
+    fn = {"Add": lambda x, y: x + y, "Sub": lambda x, y: x - y, "Mul": lambda x, y: x * y, "Min": min, "Max": max,
+          "Div": lambda x, y: x // y}[layer.op]  # fmt: skip
+    out = np.zeros(a.shape, dtype=object)
+    for idx in np.ndindex(a.shape):
+        out[idx] = fn(int(a[idx]), int(b[idx]))
+    return out
+
+
+def naive_fmpadding(layer: hw.FMPadding, x: np.ndarray) -> np.ndarray:
+    pt, pl, _, _ = layer.padding
+    out = np.full(layer.out_shape, layer.value, dtype=object)
+    h, w = layer.in_shape[1:3]
+    for y, xx, ch in itertools.product(range(h), range(w), range(layer.channels)):
+        out[0, pt + y, pl + xx, ch] = x[0, y, xx, ch]
+    return out
+
+
+def naive(layer, args: list[np.ndarray]) -> Optional[list[np.ndarray]]:
+    """Loop implementation of a layer, or None for a kind not checked here."""
+    x = args[0]
+    if isinstance(layer, hw.MVAU):
+        return [naive_mvau(layer, x)]
+    if isinstance(layer, hw.VVAU):
+        return [naive_vvau(layer, x)]
+    if isinstance(layer, hw.Thresholding):
+        return [naive_thresholding(layer, x)]
+    if isinstance(layer, hw.ConvolutionInputGenerator):
+        return [naive_swg(layer, x)]
+    if isinstance(layer, hw.StreamingMaxPool):
+        return [naive_pool(layer, x, max)]
+    if isinstance(layer, hw.Pool):
+        return [naive_pool(layer, x, sum)]
+    if isinstance(layer, hw.Elementwise):
+        return [naive_elementwise(layer, x, args[1] if len(args) > 1 else None)]
+    if isinstance(layer, hw.AddStreams):
+        return [np.vectorize(lambda p, q: int(p) + int(q), otypes=[object])(x, args[1])]
+    if isinstance(layer, hw.FMPadding):
+        return [naive_fmpadding(layer, x)]
+    if isinstance(layer, hw.Concat):
+        return [np.concatenate(args, axis=-1)]
+    if isinstance(layer, hw.Split):
+        bounds = np.cumsum((0,) + layer.channels)
+        return [x[..., bounds[j] : bounds[j + 1]] for j in range(len(layer.channels))]
+    return None
+
+
+def in_type_range(t: StreamType) -> tuple[int, int]:
+    return (-1, 1) if t.kind == "bipolar" else (t.min, t.max)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("group", PROJECTS)
+def test_references_match_plain_numpy(group, seed):
+    """Every layer's integer reference equals a loop implementation, and its
+    outputs lie in the layer's output type, on min/max/alternating/random inputs."""
+    net = make_net(group, seed)
+    from sira.hls.dataflow import input_types
+
+    checked = 0
+    for frame in net.samples(5):
+        env = dict(frame)
+        for layer in net.layers:
+            args = [np.asarray(env[t]) for t in layer.inputs]
+            for arg, t in zip(args, input_types(layer)):
+                lo, hi = in_type_range(t)
+                assert lo <= int(arg.min()) and int(arg.max()) <= hi, layer.name
+                if t.kind == "bipolar":
+                    assert np.all(np.abs(arg) == 1)
+            outs = KERNELS[layer.kind].reference(layer, args)
+            want = naive(layer, args)
+            if want is not None:
+                checked += 1
+                for got, exp in zip(outs, want):
+                    assert got.shape == exp.shape, layer.name
+                    assert np.array_equal(np.asarray(got, dtype=object), np.asarray(exp, dtype=object)), describe(layer)
+            for name, got in zip(layer.outputs, outs):
+                lo, hi = in_type_range(layer.out_type)
+                assert lo <= int(np.min(got)) and int(np.max(got)) <= hi, f"{layer.name}: output outside {layer.out_type.name}"
+                if layer.out_type.kind == "bipolar":
+                    assert np.all(np.abs(got) == 1)
+                env[name] = got
+    assert checked
+
+
+def test_mvau_reference_hand_example():
+    """x @ W then count(acc >= t) on unsorted thresholds with a repeat."""
+    w = np.array([[1, -2], [3, 0], [-1, 2]])
+    t = np.array([[5, -1, 5], [0, 10, 2]])
+    layer = hw.MVAU(
+        name="m", inputs=("x",), outputs=("y",), in_shape=(1, 2, 3), out_shape=(1, 2, 2), in_type=StreamType(3, True),
+        out_type=StreamType(4, True), mw=3, mh=2, num_input_vectors=(2,), weights=w, weight_type=StreamType(3, True),
+        acc_type=StreamType(6, True), acc_range=(-20, 20), thresholds=t, threshold_type=StreamType(6, True),
+        activation_bias=-1, activation_scale=2,
+    )  # fmt: skip
+    x = np.array([[[1, 2, 3], [-4, 0, 3]]])
+    acc = x.reshape(2, 3) @ w  # [[4, 4], [-7, 14]]
+    assert acc.tolist() == [[4, 4], [-7, 14]]
+    # counts: 4 vs (5, -1, 5) -> 1; 4 vs (0, 10, 2) -> 2; -7 -> 0; 14 vs (0, 10, 2) -> 3
+    expected = -1 + 2 * np.array([[1, 2], [0, 3]])
+    got = KERNELS["MVAU"].reference(layer, [x])[0]
+    assert got.reshape(2, 2).tolist() == expected.tolist()
+
+
+def test_swg_reference_hand_example():
+    """A 2x3 window, stride (1, 2), dilation (2, 1) on a 5x6 image of 2 channels."""
+    x = np.arange(5 * 6 * 2).reshape(1, 5, 6, 2)
+    layer = hw.ConvolutionInputGenerator(
+        name="s", inputs=("x",), outputs=("y",), in_shape=(1, 5, 6, 2), out_shape=(1, 3, 2, 12), in_type=StreamType(7, False),
+        out_type=StreamType(7, False), channels=2, ifm_dim=(5, 6), ofm_dim=(3, 2), kernel=(2, 3), stride=(1, 2), dilation=(2, 1),
+    )  # fmt: skip
+    got = KERNELS["ConvolutionInputGenerator"].reference(layer, [x])[0]
+    # window of output (1, 1): rows 1 and 3, columns 2..4, channels interleaved last
+    rows = [x[0, 1, 2:5], x[0, 3, 2:5]]
+    assert got[0, 1, 1].tolist() == np.concatenate(rows).reshape(-1).tolist()
+    assert np.array_equal(got, naive_swg(layer, x).astype(np.int64))
+
+
+def test_pool_references_hand_example():
+    x = np.array([[1, -5, 2, 7], [3, 4, -8, 0], [6, -1, 5, 5]]).reshape(1, 3, 4, 1)
+    common = dict(inputs=("x",), outputs=("y",), in_shape=(1, 3, 4, 1), in_type=StreamType(5, True), channels=1, ifm_dim=(3, 4))
+    mp = hw.StreamingMaxPool(name="mp", out_shape=(1, 1, 2, 1), out_type=StreamType(5, True), ofm_dim=(1, 2), kernel=(2, 2), stride=(2, 2), **common)
+    assert KERNELS["StreamingMaxPool"].reference(mp, [x])[0].reshape(-1).tolist() == [4, 7]
+    gp = hw.Pool(name="gp", out_shape=(1, 1, 1, 1), out_type=StreamType(9, True), ofm_dim=(1, 1), kernel=(3, 4), stride=(3, 4), **common)
+    assert KERNELS["Pool"].reference(gp, [x])[0].reshape(-1).tolist() == [int(x.sum())]
+    wp = hw.Pool(name="wp", out_shape=(1, 2, 2, 1), out_type=StreamType(7, True), ofm_dim=(2, 2), kernel=(2, 3), stride=(1, 1), **common)
+    assert KERNELS["Pool"].reference(wp, [x])[0].reshape(-1).tolist() == [1 - 5 + 2 + 3 + 4 - 8, -5 + 2 + 7 + 4 - 8 + 0,
+                                                                          3 + 4 - 8 + 6 - 1 + 5, 4 - 8 + 0 - 1 + 5 + 5]  # fmt: skip
