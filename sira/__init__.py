@@ -7,6 +7,9 @@ Public API::
     report = sira.analyze(model, input_spec=(0, 1))  # tensor -> ScaledIntRange
     result = sira.verify(model, input_spec=(0, 1), samples=200)
     optimized, report = sira.optimize(model, input_spec=(0, 1))
+    doc = sira.estimate.estimate("model.onnx", input_spec=(0, 1))  # resources, SIRA vs FINN
+    result = sira.build("model.onnx", "out", input_spec=(0, 1), run_csim=True)
+    sira.csim("out")                                              # g++ C simulation
 """
 
 from __future__ import annotations
@@ -32,8 +35,25 @@ def optimize(model, input_spec=None, **options):
     return run(model, input_spec, **options)
 
 
+def build(model, out_dir, input_spec=None, **options):
+    """The Vitis HLS project of a model, optionally C-simulated; see
+    :func:`sira.hls.build`."""
+    from .hls import build as run
+
+    return run(model, out_dir, input_spec, **options)
+
+
+def csim(project_dir, **options):
+    """C simulation of a project made by :func:`build`; see :func:`sira.hls.csim`."""
+    from .hls import csim as run
+
+    return run(project_dir, **options)
+
+
 __all__ = [
     "optimize",
+    "build",
+    "csim",
     "__version__",
     "SiraError",
     "ScaledIntRange",

@@ -391,7 +391,7 @@ def cmd_build(args) -> int:
 
 def cmd_csim(args) -> int:
     from .hls import csim
-    from .hls.csim import run_layers
+    from .hls.simulate import run_layers
 
     if args.layers:
         ok, output, _ = run_layers(args.project)

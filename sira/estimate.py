@@ -364,6 +364,43 @@ def _pct(new, old) -> Optional[float]:
     return round(100.0 * (new - old) / old, 2)
 
 
+def plumbing_docs(layers: Sequence[hw.HWLayer], graph_outputs: Sequence[str], mode: str, notes: list) -> dict:
+    """Per-stage JSON of what the dataflow adds between the layers, as the
+    HLS backend builds it (:func:`sira.hls.dataflow.plan`): a stream copy
+    for each tensor read by several layers (``DuplicateStreams``), a width
+    converter where a reader folds a stream otherwise than its producer
+    (``StreamingDataWidthConverter``), and a FIFO per stream
+    (``StreamingFIFO``, its depth and word width). The same plumbing serves
+    both flows, so it is added to the SIRA and the baseline columns alike."""
+    from .hls.dataflow import plan
+    from .hls.kernels import Duplicate, WidthConverter
+
+    try:
+        df = plan(list(layers), None, graph_outputs)
+    except SiraError as e:
+        notes.append(f"stream plumbing not estimated: {e}")
+        return {}
+    docs: dict = {}
+
+    def entry(kind: str, c: C.Cost, cycles: int = 0) -> dict:
+        d: dict[str, Any] = {"op_type": kind, **{k: _amount(v) for k, v in c.finn_dict().items()}, "cycles": cycles,
+                             "acc_bits": None, "PE": 1, "SIMD": 1, "multiplies": [], "plumbing": True}  # fmt: skip
+        if c.free:
+            d["free"] = True
+        return d
+
+    for stage in df.stages:
+        node = stage.node
+        if isinstance(node, Duplicate):
+            docs[stage.id] = entry("DuplicateStreams", C.duplicate_streams(mode=mode), node.elements // node.lanes)
+        elif isinstance(node, WidthConverter):
+            c = C.dwc(in_width=node.in_lanes * node.type.bits, out_width=node.out_lanes * node.type.bits, mode=mode)
+            docs[stage.id] = entry("StreamingDataWidthConverter", c, node.elements // min(node.in_lanes, node.out_lanes))
+    for s in df.streams.values():
+        docs[f"fifo_{s.id}"] = entry("StreamingFIFO", C.fifo(depth=s.depth, width=s.word_bits, mode=mode))
+    return docs
+
+
 def host_cost(layer: hw.HWLayer, mode: str) -> C.Cost:
     """A float layer before or after the integer dataflow runs on the host
     CPU, as in a FINN partition (see :func:`sira.hw.host_partition`)."""
@@ -484,7 +521,7 @@ def estimate_prepared(prepared, part, clock_ns: float = 10.0, mode: str = "refin
     """The estimate of an already prepared model (:func:`prepare`'s result):
     (the estimate document, the folded hardware layers, their costs by layer
     name). The HLS backend builds exactly these layers with these costs."""
-    _, report_layers, layers, graph_inputs = prepared
+    optimized, report_layers, layers, graph_inputs = prepared
     p = part if isinstance(part, C.Part) else get_part(part)
     layers = _fold(layers, target_fps, folding, clock_ns)
     notes = list(getattr(layers, "notes", []))
@@ -492,6 +529,9 @@ def estimate_prepared(prepared, part, clock_ns: float = 10.0, mode: str = "refin
     lint_notes = _lint(layers, p, costs if mode == "refined" else None)
     base = baseline_layers(layers, report_layers, graph_inputs)
     base_docs, _ = cost_layers(base, p, mode)
+    plumbing = plumbing_docs(layers, [o.name for o in optimized.graph.output], mode, notes)
+    docs.update(plumbing)
+    base_docs.update(plumbing)
     total, base_total = _totals(docs), _totals(base_docs)
     delta = {k: _pct(total[k], base_total[k]) for k in RESOURCE_KEYS + ("acc_bits",)}
     doc = {
@@ -534,8 +574,17 @@ def estimate_table(doc: dict) -> str:
     right = list(range(2, len(headers)))
 
     def rows(layers: dict) -> list:
-        return [[n, d["op_type"] + (" (host)" if d.get("host") else ""), str(d["PE"]), str(d["SIMD"]), _cell(d["LUT"]), _cell(d["DSP"]), _cell(d["BRAM_18K"]),
-                 _cell(d["URAM"]), str(d["cycles"]), _cell(d["acc_bits"])] for n, d in layers.items()]  # fmt: skip
+        out = [[n, d["op_type"] + (" (host)" if d.get("host") else ""), str(d["PE"]), str(d["SIMD"]), _cell(d["LUT"]), _cell(d["DSP"]),
+                _cell(d["BRAM_18K"]), _cell(d["URAM"]), str(d["cycles"]), _cell(d["acc_bits"])]
+               for n, d in layers.items() if not d.get("plumbing")]  # fmt: skip
+        kinds: dict[str, list] = {}
+        for d in layers.values():
+            if d.get("plumbing"):
+                kinds.setdefault(d["op_type"], []).append(d)
+        for kind, ds in kinds.items():
+            sums = [_cell(sum(d[k] for d in ds if d[k] != "unknown")) for k in ("LUT", "DSP", "BRAM_18K", "URAM")]
+            out.append([f"({len(ds)} stream stage(s))", kind, "", "", *sums, str(max(d["cycles"] for d in ds)), "-"])
+        return out
 
     def total_row(label: str, t: dict) -> list:
         return [label, "", "", "", str(t["LUT"]), str(t["DSP"]), str(t["BRAM_18K"]), str(t["URAM"]), str(t["cycles"]), _cell(t["acc_bits"])]

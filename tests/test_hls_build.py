@@ -37,7 +37,7 @@ def _have_csim() -> str:
     if shutil.which(os.environ.get("CXX", "g++")) is None:
         return "no g++ on this machine"
     try:
-        from sira.hls.csim import find_ap_types
+        from sira.hls.simulate import find_ap_types
 
         find_ap_types()
     except SiraError as e:

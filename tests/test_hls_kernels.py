@@ -31,7 +31,7 @@ def _csim_unavailable() -> Optional[str]:
     if shutil.which("g++") is None:
         return "g++ is not installed: the C simulation of the HLS kernels needs it"
     try:
-        from sira.hls.csim import find_ap_types
+        from sira.hls.simulate import find_ap_types
 
         find_ap_types()
     except SiraError as e:

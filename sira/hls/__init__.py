@@ -10,7 +10,7 @@ fabric multiplies and memory primitives are what the code binds), plans the
 dataflow (:mod:`.dataflow`), takes test vectors from the original model
 (:mod:`.vectors`), renders the templates of ``hls_templates/`` and writes the
 project folder atomically (:mod:`.project`). :func:`csim` compiles and runs
-its testbench (:mod:`.csim`).
+its testbench (:mod:`.simulate`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 from ..devices import DEFAULT_PART, get_part
 from ..errors import SiraError
-from .csim import CsimResult, csim
+from .simulate import CsimResult, csim
 from .project import Project, check_destination, emit
 
 
@@ -35,6 +35,15 @@ class BuildResult:
         return self.project.path
 
 
+def _plain(value):
+    """JSON-able copy of a report structure (numpy numbers to Python)."""
+    import json
+
+    import numpy as np
+
+    return json.loads(json.dumps(value, default=lambda v: v.item() if isinstance(v, np.generic) else v.tolist() if isinstance(v, np.ndarray) else str(v)))
+
+
 def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clock_ns: float = 10.0,
           target_fps: Optional[float] = None, folding=None, samples: int = 100, seed: int = 0, run_csim: bool = False,
           progress: Optional[Callable[[str], None]] = None) -> BuildResult:
@@ -43,6 +52,7 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
     inputs (plus corner inputs) become the testbench's vectors."""
     import sira
     from ..estimate import estimate_prepared, prepare
+    from ..report import report_json
     from .dataflow import plan
     from .names import Namer
     from .vectors import make_vectors
@@ -78,12 +88,15 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
     regridded = frozenset(
         i.name for i in optimized.graph.input if optimized.get_tensor_datatype(i.name) != original.get_tensor_datatype(i.name)
     )
-    vectors = make_vectors(original, input_spec, df, samples=samples, seed=seed, regridded=regridded)
+    analysis = sira.analyze(original, input_spec)
+    vectors = make_vectors(original, input_spec, df, samples=samples, seed=seed, regridded=regridded, report=analysis)
+    reports = {"analysis": report_json(analysis, model_path=model_name), "optimize": {"layers": _plain(prepared[1])}}
     say("write")
     options = {"part": p.name, "clock_ns": clock_ns, "target_fps": target_fps,
                "folding": folding if isinstance(folding, (str, type(None))) else "inline", "samples": samples, "seed": seed,
                "input_spec": input_spec if isinstance(input_spec, (str, dict, type(None))) else list(input_spec)}  # fmt: skip
-    project = emit(out_dir, df, costs, vectors, doc, model_bytes=model_bytes, model_name=model_name, options=options, namer=namer)
+    project = emit(out_dir, df, costs, vectors, doc, model_bytes=model_bytes, model_name=model_name, options=options, namer=namer,
+                   reports=reports)
     result = None
     if run_csim:
         say("csim")

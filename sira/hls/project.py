@@ -8,6 +8,8 @@ Layout of a project folder::
     tb/                    testbench.cpp (whole dataflow), tb_layers.cpp (stage by stage), tb_common.hpp
     tb_data/               input_<k>.txt, expected_<k>.txt (one sample per line), layers/ (first samples, per stage)
     report/estimate.json   the resource estimate (FINN's key names), SIRA and baseline
+    report/analysis.json   the range analysis of the original model (as ``sira analyze --format json``)
+    report/optimize.json   per MAC layer the accumulator widths: datatype bound, FINN's, sira's
     run_hls.tcl            vitis_hls -f run_hls.tcl
     hls_config.cfg         v++ -c --mode hls --config hls_config.cfg
     csim.sh                g++ C simulation without Vitis
@@ -248,8 +250,10 @@ class Project:
 
 
 def emit(dest: str, df: Dataflow, costs: dict, vectors: Vectors, estimate_doc: dict, *, model_bytes: bytes, model_name: str,
-         options: dict, namer: Optional[Namer] = None) -> Project:
-    """Write the whole project folder (see the module docstring) atomically."""
+         options: dict, namer: Optional[Namer] = None, reports: Optional[dict] = None) -> Project:
+    """Write the whole project folder (see the module docstring) atomically;
+    ``reports`` adds ``report/<name>.json`` documents (the analysis, the
+    optimization's widths)."""
     namer = namer or Namer()
     model_id = namer(os.path.splitext(os.path.basename(model_name))[0] or "model", "m_")
     top = namer(os.path.splitext(os.path.basename(model_name))[0] or "model", "top_")
@@ -268,10 +272,11 @@ def emit(dest: str, df: Dataflow, costs: dict, vectors: Vectors, estimate_doc: d
         os.chmod(os.path.join(root, "csim.sh"), 0o755)
         _write_vectors(root, df, vectors)
         os.makedirs(os.path.join(root, "report"), exist_ok=True)
-        est = json.dumps(estimate_doc, indent=2).encode()
-        with open(os.path.join(root, "report", "estimate.json"), "wb") as f:
-            f.write(est)
-        written["report/estimate.json"] = est
+        for name, content in {"estimate": estimate_doc, **(reports or {})}.items():
+            data = json.dumps(content, indent=2).encode()
+            with open(os.path.join(root, "report", f"{name}.json"), "wb") as f:
+                f.write(data)
+            written[f"report/{name}.json"] = data
         doc.update(manifest(df, top=top, model_bytes=model_bytes, model_name=model_name, options=options, files=written,
                             samples=len(vectors.labels)))  # fmt: skip
         with open(os.path.join(root, "manifest.json"), "w") as f:

@@ -109,11 +109,13 @@ def _undo(chain: list, y: np.ndarray) -> np.ndarray:
     return v
 
 
-def make_vectors(original, input_spec, df: Dataflow, samples: int = 100, seed: int = 0, regridded: frozenset = frozenset()) -> Vectors:
+def make_vectors(original, input_spec, df: Dataflow, samples: int = 100, seed: int = 0, regridded: frozenset = frozenset(),
+                 report=None) -> Vectors:
     """Inputs and expected outputs of the dataflow from executing the
     original model (see the module docstring). ``regridded`` names the
-    model inputs that the optimized model reads as raw grid integers."""
-    report = analyze(original, input_spec)
+    model inputs that the optimized model reads as raw grid integers;
+    ``report`` may pass the original model's analysis."""
+    report = report if report is not None else analyze(original, input_spec)
     model = report.model
     rng = np.random.default_rng(seed)
     feeds = corner_inputs(report, rng)
