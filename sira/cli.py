@@ -21,6 +21,17 @@ EXIT_OK = 0
 EXIT_FAIL = 1  # the check ran and found a problem (e.g. a soundness violation)
 EXIT_USAGE = 2  # the user's input is wrong
 
+_COLORS = {"green": "32", "red": "31", "yellow": "33", "bold": "1"}
+
+
+def paint(text: str, color: str, stream=None) -> str:
+    """``text`` in ``color`` on a terminal; plain when the stream is not a
+    terminal or ``NO_COLOR`` is set (https://no-color.org)."""
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR") or not getattr(stream, "isatty", lambda: False)():
+        return text
+    return f"\033[{_COLORS[color]}m{text}\033[0m"
+
 
 # --------------------------------------------------------------------------
 # shared options
@@ -114,7 +125,7 @@ def cmd_verify(args) -> int:
         _emit(args, json.dumps(result.to_json(), indent=2))
     else:
         lines = [
-            f"{'SOUND' if result.ok else 'VIOLATED'} ({args.precision} execution): {result.samples} inputs "
+            f"{paint('SOUND', 'green') if result.ok else paint('VIOLATED', 'red')} ({args.precision} execution): {result.samples} inputs "
             f"({args.samples} random + {result.samples - args.samples} corner), "
             f"{result.tensors_checked} tensors, {result.values_checked} values checked, "
             f"{result.violation_count} violation(s)"
@@ -157,11 +168,14 @@ def cmd_optimize(args) -> int:
     return EXIT_OK
 
 
-def _step_counter(args) -> Optional[Callable[[str], None]]:
+OPTIMIZE_STEPS = ["lower", "aggregate", "input-thresholds", "thresholds", "annotate", "verify"]
+
+
+def _step_counter(args, steps: Sequence[str] = tuple(OPTIMIZE_STEPS)) -> Optional[Callable[[str], None]]:
     """Prints "[i/N] step" on a terminal (stderr), nothing otherwise."""
     if args.quiet or not sys.stderr.isatty():
         return None
-    steps = ["lower", "aggregate", "input-thresholds", "thresholds", "annotate", "verify"]
+    steps = list(steps)
 
     def show(label: str) -> None:
         i = steps.index(label) + 1 if label in steps else 0
@@ -310,7 +324,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SiraError as e:
         if debug:
             traceback.print_exc()
-        print(f"sira: error: {e}", file=sys.stderr)
+        print(f"sira: {paint('error', 'red', sys.stderr)}: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("sira: interrupted", file=sys.stderr)
@@ -368,11 +382,7 @@ def cmd_build(args) -> int:
     _check_model_path(args.model)
     if args.samples < 1:
         raise SiraError(f"--samples must be at least 1, got {args.samples}")
-    steps = ["optimize", "estimate", "plan", "vectors", "write"] + (["csim"] if args.csim else [])
-    progress = None
-    if not args.quiet and sys.stderr.isatty():
-        def progress(label: str) -> None:
-            sys.stderr.write(f"[{steps.index(label) + 1}/{len(steps)}] {label}\n")
+    progress = _step_counter(args, ["optimize", "estimate", "plan", "vectors", "write"] + (["csim"] if args.csim else []))
     result = build(args.model, args.output, _input_spec(args), part=args.part, clock_ns=args.clock_ns, target_fps=args.target_fps,
                    folding=args.folding, samples=args.samples, seed=args.seed, run_csim=args.csim, progress=progress)
     project = result.project
@@ -384,7 +394,7 @@ def cmd_build(args) -> int:
     stages = len(project.dataflow.stages)
     print(f"wrote {project.path}: top function {project.top}, {stages} stages, {project.samples} test vectors")
     if result.csim is not None:
-        print(result.csim.summary())
+        print(paint(result.csim.summary(), "green" if result.csim.passed else "red"))
         return EXIT_OK if result.csim.passed else EXIT_FAIL
     return EXIT_OK
 
@@ -400,7 +410,7 @@ def cmd_csim(args) -> int:
     result = csim(args.project)
     if not result.passed and not args.quiet:
         sys.stdout.write("".join(line + "\n" for line in result.output.splitlines()[:20] if line.startswith("sample")))
-    print(result.summary() + (" (cached build)" if result.cached and not args.quiet else ""))
+    print(paint(result.summary(), "green" if result.passed else "red") + (" (cached build)" if result.cached and not args.quiet else ""))
     return EXIT_OK if result.passed else EXIT_FAIL
 
 

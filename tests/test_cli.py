@@ -224,3 +224,28 @@ def test_console_script_has_no_traceback(tmp_path):
     )
     assert r.returncode == 2
     assert r.stderr.startswith("sira: error:") and "Traceback" not in r.stderr
+
+
+def test_color_only_on_a_terminal_and_never_with_no_color(monkeypatch):
+    import io
+
+    from sira.cli import paint
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert paint("ok", "green", io.StringIO()) == "ok"
+    assert paint("ok", "green", Tty()) == "\033[32mok\033[0m"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert paint("ok", "green", Tty()) == "ok"
+
+
+def test_every_subcommand_help_has_examples():
+    from sira.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, p in sub.choices.items():
+        assert p.epilog and "examples:" in p.epilog and f"sira {name}" in p.epilog, name

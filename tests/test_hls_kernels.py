@@ -11,10 +11,12 @@ references themselves against straightforward loop implementations.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import itertools
 import json
 import math
+import os
 import shutil
 from typing import Optional
 
@@ -27,13 +29,19 @@ from sira.hw import StreamType
 from sira.hls.kernels import KERNELS
 
 
+def _find_ap_types() -> str:
+    try:
+        from sira.hls.simulate import find_ap_types
+    except ImportError:  # the module's earlier name
+        from sira.hls.csim import find_ap_types
+    return find_ap_types()
+
+
 def _csim_unavailable() -> Optional[str]:
     if shutil.which("g++") is None:
         return "g++ is not installed: the C simulation of the HLS kernels needs it"
     try:
-        from sira.hls.simulate import find_ap_types
-
-        find_ap_types()
+        _find_ap_types()
     except SiraError as e:
         return f"no ap_types headers for the C simulation ({e})"
     return None
@@ -332,7 +340,11 @@ def add_elementwise_const(net: Net, op: str, style: str, *, x: Optional[str] = N
     rng = net.rng
     if shape is None:
         h, w, c = image(net, hi=4)
-        shape = pick(rng, [(1, c), (1, h, w, c)])
+        if style == "channel":
+            c = max(c, 2)  # one value per channel, not all equal
+        if style == "element" and h * w == 1:
+            w = 2  # one value per element, not one per channel
+        shape = pick(rng, [(1, c), (1, h, w, c)]) if style != "element" else (1, h, w, c)
     c = shape[-1]
     in_type = in_type or (int_type(rng, hi_bits=6) if op != "Mul" else any_type(rng, bipolar=0.2, hi_bits=6))
     multiple = 1
@@ -618,12 +630,11 @@ def elementwise_project(net: Net, seed: int) -> None:
     stream, RoundClip, AddStreams."""
     rng = net.rng
     for k, op in enumerate(ELEMENTWISE_CONST_OPS):
-        # two constant styles per op and seed, rotating with the seed
-        for style in (STYLES[(k + seed) % 3], STYLES[(k + seed + 1) % 3]):
-            add_elementwise_const(net, op, style)
+        add_elementwise_const(net, op, STYLES[(k + seed) % 3])  # every op sees every style over three seeds
+    for style in STYLES:
+        add_elementwise_const(net, pick(rng, ELEMENTWISE_CONST_OPS), style)  # every style in every seed
     for op in ("Sub", "Mul", "Min", "Max", "Add"):
         add_elementwise_streams(net, op)
-    add_roundclip(net)
     add_roundclip(net)
     add_addstreams(net)
     add_addstreams(net, in_type=int_type(rng, signed=False), in_type2=int_type(rng, signed=True))
@@ -634,16 +645,13 @@ def movement_project(net: Net) -> None:
     behind a reshape, fan-out (Duplicate) and a residual join."""
     rng = net.rng
     add_fmpadding(net)
-    add_swg(net)
+    add_swg(net, depthwise=False)
     add_swg(net, depthwise=True)
-    add_maxpool(net)
     add_maxpool(net)
     add_pool(net, glob=True)
     add_pool(net, glob=False)
-    add_concat(net, 2)
-    add_concat(net, 3)
-    add_split(net, 2)
-    add_split(net, 3)
+    add_concat(net, pick(rng, [2, 3]))
+    add_split(net, pick(rng, [2, 3]))
     # reshape between two layers with other folding: Thresholding (PE) -> flatten -> MVAU (SIMD)
     h, w = pick(rng, [(2, 2), (2, 3), (3, 2)])
     c = pick(rng, [2, 4])
@@ -651,7 +659,7 @@ def movement_project(net: Net) -> None:
     flat = add_reshape(net, thr, (1, h, w, c), (1, h * w * c), layer_of(net, thr).out_type)
     mw = h * w * c
     add_mvau(net, x=flat, in_type=layer_of(net, thr).out_type, mw=mw, niv=(), thr=pick(rng, [None, "channel"]),
-             simd=pick(rng, [d for d in divisors(mw) if d != c]), pe=None)
+             simd=pick(rng, [d for d in divisors(mw) if d != c]))
     # a reshape as the last layer: the output port is the reshaped tensor
     y = add_mvau(net, in_type=int_type(rng), mw=6, niv=(), thr=None)
     mh = layer_of(net, y).mh
@@ -662,7 +670,7 @@ def movement_project(net: Net) -> None:
     x = net.source(shape, t)
     add_thresholding(net, shared=False, shape=shape, in_type=t, x=x, pe=1)
     add_elementwise_const(net, "Max", "channel", x=x, shape=shape, in_type=t, pe=shape[-1])
-    # residual: u = t + c; v = threshold(u); w = u + v (u read twice, other folding)
+    # residual: u = x + c; v = threshold(u); u + v (u read twice, by other folding than its producer's)
     shape = (1, 3, 2, pick(rng, [2, 4, 6]))
     c = shape[-1]
     t = int_type(rng, signed=True, hi_bits=6)
@@ -673,10 +681,12 @@ def movement_project(net: Net) -> None:
 
 
 PROJECTS = ("mac", "elementwise", "movement")
+SEEDS = (0, 1, 2)
+SWEEP_SEEDS = tuple(range(10, 22))
 
 
 def make_net(group: str, seed: int, big: bool = False) -> Net:
-    net = Net(np.random.default_rng([seed, PROJECTS.index(group)]), big=big)
+    net = Net(np.random.default_rng([seed, PROJECTS.index(group), int(big)]), big=big)
     if group == "mac":
         mac_project(net)
     elif group == "elementwise":
@@ -694,17 +704,48 @@ def describe(layer) -> str:
     return json.dumps(doc)
 
 
-def run_csim(net: Net, out_dir, samples: int = 6):
+@dataclasses.dataclass
+class Outcome:
+    net: Net
+    path: str
+    samples: int
+    result: object = None
+    error: Optional[BaseException] = None
+
+
+def build_and_simulate(group: str, seed: int, big: bool, out_dir: str, samples: int) -> Outcome:
     from sira.hls import build_layers
 
-    frames = net.samples(samples)
-    result = build_layers(net.layers, str(out_dir), frames, name="kernels", run_csim=True)
-    cs = result.csim
-    if not (cs.passed and cs.exact == cs.samples == samples):
-        culprit = next((layer for layer in net.layers if layer.name == cs.first_mismatch_layer), None)
+    net = make_net(group, seed, big)
+    outcome = Outcome(net, out_dir, samples)
+    try:
+        outcome.result = build_layers(net.layers, out_dir, net.samples(samples), name=f"{group}{seed}", run_csim=True)
+    except Exception as e:  # reported by the test of this project
+        outcome.error = e
+    return outcome
+
+
+def check(outcome: Outcome) -> None:
+    if outcome.error is not None:
+        raise outcome.error
+    cs = outcome.result.csim
+    if not (cs.passed and cs.exact == cs.samples == outcome.samples):
+        culprit = next((layer for layer in outcome.net.layers if layer.name == cs.first_mismatch_layer), None)
         detail = describe(culprit) if culprit is not None else "(no single layer named)"
-        pytest.fail(f"{cs.summary()} in {out_dir}\nfirst mismatching layer: {detail}\n{cs.output[-2000:]}")
-    return result
+        pytest.fail(f"{cs.summary()} in {outcome.path}\nfirst mismatching layer: {detail}\n{cs.output[-2000:]}")
+    assert cs.passed and cs.exact == cs.samples == outcome.samples
+
+
+def simulate_selected(request, tmp_path_factory, test_name: str, big: bool, samples: int) -> dict:
+    """Build and simulate, concurrently (g++ runs in parallel), the
+    (group, seed) projects of the selected tests named ``test_name``."""
+    keys = [(item.callspec.params["group"], item.callspec.params["seed"]) for item in request.session.items
+            if getattr(item, "originalname", None) == test_name and hasattr(item, "callspec")]  # fmt: skip
+    root = tmp_path_factory.mktemp(test_name)
+    workers = max(1, min(len(keys), os.cpu_count() or 1))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {key: pool.submit(build_and_simulate, key[0], key[1], big, str(root / f"{key[0]}_{key[1]}"), samples) for key in keys}
+        return {key: f.result() for key, f in futures.items()}
 
 
 # --------------------------------------------------------------------------
@@ -712,13 +753,30 @@ def run_csim(net: Net, out_dir, samples: int = 6):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.fixture(scope="module")
+def fast_projects(request, tmp_path_factory, _private_csim_cache):
+    return simulate_selected(request, tmp_path_factory, "test_kernels_bit_exact", big=False, samples=6)
+
+
+@pytest.fixture(scope="module")
+def sweep_projects(request, tmp_path_factory, _private_csim_cache):
+    return simulate_selected(request, tmp_path_factory, "test_kernels_bit_exact_sweep", big=True, samples=10)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("group", PROJECTS)
-def test_kernels_bit_exact(group, seed, tmp_path):
-    net = make_net(group, seed)
-    result = run_csim(net, tmp_path / f"{group}_{seed}")
-    assert result.csim.passed
-    assert result.csim.exact == result.csim.samples == 6
+def test_kernels_bit_exact(group, seed, fast_projects):
+    """Every layer of a seeded-random project is bit-exact in C simulation
+    (the projects are built and compiled concurrently by the fixture)."""
+    check(fast_projects[(group, seed)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SWEEP_SEEDS)
+@pytest.mark.parametrize("group", PROJECTS)
+def test_kernels_bit_exact_sweep(group, seed, sweep_projects):
+    """More seeds, bigger shapes and more samples."""
+    check(sweep_projects[(group, seed)])
 
 
 def test_coverage_of_the_projects():
@@ -727,40 +785,41 @@ def test_coverage_of_the_projects():
     from sira.estimate import cost_layers
     from sira.hls.dataflow import plan
 
-    kinds, units, plumbing = set(), set(), set()
-    folded = set()
-    for seed in (0, 1, 2):
+    kinds, units, plumbing, folded = set(), set(), set(), set()
+    ops, styles = set(), set()
+    for seed in SEEDS:
         for group in PROJECTS:
             net = make_net(group, seed)
             _, costs = cost_layers(net.layers)
             read = {t for layer in net.layers for t in layer.inputs}
-            outs = [t for layer in net.layers for t in layer.outputs if t not in read]
-            df = plan(net.layers, costs, outs)
+            df = plan(net.layers, costs, [t for layer in net.layers for t in layer.outputs if t not in read])
             for st in df.stages:
                 if st.node.kind in ("Duplicate", "WidthConverter"):
                     plumbing.add(st.node.kind)
                     continue
                 layer = st.node
-                kinds.add(layer.kind)
                 if max(layer.pe, layer.simd) > 1:
                     folded.add(layer.kind)
                 if getattr(layer, "thresholds", None) is not None:
                     ctx = KERNELS[layer.kind].context(layer, costs[layer.name])
                     units.add(f"{layer.kind}:{ctx['thr']['unit']}")
-            kinds.update(layer.kind for layer in net.layers)
+            for layer in net.layers:
+                kinds.add(layer.kind)
+                if isinstance(layer, hw.Elementwise):
+                    ops.add(f"{layer.op}:{layer.rhs_style}")
+                    if layer.param is not None:
+                        from sira.hls.kernels import _elementwise_param
+
+                        styles.add(f"{layer.op}:{_elementwise_param(layer)[1]}")
     every = set(hw.LAYER_KINDS) - {"HostOp"}
     assert every <= kinds, every - kinds
     assert every - {"Reshape"} <= folded, every - {"Reshape"} - folded
     assert {"Duplicate", "WidthConverter"} <= plumbing
-    assert {"MVAU:linear", "MVAU:binary", "VVAU:linear", "Thresholding:linear", "Thresholding:constant"} <= units, units
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", range(10, 22))
-@pytest.mark.parametrize("group", PROJECTS)
-def test_kernels_bit_exact_sweep(group, seed, tmp_path):
-    net = make_net(group, seed, big=True)
-    run_csim(net, tmp_path / f"{group}_{seed}", samples=10)
+    assert {"MVAU:linear", "MVAU:binary", "VVAU:linear", "VVAU:binary", "Thresholding:linear", "Thresholding:constant"} <= units, units
+    assert {f"{op}:const" for op in ELEMENTWISE_CONST_OPS} | {f"{op}:input" for op in ("Sub", "Mul", "Min", "Max")} <= ops, ops
+    assert "RoundClip:const" in ops
+    # every constant op with one value ("0"), one per channel ("nf") and one per element ("i")
+    assert {f"{op}:{row}" for op in ELEMENTWISE_CONST_OPS for row in ("0", "nf", "i")} <= styles, styles
 
 
 # --------------------------------------------------------------------------
