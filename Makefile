@@ -4,7 +4,8 @@
 #   make test    install, then run the test suite (fast tier)
 #   make test-slow   the slow tier (zoo-wide sampling), run by CI
 #   make bench   speed benchmarks against qonnx: range analysis, then model loading;
-#                accumulator widths; resource estimate SIRA vs the FINN baseline
+#                accumulator widths; resource estimate SIRA vs the FINN baseline;
+#                HLS build and C-simulation time per model
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -54,6 +55,7 @@ bench: install
 	$(BIN)/python bench/load_speed.py
 	$(BIN)/python bench/optimize_widths.py
 	$(BIN)/python bench/estimate.py
+	$(BIN)/python bench/build_csim.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

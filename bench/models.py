@@ -171,5 +171,6 @@ def benchmark_cases(zoo_models: dict, zoo_dir: str, extra=()):
             yield name, path, spec
     examples = os.path.join(here, "..", "examples")
     yield "sira_mlp", os.path.join(examples, "sira_mlp.onnx"), os.path.join(examples, "sira_mlp.spec.json")
+    yield "sira_conv", os.path.join(examples, "sira_conv.onnx"), os.path.join(examples, "sira_conv.spec.json")
     yield from extra
     yield "mobilenet_like", mobilenet_like(), CONV_INPUT_RANGE
