@@ -207,6 +207,7 @@ examples:
   sira estimate model.onnx --input-spec spec.json --part xczu3eg-sbva484-1-i
   sira build model.onnx --input-spec spec.json -o model_hls --csim
   sira csim model_hls
+  sira report model_hls
 
 Input ranges: inputs annotated with an integer finn_datatype (UINT8, BIPOLAR,
 ...) need none; otherwise give --input-range LO,HI or --input-spec FILE.
@@ -293,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_estimate_parser(sub, common)
     _add_build_parser(sub, common)
     _add_csim_parser(sub, common)
+    _add_report_parser(sub, common)
     return parser
 
 
@@ -454,6 +456,37 @@ def _add_csim_parser(sub, common) -> None:
     p.add_argument("project", metavar="DIR", help="project folder written by sira build")
     p.add_argument("--layers", action="store_true", help="run the stage-by-stage testbench instead (per-layer check)")
     p.set_defaults(func=cmd_csim)
+
+
+def cmd_report(args) -> int:
+    from .htmlreport import render_report, write_report
+    from .report import write_atomic
+
+    if args.output:
+        write_atomic(args.output, render_report(args.project))
+        path = args.output
+    else:
+        path = write_report(args.project)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _add_report_parser(sub, common) -> None:
+    p = sub.add_parser(
+        "report",
+        parents=[common],
+        help="self-contained HTML report of a project made by sira build",
+        description="Render one self-contained HTML page (no network assets) of a build folder: the C-simulation "
+        "verdict, per MAC layer a bitwidth waterfall (input, weight, accumulator by the datatype bound, by FINN's "
+        "method, by sira), the resources before and after SIRA, the range table with exact/loose marks, float "
+        "islands and warnings, and the manifest. sira build and sira csim keep DIR/report/report.html up to date.",
+        epilog="examples:\n  sira report tfc_hls                 (writes tfc_hls/report/report.html)\n"
+        "  sira report tfc_hls -o tfc.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("project", metavar="DIR", help="project folder written by sira build")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the page to FILE instead of DIR/report/report.html")
+    p.set_defaults(func=cmd_report)
 
 
 def _add_estimate_parser(sub, common) -> None:

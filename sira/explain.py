@@ -500,6 +500,13 @@ def _model_threshold_doc(model, report, mt) -> dict:
     doc = _mt_doc(model, report, mt)
     doc["source"] = "model"
     doc["reads"] = _reads(model, report, mt.input[0])
+    nodes = {n.name: n for n in model.graph.node}
+    for name in doc["reads"]["via"]:
+        consts = [i for i in nodes[name].input if i in report.ranges and report[i].is_const]
+        if len(consts) == 1:
+            sign = np.asarray(report[consts[0]].const_value(), dtype=np.float64).reshape(-1)
+            if np.all(np.abs(sign) == 1) and np.any(sign < 0):
+                doc["negated_channels"] = [int(c) for c in np.nonzero(sign < 0)[0]]
     doc["chain"] = None
     return doc
 
@@ -534,7 +541,10 @@ def _optimize_threshold_doc(model, report, quant, input_spec, samples: int, seed
     """The thresholds ``sira optimize`` makes of the chain ending in ``quant``."""
     import sira
 
-    optimized, orep = sira.optimize(model, input_spec, samples=samples, seed=seed)
+    try:
+        optimized, orep = sira.optimize(model, input_spec, samples=samples, seed=seed)
+    except SiraError as e:
+        return {"converted": False, "quantizer": quant.name, "reason": f"sira optimize does not run on this model ({e})"}
     entry, pass_name, unconverted = None, None, None
     for p in orep.passes:
         for c in p.get("converted", []):
@@ -602,10 +612,44 @@ def _fallback_doc(report, tensor: str, node) -> dict:
     }
 
 
-def _upstream_fallbacks(report, tensor: str) -> list[str]:
-    r = report[tensor]
-    ops = [n for n in r.notes if n.startswith("no rule for ")]
-    return list(dict.fromkeys(ops))
+def loose_origins(model, report, tensor: str, limit: int = 5) -> list[dict]:
+    """Where a range that is sound but not exact became so: walking upstream
+    through inputs that are not exact, the tensors made by an op without a
+    rule (``fallback``), by a rule that is only sound (``sound rule``), or
+    by an exact rule whose inputs were all exact (``rule note``: the rule
+    itself had to give up tightness, e.g. correlated operands)."""
+    from .rules import EXACT, RULES
+
+    producers = {o: n for n in model.graph.node for o in n.output if o}
+    found, seen, todo = [], set(), [tensor]
+    while todo and len(found) < limit:
+        t = todo.pop(0)
+        if t in seen or t not in report.ranges:
+            continue
+        seen.add(t)
+        r = report[t]
+        if r.exact:
+            continue
+        node = producers.get(t)
+        if node is None:
+            found.append({"tensor": t, "node": None, "op": report.producers.get(t, "input"), "why": "input range given as sound, not exact"})
+            continue
+        ins = [i for i in node.input if i and i in report.ranges and not report[i].is_const]
+        loose_ins = [i for i in ins if not report[i].exact]
+        rule = RULES.get(node.op_type)
+        if r.fallback or rule is None:
+            found.append({"tensor": t, "node": node.name, "op": node.op_type, "why": "fallback: no range rule"})
+        elif rule.exactness != EXACT:
+            found.append({"tensor": t, "node": node.name, "op": node.op_type, "why": "the rule is sound, not exact"})
+        elif not loose_ins:
+            if len(set(ins)) >= 2:
+                why = ("two operands computed at run time: the bounds are exact for independent operands, but the "
+                       "operands may be correlated (e.g. a residual join of two branches of one tensor)")  # fmt: skip
+            else:
+                why = "; ".join(dict.fromkeys(r.notes)) or "the rule could not keep the bounds tight"
+            found.append({"tensor": t, "node": node.name, "op": node.op_type, "why": why})
+        todo.extend(loose_ins)
+    return found
 
 
 # --------------------------------------------------------------------------
@@ -668,10 +712,9 @@ def explain(model_or_path, name: str, input_spec=None, *, samples: int = DEFAULT
                 doc["kind"] = "thresholds"
                 doc["thresholds"] = _plain(th)
             elif not th.get("converted"):
-                doc["notes"].append(f"sira optimize leaves quantizer {quant.name} as it is (no thresholds): {th['reason']}")
-    for note in _upstream_fallbacks(report, tensor):
-        if doc["kind"] != "fallback":
-            doc["notes"].append(f"an op upstream has no range rule ({note}); this range may be wider than it could be")
+                doc["notes"].append(f"quantizer {quant.name} does not become thresholds: {th['reason']}")
+    if not r.exact and doc["kind"] != "fallback":
+        doc["loose_because"] = loose_origins(model, report, tensor)
     if r.notes:
         doc["tensor"].setdefault("notes", list(dict.fromkeys(r.notes)))
     return doc
@@ -681,48 +724,42 @@ def explain(model_or_path, name: str, input_spec=None, *, samples: int = DEFAULT
 # text
 # --------------------------------------------------------------------------
 
+#: width of the label column of the text
+LABEL = 27
 
-def _range_line(t: dict) -> str:
+
+def _kv(label: str, text: str, indent: str = "  ") -> str:
+    return f"{indent}{label.ljust(LABEL)}{text}" if len(label) < LABEL else f"{indent}{label}  {text}"
+
+
+def _range_lines(t: dict) -> list[str]:
     from .report import _hull_text, _param_text
 
-    per = "" if t["granularity"] == "tensor" else (" per-channel" if t["granularity"] == "channel" else " per-element")
-    parts = [f"range {_hull_text(t['min'], t['max'])}{per}"]
+    per = "" if t["granularity"] == "tensor" else (" per channel" if t["granularity"] == "channel" else " per element")
+    status = "fallback (op without a rule)" if t["fallback"] else ("exact (bounds attained)" if t["exact"] else "sound (bounds may be loose)")
+    out = [_kv("range", f"{_hull_text(t['min'], t['max'])}{per}, {status}")]
     if t["scaled_int"]:
-        parts.append(f"integers {_hull_text(t['int_min'], t['int_max'])}")
-        parts.append(f"scale {_param_text(t['scale'])}")
-        parts.append(f"bias {_param_text(t['bias'])}")
+        out.append(_kv("integers", f"{_hull_text(t['int_min'], t['int_max'])}, scale {_param_text(t['scale'])}, bias {_param_text(t['bias'])}"))
     else:
-        parts.append("no integer grid")
-    parts.append(t["datatype"])
-    parts.append("fallback" if t["fallback"] else ("exact" if t["exact"] else "sound (maybe loose)"))
-    return ", ".join(parts)
+        out.append(_kv("integers", "none (no integer grid)"))
+    out.append(_kv("datatype", t["datatype"]))
+    return out
 
 
 def _producer_line(p: dict) -> str:
     if p["op"] in ("input", "initializer"):
-        return f"{p['op']}: {p['source']}"
+        return f"{p['op']} ({p['source']})"
     rule = p.get("rule")
     head = f"{p['node']} ({p['op']})"
     if rule is None:
-        return f"{head}: no range rule"
+        return f"{head}, no range rule"
     return f"{head}, rule {rule['exactness']}: {rule['summary']}"
 
 
-def _mac_text(m: dict) -> list[str]:
-    from .report import format_table
-
-    lo, hi = m["input_interval"]
-    out = ["", f"why {m['dtype']} ({m['width']} bits): accumulator of {m['op']} layer {m['layer']}"]
-    out.append(f"  K (terms per dot product)  {m['K']}")
-    uniform = "every term" if m["input_uniform"] else "hull; the bounds vary per input element"
-    out.append(f"  input integers             [{lo}, {hi}] ({uniform}); datatype {m['input_dtype']} from {m['input_dtype_source']}")
-    out.append(f"  weights                    {m['weight_dtype']} integers ({m['weight']})")
+def _channel_rows(m: dict) -> tuple[list[str], list[list[str]], tuple, list[int]]:
     chans = m["channels"]
-    if chans and "pos_sum" in chans[0]:
-        out.append(f"  per channel                P = sum of positive weights, N = sum of negative weights; "
-                   f"bound [P*{lo} + N*{hi}, P*{hi} + N*{lo}]")  # fmt: skip
     keep = {m["max_channel"], m["min_channel"], m["limiting_channel"]}
-    order = sorted(range(len(chans)), key=lambda c: -chans[c]["width"] * 10**12 - max(-chans[c]["interval"][0], chans[c]["interval"][1] + 1))
+    order = sorted(range(len(chans)), key=lambda c: (-chans[c]["width"], -max(-chans[c]["interval"][0], chans[c]["interval"][1] + 1), c))
     for c in order:
         if len(keep) >= TEXT_CHANNELS:
             break
@@ -730,67 +767,77 @@ def _mac_text(m: dict) -> list[str]:
     shown = sorted(keep) if len(chans) > TEXT_CHANNELS else list(range(len(chans)))
     has_sums = bool(chans) and "pos_sum" in chans[0]
     differs = has_sums and not m["tight_from_sums"]
-    headers = ["channel", "P", "N"] if has_sums else ["channel"]
-    headers += ["bound from P, N"] if differs else []
-    headers += ["accumulator (proven)", "bits", ""]
+    headers = ["channel"] + (["P", "N"] if has_sums else []) + (["bound from P, N"] if differs else []) + ["accumulator", "bits", ""]
     rows = []
     for c in shown:
         ch = chans[c]
-        tags = []
-        if c == m["max_channel"]:
-            tags.append("sets max")
-        if c == m["min_channel"]:
-            tags.append("sets min")
-        if c == m["limiting_channel"]:
-            tags.append("sets width")
-        row = [str(c)]
-        if has_sums:
-            row += [str(ch["pos_sum"]), str(ch["neg_sum"])]
-        if differs:
-            row.append(f"[{ch['from_sums'][0]}, {ch['from_sums'][1]}]")
+        tags = [label for label, k in (("sets max", "max_channel"), ("sets min", "min_channel"), ("sets width", "limiting_channel")) if m[k] == c]
+        row = [str(c)] + ([str(ch["pos_sum"]), str(ch["neg_sum"])] if has_sums else [])
+        row += [f"[{ch['from_sums'][0]}, {ch['from_sums'][1]}]"] if differs else []
         row += [f"[{ch['interval'][0]}, {ch['interval'][1]}]", str(ch["width"]), ", ".join(tags)]
         rows.append(row)
-    right = (1, 2, len(headers) - 2) if has_sums else (len(headers) - 2,)
-    out += ["  " + line for line in format_table(headers, rows, right=right).splitlines()]
+    right = (0, 1, 2, len(headers) - 2) if has_sums else (0, len(headers) - 2)
+    return headers, rows, right, shown
+
+
+def _short(v: float) -> str:
+    return f"{v:.2f}".rstrip("0").rstrip(".")
+
+
+def _mac_text(m: dict) -> list[str]:
+    from .report import format_table
+
+    lo, hi = m["input_interval"]
+    chans = m["channels"]
+    out = ["", f"why {m['dtype']}: {m['op']} layer {m['layer']} accumulates {m['K']} products per output"]
+    out.append(_kv("K", f"{m['K']} terms per dot product"))
+    spread = "for every term" if m["input_uniform"] else "hull; the bounds vary per input element"
+    out.append(_kv("input integers", f"[{lo}, {hi}] {spread} ({m['input']}, datatype {m['input_dtype']} from {m['input_dtype_source']})"))
+    out.append(_kv("weights", f"{m['weight_dtype']} integers ({m['weight']})"))
+    has_sums = bool(chans) and "pos_sum" in chans[0]
+    if has_sums:
+        out.append(_kv("per output channel", f"P = sum of positive weights, N = sum of negative weights,"))
+        out.append(_kv("", f"accumulator [P*{lo} + N*{hi}, P*{hi} + N*{lo}]" + ("" if m["tight_from_sums"] else " or narrower (proven)")))
+    headers, rows, right, shown = _channel_rows(m)
+    out += ["    " + line for line in format_table(headers, rows, right=right).splitlines()]
     if len(shown) < len(chans):
-        out.append(f"  ({len(chans) - len(shown)} more channels; --format json lists all {len(chans)})")
-    if differs:
-        out.append("  the proven intervals are narrower than the P, N bound: per-element input ranges (per-channel "
-                   "input bounds, zero padding) keep some terms from their extremes")  # fmt: skip
+        out.append(f"    ({len(chans) - len(shown)} more channels; --format json lists all {len(chans)})")
+    if has_sums and not m["tight_from_sums"]:
+        out.append("    the proven intervals are narrower than the P, N bound: the input's bounds vary per element "
+                   "(per-channel input ranges, zero padding), so not every term reaches its extreme")  # fmt: skip
     a, b = m["interval"]
-    out.append(f"  layer accumulator          [{a}, {b}]: max from channel {m['max_channel']}, min from channel {m['min_channel']}")
-    out.append(f"  width                      {m['formula']}")
+    out.append(_kv("layer accumulator", f"[{a}, {b}]: the maximum from channel {m['max_channel']}, the minimum from channel {m['min_channel']}"))
+    out.append(_kv("width", m["formula"]))
     f = m["factors"]
-    out += ["", "compared with bounds that know less:"]
-    out.append(f"  factors                    input {f['input_bits']} bits + weights {f['weight_bits']} bits + log2 K {f['log2_K']:g} "
-               f"= {f['sum']:g} bits of worst-case growth")  # fmt: skip
-    out.append(f"  A2Q datatype bound         {m['a2q']['dtype']}: {m['a2q']['formula']}")
-    out.append(f"  FINN (inputs anywhere in {m['input_dtype']})  {m['finn']['dtype']}: {m['finn']['formula']}")
-    out.append(f"  sira (proven range)        {m['dtype']}: {m['saved_vs_a2q']} bit(s) fewer than A2Q, {m['saved_vs_finn']} fewer than FINN")
+    out += ["", "against bounds that know less:"]
+    out.append(_kv("bits per factor", f"input {f['input_bits']} + weights {f['weight_bits']} + log2 K {_short(f['log2_K'])} = {_short(f['sum'])}"))
+    out.append(_kv(f"A2Q datatype bound", f"{m['a2q']['dtype']}: {m['a2q']['formula']}"))
+    out.append(_kv(f"FINN weight-aware", f"{m['finn']['dtype']} (inputs anywhere in {m['input_dtype']}): {m['finn']['formula']}"))
+    out.append(_kv("sira (proven)", f"{m['dtype']}: {m['saved_vs_a2q']} bit(s) fewer than A2Q, {m['saved_vs_finn']} fewer than FINN"))
     out += ["", "what if (computed exactly):"]
     w1 = m["what_if"]["input_one_bit_less"]
     if w1["applicable"]:
         c0, c1 = w1["input_clip"]
-        out.append(f"  input one bit narrower ({w1['input_dtype']}, clipped to [{c0}, {c1}])  ->  [{w1['interval'][0]}, {w1['interval'][1]}], "
-                   f"{w1['width']} bits ({w1['delta']:+d})")  # fmt: skip
+        out.append(_kv("input one bit narrower", f"{w1['input_dtype']} (inputs clipped to [{c0}, {c1}]): accumulator "
+                       f"[{w1['interval'][0]}, {w1['interval'][1]}], {w1['width']} bits ({w1['delta']:+d})"))  # fmt: skip
     else:
-        out.append(f"  input one bit narrower: not applicable ({w1['reason']})")
+        out.append(_kv("input one bit narrower", f"not applicable: {w1['reason']}"))
     w2 = m["what_if"]["without_widest_channel"]
     if w2["applicable"]:
-        out.append(f"  without channel {w2['removed_channel']} (sets the width)  ->  [{w2['interval'][0]}, {w2['interval'][1]}], "
-                   f"{w2['width']} bits ({w2['delta']:+d}); then channel {w2['next_limiting_channel']} sets it")  # fmt: skip
+        out.append(_kv(f"without channel {w2['removed_channel']}", f"accumulator [{w2['interval'][0]}, {w2['interval'][1]}], "
+                       f"{w2['width']} bits ({w2['delta']:+d}); channel {w2['next_limiting_channel']} then sets the width"))  # fmt: skip
     else:
-        out.append(f"  without the widest channel: not applicable ({w2['reason']})")
+        out.append(_kv("without the widest channel", f"not applicable: {w2['reason']}"))
     return out
 
 
 def _thresholds_text(t: dict) -> list[str]:
     out = [""]
     if t.get("source") == "optimize":
-        out.append(f"thresholds: sira optimize turns quantizer {t['quantizer']} and the chain before it into {t.get('node') or 'a MultiThreshold'}")
-        chain = " -> ".join(f"{c['node']} ({c['op']})" for c in t["chain"])
-        out.append(f"  replaces                   {chain}")
-        out.append(f"  (lowered)                  {' -> '.join(t['lowered_chain'])}")
+        out.append(f"thresholds: sira optimize replaces quantizer {t['quantizer']} and the chain before it by "
+                   f"{t.get('node') or 'a MultiThreshold'}")  # fmt: skip
+        out.append(_kv("chain replaced", " -> ".join(f"{c['node']} ({c['op']})" for c in t["chain"])))
+        out.append(_kv("as lowered", " -> ".join(t["lowered_chain"])))
     else:
         out.append(f"thresholds: MultiThreshold {t['node']}")
     rd = t.get("reads", {})
@@ -799,19 +846,19 @@ def _thresholds_text(t: dict) -> list[str]:
         what += f" through {', '.join(rd['via'])}"
     if rd.get("integer_range") is not None:
         what += f"; integers [{rd['integer_range'][0]}, {rd['integer_range'][1]}]" + (f" ({rd['dtype']})" if rd.get("dtype") else "")
-    out.append(f"  reads                      {what}")
+    out.append(_kv("reads", what))
     if "thresholds_per_channel" in t:
         act = t["active_per_channel"]
-        rows = "one row per channel" if t["rows"] == t["channels"] and t["rows"] > 1 else f"{t['rows']} row(s) shared"
-        out.append(f"  thresholds                 {t['thresholds_per_channel']} per channel x {t['channels']} channels ({rows})")
-        out.append(f"  inside the input's range   {min(act)}..{max(act)} per channel (thresholds in (min, max] of the input)")
-        out.append(f"  output                     {t['out_dtype']} levels, value = {t['out_scale']:g} * count + {t['out_bias']:g}")
+        rows = "one row per channel" if t["rows"] == t["channels"] and t["rows"] > 1 else "one row shared by all channels" if t["rows"] == 1 else f"{t['rows']} rows"
+        out.append(_kv("thresholds", f"{t['thresholds_per_channel']} per channel x {t['channels']} channels ({rows})"))
+        out.append(_kv("within the input's range", f"{min(act)}..{max(act)} per channel (the others are always or never reached)"))
+        out.append(_kv("output", f"{t['out_dtype']}: value = {t['out_scale']:g} * (thresholds reached) + {t['out_bias']:g}"))
     if t.get("negated_channels"):
-        out.append(f"  decreasing channels        {', '.join(str(c) for c in t['negated_channels'])} (compared on the negated input)")
+        out.append(_kv("decreasing channels", f"{', '.join(str(c) for c in t['negated_channels'])} (compared on the negated input)"))
     if t.get("stuck_channels"):
-        out.append(f"  constant channels          {', '.join(str(c) for c in t['stuck_channels'])}")
+        out.append(_kv("constant channels", ", ".join(str(c) for c in t["stuck_channels"])))
     if t.get("verified"):
-        out.append(f"  verified                   {t['verified']}")
+        out.append(_kv("checked", t["verified"]))
     return out
 
 
@@ -819,24 +866,39 @@ def explain_text(doc: dict) -> str:
     """People's view of an :func:`explain` document."""
     t = doc["tensor"]
     res = doc["resolved"]
-    title = {"mac": "accumulator", "thresholds": "thresholds", "fallback": "range from a fallback", "tensor": "tensor"}[doc["kind"]]
-    out = [f"{res['tensor']} ({title})"]
+    prod = doc["producer"]
+    if doc["kind"] == "mac":
+        title = f"accumulator of {doc['mac']['layer']} ({doc['mac']['op']})"
+    elif doc["kind"] == "thresholds":
+        th = doc["thresholds"]
+        title = f"thresholds of {th['node']}" if th.get("source") == "model" else f"becomes thresholds (quantizer {th['quantizer']})"
+    elif doc["kind"] == "fallback":
+        title = f"range from a fallback: {prod['op']} has no rule"
+    else:
+        title = "input" if prod["op"] == "input" else "constant" if prod["op"] == "initializer" else f"output of {prod['node']} ({prod['op']})"
+    out = [f"{res['tensor']}: {title}"]
     if doc["name"] != res["tensor"]:
-        out.append(f"  asked for                  {doc['name']} ({res['via']})")
-    out.append(f"  shape                      {'x'.join(str(d) for d in t['shape']) or 'scalar'}")
-    out.append(f"  {_range_line(t)}")
-    out.append(f"  produced by                {_producer_line(doc['producer'])}")
+        out.append(_kv("asked for", f"{doc['name']} ({res['via']})"))
+    out.append(_kv("shape", "x".join(str(d) for d in t["shape"]) or "scalar"))
+    out += _range_lines(t)
+    out.append(_kv("produced by", _producer_line(prod)))
     if doc["kind"] == "mac":
         out += _mac_text(doc["mac"])
     elif doc["kind"] == "thresholds":
         out += _thresholds_text(doc["thresholds"])
     elif doc["kind"] == "fallback":
         f = doc["fallback"]
-        out += ["", f"fallback: {f['node']} ({f['op']}) has no range rule", f"  {f['message']}", f"  meaning: {f['meaning']}"]
-    for note in t.get("notes", []):
-        out.append(f"note: {note}")
-    for note in doc["notes"]:
-        out.append(f"note: {note}")
+        out += ["", f"fallback: {f['node']} ({f['op']}) has no range rule", _kv("warning", f["message"]), _kv("what it means", f["meaning"])]
+    if doc.get("loose_because"):
+        out.append("")
+        out.append("not exact because (upstream, nearest first):")
+        for o in doc["loose_because"]:
+            where = f"{o['node']} ({o['op']})" if o["node"] else o["op"]
+            out.append(_kv(o["tensor"], f"{where}: {o['why']}"))
+    notes = list(dict.fromkeys(t.get("notes", []) + doc["notes"]))
+    if notes:
+        out.append("")
+        out += [f"note: {n}" for n in notes]
     return "\n".join(out)
 
 

@@ -503,7 +503,7 @@ def _layer_row(name: str, s: Optional[dict], b: Optional[dict]) -> str:
     note_html = "".join(f'<div class="note">{esc(n)}</div>' for n in notes)
     acc_s, acc_b = (s or {}).get("acc_bits"), (b or {}).get("acc_bits")
     return (
-        f'<tr data-layer="{esc(name)}"{_attrs(class_=" ".join(cls) or None)}><td data-sort="{esc(name)}"><code>{esc(name)}</code> '
+        f'<tr data-layer="{esc(name)}"{_attrs(class_=" ".join(cls) or None)}><td data-sort="{esc(name)}"><code>{esc(name)}</code>'
         f'{"".join(marks)}{note_html}</td><td>{esc(d.get("op_type", "?"))}</td><td class="n">{num(d.get("PE"))}</td>'
         f'<td class="n">{num(d.get("SIMD"))}</td>{_res_cells(s, "sira")}{_res_cells(b, "baseline")}<td class="n">{num(d.get("cycles"))}</td>'
         f'<td class="n" data-flow="sira" data-key="acc_bits">{num(acc_s)}</td>'
@@ -651,10 +651,11 @@ def section_ranges(inp: _Inputs) -> str:
     counts = {m: sum(1 for _, t in live if _mark(t)[0] == m) for m in ("exact", "loose", "fallback")}
     intro = (
         "<p>Every tensor as <code>sira analyze</code> sees it: the real range, the integer range, scale and bias of "
-        "<i>x = scale &middot; q + bias</i>, and the narrowest QONNX datatype of <i>q</i>. "
-        f"{_badge('exact', 'mark-exact')} bounds are attained ({counts['exact']}), "
-        f"{_badge('loose', 'mark-loose')} are sound but may not be attained ({counts['loose']}), "
-        f"{_badge('fallback', 'mark-fallback')} used a coarser fallback rule ({counts['fallback']}).</p>"
+        "<i>x = scale &middot; q + bias</i>, and the narrowest QONNX datatype of <i>q</i>. Hover a range for its exact "
+        "bounds; per-channel values are summarized by their hull and count.</p>"
+        f'<p class="legend"><span>{_badge("exact", "mark-exact")} the bounds are attained: {counts["exact"]}</span>'
+        f'<span>{_badge("loose", "mark-loose")} sound, maybe not attained: {counts["loose"]}</span>'
+        f'<span>{_badge("fallback", "mark-fallback")} a coarser fallback rule: {counts["fallback"]}</span></p>'
     )
     table = (
         '<div class="scroll"><table class="sortable ranges" id="range-table">' + _RANGE_HEAD + "<tbody>"
@@ -864,7 +865,7 @@ _CSS = """
 html{-webkit-text-size-adjust:100%}
 body{margin:0;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--fg);background:var(--bg)}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace;font-size:12.5px}
-.wrap,main{max-width:1240px;margin:0 auto;padding:0 24px}
+.wrap,main{max-width:1320px;margin:0 auto;padding:0 24px}
 header.top{background:var(--head);color:#f0f4f8;padding:22px 0 18px}
 header.top h1{margin:0 0 12px;font-size:26px;font-weight:650;word-break:break-all}
 header.top .kicker{margin:0;text-transform:uppercase;letter-spacing:.08em;font-size:11.5px;color:#9fb3c8}
@@ -873,7 +874,7 @@ dl.head{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));g
 dl.head dt{font-size:11px;text-transform:uppercase;letter-spacing:.06em;color:#9fb3c8}
 dl.head dd{margin:0;font-weight:600}
 nav.toc{position:sticky;top:0;z-index:2;background:#fff;border-bottom:1px solid var(--line);box-shadow:0 1px 3px rgba(16,42,67,.06)}
-nav.toc ul{max-width:1240px;margin:0 auto;padding:8px 24px;list-style:none;display:flex;flex-wrap:wrap;gap:4px 20px}
+nav.toc ul{max-width:1320px;margin:0 auto;padding:8px 24px;list-style:none;display:flex;flex-wrap:wrap;gap:4px 20px}
 nav.toc a{color:#334e68;text-decoration:none;font-weight:600;font-size:13px}
 nav.toc a:hover{color:var(--sira)}
 section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:18px 22px;margin:18px 0;scroll-margin-top:48px}
@@ -899,6 +900,7 @@ tr.group th.g.base{border-color:var(--base);color:#52606d}
 table.layers td[data-flow="sira"]{background:rgba(15,118,110,.035)}
 tbody.plumbing-group tr.sub th{background:#f0f4f8;font-weight:600;color:#52606d;font-size:12px;border-top:2px solid var(--line)}
 tr.plumbing td{color:#52606d}
+tr.plumbing td.zero,tr.host td.zero{color:#9aa5b1}
 tr.host td{background:#fffbea}
 tr.baseline-only td{color:#7b8794}
 tfoot tr.total td,tfoot tr.total th{border-top:2px solid #9fb3c8;font-weight:700;background:#f8fafc}
@@ -969,15 +971,18 @@ dl.kv dd{margin:0}
 dl.kv>div{display:contents}
 .nw{white-space:nowrap}
 .gran{display:block;font-size:10.5px;color:var(--muted);font-family:system-ui,sans-serif}
-table.layers{font-size:13px}
+table.layers,table.ranges{font-size:13px}
+table.ranges td,table.ranges th{padding:4px 6px}
+table.ranges code,table.ranges .mono{font-size:12px}
 table.layers td,table.layers th{padding:4px 7px}
 table.layers .badge{margin-left:4px}
+table.layers td:first-child{min-width:210px;overflow-wrap:anywhere}
 .wrapall{word-break:break-all}
 ul.items{margin:4px 0 10px;padding-left:18px}
 ul.items li{margin:3px 0}
 details{margin:8px 0}
 summary{cursor:pointer;color:#334e68;font-weight:600}
-footer{max-width:1240px;margin:0 auto;padding:8px 24px 32px;color:var(--muted);font-size:12px}
+footer{max-width:1320px;margin:0 auto;padding:8px 24px 32px;color:var(--muted);font-size:12px}
 @media (max-width:900px){.resgrid,.mgrid{grid-template-columns:1fr}.cards{grid-template-columns:1fr}}
 @media print{nav.toc{display:none}section{break-inside:avoid;border:0}body{background:#fff}}
 """

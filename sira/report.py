@@ -260,6 +260,12 @@ def report_table(doc: dict, include_constants: bool = False) -> str:
 # --------------------------------------------------------------------------
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str, suffix: str = ""):
     """A temporary path in ``path``'s folder that replaces ``path`` when the
@@ -272,6 +278,7 @@ def atomic_path(path: str, suffix: str = ""):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # what open() would have given; mkstemp makes 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

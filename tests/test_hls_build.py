@@ -273,3 +273,14 @@ def test_folded_example_is_bit_exact(example, fps, tmp_path):
     folded = [st.node for st in r.project.dataflow.stages if isinstance(st.node, hw.HWLayer) and (st.node.pe > 1 or st.node.simd > 1)]
     assert folded, "the target needs some parallelism"
     assert r.csim.passed and r.csim.exact == r.csim.samples >= 100, r.csim.summary()
+
+
+def test_build_and_csim_keep_the_html_report(mlp_project, capsys):
+    from sira.cli import main
+
+    page = os.path.join(mlp_project.path, "report", "report.html")
+    with open(page) as f:
+        html = f.read()
+    r = mlp_project.csim
+    assert f"csim: {r.samples}/{r.samples} outputs bit-exact" in html
+    assert main(["report", mlp_project.path]) == 0 and page in capsys.readouterr().out

@@ -19,8 +19,10 @@ import dataclasses
 import os
 from typing import Callable, Optional
 
+from .. import hw
 from ..devices import DEFAULT_PART, get_part
 from ..errors import SiraError
+from ..htmlreport import write_report
 from .simulate import CsimResult, csim
 from .project import Project, check_destination, emit
 
@@ -90,7 +92,10 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
     )
     analysis = sira.analyze(original, input_spec)
     vectors = make_vectors(original, input_spec, df, samples=samples, seed=seed, regridded=regridded, report=analysis)
-    reports = {"analysis": report_json(analysis, model_path=model_name), "optimize": {"layers": _plain(prepared[1])}}
+    islands = [{"node": layer.name, "tensor": layer.inputs[0], "reason": "reads a float input: runs on the host, before the dataflow"}
+               for layer in df.head if isinstance(layer, (hw.MVAU, hw.VVAU))]  # fmt: skip
+    reports = {"analysis": report_json(analysis, model_path=model_name),
+               "optimize": {"layers": _plain(prepared[1]), "float_islands": islands}}  # fmt: skip
     say("write")
     options = {"part": p.name, "clock_ns": clock_ns, "target_fps": target_fps,
                "folding": folding if isinstance(folding, (str, type(None))) else "inline", "samples": samples, "seed": seed,
@@ -100,7 +105,9 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
     result = None
     if run_csim:
         say("csim")
-        result = csim(project.path)
+        result = csim(project.path)  # also renders the report with its verdict
+    else:
+        write_report(project.path)
     return BuildResult(project, result)
 
 
