@@ -208,6 +208,8 @@ examples:
   sira build model.onnx --input-spec spec.json -o model_hls --csim
   sira csim model_hls
   sira report model_hls
+  sira explain model.onnx MatMul_0 --input-spec spec.json
+  sira diff model_hls_before model_hls_after
 
 Input ranges: inputs annotated with an integer finn_datatype (UINT8, BIPOLAR,
 ...) need none; otherwise give --input-range LO,HI or --input-spec FILE.
@@ -295,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build_parser(sub, common)
     _add_csim_parser(sub, common)
     _add_report_parser(sub, common)
+    from .diff import add_parser as add_diff_parser
+    from .explain import add_parser as add_explain_parser
+
+    add_explain_parser(sub, common)
+    add_diff_parser(sub, common)
     return parser
 
 

@@ -99,10 +99,6 @@ def _narrower_type(dtype: str) -> Optional[tuple[str, int, int]]:
     return ("BINARY" if n == 1 else f"UINT{n}"), 0, (1 << n) - 1
 
 
-def _hull(intervals: Sequence[Sequence[int]]) -> list[int]:
-    return [min(int(i[0]) for i in intervals), max(int(i[1]) for i in intervals)]
-
-
 # --------------------------------------------------------------------------
 # loading and names
 # --------------------------------------------------------------------------
@@ -124,51 +120,13 @@ def _load(model_or_path):
     return load(model_or_path), None
 
 
-def original_names(src) -> dict[str, str]:
-    """Names of the model as given (tensors, nodes) -> names after
-    :func:`sira.load` (only those that changed).
-
-    The model is prepared once more with the renaming step observed: it is
-    the last step of :func:`sira.model.prepare`, and renames positionally,
-    so the names it is handed are the original names of what survives
-    preparation (constant folding removes some)."""
-    from . import model as mdl
-
-    seen: dict[str, str] = {}
-    rename = mdl._give_readable_names
-
-    def observed(graph) -> None:
-        before_nodes = [(n.name, list(n.output)) for n in graph.node]
-        before_in = [vi.name for vi in graph.input]
-        before_out = [vi.name for vi in graph.output]
-        rename(graph)
-        for (old_name, old_outs), n in zip(before_nodes, graph.node):
-            if old_name and old_name != n.name:
-                seen.setdefault(old_name, n.name)
-            for a, b in zip(old_outs, n.output):
-                if a and a != b:
-                    seen.setdefault(a, b)
-        for a, vi in zip(before_in + before_out, list(graph.input) + list(graph.output)):
-            if a != vi.name:
-                seen[a] = vi.name
-
-    mdl._give_readable_names = observed
-    try:
-        mdl.load(src)
-    except SiraError:
-        return {}
-    finally:
-        mdl._give_readable_names = rename
-    return seen
-
-
-def resolve_name(model, report, name: str, src=None) -> tuple[str, Optional[Any], str]:
+def resolve_name(model, report, name: str) -> tuple[str, Optional[Any], str]:
     """(tensor name, producing node or None, how ``name`` was matched).
 
     Tries, in order: a tensor name, a node name (its first output), a graph
     input alias, a name of the original file, a unique case-insensitive
     match; raises SiraError with close matches otherwise."""
-    from .model import input_aliases
+    from .model import input_aliases, original_names
 
     producers = {o: n for n in model.graph.node for o in n.output if o}
     nodes = {n.name: n for n in model.graph.node if n.name}
@@ -186,8 +144,9 @@ def resolve_name(model, report, name: str, src=None) -> tuple[str, Optional[Any]
     aliases = input_aliases(model)
     if name in aliases and aliases[name] in report.ranges:
         return hit(aliases[name], "original input name")
-    if src is not None:
-        mapped = original_names(src).get(name)
+    originals = original_names(model)
+    if originals:
+        mapped = originals.get(name)
         if mapped is not None:
             if mapped in report.ranges:
                 return hit(mapped, "original tensor name")
@@ -195,11 +154,12 @@ def resolve_name(model, report, name: str, src=None) -> tuple[str, Optional[Any]
                 out = next((o for o in nodes[mapped].output if o), None)
                 if out in report.ranges:
                     return out, nodes[mapped], "original node name"
-    candidates = list(report.ranges) + list(nodes)
-    folded = [c for c in dict.fromkeys(candidates) if c.lower() == name.lower()]
+    candidates = list(dict.fromkeys(list(report.ranges) + list(nodes)))
+    folded = [c for c in candidates if c.lower() == name.lower()]
     if len(folded) == 1:
-        return resolve_name(model, report, folded[0])
-    close = difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=5, cutoff=0.5)
+        tensor, node, _ = resolve_name(model, report, folded[0])
+        return tensor, node, "case-insensitive match"
+    close = difflib.get_close_matches(name, list(dict.fromkeys(candidates + list(originals))), n=5, cutoff=0.5)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise SiraError(
         f"no tensor or node named '{name}' in the model{hint} "
@@ -308,6 +268,23 @@ def _mac_doc(model, report, node, row: dict) -> dict:
         "without_widest_channel": _what_if_without_channel(ch_lo, ch_hi, int(row["limiting_channel"]), width),
     }
     return doc
+
+
+def _float_mac_reason(report, node) -> str:
+    """Why a MatMul/Gemm/Conv has no integer accumulator in the analysis."""
+    ins = [i for i in node.input[:2] if i]
+    consts = [i for i in ins if report[i].is_const]
+    dynamic = [i for i in ins if not report[i].is_const]
+    if len(consts) != 1:
+        return "it has no constant weight operand (sira sizes accumulators of MACs with constant integer weights)"
+    w, x = report[consts[0]], report[dynamic[0]]
+    if not (w.is_scaled_int and np.all(w.int_lo == w.int_hi)) or w.zero_bias_form() is None:
+        return f"its weights '{consts[0]}' are not on an integer grid (no weight quantizer)"
+    if not x.is_scaled_int:
+        return f"its input '{dynamic[0]}' has no integer grid (no quantizer before it, or an input range without one)"
+    y = report[node.output[0]]
+    reason = "; ".join(dict.fromkeys(n for n in y.notes if "scale" in n or "grid" in n))
+    return reason or "the input or weight scale varies along the dot product, so no common integer grid exists"
 
 
 def _what_if_narrower_input(model, report, node, wi: int, axis, row: dict, width: int) -> dict:
@@ -541,8 +518,11 @@ def _optimize_threshold_doc(model, report, quant, input_spec, samples: int, seed
     """The thresholds ``sira optimize`` makes of the chain ending in ``quant``."""
     import sira
 
+    from .model import quiet
+
     try:
-        optimized, orep = sira.optimize(model, input_spec, samples=samples, seed=seed)
+        with quiet():
+            optimized, orep = sira.optimize(model, input_spec, samples=samples, seed=seed)
     except SiraError as e:
         return {"converted": False, "quantizer": quant.name, "reason": f"sira optimize does not run on this model ({e})"}
     entry, pass_name, unconverted = None, None, None
@@ -560,7 +540,8 @@ def _optimize_threshold_doc(model, report, quant, input_spec, samples: int, seed
     start = oprod.get(entry["input"])
     chain, reads = _chain_nodes(model, report, quant, start.name if start is not None else None)
     mt = _converted_node(optimized, entry["input"], quant.name)
-    oreport = sira.analyze(optimized, _optimized_spec(optimized, input_spec))
+    with quiet():
+        oreport = sira.analyze(optimized, _optimized_spec(optimized, input_spec))
     doc = _mt_doc(optimized, oreport, mt) if mt is not None else {}
     doc.update(
         converted=True,
@@ -674,7 +655,7 @@ def explain(model_or_path, name: str, input_spec=None, *, samples: int = DEFAULT
         raise SiraError(f"samples must be at least 1, got {samples}")
     model, path = _load(model_or_path)
     report = analyze(model, input_spec)
-    tensor, node, via = resolve_name(model, report, name, src=path if path is not None else None)
+    tensor, node, via = resolve_name(model, report, name)
     r = report[tensor]
     doc: dict[str, Any] = {
         "sira_version": __version__,
@@ -693,10 +674,7 @@ def explain(model_or_path, name: str, input_spec=None, *, samples: int = DEFAULT
             doc["kind"] = "mac"
             doc["mac"] = _plain(_mac_doc(model, report, node, row))
         else:
-            doc["notes"].append(
-                f"{node.name} is a {op} without an integer accumulator in sira's analysis (no constant weights on an "
-                "integer grid, or an input without one): it computes on floats, so it has no accumulator width"
-            )
+            doc["notes"].append(f"{node.name} computes on floats, so it has no accumulator width: {_float_mac_reason(report, node)}")
     elif op == "MultiThreshold":
         doc["kind"] = "thresholds"
         doc["thresholds"] = _plain(_model_threshold_doc(model, report, node))
@@ -713,6 +691,8 @@ def explain(model_or_path, name: str, input_spec=None, *, samples: int = DEFAULT
                 doc["thresholds"] = _plain(th)
             elif not th.get("converted"):
                 doc["notes"].append(f"quantizer {quant.name} does not become thresholds: {th['reason']}")
+            else:
+                doc["notes"].append(f"quantizer {quant.name} becomes thresholds on '{th['reads']['tensor']}', after this tensor")
     if not r.exact and doc["kind"] != "fallback":
         doc["loose_because"] = loose_origins(model, report, tensor)
     if r.notes:
@@ -796,7 +776,7 @@ def _mac_text(m: dict) -> list[str]:
     out.append(_kv("weights", f"{m['weight_dtype']} integers ({m['weight']})"))
     has_sums = bool(chans) and "pos_sum" in chans[0]
     if has_sums:
-        out.append(_kv("per output channel", f"P = sum of positive weights, N = sum of negative weights,"))
+        out.append(_kv("per output channel", "P = sum of positive weights, N = sum of negative weights,"))
         out.append(_kv("", f"accumulator [P*{lo} + N*{hi}, P*{hi} + N*{lo}]" + ("" if m["tight_from_sums"] else " or narrower (proven)")))
     headers, rows, right, shown = _channel_rows(m)
     out += ["    " + line for line in format_table(headers, rows, right=right).splitlines()]
@@ -811,8 +791,8 @@ def _mac_text(m: dict) -> list[str]:
     f = m["factors"]
     out += ["", "against bounds that know less:"]
     out.append(_kv("bits per factor", f"input {f['input_bits']} + weights {f['weight_bits']} + log2 K {_short(f['log2_K'])} = {_short(f['sum'])}"))
-    out.append(_kv(f"A2Q datatype bound", f"{m['a2q']['dtype']}: {m['a2q']['formula']}"))
-    out.append(_kv(f"FINN weight-aware", f"{m['finn']['dtype']} (inputs anywhere in {m['input_dtype']}): {m['finn']['formula']}"))
+    out.append(_kv("A2Q datatype bound", f"{m['a2q']['dtype']}: {m['a2q']['formula']}"))
+    out.append(_kv("FINN weight-aware", f"{m['finn']['dtype']} (inputs anywhere in {m['input_dtype']}): {m['finn']['formula']}"))
     out.append(_kv("sira (proven)", f"{m['dtype']}: {m['saved_vs_a2q']} bit(s) fewer than A2Q, {m['saved_vs_finn']} fewer than FINN"))
     out += ["", "what if (computed exactly):"]
     w1 = m["what_if"]["input_one_bit_less"]
@@ -957,4 +937,4 @@ def cmd_explain(args) -> int:
     return EXIT_OK
 
 
-__all__ = ["explain", "explain_text", "add_parser", "cmd_explain", "resolve_name", "original_names", "width_formula"]
+__all__ = ["explain", "explain_text", "add_parser", "cmd_explain", "resolve_name", "width_formula"]

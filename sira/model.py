@@ -241,7 +241,11 @@ def prepare(model: ModelWrapper) -> ModelWrapper:
     model = _fold_constants(model)
     if _fold_transposes_into_quant_inits(model.graph):
         _cleanup(model)
-    _give_readable_names(model.graph)
+    renamed = _give_readable_names(model.graph)
+    if renamed:
+        import json
+
+        model.set_metadata_prop(ORIGINAL_NAMES_KEY, json.dumps(renamed))
     return model
 
 
@@ -543,7 +547,20 @@ def _fold_transposes_into_quant_inits(graph: onnx.GraphProto) -> bool:
     return True
 
 
-def _give_readable_names(graph: onnx.GraphProto) -> None:
+#: metadata key: JSON map of the names a model was given -> names after preparation
+ORIGINAL_NAMES_KEY = "sira_original_names"
+
+
+def original_names(model: ModelWrapper) -> dict[str, str]:
+    """Names of the model as it was given (nodes and tensors that survived
+    preparation) -> their names after :func:`load` (only those that changed)."""
+    import json
+
+    raw = model.get_metadata_prop(ORIGINAL_NAMES_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def _give_readable_names(graph: onnx.GraphProto) -> dict[str, str]:
     """qonnx's GiveUniqueNodeNames then GiveReadableTensorNames, with one
     mapping applied once: nodes are named ``{op_type}_{k}`` (k counting per
     op type in graph order, whatever their old names), a node's outputs
@@ -551,11 +568,15 @@ def _give_readable_names(graph: onnx.GraphProto) -> None:
     counting initializer inputs only), graph inputs ``global_in``,
     ``global_in_1``, ... and outputs ``global_out``, ``global_out_1``, ...;
     later names win, as qonnx renames in that order (an output of the graph
-    is ``global_out`` even though a node wrote it)."""
+    is ``global_out`` even though a node wrote it). Returns the old -> new
+    map of the names that changed."""
     counts: dict[str, int] = {}
+    renamed: dict[str, str] = {}
     for n in graph.node:
         k = counts.get(n.op_type, 0)
         counts[n.op_type] = k + 1
+        if n.name and n.name != f"{n.op_type}_{k}":
+            renamed[n.name] = f"{n.op_type}_{k}"
         n.name = f"{n.op_type}_{k}"
     inits = {t.name for t in graph.initializer}
     names: dict[str, str] = {}
@@ -581,6 +602,8 @@ def _give_readable_names(graph: onnx.GraphProto) -> None:
     for qa in graph.quantization_annotation:
         if qa.tensor_name in names:
             qa.tensor_name = names[qa.tensor_name]
+    renamed.update((old, new) for old, new in names.items() if old != new)
+    return renamed
 
 
 def load(src: ModelLike, *, rename: bool = True) -> ModelWrapper:

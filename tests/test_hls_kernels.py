@@ -308,7 +308,7 @@ def add_thresholding(net: Net, *, shared: bool, in_type=None, shape=None, x: Opt
         h, w, c = image(net)
         shape = pick(rng, [(1, c), (1, h, w, c), (1, w, c)])
     c = shape[-1]
-    steps = steps if steps is not None else pick(rng, [1, 2, 3, 5, 8])
+    steps = steps if steps is not None else pick(rng, [0, 1, 2, 3, 5, 8])  # 0: a constant output
     act = activation(rng, 1 if shared else c, in_type.min, in_type.max, steps)
     if x is None:
         x = net.source(shape, in_type)
@@ -413,7 +413,8 @@ def add_roundclip(net: Net, *, x: Optional[str] = None, shape=None, in_type=None
     in_type = in_type or int_type(rng, lo_bits=3, hi_bits=10)
     lo, hi = in_type.min, in_type.max
     # a quantizer narrower than the stream, or one that clips on one side only
-    q = pick(rng, [(-4, 3), (0, 7), (-8, 7), (0, 15), (-1, 1), (lo, max(lo, hi // 2)), (lo + (hi - lo) // 3, hi)])
+    q = pick(rng, [(-4, 3), (0, 7), (-8, 7), (0, 15), (-1, 1), (lo, max(lo, hi // 2)), (lo + (hi - lo) // 3, hi),
+                   (hi + 40, hi + 90), (lo - 90, lo - 40)])  # the last two: every value clipped to one far bound
     clip_lo, clip_hi = min(q), max(q)
     out_lo, out_hi = min(max(lo, clip_lo), clip_hi), min(max(hi, clip_lo), clip_hi)
     x = x or net.source(shape, in_type)
@@ -636,6 +637,7 @@ def elementwise_project(net: Net, seed: int) -> None:
     for op in ("Sub", "Mul", "Min", "Max", "Add"):
         add_elementwise_streams(net, op)
     add_roundclip(net)
+    add_roundclip(net)
     add_addstreams(net)
     add_addstreams(net, in_type=int_type(rng, signed=False), in_type2=int_type(rng, signed=True))
 
@@ -680,19 +682,38 @@ def movement_project(net: Net) -> None:
     add_addstreams(net, a=u, b=v, shape=shape, in_type=ut, in_type2=layer_of(net, v).out_type, pe=c)
 
 
-PROJECTS = ("mac", "elementwise", "movement")
+def wide_project(net: Net) -> None:
+    """Streams, accumulators and thresholds of 20 to 50 bits (beyond 32-bit
+    C types and ap_int's single-word fast path)."""
+    rng = net.rng
+
+    def wide(lo=20, hi=50, signed=None):
+        return int_type(rng, signed=signed, lo_bits=lo, hi_bits=hi)
+
+    add_thresholding(net, shared=False, in_type=wide(), steps=5)
+    add_thresholding(net, shared=True, in_type=wide(), steps=3)
+    add_mvau(net, in_type=wide(16, 24), w_kind="signed", mw=16, thr=None)
+    add_mvau(net, in_type=wide(16, 22, signed=True), w_kind="unsigned", mw=12, thr="channel", steps=15)
+    add_vvau(net, thr=True, in_type=wide(16, 30))
+    add_addstreams(net, in_type=wide(), in_type2=wide())
+    add_elementwise_const(net, pick(rng, ["Mul", "Add", "Min"]), pick(rng, STYLES), in_type=wide(20, 40))
+    add_elementwise_streams(net, pick(rng, ["Mul", "Sub", "Max"]), in_type=wide(16, 30), rhs_type=wide(16, 30))
+    add_roundclip(net, in_type=wide())
+    add_pool(net, glob=True, in_type=wide(20, 45))
+    add_maxpool(net, in_type=wide())
+    add_concat(net, 2, in_types=(wide(), int_type(rng)))
+
+
+PROJECTS = ("mac", "elementwise", "movement", "wide")
 SEEDS = (0, 1, 2)
-SWEEP_SEEDS = tuple(range(10, 22))
+#: (group, seed) of the fast tier: every group on three seeds, the wide one on one
+FAST = [(g, s) for g in PROJECTS if g != "wide" for s in SEEDS] + [("wide", 0)]
+SWEEP = [(g, s) for g in PROJECTS for s in range(10, 18)]
 
 
 def make_net(group: str, seed: int, big: bool = False) -> Net:
     net = Net(np.random.default_rng([seed, PROJECTS.index(group), int(big)]), big=big)
-    if group == "mac":
-        mac_project(net)
-    elif group == "elementwise":
-        elementwise_project(net, seed)
-    else:
-        movement_project(net)
+    {"mac": mac_project, "elementwise": lambda n: elementwise_project(n, seed), "movement": movement_project, "wide": wide_project}[group](net)
     return net
 
 
@@ -763,8 +784,7 @@ def sweep_projects(request, tmp_path_factory, _private_csim_cache):
     return simulate_selected(request, tmp_path_factory, "test_kernels_bit_exact_sweep", big=True, samples=10)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("group", PROJECTS)
+@pytest.mark.parametrize("group,seed", FAST)
 def test_kernels_bit_exact(group, seed, fast_projects):
     """Every layer of a seeded-random project is bit-exact in C simulation
     (the projects are built and compiled concurrently by the fixture)."""
@@ -772,8 +792,7 @@ def test_kernels_bit_exact(group, seed, fast_projects):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", SWEEP_SEEDS)
-@pytest.mark.parametrize("group", PROJECTS)
+@pytest.mark.parametrize("group,seed", SWEEP)
 def test_kernels_bit_exact_sweep(group, seed, sweep_projects):
     """More seeds, bigger shapes and more samples."""
     check(sweep_projects[(group, seed)])
@@ -784,33 +803,31 @@ def test_coverage_of_the_projects():
     unit and the plumbing stages the dataflow inserts."""
     from sira.estimate import cost_layers
     from sira.hls.dataflow import plan
+    from sira.hls.kernels import _elementwise_param
 
     kinds, units, plumbing, folded = set(), set(), set(), set()
     ops, styles = set(), set()
-    for seed in SEEDS:
-        for group in PROJECTS:
-            net = make_net(group, seed)
-            _, costs = cost_layers(net.layers)
-            read = {t for layer in net.layers for t in layer.inputs}
-            df = plan(net.layers, costs, [t for layer in net.layers for t in layer.outputs if t not in read])
-            for st in df.stages:
-                if st.node.kind in ("Duplicate", "WidthConverter"):
-                    plumbing.add(st.node.kind)
-                    continue
-                layer = st.node
-                if max(layer.pe, layer.simd) > 1:
-                    folded.add(layer.kind)
-                if getattr(layer, "thresholds", None) is not None:
-                    ctx = KERNELS[layer.kind].context(layer, costs[layer.name])
-                    units.add(f"{layer.kind}:{ctx['thr']['unit']}")
-            for layer in net.layers:
-                kinds.add(layer.kind)
-                if isinstance(layer, hw.Elementwise):
-                    ops.add(f"{layer.op}:{layer.rhs_style}")
-                    if layer.param is not None:
-                        from sira.hls.kernels import _elementwise_param
-
-                        styles.add(f"{layer.op}:{_elementwise_param(layer)[1]}")
+    for group, seed in FAST:
+        net = make_net(group, seed)
+        _, costs = cost_layers(net.layers)
+        read = {t for layer in net.layers for t in layer.inputs}
+        df = plan(net.layers, costs, [t for layer in net.layers for t in layer.outputs if t not in read])
+        for st in df.stages:
+            if st.node.kind in ("Duplicate", "WidthConverter"):
+                plumbing.add(st.node.kind)
+                continue
+            layer = st.node
+            if max(layer.pe, layer.simd) > 1:
+                folded.add(layer.kind)
+            if getattr(layer, "thresholds", None) is not None:
+                ctx = KERNELS[layer.kind].context(layer, costs[layer.name])
+                units.add(f"{layer.kind}:{ctx['thr']['unit']}")
+        for layer in net.layers:
+            kinds.add(layer.kind)
+            if isinstance(layer, hw.Elementwise):
+                ops.add(f"{layer.op}:{layer.rhs_style}")
+                if layer.param is not None:
+                    styles.add(f"{layer.op}:{_elementwise_param(layer)[1]}")
     every = set(hw.LAYER_KINDS) - {"HostOp"}
     assert every <= kinds, every - kinds
     assert every - {"Reshape"} <= folded, every - {"Reshape"} - folded

@@ -490,7 +490,7 @@ def _binary_context(layer, op: str, rhs_type: Optional[hw.StreamType], param, ro
         b_lo, b_hi = value_range(rhs_type)
     else:
         b_lo = b_hi = 0
-    corners = [a_lo, a_hi, b_lo, b_hi]
+    corners = [a_lo, a_hi, b_lo, b_hi] + ([layer.clip_lo, layer.clip_hi] if op == "RoundClip" else [])  # RoundClip writes op_t(clip_lo/hi)
     if op == "Mul":
         corners += [x * y for x in (a_lo, a_hi) for y in (b_lo, b_hi)]
     elif op in ("Add", "Sub"):
