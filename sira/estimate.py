@@ -265,8 +265,11 @@ def baseline_layers(sira_layers: Sequence[hw.HWLayer], optimize_report, graph_in
     (``finn_width`` per MAC from ``optimize_report``, an OptimizeReport or
     its ``layers`` list), elementwise tails instead of sira's thresholds,
     float input thresholds. Folding is copied from ``sira_layers``."""
+    from transforms.lower import gemm_matmul_name
+
     entries = getattr(optimize_report, "layers", optimize_report) or []
     by_name = {e["layer"]: e for e in entries}
+    by_name.update({gemm_matmul_name(e["layer"]): e for e in entries if e.get("op") == "Gemm"})
     by_output = {e.get("output"): e for e in entries}
     fed = _input_fed(sira_layers, graph_inputs)
     out: list[hw.HWLayer] = []

@@ -266,6 +266,12 @@ class BatchNormToAffine(Transformation):
         return rw.finish()
 
 
+def gemm_matmul_name(gemm: str) -> str:
+    """Name of the MatMul that :class:`GemmToMatMul` makes of Gemm ``gemm``:
+    reports on the original model name the layer by its Gemm."""
+    return f"{gemm}_matmul"
+
+
 class GemmToMatMul(Transformation):
     """``Gemm(A, B, C)`` -> ``MatMul(A', B')``, then ``Mul(alpha)`` if
     alpha != 1, then ``Add(beta*C)`` if C is given (``Mul(beta)`` on C if
@@ -295,7 +301,7 @@ class GemmToMatMul(Transformation):
             alpha, beta = float(node_attr(n, "alpha", 1.0)), float(node_attr(n, "beta", 1.0))
             y = n.output[0]
             last = alpha == 1.0 and c is None
-            nodes.append(rw.op("MatMul", f"{base}_matmul", [a, b], out=y if last else None))
+            nodes.append(rw.op("MatMul", gemm_matmul_name(base), [a, b], out=y if last else None))
             if alpha != 1.0:
                 nodes.append(rw.op("Mul", f"{base}_alpha", [nodes[-1].output[0]], const=np.float32(alpha), out=y if c is None else None))
             if c is not None:

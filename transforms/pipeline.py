@@ -96,6 +96,8 @@ def _with_thresholds(layers: list, passes: list, final: ModelWrapper, base) -> l
     reads its accumulator, and the datatype of that chain's quantizer."""
     from sira.report import datatype_name
 
+    from .lower import gemm_matmul_name
+
     producers = {o: n.name for n in final.graph.node for o in n.output}
     quant_outputs = {n.name: n.output[0] for n in base.model.graph.node}
     chains = {}
@@ -104,7 +106,7 @@ def _with_thresholds(layers: list, passes: list, final: ModelWrapper, base) -> l
             for c in entry.get("converted", []):
                 chains[producers.get(c["input"])] = c
     for layer in layers:
-        chain = chains.get(layer["layer"])
+        chain = chains.get(gemm_matmul_name(layer["layer"]) if layer.get("op") == "Gemm" else layer["layer"])
         if chain is not None:
             layer["thresholds_per_channel"] = chain["thresholds_per_row"]
             out = quant_outputs.get(chain["quantizer"])

@@ -158,6 +158,12 @@ def qonnx_predictions(path: str, x):
     return np.array([int(np.argmax(execute_onnx(model, {inp: row[None]})[out])) for row in x])
 
 
+def _shown(path: str) -> str:
+    """``path`` relative to the current folder when it lies below it."""
+    rel = os.path.relpath(os.path.abspath(path))
+    return path if rel.startswith("..") else rel
+
+
 def run(out_dir: str = DEFAULT_OUT, *, epochs: int = 20, seed: int = 0, samples: int = 100, log=print) -> dict:
     """Train, export, build and C-simulate. Returns the results: ``accuracy``
     (test set, the trained torch model), ``qonnx_accuracy`` (test set, the
@@ -192,7 +198,7 @@ def run(out_dir: str = DEFAULT_OUT, *, epochs: int = 20, seed: int = 0, samples:
     with open(spec_path, "w") as f:
         json.dump(spec, f, indent=2)
         f.write("\n")
-    log(f"exported {model_path}; input spec {spec_path}: {json.dumps(spec['inputs'][input_name])}")
+    log(f"exported {_shown(model_path)}; input spec {_shown(spec_path)}: {json.dumps(spec['inputs'][input_name])}")
     pred = qonnx_predictions(model_path, x_test)
     model.eval()
     with torch.no_grad():
@@ -205,7 +211,7 @@ def run(out_dir: str = DEFAULT_OUT, *, epochs: int = 20, seed: int = 0, samples:
     result = sira.build(model_path, hls_dir, spec_path, samples=samples, seed=seed, run_csim=True)
     est = result.project.estimate
     total, base = est["total"], est["baseline"]["total"]
-    log(f"built {result.path} (top function {result.project.top}, {len(result.project.dataflow.stages)} stages) "
+    log(f"built {_shown(result.path)} (top function {result.project.top}, {len(result.project.dataflow.stages)} stages) "
         f"in {time.perf_counter() - t1:.1f} s")  # fmt: skip
     log("estimate, SIRA vs FINN baseline: " + ", ".join(f"{k} {total[k]} vs {base[k]}" for k in ("LUT", "DSP", "BRAM_18K", "URAM")))
     log(f"accumulator bits per MAC layer (mean): SIRA {total['acc_bits']} vs baseline {base['acc_bits']}")
