@@ -255,6 +255,12 @@ def test_zoo_model_is_bit_exact(name, tmp_path):
     path, spec = zoo_path(name), ZOO_MODELS[name][1]
     r = build(path, str(tmp_path / name), spec, samples=100, run_csim=True)
     assert r.csim.passed and r.csim.exact == r.csim.samples >= 100, r.csim.summary()
+    with open(os.path.join(r.path, "report", "report.html")) as f:
+        page = f.read()
+    assert r.csim.summary() in page
+    for layer, doc in r.project.estimate["layers"].items():
+        if doc["op_type"] in ("MVAU", "VVAU") and not doc.get("host"):
+            assert layer in page and f">{doc['LUT']}<" in page, layer
 
 
 @pytest.mark.slow
