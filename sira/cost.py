@@ -728,6 +728,8 @@ def pool(*, function: str, window: int, pe: int, a_bits: int, mode: str = "refin
     _check_mode(mode)
     if mode == "finn":
         return _finn_zero("Pool")
+    if window == 1:
+        return Cost("Pool", mode, 0, 0, 0, 0, {"wiring": 0}, note="a one-element window passes its input through", free=True)
     if function == "max":
         breakdown: dict[str, Amount] = {"comparators_muxes": pe * (window - 1) * (_ev("prim.cmp_var", n=a_bits) + a_bits)}
     elif function in ("sum", "avg"):

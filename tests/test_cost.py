@@ -380,3 +380,11 @@ def test_formulas_are_sympy_expressions():
     expr = C.formula("finn.mvau.lut")
     assert {s.name for s in expr.free_symbols} == {"P", "L_mult", "L_tree", "L_acc", "L_thr", "L_cmp", "c2"}
     assert "floor" in str(expr)
+
+
+def test_pool_over_one_element_is_wiring():
+    from sira import cost as C
+
+    c = C.pool(function="sum", window=1, pe=2, a_bits=4)
+    assert c.free and (c.lut, c.dsp, c.bram18, c.uram) == (0, 0, 0, 0)
+    assert C.pool(function="sum", window=4, pe=2, a_bits=4).lut > 0
