@@ -33,35 +33,19 @@ import os
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from quant_nodes import QONNX, quant
 
-QONNX = "qonnx.custom_op.general"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _quant(inp, out, scale, bits, signed, narrow, inits, prefix):
-    inits[f"{prefix}_scale"] = np.asarray(scale, dtype=np.float32)
-    inits[f"{prefix}_zeropt"] = np.zeros((), dtype=np.float32)
-    inits[f"{prefix}_bits"] = np.asarray(bits, dtype=np.float32)
-    return helper.make_node(
-        "Quant",
-        [inp, f"{prefix}_scale", f"{prefix}_zeropt", f"{prefix}_bits"],
-        [out],
-        name=prefix,
-        domain=QONNX,
-        signed=int(signed),
-        narrow=int(narrow),
-        rounding_mode="ROUND",
-    )
-
-
-def _weight_quant(w, channel_axis, inits, prefix, bits=4):
+def _weightquant(w, channel_axis, inits, prefix, bits=4):
     """A float weight behind a signed narrow-range Quant, one scale per
     output channel (``channel_axis``): returns (nodes, quantized tensor)."""
     reduce_axes = tuple(i for i in range(w.ndim) if i != channel_axis)
     qmax = 2 ** (bits - 1) - 1
     scale = (np.abs(w).max(axis=reduce_axes, keepdims=True) / qmax).astype(np.float32)
     inits[f"{prefix}_weight"] = w.astype(np.float32)
-    return _quant(f"{prefix}_weight", f"{prefix}_wq", scale, bits, True, True, inits, f"{prefix}_weight_quant"), f"{prefix}_wq"
+    return quant(f"{prefix}_weight", f"{prefix}_wq", scale, bits, True, True, inits, f"{prefix}_weight_quant"), f"{prefix}_wq"
 
 
 def _batchnorm(inp, out, channels, rng, inits, prefix):
@@ -88,9 +72,9 @@ def build(image=(3, 10, 10), channels: int = 8, classes: int = 10, seed: int = 2
     nodes = []
     inits: dict[str, np.ndarray] = {}
 
-    def conv_bn_relu_quant(x, k_in, name, act_scale, group=1):
+    def conv_bn_reluquant(x, k_in, name, act_scale, group=1):
         w = rng.normal(0.0, np.sqrt(2.0 / (9 * k_in // group)), size=(c, k_in // group, 3, 3)).astype(np.float32)
-        wq_node, wq = _weight_quant(w, 0, inits, name)
+        wq_node, wq = _weightquant(w, 0, inits, name)
         nodes.append(wq_node)
         nodes.append(helper.make_node(
             "Conv", [x, wq], [f"{name}_out"], name=name, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1], group=group,
@@ -100,21 +84,21 @@ def build(image=(3, 10, 10), channels: int = 8, classes: int = 10, seed: int = 2
         relu = name.replace("conv", "relu")
         nodes.append(helper.make_node("Relu", [f"{bn}_out"], [f"{relu}_out"], name=relu))
         act = name.replace("conv", "act")
-        nodes.append(_quant(f"{relu}_out", act, act_scale, 4, False, False, inits, f"{act}_quant"))
+        nodes.append(quant(f"{relu}_out", act, act_scale, 4, False, False, inits, f"{act}_quant"))
         return act
 
-    nodes.append(_quant("pixels", "x0", 1.0 / 255.0, 8, False, False, inits, "input_quant"))
-    x = conv_bn_relu_quant("x0", c_in, "conv0", 0.25)
+    nodes.append(quant("pixels", "x0", 1.0 / 255.0, 8, False, False, inits, "input_quant"))
+    x = conv_bn_reluquant("x0", c_in, "conv0", 0.25)
     # residual block: the branch's quantizer has half the skip's scale
-    branch = conv_bn_relu_quant(x, c, "conv1", 0.125)
+    branch = conv_bn_reluquant(x, c, "conv1", 0.125)
     nodes.append(helper.make_node("Add", [branch, x], ["res_sum"], name="res_add"))
-    nodes.append(_quant("res_sum", "res_out", 0.25, 5, False, False, inits, "res_quant"))
+    nodes.append(quant("res_sum", "res_out", 0.25, 5, False, False, inits, "res_quant"))
     nodes.append(helper.make_node("MaxPool", ["res_out"], ["pool_out"], name="maxpool", kernel_shape=[2, 2], strides=[2, 2]))
-    x = conv_bn_relu_quant("pool_out", c, "conv2_dw", 0.25, group=c)
+    x = conv_bn_reluquant("pool_out", c, "conv2_dw", 0.25, group=c)
     nodes.append(helper.make_node("GlobalAveragePool", [x], ["gap_out"], name="gap"))
     nodes.append(helper.make_node("Flatten", ["gap_out"], ["flat"], name="flatten", axis=1))
     w = rng.normal(0.0, 1.0 / np.sqrt(c), size=(c, classes)).astype(np.float32)
-    wq_node, wq = _weight_quant(w, 1, inits, "fc")
+    wq_node, wq = _weightquant(w, 1, inits, "fc")
     nodes.append(wq_node)
     nodes.append(helper.make_node("MatMul", ["flat", wq], ["fc_acc"], name="fc"))
     inits["fc_bias"] = rng.normal(0.0, 0.1, classes).astype(np.float32)

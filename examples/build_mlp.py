@@ -23,25 +23,9 @@ import os
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from quant_nodes import QONNX, quant
 
-QONNX = "qonnx.custom_op.general"
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _quant(inp, out, scale, bits, signed, narrow, inits, prefix):
-    inits[f"{prefix}_scale"] = np.asarray(scale, dtype=np.float32)
-    inits[f"{prefix}_zeropt"] = np.zeros((), dtype=np.float32)
-    inits[f"{prefix}_bits"] = np.asarray(bits, dtype=np.float32)
-    return helper.make_node(
-        "Quant",
-        [inp, f"{prefix}_scale", f"{prefix}_zeropt", f"{prefix}_bits"],
-        [out],
-        name=prefix,
-        domain=QONNX,
-        signed=int(signed),
-        narrow=int(narrow),
-        rounding_mode="ROUND",
-    )
 
 
 def build(sizes=(64, 32, 32, 10), seed: int = 2026) -> onnx.ModelProto:
@@ -49,7 +33,7 @@ def build(sizes=(64, 32, 32, 10), seed: int = 2026) -> onnx.ModelProto:
     rng = np.random.default_rng(seed)
     nodes = []
     inits: dict[str, np.ndarray] = {}
-    nodes.append(_quant("pixels", "x0", 1.0 / 255.0, 8, False, False, inits, "input_quant"))
+    nodes.append(quant("pixels", "x0", 1.0 / 255.0, 8, False, False, inits, "input_quant"))
     x = "x0"
     n_layers = len(sizes) - 1
     for i in range(n_layers):
@@ -57,7 +41,7 @@ def build(sizes=(64, 32, 32, 10), seed: int = 2026) -> onnx.ModelProto:
         w = rng.normal(0.0, 1.0 / np.sqrt(k), size=(k, n)).astype(np.float32)
         w_scale = (np.abs(w).max(axis=0, keepdims=True) / 7.0).astype(np.float32)  # per output channel
         inits[f"fc{i}_weight"] = w
-        nodes.append(_quant(f"fc{i}_weight", f"fc{i}_wq", w_scale, 4, True, True, inits, f"fc{i}_weight_quant"))
+        nodes.append(quant(f"fc{i}_weight", f"fc{i}_wq", w_scale, 4, True, True, inits, f"fc{i}_weight_quant"))
         nodes.append(helper.make_node("MatMul", [x, f"fc{i}_wq"], [f"fc{i}_acc"], name=f"fc{i}"))
         if i < n_layers - 1:
             inits[f"bn{i}_gamma"] = rng.uniform(0.5, 1.5, n).astype(np.float32)
@@ -75,7 +59,7 @@ def build(sizes=(64, 32, 32, 10), seed: int = 2026) -> onnx.ModelProto:
                 )
             )
             nodes.append(helper.make_node("Relu", [f"bn{i}_out"], [f"relu{i}_out"], name=f"relu{i}"))
-            nodes.append(_quant(f"relu{i}_out", f"act{i}", 0.25, 4, False, False, inits, f"act{i}_quant"))
+            nodes.append(quant(f"relu{i}_out", f"act{i}", 0.25, 4, False, False, inits, f"act{i}_quant"))
             x = f"act{i}"
         else:
             inits["fc_out_bias"] = rng.normal(0.0, 0.1, n).astype(np.float32)

@@ -240,20 +240,26 @@ def _range_value(lo, hi):
     return [lo, hi]
 
 
+
+def _paired(la: dict, lb: dict, section: str, label: str, out: list):
+    """(name, A's entry, B's entry) of the layers in both; a layer in only
+    one of them is recorded in ``out`` as such (labelled by its ``label``)."""
+    for name in list(la) + [n for n in lb if n not in la]:
+        x, y = la.get(name), lb.get(name)
+        if x is None or y is None:
+            present = y if x is None else x
+            out.append(_change(section, name, "layer", None if x is None else present.get(label), None if y is None else present.get(label),
+                               detail="only in B" if x is None else "only in A"))  # fmt: skip
+            continue
+        yield name, x, y
+
 def diff_estimate(a: dict, b: dict, section: str = "estimate") -> list[dict]:
     """Per layer and total resources, accumulator widths, folding, cycles."""
     out = []
     for key in ("part", "clock_ns", "mode"):
         if a.get(key) != b.get(key):
             out.append(_change(section, "options", key, a.get(key), b.get(key)))
-    la, lb = a.get("layers", {}), b.get("layers", {})
-    for name in list(la) + [n for n in lb if n not in la]:
-        x, y = la.get(name), lb.get(name)
-        if x is None or y is None:
-            present = y if x is None else x
-            out.append(_change(section, name, "layer", None if x is None else present.get("op_type"), None if y is None else present.get("op_type"),
-                               detail="only in B" if x is None else "only in A"))  # fmt: skip
-            continue
+    for name, x, y in _paired(a.get("layers", {}), b.get("layers", {}), section, "op_type", out):
         if x.get("op_type") != y.get("op_type"):
             out.append(_change(section, name, "op_type", x.get("op_type"), y.get("op_type")))
         for k in RESOURCES:
@@ -286,13 +292,7 @@ def diff_optimize(a: dict, b: dict, section: str = "optimize") -> list[dict]:
     out = []
     la = {x["layer"]: x for x in a.get("layers", [])}
     lb = {x["layer"]: x for x in b.get("layers", [])}
-    for name in list(la) + [n for n in lb if n not in la]:
-        x, y = la.get(name), lb.get(name)
-        if x is None or y is None:
-            present = y if x is None else x
-            out.append(_change(section, name, "layer", None if x is None else present.get("sira_dtype"), None if y is None else present.get("sira_dtype"),
-                               detail="only in B" if x is None else "only in A"))  # fmt: skip
-            continue
+    for name, x, y in _paired(la, lb, section, "sira_dtype", out):
         if x.get("sira_width") != y.get("sira_width"):
             out.append(_change(section, name, "sira_width", x.get("sira_width"), y.get("sira_width"),
                                _more_is_worse(x.get("sira_width"), y.get("sira_width")), "accumulator width"))  # fmt: skip

@@ -13,11 +13,12 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+from sira.hls.simulate import unavailable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.normpath(os.path.join(HERE, "..", "examples", "brevitas_mlp", "train.py"))
@@ -40,22 +41,6 @@ def _examples_python() -> tuple[str, list[str]]:
 PYTHON, MISSING = _examples_python()
 
 
-def _no_csim() -> str:
-    if shutil.which(os.environ.get("CXX", "g++")) is None:
-        return "no g++ on this machine"
-    try:
-        from sira.errors import SiraError
-        from sira.hls.simulate import find_ap_types
-
-        try:
-            find_ap_types()
-        except SiraError as e:
-            return str(e)
-    except ImportError as e:
-        return str(e)
-    return ""
-
-
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -65,7 +50,7 @@ pytestmark = [
 ]
 
 
-@pytest.mark.skipif(bool(_no_csim()), reason=f"C simulation unavailable: {_no_csim()}")
+@pytest.mark.skipif(bool(unavailable()), reason=f"C simulation unavailable: {unavailable()}")
 def test_brevitas_mlp_trains_exports_builds_and_csim_passes(tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, SIRA_CACHE_DIR=str(tmp_path / "csim-cache"))

@@ -3,42 +3,26 @@ regressed, 1 on a regression (naming it), 2 for a usage error."""
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
 import shutil
-import sys
 
 import pytest
 
 import sira
-from sira.diff import add_parser, cmd_diff, diff, diff_text
-from sira.errors import SiraError
+from sira.cli import main
+from sira.diff import diff, diff_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MLP = os.path.join(HERE, "..", "examples", "sira_mlp.onnx")
 MLP_SPEC = os.path.join(HERE, "..", "examples", "sira_mlp.spec.json")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The diff command on its own parser, as sira's CLI registers it."""
-    p = argparse.ArgumentParser(prog="sira")
-    sub = p.add_subparsers(dest="command")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true")
-    common.add_argument("-q", "--quiet", action="store_true")
-    add_parser(sub, common)
-    return p
-
-
 def run(capsys, *argv) -> tuple[int, str, str]:
-    args = parser().parse_args(["diff", *argv])
-    try:
-        code = cmd_diff(args)
-    except SiraError as e:
-        print(f"sira: error: {e}", file=sys.stderr)
-        code = 2
+    """Exit code, stdout and stderr of ``sira diff ...``."""
+    capsys.readouterr()
+    code = main(["diff", *argv])
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -4,10 +4,8 @@ round-trips, and unknown names are a usage error with suggestions."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 
 import numpy as np
 import onnx
@@ -15,8 +13,8 @@ import pytest
 from onnx import helper
 
 import sira
-from sira.errors import SiraError
-from sira.explain import add_parser, cmd_explain, explain, explain_text
+from sira.cli import main
+from sira.explain import explain, explain_text
 from sira.report import report_json
 from tests.conftest import ZOO_MODELS, zoo_path
 from tests.helpers import make_model, quant_node
@@ -33,26 +31,10 @@ CONV_SPEC = os.path.join(HERE, "..", "examples", "sira_conv.spec.json")
 # --------------------------------------------------------------------------
 
 
-def parser() -> argparse.ArgumentParser:
-    """The explain command on its own parser, as sira's CLI registers it."""
-    p = argparse.ArgumentParser(prog="sira")
-    sub = p.add_subparsers(dest="command")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true")
-    common.add_argument("-q", "--quiet", action="store_true")
-    add_parser(sub, common)
-    return p
-
-
 def run(capsys, *argv) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of ``sira explain ...`` (a SiraError is
-    a one-line error and exit code 2, as in sira's main)."""
-    args = parser().parse_args(["explain", *argv])
-    try:
-        code = cmd_explain(args)
-    except SiraError as e:
-        print(f"sira: error: {e}", file=sys.stderr)
-        code = 2
+    """Exit code, stdout and stderr of ``sira explain ...``."""
+    capsys.readouterr()
+    code = main(["explain", *argv])
     out, err = capsys.readouterr()
     return code, out, err
 

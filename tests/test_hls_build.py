@@ -17,6 +17,7 @@ import pytest
 import sira
 from sira import hw
 from sira.errors import SiraError
+from sira.hls.simulate import unavailable
 from sira.hls import build, build_layers, csim
 from sira.hls.names import Namer
 
@@ -33,19 +34,9 @@ def _spec(name: str) -> dict:
         return json.load(f)
 
 
-def _have_csim() -> str:
-    if shutil.which(os.environ.get("CXX", "g++")) is None:
-        return "no g++ on this machine"
-    try:
-        from sira.hls.simulate import find_ap_types
-
-        find_ap_types()
-    except SiraError as e:
-        return str(e)
-    return ""
 
 
-pytestmark = pytest.mark.skipif(bool(_have_csim()), reason=f"C simulation unavailable: {_have_csim()}")
+pytestmark = pytest.mark.skipif(bool(unavailable()), reason=f"C simulation unavailable: {unavailable()}")
 
 
 @pytest.fixture(autouse=True)

@@ -25,36 +25,19 @@ import itertools
 import json
 import math
 import os
-import shutil
 from typing import Optional
 
 import numpy as np
 import pytest
 
 from sira import hw
-from sira.errors import SiraError
 from sira.hw import StreamType
 from sira.hls.kernels import KERNELS
+from sira.hls.simulate import unavailable
 
 
-def _find_ap_types() -> str:
-    from sira.hls.simulate import find_ap_types
-
-    return find_ap_types()
-
-
-def _csim_unavailable() -> Optional[str]:
-    if shutil.which("g++") is None:
-        return "g++ is not installed: the C simulation of the HLS kernels needs it"
-    try:
-        _find_ap_types()
-    except SiraError as e:
-        return f"no ap_types headers for the C simulation ({e})"
-    return None
-
-
-_SKIP = _csim_unavailable()
-pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+_SKIP = unavailable()
+pytestmark = pytest.mark.skipif(bool(_SKIP), reason=f"C simulation unavailable: {_SKIP}")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -17,6 +17,7 @@ from typing import Optional
 import pytest
 
 from sira.errors import SiraError
+from sira.hls.simulate import unavailable
 from sira.hls import build
 from sira.htmlreport import REPORT_PATH, render_report, write_report
 
@@ -27,16 +28,6 @@ HOSTILE_QUOTES = "x\" onmouseover=\"alert(2)' <marquee>"
 NO_BROWSER = "no headless browser installed; .ci/run installs Debian's chromium"
 
 
-def _csim_unavailable() -> str:
-    if shutil.which(os.environ.get("CXX", "g++")) is None:
-        return "no g++ on this machine"
-    try:
-        from sira.hls.simulate import find_ap_types
-
-        find_ap_types()
-    except SiraError as e:
-        return str(e)
-    return ""
 
 
 def _spec(name: str) -> dict:
@@ -52,7 +43,7 @@ def projects(tmp_path_factory) -> dict[str, str]:
         out = {}
         for name in ("sira_mlp", "sira_conv"):
             dest = tmp_path_factory.mktemp(name) / f"{name}_hls"
-            build(os.path.join(EXAMPLES, f"{name}.onnx"), str(dest), _spec(name), samples=10, run_csim=not _csim_unavailable())
+            build(os.path.join(EXAMPLES, f"{name}.onnx"), str(dest), _spec(name), samples=10, run_csim=not unavailable())
             out[name] = str(dest)
         return out
 
@@ -209,7 +200,7 @@ def test_csim_verdict(page):
     path = os.path.join(root, "report", "csim.json")
     if not os.path.exists(path):
         assert verdict.attrs["data-status"] == "not-run" and "not run" in summary
-        pytest.skip(f"C simulation unavailable: {_csim_unavailable()}")
+        pytest.skip(f"C simulation unavailable: {unavailable()}")
     c = _json(root, "report/csim.json")
     assert summary == f"csim: {c['exact']}/{c['samples']} outputs bit-exact"
     assert verdict.attrs["data-status"] == ("passed" if c["passed"] else "failed")

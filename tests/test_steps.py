@@ -8,13 +8,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 
 from sira.errors import SiraError
+from sira.hls.simulate import unavailable
 from sira.steps import (
     SIRA_STEPS,
     SiraBuildConfig,
@@ -33,16 +33,6 @@ SPEC = os.path.join(EXAMPLES, "sira_mlp.spec.json")
 SAMPLES = 10
 
 
-def _have_csim() -> str:
-    if shutil.which(os.environ.get("CXX", "g++")) is None:
-        return "no g++ on this machine"
-    try:
-        from sira.hls.simulate import find_ap_types
-
-        find_ap_types()
-    except SiraError as e:
-        return str(e)
-    return ""
 
 
 @pytest.fixture(autouse=True)
@@ -180,7 +170,7 @@ def _run(steps, model, cfg):
     return model
 
 
-@pytest.mark.skipif(bool(_have_csim()), reason=f"C simulation unavailable: {_have_csim()}")
+@pytest.mark.skipif(bool(unavailable()), reason=f"C simulation unavailable: {unavailable()}")
 def test_the_four_steps_as_a_list_with_csim(tmp_path):
     cfg = _cfg(tmp_path, sira_csim=True)
     final = _run(SIRA_STEPS, ModelWrapper(MLP), cfg)

@@ -322,7 +322,7 @@ def _weight_store(weights: np.ndarray, wtype: hw.StreamType) -> tuple[str, str, 
     return f"ap_uint<{bits}>", raw_ctype(bits, False), bits
 
 
-def _mac_common(layer, in_lanes: int, cost: Optional[Cost]) -> dict:
+def _mac_common(layer, in_lanes: int, channels: int, cost: Optional[Cost]) -> dict:
     itype, wtype, atype = layer.in_type, layer.weight_type, layer.acc_type
     if not itype.is_integer:
         raise SiraError(f"layer '{layer.name}' ({layer.kind}) reads a float stream; it runs on the host, not in the dataflow")
@@ -341,21 +341,18 @@ def _mac_common(layer, in_lanes: int, cost: Optional[Cost]) -> dict:
         "mul_impl": _mul_impl(cost),
         "pragmas": memory_pragmas("weights", partition=(1,), reshape=(3,), impl=_storage(cost, "weights")),
         "reps": int(math.prod(layer.num_input_vectors)) if layer.num_input_vectors else 1,
-        "thr": None,
+        "thr": None if layer.thresholds is None else _threshold_context(layer, channels, layer.pe, *layer.acc_range, cost, _unit(cost)),
     }
 
 
 @kernel("MVAU", "layer_mvau.hpp.j2", _mvau_lanes)
 def mvau_context(layer: hw.MVAU, cost: Optional[Cost]) -> dict:
-    ctx = _mac_common(layer, layer.simd, cost)
+    ctx = _mac_common(layer, layer.simd, layer.mh, cost)
     nf, sf = layer.mh // layer.pe, layer.mw // layer.simd
     codes = encode_codes(layer.weights, layer.weight_type)  # (MW, MH)
     # [pe][tile = nf*SF + sf][simd] = W[sf*SIMD + s, nf*PE + pe]
     arr = np.asarray(codes, dtype=object).reshape(sf, layer.simd, nf, layer.pe).transpose(3, 2, 0, 1).reshape(layer.pe, nf * sf, layer.simd)
     ctx.update(mw=layer.mw, mh=layer.mh, simd=layer.simd, pe=layer.pe, nf=nf, sf=sf, weights=initializer(arr, False))
-    if layer.thresholds is not None:
-        lo, hi = layer.acc_range
-        ctx["thr"] = _threshold_context(layer, layer.mh, layer.pe, lo, hi, cost, _unit(cost))
     return ctx
 
 
@@ -386,15 +383,12 @@ def vvau_context(layer: hw.VVAU, cost: Optional[Cost]) -> dict:
             f"layer '{layer.name}' (VVAU): SIMD={layer.simd} is not generated (the window arrives channel-parallel); "
             "fold this layer with PE instead (--folding with SIMD 1)"
         )
-    ctx = _mac_common(layer, layer.pe, cost)
+    ctx = _mac_common(layer, layer.pe, layer.channels, cost)
     k = int(math.prod(layer.kernel))
     cf = layer.channels // layer.pe
     codes = np.asarray(encode_codes(layer.weights, layer.weight_type), dtype=object)  # (C, K)
     arr = codes.reshape(cf, layer.pe, k).transpose(1, 0, 2)  # [pe][cf][k]
     ctx.update(channels=layer.channels, k=k, pe=layer.pe, cf=cf, weights=initializer(arr, False))
-    if layer.thresholds is not None:
-        lo, hi = layer.acc_range
-        ctx["thr"] = _threshold_context(layer, layer.channels, layer.pe, lo, hi, cost, _unit(cost))
     return ctx
 
 
@@ -490,7 +484,8 @@ def _binary_context(layer, op: str, rhs_type: Optional[hw.StreamType], param, ro
         b_lo, b_hi = value_range(rhs_type)
     else:
         b_lo = b_hi = 0
-    corners = [a_lo, a_hi, b_lo, b_hi] + ([layer.clip_lo, layer.clip_hi] if op == "RoundClip" else [])  # RoundClip writes op_t(clip_lo/hi)
+    # RoundClip writes op_t(clip_lo) and op_t(clip_hi): the type holds them too
+    corners = [a_lo, a_hi, b_lo, b_hi] + ([layer.clip_lo, layer.clip_hi] if op == "RoundClip" else [])
     if op == "Mul":
         corners += [x * y for x in (a_lo, a_hi) for y in (b_lo, b_hi)]
     elif op in ("Add", "Sub"):

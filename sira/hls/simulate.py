@@ -45,6 +45,17 @@ def find_ap_types() -> str:
     )
 
 
+def unavailable() -> str:
+    """Why C simulation cannot run on this machine ("" when it can)."""
+    if shutil.which(os.environ.get("CXX", "g++")) is None:
+        return "no C++ compiler (g++, or $CXX) on this machine"
+    try:
+        find_ap_types()
+    except SiraError as e:
+        return str(e)
+    return ""
+
+
 def compiler() -> str:
     cxx = os.environ.get("CXX", "g++")
     if shutil.which(cxx) is None:
@@ -163,4 +174,4 @@ def csim(project: str, *, layers_on_failure: bool = True, write_report: bool = T
     return result
 
 
-__all__ = ["csim", "CsimResult", "find_ap_types", "build_binary", "run_layers", "cache_dir"]
+__all__ = ["csim", "CsimResult", "find_ap_types", "unavailable", "build_binary", "run_layers", "cache_dir"]
