@@ -27,13 +27,12 @@ grid scaled by 1/255, as pixels do.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
-from quant_nodes import QONNX, quant
+from onnx import helper
+from quant_nodes import qonnx_model, quant, write_main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -104,30 +103,8 @@ def build(image=(3, 10, 10), channels: int = 8, classes: int = 10, seed: int = 2
     inits["fc_bias"] = rng.normal(0.0, 0.1, classes).astype(np.float32)
     nodes.append(helper.make_node("Add", ["fc_acc", "fc_bias"], ["logits"], name="fc_bias_add"))
 
-    graph = helper.make_graph(
-        nodes,
-        "sira_conv",
-        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [1, c_in, height, width])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
-        initializer=[numpy_helper.from_array(v, name=k) for k, v in inits.items()],
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX, 1)],
-        producer_name="sira-examples",
-    )
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-o", "--output", default=os.path.join(HERE, "sira_conv.onnx"))
-    args = ap.parse_args()
-    onnx.save(build(), args.output)
-    print(f"wrote {args.output}")
+    return qonnx_model("sira_conv", nodes, {"pixels": [1, c_in, height, width]}, {"logits": [1, classes]}, inits)
 
 
 if __name__ == "__main__":
-    main()
+    write_main(build, os.path.join(HERE, "sira_conv.onnx"), __doc__)
