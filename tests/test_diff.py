@@ -210,3 +210,28 @@ def test_json_output(capsys, tmp_path, builds):
     assert doc["kind"] == "project" and doc["verdict"] == "regression" and doc["exit_code"] == 1
     assert doc["summary"]["regressions"] == sum(c["verdict"] == "regression" for c in doc["changes"])
     assert diff_text(doc).splitlines()[-1].startswith("REGRESSION:")
+
+
+def test_zoo_estimates_and_analyses(capsys, tmp_path):
+    """A zoo model's estimate and analysis reports, against themselves and
+    against a copy where one MAC layer got wider and costlier."""
+    from conftest import ZOO_MODELS, zoo_path
+
+    from sira.estimate import estimate
+    from sira.report import report_json
+
+    path, spec = zoo_path("TFC_2W2A"), ZOO_MODELS["TFC_2W2A"][1]
+    est = json.loads(json.dumps(estimate(path, spec)))
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(est))
+    assert run(capsys, str(a), str(a))[0] == 0
+    worse = copy.deepcopy(est)
+    worse["layers"]["MatMul_1"]["LUT"] += 10
+    worse["layers"]["MatMul_1"]["acc_bits"] += 1
+    b.write_text(json.dumps(worse))
+    code, out, _ = run(capsys, str(a), str(b))
+    assert code == 1 and "MatMul_1" in out and "regression" in out.lower()
+    analysis = report_json(sira.analyze(sira.load(path), spec))
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps(analysis))
+    assert run(capsys, str(c), str(c))[0] == 0
