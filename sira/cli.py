@@ -354,7 +354,7 @@ def cmd_estimate(args) -> int:
     _check_hardware_options(args)
     _check_model_path(args.model)
     doc = estimate(args.model, _input_spec(args), part=args.part, clock_ns=args.clock_ns, mode=args.mode,
-                   target_fps=args.target_fps, folding=args.folding)
+                   target_fps=args.target_fps, folding=args.folding, progress=_step_counter(args, OPTIMIZE_STEPS + ["estimate"]))
     if args.format == "json":
         _emit(args, json.dumps(doc, indent=2))
     else:
@@ -391,7 +391,8 @@ def cmd_build(args) -> int:
     _check_model_path(args.model)
     if args.samples < 1:
         raise SiraError(f"--samples must be at least 1, got {args.samples}")
-    progress = _step_counter(args, ["optimize", "estimate", "plan", "vectors", "write"] + (["csim"] if args.csim else []))
+    steps = [f"optimize: {step}" for step in OPTIMIZE_STEPS] + ["estimate", "plan", "vectors", "write"] + (["csim"] if args.csim else [])
+    progress = _step_counter(args, steps)
     result = build(args.model, args.output, _input_spec(args), part=args.part, clock_ns=args.clock_ns, target_fps=args.target_fps,
                    folding=args.folding, samples=args.samples, seed=args.seed, run_csim=args.csim, progress=progress)
     project = result.project

@@ -465,7 +465,7 @@ def _lint(layers, part, costs=None) -> list:
     return [str(i) for i in issues]
 
 
-def prepare(model_or_path, input_spec=None, *, samples: int = 100, seed: int = 0):
+def prepare(model_or_path, input_spec=None, *, samples: int = 100, seed: int = 0, progress=None):
     """(optimized model, report layers list, hw layers, graph input names).
 
     An already optimized model (metadata ``sira_acc_dtype``) is not
@@ -486,7 +486,7 @@ def prepare(model_or_path, input_spec=None, *, samples: int = 100, seed: int = 0
         lowered_spec = input_spec
         report_layers = mac_width_report(sira.analyze(optimized, lowered_spec))
     else:
-        optimized, rep = sira.optimize(model, input_spec, samples=samples, seed=seed)
+        optimized, rep = sira.optimize(model, input_spec, samples=samples, seed=seed, progress=progress)
         report_layers = rep.layers
         lowered_spec = None
     if lowered_spec is None:
@@ -498,7 +498,7 @@ def prepare(model_or_path, input_spec=None, *, samples: int = 100, seed: int = 0
 
 
 def estimate(model_or_path, input_spec=None, part: str = DEFAULT_PART, clock_ns: float = 10.0, mode: str = "refined",
-             target_fps: Optional[float] = None, folding=None, *, samples: int = 100, seed: int = 0) -> dict:
+             target_fps: Optional[float] = None, folding=None, *, samples: int = 100, seed: int = 0, progress=None) -> dict:
     """Resource and throughput estimate of ``model_or_path`` (a QONNX model,
     optimized first unless it already is), SIRA versus the FINN baseline.
 
@@ -507,13 +507,17 @@ def estimate(model_or_path, input_spec=None, part: str = DEFAULT_PART, clock_ns:
     :class:`SiraError`. Returns FINN-vocabulary JSON: ``layers`` (per node
     ``op_type, LUT, DSP, BRAM_18K, URAM, cycles, acc_bits, PE, SIMD,
     multiplies``), ``total``, ``baseline`` (``layers``, ``total``), ``delta``
-    (SIRA vs baseline, % of the baseline) and ``performance``."""
+    (SIRA vs baseline, % of the baseline) and ``performance``. ``progress``
+    is called with each step's name (the optimize passes, then
+    ``estimate``)."""
     t0 = time.perf_counter()
     C._check_mode(mode)
     p = get_part(part)
     if not (isinstance(clock_ns, (int, float)) and clock_ns > 0):
         raise SiraError(f"clock period must be positive, got {clock_ns} ns")
-    prepared = prepare(model_or_path, input_spec, samples=samples, seed=seed)
+    prepared = prepare(model_or_path, input_spec, samples=samples, seed=seed, progress=progress)
+    if progress:
+        progress("estimate")
     doc, _, _ = estimate_prepared(prepared, p, clock_ns, mode, target_fps, folding)
     doc["seconds"] = round(time.perf_counter() - t0, 3)
     return doc

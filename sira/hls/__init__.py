@@ -78,8 +78,7 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
         model_bytes = model.model.SerializeToString()
         model_name = "model.onnx"
         original = sira.load(model)
-    say("optimize")
-    prepared = prepare(original, input_spec, seed=seed)
+    prepared = prepare(original, input_spec, seed=seed, progress=lambda label: say(f"optimize: {label}"))
     say("estimate")
     doc, layers, costs = estimate_prepared(prepared, p, clock_ns, "refined", target_fps, folding)
     say("plan")
