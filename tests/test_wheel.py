@@ -1,5 +1,6 @@
-"""The installed wheel works on its own: both packages are in it, the
-console script is declared, and the analysis and a pass run from it."""
+"""The installed wheel works on its own: its packages and the HLS templates
+are in it, and the analysis, a pass and an HLS build with C simulation run
+from it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import sys
 import pytest
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+MLP = os.path.join(ROOT, "examples", "sira_mlp.onnx")
+SPEC = os.path.join(ROOT, "examples", "sira_mlp.spec.json")
 
 
 @pytest.mark.slow
@@ -24,9 +27,13 @@ def test_wheel_runs_outside_the_checkout(tmp_path):
         "assert sira.__file__.startswith(%r), sira.__file__\n"
         "r = sira.analyze(%r, %r)\n"
         "assert not r.fallbacks\n"
+        "from sira.hls.project import templates_dir\n"
+        "assert templates_dir().startswith(%r), templates_dir()\n"
+        "b = sira.build(%r, 'hls', %r, samples=3, run_csim=True)\n"
+        "assert b.csim.passed, b.csim.summary()\n"
         "print('ok', len(r))\n"
-    ) % (str(target), os.path.join(ROOT, "examples", "sira_mlp.onnx"), os.path.join(ROOT, "examples", "sira_mlp.spec.json"))
-    env = dict(os.environ, PYTHONPATH=str(target))
+    ) % (str(target), MLP, SPEC, str(target), MLP, SPEC)
+    env = dict(os.environ, PYTHONPATH=str(target), SIRA_CACHE_DIR=str(tmp_path / "cache"))
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ok")
