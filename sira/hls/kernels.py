@@ -628,7 +628,8 @@ def swg_context(layer: hw.ConvolutionInputGenerator, cost: Optional[Cost]) -> di
         "ih": layer.ifm_dim[0], "iw": layer.ifm_dim[1], "oh": layer.ofm_dim[0], "ow": layer.ofm_dim[1],
         "kh": layer.kernel[0], "kw": layer.kernel[1], "sh": layer.stride[0], "sw": layer.stride[1],
         "dh": layer.dilation[0], "dw": layer.dilation[1], "cf": layer.channels // layer.simd,
-        "rows": _window_rows(layer), "pragmas": memory_pragmas("rows", impl=_storage(cost, "line_buffer"), kind="ram_2p"),
+        "window_rows": _window_rows(layer), "buffer_rows": _window_rows(layer) + layer.stride[0],
+        "pragmas": memory_pragmas("rows", impl=_storage(cost, "line_buffer"), kind="ram_2p"),
     }  # fmt: skip
 
 
