@@ -718,6 +718,26 @@ def streaming_maxpool(*, kernel: int, ifm_dim: int, channels: int, pe: int, a_bi
     return replace(_refined("StreamingMaxPool", breakdown, 0, mem.bram18, mem.uram), storage=_stored(line_buffer=mem))
 
 
+def global_pool(*, channels: int, pe: int, acc_bits: int, function: str = "sum", mode: str = "refined",
+                part: Part | str | None = None) -> Cost:
+    """Global pooling on a streamed image: per PE one running value updated
+    as the pixels arrive (an ``acc_bits`` adder for "sum", a comparator and
+    mux for "max"), the C/PE running values of each lane in a memory of
+    PE·acc_bits × C/PE (map_memory). finn mode: 0 (no FINN estimate, §1.6)."""
+    _check_mode(mode)
+    if mode == "finn":
+        return _finn_zero("Pool")
+    if function == "sum":
+        per_pe = _ev("prim.add", n=acc_bits)
+    elif function == "max":
+        per_pe = _ev("prim.cmp_var", n=acc_bits) + acc_bits
+    else:
+        raise SiraError(f"unknown pool function '{function}'; use max or sum")
+    mem = map_memory(pe * acc_bits, channels // pe, part)
+    breakdown = {"running_values": pe * per_pe, "value_memory": mem.lut}
+    return replace(_refined("Pool", breakdown, 0, mem.bram18, mem.uram), storage=_stored(running_values=mem))
+
+
 def pool(*, function: str, window: int, pe: int, a_bits: int, mode: str = "refined") -> Cost:
     """Pool over a window of ``window`` elements per channel (after a sliding
     window generator). finn mode: 0 (no FINN estimate, §1.6). refined, per

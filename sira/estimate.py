@@ -210,6 +210,8 @@ def layer_cost(layer: hw.HWLayer, part=DEFAULT_PART, mode: str = "refined") -> C
             a_bits=layer.in_type.bits, mode=mode, part=p,
         )  # fmt: skip
     if isinstance(layer, hw.Pool):
+        if layer.is_global:
+            return C.global_pool(channels=layer.channels, pe=layer.pe, acc_bits=_bits(layer.acc_type or layer.out_type), mode=mode, part=p)
         return C.pool(function="sum", window=int(math.prod(layer.kernel)), pe=layer.pe, a_bits=layer.in_type.bits, mode=mode)
     if isinstance(layer, (hw.Concat, hw.Split)):
         if mode == "finn":

@@ -569,6 +569,12 @@ class Pool(HWLayer):
         return {"pe": ("channels", self.channels)}
 
     @property
+    def is_global(self) -> bool:
+        """One window over the whole image (global pooling): a running
+        value per channel, no line buffer."""
+        return self.kernel == self.ifm_dim and self.ofm_dim == (1, 1)
+
+    @property
     def cycles(self) -> int:
         return int(math.prod(self.ifm_dim)) * (self.channels // self.pe)
 

@@ -388,3 +388,12 @@ def test_pool_over_one_element_is_wiring():
     c = C.pool(function="sum", window=1, pe=2, a_bits=4)
     assert c.free and (c.lut, c.dsp, c.bram18, c.uram) == (0, 0, 0, 0)
     assert C.pool(function="sum", window=4, pe=2, a_bits=4).lut > 0
+
+
+def test_global_pool_is_running_values_not_a_window_tree():
+    from sira import cost as C
+
+    g = C.global_pool(channels=64, pe=4, acc_bits=12)
+    w = C.pool(function="sum", window=49, pe=4, a_bits=4)
+    assert 0 < g.lut < w.lut and g.storage == {"running_values": "distributed"}
+    assert C.global_pool(channels=64, pe=8, acc_bits=12).lut > C.global_pool(channels=64, pe=4, acc_bits=12).lut

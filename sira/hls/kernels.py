@@ -654,18 +654,17 @@ def swg_reference(layer: hw.ConvolutionInputGenerator, inputs):
 
 
 def _pool_context(layer, cost: Optional[Cost], reduce: str, acc: str) -> dict:
-    if reduce == "max":
-        init, combine = f"acc_t({cpp_literal(layer.in_type.min, True)})", "(v > r[p] ? v : r[p])"
-    else:
-        init, combine = "acc_t(0)", "r[p] + v"
+    combine = "(v > {0} ? v : {0})" if reduce == "max" else "{0} + v"
     return {
         "in": port(layer.in_type, layer.pe),
         "out": port(layer.out_type, layer.pe),
         "ih": layer.ifm_dim[0], "iw": layer.ifm_dim[1], "oh": layer.ofm_dim[0], "ow": layer.ofm_dim[1],
         "kh": layer.kernel[0], "kw": layer.kernel[1], "sh": layer.stride[0], "sw": layer.stride[1],
-        "pe": layer.pe, "cf": layer.channels // layer.pe, "rows": layer.kernel[0],
-        "reduce": reduce, "acc_type": acc, "init": init, "combine": combine,
+        "pe": layer.pe, "cf": layer.channels // layer.pe, "buffer_rows": layer.kernel[0] + layer.stride[0],
+        "reduce": reduce, "acc_type": acc, "combine": combine.format("r[p]"), "combine_global": combine.format("r[c][p]"),
+        "global_pool": getattr(layer, "is_global", False),
         "pragmas": memory_pragmas("rows", impl=_storage(cost, "line_buffer"), kind="ram_2p"),
+        "global_pragmas": memory_pragmas("r", partition=(2,), impl=_storage(cost, "running_values"), kind="ram_2p"),
     }  # fmt: skip
 
 
