@@ -381,7 +381,7 @@ def plumbing_docs(layers: Sequence[hw.HWLayer], graph_outputs: Sequence[str], mo
     from .hls.kernels import Duplicate, WidthConverter
 
     try:
-        df = plan(list(layers), None, graph_outputs)
+        df = plan(list(layers), graph_outputs)
     except SiraError as e:
         notes.append(f"stream plumbing not estimated: {e}")
         return {}

@@ -859,7 +859,7 @@ def test_coverage_of_the_projects():
         net = make_net(group, seed)
         _, costs = cost_layers(net.layers)
         read = {t for layer in net.layers for t in layer.inputs}
-        df = plan(net.layers, costs, [t for layer in net.layers for t in layer.outputs if t not in read])
+        df = plan(net.layers, [t for layer in net.layers for t in layer.outputs if t not in read])
         for st in df.stages:
             if st.node.kind in ("Duplicate", "WidthConverter"):
                 plumbing.add(st.node.kind)

@@ -83,7 +83,7 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
     doc, layers, costs = estimate_prepared(prepared, p, clock_ns, "refined", target_fps, folding)
     say("plan")
     namer = Namer()
-    df = plan(layers, costs, [o.name for o in prepared[0].graph.output], namer)
+    df = plan(layers, [o.name for o in prepared[0].graph.output], namer)
     say("vectors")
     optimized = prepared[0]
     regridded = frozenset(
@@ -129,7 +129,7 @@ def build_layers(layers, out_dir: str, samples: list, *, name: str = "layers", p
     read = {t for layer in layers for t in layer.inputs}
     outputs = [t for layer in layers for t in layer.outputs if t not in read]
     namer = Namer()
-    df = plan(layers, costs, outputs, namer)
+    df = plan(layers, outputs, namer)
     ins: list = [[] for _ in df.inputs]
     outs: list = [[] for _ in df.outputs]
     frames: list = []

@@ -27,7 +27,6 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .. import hw
-from ..cost import Cost
 from ..errors import SiraError
 from .kernels import Duplicate, Kernel, WidthConverter, exact, kernel_for, port
 from .names import Namer
@@ -153,11 +152,10 @@ def _split(layers: Sequence[hw.HWLayer]) -> tuple[list, list, list]:
     return head, body, tail
 
 
-def plan(layers: Sequence[hw.HWLayer], costs: Optional[dict[str, Cost]] = None, graph_outputs: Sequence[str] = (),
-         namer: Optional[Namer] = None) -> Dataflow:
-    """The dataflow of ``layers`` (see the module docstring). ``costs``
-    (by layer name, refined mode) carry the binding decisions;
-    ``graph_outputs`` names the model's output tensors."""
+def plan(layers: Sequence[hw.HWLayer], graph_outputs: Sequence[str] = (), namer: Optional[Namer] = None) -> Dataflow:
+    """The dataflow of ``layers`` (see the module docstring);
+    ``graph_outputs`` names the model's output tensors, ``namer`` makes
+    the C++ identifiers."""
     namer = namer or Namer()
     head, body, tail = _split(layers)
     aliases: dict[str, str] = {}

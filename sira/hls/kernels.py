@@ -317,9 +317,6 @@ def _mvau_lanes(layer: hw.MVAU):
     return (layer.simd,), (layer.pe,)
 
 
-def _weight_store(weights: np.ndarray, wtype: hw.StreamType) -> tuple[str, str, int]:
-    bits = wtype.bits
-    return f"ap_uint<{bits}>", raw_ctype(bits, False), bits
 
 
 def _mac_common(layer, in_lanes: int, channels: int, cost: Optional[Cost]) -> dict:
@@ -328,15 +325,15 @@ def _mac_common(layer, in_lanes: int, channels: int, cost: Optional[Cost]) -> di
         raise SiraError(f"layer '{layer.name}' ({layer.kind}) reads a float stream; it runs on the host, not in the dataflow")
     ib = 2 if itype.kind == "bipolar" else itype.bits + (0 if itype.signed else 1)
     wb = 2 if wtype.kind == "bipolar" else wtype.bits + (0 if wtype.signed else 1)
-    store, raw, wbits = _weight_store(layer.weights, wtype)
+    wbits = wtype.bits
     return {
         "in": port(itype, in_lanes),
         "out": port(layer.out_type, layer.pe),
         "acc_type": value_ctype(atype),
         "w_codec": codec(wtype),
         "w_bits": wbits,
-        "w_store": store,
-        "w_raw": raw,
+        "w_store": f"ap_uint<{wbits}>",
+        "w_raw": raw_ctype(wbits, False),
         "product_type": f"ap_int<{ib + wb}>",
         "mul_impl": _mul_impl(cost),
         "pragmas": memory_pragmas("weights", partition=(1,), reshape=(3,), impl=_storage(cost, "weights")),
