@@ -45,21 +45,12 @@ DEPENDENCIES = ("onnx", "onnxruntime", "qonnx", "numpy", "sympy", "networkx", "j
 
 
 def templates_dir() -> str:
-    """The ``hls_templates`` folder: beside the ``sira`` package in a source
-    checkout, or installed as package data."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (os.path.join(here, "..", "..", "hls_templates"),):
-        if os.path.isfile(os.path.join(candidate, "top.cpp.j2")):
-            return os.path.normpath(candidate)
-    try:
-        import hls_templates  # installed as package data
-
-        path = list(hls_templates.__path__)[0]
-        if os.path.isfile(os.path.join(path, "top.cpp.j2")):
-            return path
-    except ImportError:
-        pass
-    raise SiraError("sira's HLS templates (hls_templates/) are missing from this installation; reinstall sira")
+    """The ``hls_templates`` folder, beside the ``sira`` package both in a
+    source checkout and in an installed wheel (package data)."""
+    path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "hls_templates"))
+    if not os.path.isfile(os.path.join(path, "top.cpp.j2")):
+        raise SiraError("sira's HLS templates (hls_templates/) are missing from this installation; reinstall sira")
+    return path
 
 
 def environment() -> jinja2.Environment:
@@ -92,8 +83,14 @@ def _sha256(data: bytes) -> str:
 # --------------------------------------------------------------------------
 
 
+def _layer_file(stage: Stage, role: str, j: int) -> str:
+    """Values of a stage's input (``role`` "in") or output ("out") ``j``, per
+    sample, relative to ``tb_data/``."""
+    return f"layers/{stage.id}.{role}{j}.txt"
+
+
 def _stage_port(stage: Stage, df: Dataflow, sid: str, role: str, j: int) -> dict:
-    return dict(df.streams[sid].port(), id=f"{role}{j}", file=f"layers/{stage.id}.{'in' if role == 'i' else 'out'}{j}.txt")
+    return dict(df.streams[sid].port(), id=f"{role[0]}{j}", file=_layer_file(stage, role, j))
 
 
 def _decl(df: Dataflow, sid: str) -> str:
@@ -113,8 +110,8 @@ def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clo
         ctx.update(base, id=stage.id, guard=f"{stage.id.upper()}_HPP")
         path = f"firmware/{stage.id}.hpp"
         files[path] = env.get_template(stage.kernel.template).render(**ctx)
-        tb_in = [_stage_port(stage, df, s, "i", j) for j, s in enumerate(stage.inputs)]
-        tb_out = [_stage_port(stage, df, s, "o", j) for j, s in enumerate(stage.outputs)]
+        tb_in = [_stage_port(stage, df, s, "in", j) for j, s in enumerate(stage.inputs)]
+        tb_out = [_stage_port(stage, df, s, "out", j) for j, s in enumerate(stage.outputs)]
         nodes.append({
             "id": stage.id, "file": f"{stage.id}.hpp", "args": stage.inputs + stage.outputs,
             "tb_inputs": tb_in, "tb_outputs": tb_out, "tb_args": [p["id"] for p in tb_in + tb_out],
@@ -152,7 +149,7 @@ def _write_vectors(root: str, df: Dataflow, vectors: Vectors) -> None:
         for role, sids in (("in", stage.inputs), ("out", stage.outputs)):
             for j, sid in enumerate(sids):
                 tensor = df.streams[sid].tensor
-                write_lines(os.path.join(data, "layers", f"{stage.id}.{role}{j}.txt"), [env[tensor] for env in vectors.frames])
+                write_lines(os.path.join(data, _layer_file(stage, role, j)), [env[tensor] for env in vectors.frames])
 
 
 def _layer_summary(layer: hw.HWLayer) -> dict:
