@@ -72,7 +72,7 @@ def main() -> None:
         results[name] = {"sira": s, "baseline": b, "delta": doc["delta"], "seconds": dt}
     print(f"estimate ({args.mode} cost model, {args.part}, PE=SIMD=1): baseline (FINN today) vs SIRA totals")
     print(format_table(headers, rows, right=list(range(1, len(headers)))))
-    print("unk: layers whose cost is unknown (float tails); their cost is left out of both totals")
+    print("unk: layers whose cost has no formula; their cost is left out of both totals (float steps before and after the dataflow run on the host and cost 0)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)
