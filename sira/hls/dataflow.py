@@ -88,7 +88,6 @@ class Dataflow:
     head: list[hw.HWLayer]
     tail: list[hw.HWLayer]
     layers: list[hw.HWLayer]
-    aliases: dict[str, str]
 
     def reference(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every tensor of the dataflow for one frame: ``inputs`` maps each
@@ -259,7 +258,7 @@ def plan(layers: Sequence[hw.HWLayer], graph_outputs: Sequence[str] = (), namer:
             if o not in readers:
                 raise SiraError(f"layer '{st.node.name}' ({st.node.kind}): its output '{o}' is read by nothing; remove the dead layer")
     ordered = _order(stages + plumbing, [p.stream.id for p in in_ports])
-    return Dataflow(ordered, streams, in_ports, out_ports, head, tail, list(body), aliases)
+    return Dataflow(ordered, streams, in_ports, out_ports, head, tail, list(body))
 
 
 def _shape_of(t: str, body) -> tuple[int, ...]:

@@ -143,16 +143,6 @@ def encode_codes(values: np.ndarray, t: hw.StreamType) -> np.ndarray:
     return np.vectorize(lambda x: int(x) & mask, otypes=[object])(v)
 
 
-def decode_codes(codes: np.ndarray, t: hw.StreamType) -> np.ndarray:
-    c = np.asarray(codes, dtype=object)
-    if t.kind == "bipolar":
-        return np.vectorize(lambda x: 1 if int(x) else -1, otypes=[object])(c)
-    if not t.signed:
-        return c
-    half = 1 << (t.bits - 1)
-    return np.vectorize(lambda x: int(x) - (1 << t.bits) if int(x) >= half else int(x), otypes=[object])(c)
-
-
 def pack_words(values: np.ndarray, t: hw.StreamType, lanes: int) -> list[int]:
     """Stream words of a flat element sequence (element i of a word in bits
     [(i+1)W-1 : iW])."""
@@ -794,6 +784,6 @@ def width_converter_reference(node: WidthConverter, inputs):
 
 __all__ = [
     "Duplicate", "WidthConverter", "memory_pragmas",
-    "KERNELS", "Kernel", "kernel_for", "codec", "value_ctype", "pack_words", "encode_codes", "decode_codes",
+    "KERNELS", "Kernel", "kernel_for", "codec", "value_ctype", "pack_words", "encode_codes",
     "exact", "port", "initializer", "raw_ctype", "cpp_literal",
 ]  # fmt: skip
