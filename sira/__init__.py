@@ -10,62 +10,72 @@ Public API::
     doc = sira.estimate.estimate("model.onnx", input_spec=(0, 1))  # resources, SIRA vs FINN
     result = sira.build("model.onnx", "out", input_spec=(0, 1), run_csim=True)
     sira.csim("out")                                              # g++ C simulation
+
+This module is a lazy facade (PEP 562): each name is imported from the
+module that owns it on first use, so ``import sira`` and ``sira --help``
+cost nothing, and no module of sira ever imports this one (the layers are
+listed in ARCHITECTURE.md and enforced by ``tests/test_layering.py``).
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING
 
-from .errors import SiraError
-from .range import ScaledIntRange
-from .model import load
-from .analysis import AnalysisWarning, RangeReport, analyze
-from .rules import RULES, RuleContext, rule
-from .verify import EquivalenceResult, VerifyResult, verify, verify_equivalent
+from .version import __version__
+
+#: public name -> (owning module, attribute)
+_EXPORTS = {
+    "SiraError": ("sira.errors", "SiraError"),
+    "ScaledIntRange": ("sira.range", "ScaledIntRange"),
+    "load": ("sira.model", "load"),
+    "analyze": ("sira.analysis", "analyze"),
+    "AnalysisWarning": ("sira.analysis", "AnalysisWarning"),
+    "RangeReport": ("sira.analysis", "RangeReport"),
+    "RULES": ("sira.rules", "RULES"),
+    "RuleContext": ("sira.rules", "RuleContext"),
+    "rule": ("sira.rules", "rule"),
+    "verify": ("sira.verification", "verify"),
+    "VerifyResult": ("sira.verification", "VerifyResult"),
+    "verify_equivalent": ("sira.verification", "verify_equivalent"),
+    "EquivalenceResult": ("sira.verification", "EquivalenceResult"),
+    "optimize": ("transforms.pipeline", "optimize"),
+    "build": ("sira.hls.builder", "build"),
+    "csim": ("sira.hls.simulate", "csim"),
+}
+
+#: submodules reachable as attributes (``sira.estimate.estimate(...)``)
+_SUBMODULES = frozenset({
+    "analysis", "cli", "cost", "devices", "diff", "errors", "estimate", "execute", "explain", "folding", "hls",
+    "htmlreport", "hw", "inputspec", "lint", "model", "numerics", "range", "report", "rules", "steps",
+    "verification",
+})  # fmt: skip
+
+__all__ = ["__version__", *_EXPORTS]
 
 
-
-def optimize(model, input_spec=None, **options):
-    """The SIRA pipeline (lower, aggregate, thresholds, annotate), every pass
-    verified bit-exact: returns ``(optimized ModelWrapper, OptimizeReport)``.
-    See :func:`transforms.pipeline.optimize` for the options. Imported on
-    use: the analysis itself never depends on the transforms."""
-    from transforms.pipeline import optimize as run
-
-    return run(model, input_spec, **options)
-
-
-def build(model, out_dir, input_spec=None, **options):
-    """The Vitis HLS project of a model, optionally C-simulated; see
-    :func:`sira.hls.build`."""
-    from .hls import build as run
-
-    return run(model, out_dir, input_spec, **options)
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module, attr = _EXPORTS[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'sira' has no attribute {name!r}")
 
 
-def csim(project_dir, **options):
-    """C simulation of a project made by :func:`build`; see :func:`sira.hls.csim`."""
-    from .hls import csim as run
-
-    return run(project_dir, **options)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
 
 
-__all__ = [
-    "optimize",
-    "build",
-    "csim",
-    "__version__",
-    "SiraError",
-    "ScaledIntRange",
-    "load",
-    "analyze",
-    "AnalysisWarning",
-    "RangeReport",
-    "RULES",
-    "RuleContext",
-    "rule",
-    "verify",
-    "VerifyResult",
-    "verify_equivalent",
-    "EquivalenceResult",
-]
+if TYPE_CHECKING:  # what the names are, for type checkers and editors
+    from transforms.pipeline import optimize
+    from .analysis import AnalysisWarning, RangeReport, analyze
+    from .errors import SiraError
+    from .hls.builder import build
+    from .hls.simulate import csim
+    from .model import load
+    from .range import ScaledIntRange
+    from .rules import RULES, RuleContext, rule
+    from .verification import EquivalenceResult, VerifyResult, verify, verify_equivalent

@@ -110,7 +110,7 @@ def cmd_analyze(args) -> int:
 def cmd_verify(args) -> int:
     from .analysis import analyze
     from .model import load
-    from .verify import verify
+    from .verification import verify
 
     if args.samples < 0:
         raise SiraError("--samples must be >= 0")

@@ -76,8 +76,17 @@ import json
 import os
 from typing import Any, Callable, Optional
 
+import numpy as np
+from transforms.pipeline import optimize
+from transforms.widths import ACC_DTYPE_KEY
+
+from .analysis import analyze
 from .devices import DEFAULT_PART
 from .errors import SiraError
+from .estimate import estimate
+from .hls.builder import build
+from .model import load
+from .report import report_json, write_atomic
 
 #: where the reports go, below ``cfg.output_dir``
 REPORT_DIR = "report"
@@ -145,16 +154,12 @@ class _Settings:
         return os.path.join(self.output_dir, REPORT_DIR)
 
     def write_report(self, name: str, doc: dict) -> str:
-        from .report import write_atomic
-
         path = os.path.join(self.report_dir, name)
         write_atomic(path, json.dumps(doc, indent=2, default=_json_default) + "\n")
         return path
 
 
 def _json_default(v):
-    import numpy as np
-
     if isinstance(v, np.generic):
         return v.item()
     if isinstance(v, np.ndarray):
@@ -163,8 +168,6 @@ def _json_default(v):
 
 
 def _is_optimized(model) -> bool:
-    from transforms.widths import ACC_DTYPE_KEY
-
     return bool(model.get_metadata_prop(ACC_DTYPE_KEY))
 
 
@@ -189,10 +192,8 @@ def _step(func: Callable) -> Callable:
     def run(model, cfg):
         settings = _Settings(cfg, name)
         if isinstance(model, (str, os.PathLike)):
-            import sira
-
             try:
-                model = sira.load(model)
+                model = load(model)
             except SiraError as e:
                 raise SiraError(f"{name}: {e}") from e
         if not hasattr(model, "graph") or not hasattr(model, "get_metadata_prop"):
@@ -217,10 +218,7 @@ def step_sira_analyze(model, cfg):
     """Range analysis of every tensor: ``report/sira_analysis.json`` (the
     ``sira analyze --format json`` document). Annotates nothing: returns
     ``model`` unchanged."""
-    import sira
-    from .report import report_json
-
-    report = sira.analyze(model, _spec_for(model, cfg.input_spec))
+    report = analyze(model, _spec_for(model, cfg.input_spec))
     cfg.write_report(ANALYSIS_REPORT, report_json(report))
     return model
 
@@ -232,10 +230,8 @@ def step_sira_optimize(model, cfg):
     (accumulator widths per MAC layer, float islands, passes). Returns the
     optimized model: integer MAC weights, ``MultiThreshold`` activations,
     ``finn_datatype`` annotations and the metadata ``sira_acc_dtype``."""
-    import sira
-
     options = {} if cfg.samples is None else {"samples": cfg.samples}
-    optimized, report = sira.optimize(model, _spec_for(model, cfg.input_spec), **options)
+    optimized, report = optimize(model, _spec_for(model, cfg.input_spec), **options)
     cfg.write_report(OPTIMIZE_REPORT, report.to_json())
     return optimized
 
@@ -246,8 +242,6 @@ def step_sira_estimate(model, cfg):
     baseline, with FINN's key names: ``report/estimate_layer_resources_sira.json``
     (the ``sira estimate --format json`` document). The model is optimized
     first (in memory) unless it already is; returns ``model`` unchanged."""
-    from .estimate import estimate
-
     options = {} if cfg.samples is None else {"samples": cfg.samples}
     doc = estimate(model, _spec_for(model, cfg.input_spec), part=cfg.part, clock_ns=cfg.clock_ns, target_fps=cfg.target_fps,
                    folding=cfg.folding, **options)  # fmt: skip
@@ -262,10 +256,8 @@ def step_sira_build(model, cfg):
     ``report/sira_build.json`` says where it is and the C simulation's
     verdict. A C simulation that is not bit-exact fails the step. Returns
     ``model`` unchanged."""
-    import sira
-
     options = {} if cfg.samples is None else {"samples": cfg.samples}
-    result = sira.build(model, os.path.join(cfg.output_dir, HLS_DIR), _spec_for(model, cfg.input_spec), part=cfg.part,
+    result = build(model, os.path.join(cfg.output_dir, HLS_DIR), _spec_for(model, cfg.input_spec), part=cfg.part,
                         clock_ns=cfg.clock_ns, target_fps=cfg.target_fps, folding=cfg.folding, run_csim=cfg.csim,
                         **options)  # fmt: skip
     project = result.project

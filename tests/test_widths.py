@@ -16,7 +16,7 @@ from qonnx.core.datatype import DataType
 import sira
 from sira import numerics as nx
 from sira.errors import SiraError
-from sira.verify import random_input
+from sira.verification import random_input
 from tests.conftest import ZOO_MODELS, zoo_path
 from tests.helpers import execute, make_model, quant_node
 from transforms.widths import (

@@ -22,6 +22,7 @@ import time
 from typing import Optional
 
 from ..errors import SiraError
+from ..htmlreport import write_report as write_html
 from ..report import write_atomic
 from .project import GXX_FLAGS, is_project
 
@@ -167,8 +168,6 @@ def csim(project: str, *, layers_on_failure: bool = True, write_report: bool = T
         result.first_mismatch_layer = _stage_layers(project).get(stage, stage) if stage else None
     result.seconds = time.perf_counter() - t0
     if write_report:
-        from ..htmlreport import write_report as write_html
-
         write_atomic(os.path.join(project, "report", "csim.json"), json.dumps(result.to_json(), indent=2) + "\n")
         write_html(project)
     return result

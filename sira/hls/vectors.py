@@ -30,7 +30,7 @@ from .. import hw
 from ..analysis import analyze
 from ..errors import SiraError
 from ..execute import Executor
-from ..verify import corner_inputs, random_input
+from ..verification import corner_inputs, random_input
 from .dataflow import Dataflow
 
 #: how far (in integer steps) a mapped value may lie from an integer

@@ -33,7 +33,7 @@ import numpy as np
 from .. import numerics as nx
 from ..errors import RuleError
 from ..range import ScaledIntRange, compact
-from . import EXACT, RuleContext, rule
+from .registry import EXACT, RuleContext, rule
 
 _INF = np.inf
 #: largest numerator / denominator of a slope kept exact in the integer form

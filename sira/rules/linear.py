@@ -39,7 +39,7 @@ import numpy as np
 from .. import numerics as nx
 from ..errors import RuleError
 from ..range import ScaledIntRange
-from . import EXACT, RuleContext, rule
+from .registry import EXACT, RuleContext, rule
 
 #: A bilinear map ``op(x, w)``: the linear op applied to a compact input
 #: array ``x`` with weights ``w``. Works on float64, int64 and object arrays.

@@ -12,7 +12,7 @@ import numpy as np
 from .. import numerics as nx
 from ..errors import RuleError
 from ..range import ScaledIntRange, compact
-from . import EXACT, RuleContext, rule
+from .registry import EXACT, RuleContext, rule
 
 _EPS = np.finfo(np.float64).eps
 _TINY = np.finfo(np.float64).tiny

@@ -33,7 +33,7 @@ from onnx import TensorProto
 from .. import numerics as nx
 from ..errors import RuleError
 from ..range import ScaledIntRange, compact, concat_ranges, move_along
-from . import EXACT, RuleContext, rule
+from .registry import EXACT, RuleContext, rule
 
 Shape = tuple[int, ...]
 

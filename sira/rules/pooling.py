@@ -36,7 +36,7 @@ import numpy as np
 from .. import numerics as nx
 from ..errors import RuleError
 from ..range import ScaledIntRange, compact
-from . import EXACT, RuleContext, rule
+from .registry import EXACT, RuleContext, rule
 
 # --------------------------------------------------------------------------
 # window geometry

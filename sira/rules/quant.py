@@ -21,7 +21,7 @@ import numpy as np
 from .. import numerics as nx
 from ..errors import RuleError
 from ..range import ScaledIntRange, compact
-from . import EXACT, RuleContext, rule
+from .registry import EXACT, RuleContext, rule
 
 
 def _param(ctx: RuleContext, i: int, what: str) -> np.ndarray:

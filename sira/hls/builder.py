@@ -1,0 +1,132 @@
+"""Building a project: optimize, lower, fold and cost a model, plan its
+dataflow, take its test vectors and write the folder (optionally
+C-simulated). The steps live in the sibling modules; this one chains them."""
+
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Callable, Optional
+
+import numpy as np
+
+from .. import hw
+from ..analysis import analyze
+from ..devices import DEFAULT_PART, get_part
+from ..errors import SiraError
+from ..estimate import cost_layers, estimate_prepared, prepare
+from ..htmlreport import write_report
+from ..model import load
+from ..report import report_json
+from .dataflow import plan
+from .names import Namer
+from .project import Project, check_destination, emit
+from .simulate import CsimResult, csim
+from .vectors import LAYER_FRAMES, Vectors, make_vectors
+
+
+@dataclasses.dataclass
+class BuildResult:
+    project: Project
+    csim: Optional[CsimResult]
+
+    @property
+    def path(self) -> str:
+        return self.project.path
+
+
+def _plain(value):
+    """JSON-able copy of a report structure (numpy numbers to Python)."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if isinstance(v, np.generic) else v.tolist() if isinstance(v, np.ndarray) else str(v)))
+
+
+def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clock_ns: float = 10.0,
+          target_fps: Optional[float] = None, folding=None, samples: int = 100, seed: int = 0, run_csim: bool = False,
+          progress: Optional[Callable[[str], None]] = None) -> BuildResult:
+    """Build the HLS project of ``model`` (a QONNX file or ModelWrapper) in
+    ``out_dir``; with ``run_csim`` also C-simulate it. ``samples`` random
+    inputs (plus corner inputs) become the testbench's vectors."""
+    say = progress or (lambda label: None)
+    if samples < 1:
+        raise SiraError(f"samples must be at least 1, got {samples}")
+    p = get_part(part)
+    if not (isinstance(clock_ns, (int, float)) and clock_ns > 0):
+        raise SiraError(f"clock period must be positive, got {clock_ns} ns")
+    check_destination(os.path.abspath(out_dir))
+    if isinstance(model, (str, bytes, os.PathLike)):
+        path = os.fspath(model)
+        if not os.path.exists(path):
+            raise SiraError(f"model file '{path}' not found; give the path to a QONNX .onnx file")
+        with open(path, "rb") as f:
+            model_bytes = f.read()
+        model_name = os.path.basename(path)
+        original = load(path)
+    else:
+        model_bytes = model.model.SerializeToString()
+        model_name = "model.onnx"
+        original = load(model)
+    prepared = prepare(original, input_spec, seed=seed, progress=lambda label: say(f"optimize: {label}"))
+    say("estimate")
+    doc, layers, costs = estimate_prepared(prepared, p, clock_ns, "refined", target_fps, folding)
+    say("plan")
+    namer = Namer()
+    df = plan(layers, [o.name for o in prepared[0].graph.output], namer)
+    say("vectors")
+    optimized = prepared[0]
+    regridded = frozenset(
+        i.name for i in optimized.graph.input if optimized.get_tensor_datatype(i.name) != original.get_tensor_datatype(i.name)
+    )
+    analysis = analyze(original, input_spec)
+    vectors = make_vectors(original, input_spec, df, samples=samples, seed=seed, regridded=regridded, report=analysis)
+    islands = [{"node": layer.name, "tensor": layer.inputs[0], "reason": "reads a float input: runs on the host, before the dataflow"}
+               for layer in df.head if isinstance(layer, (hw.MVAU, hw.VVAU))]  # fmt: skip
+    reports = {"analysis": report_json(analysis, model_path=model_name),
+               "optimize": {"layers": _plain(prepared[1]), "float_islands": islands}}  # fmt: skip
+    say("write")
+    options = {"part": p.name, "clock_ns": clock_ns, "target_fps": target_fps,
+               "folding": folding if isinstance(folding, (str, type(None))) else "inline", "samples": samples, "seed": seed,
+               "input_spec": input_spec if isinstance(input_spec, (str, dict, type(None))) else list(input_spec)}  # fmt: skip
+    project = emit(out_dir, df, costs, vectors, doc, model_bytes=model_bytes, model_name=model_name, options=options, namer=namer,
+                   reports=reports)
+    result = None
+    if run_csim:
+        say("csim")
+        result = csim(project.path)  # also renders the report with its verdict
+    else:
+        write_report(project.path)
+    return BuildResult(project, result)
+
+
+def build_layers(layers, out_dir: str, samples: list, *, name: str = "layers", part: str = DEFAULT_PART, clock_ns: float = 10.0,
+                 run_csim: bool = False) -> BuildResult:
+    """Build the HLS project of a list of hardware layers (:mod:`sira.hw`,
+    in dataflow order) without a model: ``samples`` is a list of
+    ``{input tensor: integer array}`` frames, and the expected outputs are
+    the integer reference's. Every tensor no layer reads is an output."""
+    p = get_part(part)
+    check_destination(os.path.abspath(out_dir))
+    docs, costs = cost_layers(layers, p, "refined")
+    read = {t for layer in layers for t in layer.inputs}
+    outputs = [t for layer in layers for t in layer.outputs if t not in read]
+    namer = Namer()
+    df = plan(layers, outputs, namer)
+    ins: list = [[] for _ in df.inputs]
+    outs: list = [[] for _ in df.outputs]
+    frames: list = []
+    for frame in samples:
+        env = df.reference(frame)
+        frames.append(env)
+        for k, port in enumerate(df.inputs):
+            ins[k].append(np.asarray(env[port.tensor]).reshape(-1))
+        for k, port in enumerate(df.outputs):
+            outs[k].append(np.asarray(env[port.tensor]).reshape(-1))
+    vectors = Vectors([f"sample-{i}" for i in range(len(samples))], ins, outs, frames[:LAYER_FRAMES])
+    options = {"part": p.name, "clock_ns": clock_ns, "samples": len(samples)}
+    estimate_doc = {"part": p.name, "clock_ns": clock_ns, "mode": "refined", "layers": docs}
+    project = emit(out_dir, df, costs, vectors, estimate_doc, model_bytes=b"", model_name=f"{name}.onnx", options=options, namer=namer)
+    return BuildResult(project, csim(project.path) if run_csim else None)
+
+
+__all__ = ["build", "build_layers", "BuildResult"]
