@@ -3,7 +3,7 @@
 #                optimize, estimate, build the HLS project, C-simulate it with g++
 #   make test    install, then run the test suite (fast tier)
 #   make test-slow   the slow tier (zoo-wide sampling), run by CI
-#   make bench   speed benchmarks against qonnx: range analysis, then model loading;
+#   make bench   start-up time; speed benchmarks against qonnx: range analysis, then model loading;
 #                accumulator widths; resource estimate SIRA vs the FINN baseline;
 #                HLS build and C-simulation time per model
 
@@ -51,6 +51,7 @@ test-all: install
 	$(BIN)/python -m pytest -q
 
 bench: install
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/analysis_speed.py
 	$(BIN)/python bench/load_speed.py
 	$(BIN)/python bench/optimize_widths.py
