@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
 import warnings
 from collections.abc import Container
 from typing import Optional, Union
@@ -106,6 +107,70 @@ def node_attr(node, name: str, default=None):
     return default
 
 
+#: protobuf cannot hold a message past 2 GiB: a larger ONNX file is not a model
+#: (weights that large live in external data files beside it)
+MAX_MODEL_BYTES = 2**31
+
+
+def _model_bytes(path: str) -> bytes:
+    """The bytes of a model file, refusing what is not a regular file of a
+    possible size before reading anything (a FIFO would block forever, a
+    device like /dev/zero would be read until memory runs out)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise SiraError(f"model file '{path}' not found; give the path to a QONNX .onnx file") from None
+    except OSError as e:
+        raise SiraError(f"model file '{path}' cannot be read ({e.strerror}); check the path and its permissions") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SiraError(f"'{path}' is a folder; give the path to a QONNX .onnx file")
+    if not stat.S_ISREG(st.st_mode):
+        raise SiraError(f"'{path}' is not a regular file (a pipe, socket or device); give the path to a QONNX .onnx file")
+    if st.st_size == 0:
+        raise SiraError(f"model file '{path}' is empty")
+    if st.st_size >= MAX_MODEL_BYTES:
+        raise SiraError(f"'{path}' is {st.st_size / 2**30:.1f} GiB, past ONNX's 2 GiB limit for one file; "
+                        "save the weights as external data (onnx.save_model(..., save_as_external_data=True))")  # fmt: skip
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise SiraError(f"model file '{path}' cannot be read ({e.strerror}); check its permissions") from None
+
+
+def _load_external_data(proto: onnx.ModelProto, path: str) -> None:
+    """Read the tensors a model keeps in external files, relative to the
+    model file's folder (not the working directory), and only from inside
+    that folder."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    folder = os.path.dirname(os.path.abspath(path))
+    tensors = [t for t in _all_tensors(proto.graph) if uses_external_data(t)]
+    for tensor in tensors:
+        location = ExternalDataInfo(tensor).location
+        target = os.path.normpath(os.path.join(folder, location))
+        if os.path.isabs(location) or os.path.commonpath([folder, target]) != folder:
+            raise SiraError(f"initializer '{tensor.name}' of '{path}' points outside the model's folder ('{location}'); "
+                            "keep external data files beside the model")  # fmt: skip
+        if not os.path.isfile(target):
+            raise SiraError(f"initializer '{tensor.name}' of '{path}' keeps its data in '{location}', which does not exist "
+                            f"in {folder}; copy the data file beside the model")  # fmt: skip
+    if tensors:
+        try:
+            onnx.external_data_helper.load_external_data_for_model(proto, folder)
+        except Exception as e:
+            raise SiraError(f"the external data of '{path}' cannot be read ({type(e).__name__}: {e})") from None
+
+
+def _all_tensors(graph: onnx.GraphProto):
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+
+
 def read_model(src: ModelLike) -> ModelWrapper:
     """A ModelWrapper around a file path, ModelProto or ModelWrapper (copied)."""
     if isinstance(src, (ModelWrapper, onnx.ModelProto)):
@@ -113,20 +178,14 @@ def read_model(src: ModelLike) -> ModelWrapper:
         proto.CopyFrom(src.model if isinstance(src, ModelWrapper) else src)
         return _wrap(proto)
     path = os.fspath(src)
-    if not os.path.exists(path):
-        raise SiraError(f"model file '{path}' not found; give the path to a QONNX .onnx file")
-    if os.path.isdir(path):
-        raise SiraError(f"'{path}' is a folder; give the path to a QONNX .onnx file")
-    with open(path, "rb") as f:
-        data = f.read()
-    if not data:
-        raise SiraError(f"model file '{path}' is empty")
+    data = _model_bytes(path)
     try:
         proto = onnx.load_from_string(data)
     except Exception as e:  # protobuf raises DecodeError and friends
         raise SiraError(f"'{path}' is not an ONNX model (it could not be parsed: {type(e).__name__}); is the file truncated or of another format?") from None
     if not proto.graph.node and not proto.graph.output:
         raise SiraError(f"'{path}' parsed as ONNX but holds no graph (no nodes, no outputs); is the file truncated or of another format?")
+    _load_external_data(proto, path)
     return _wrap(proto)
 
 
@@ -147,7 +206,65 @@ def check_graph(model: ModelWrapper) -> None:
                 f"initializer '{init.name}' (used by {', '.join(users) or 'no node'}) contains {bad}; "
                 "re-export the model from a trained checkpoint without non-finite weights"
             )
+    _check_single_assignment(graph)
+    _check_input_types(graph)
     topological_order(model)
+
+
+#: element types the analysis can reason about (numbers; no strings, no complex)
+NUMERIC_TYPES = frozenset({
+    onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
+    onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.INT32, onnx.TensorProto.INT64,
+    onnx.TensorProto.UINT8, onnx.TensorProto.UINT16, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64,
+    onnx.TensorProto.BOOL,
+})  # fmt: skip
+
+
+def _check_single_assignment(graph: onnx.GraphProto) -> None:
+    """Every tensor has one definition - one graph input, initializer or
+    node output - as ONNX requires (``onnx.checker`` rejects the rest).
+    With two, which value a consumer sees is undefined, and the hardware
+    would compute whichever one sira happened to pick."""
+    defined: dict[str, str] = {}
+
+    def define(name: str, what: str) -> None:
+        if not name:
+            return
+        if name in defined:
+            raise SiraError(f"tensor '{name}' is defined twice ({defined[name]} and {what}); ONNX requires one definition "
+                            "per tensor (static single assignment): rename one of them")  # fmt: skip
+        defined[name] = what
+
+    inits = {}
+    for init in graph.initializer:
+        if init.name in inits:
+            raise SiraError(f"two initializers are named '{init.name}'; ONNX requires unique names: rename or remove one")
+        inits[init.name] = init
+    for i in graph.input:
+        if i.name not in inits:
+            define(i.name, "a graph input")
+    for name in inits:
+        define(name, "an initializer")
+    for node in graph.node:
+        for o in node.output:
+            define(o, f"an output of node '{node.name or node.op_type}' ({node.op_type})")
+
+
+def _check_input_types(graph: onnx.GraphProto) -> None:
+    """Graph inputs must be numeric tensors with non-negative dimensions."""
+    inits = {x.name for x in graph.initializer}
+    for i in graph.input:
+        if i.name in inits:
+            continue
+        if not i.type.HasField("tensor_type"):
+            raise SiraError(f"graph input '{i.name}' is not a tensor (it is a sequence, map or optional); sira analyzes tensors")
+        elem = i.type.tensor_type.elem_type
+        if elem and elem not in NUMERIC_TYPES:
+            name = onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else str(elem)
+            raise SiraError(f"graph input '{i.name}' has element type {name}; sira analyzes numeric tensors (float or integer)")
+        for d in i.type.tensor_type.shape.dim:
+            if d.HasField("dim_value") and d.dim_value < 0:
+                raise SiraError(f"graph input '{i.name}' declares a negative dimension ({d.dim_value}); fix its shape")
 
 
 def topological_order(model: ModelWrapper) -> list:

@@ -57,12 +57,10 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
     check_destination(os.path.abspath(out_dir))
     if isinstance(model, (str, bytes, os.PathLike)):
         path = os.fspath(model)
-        if not os.path.exists(path):
-            raise SiraError(f"model file '{path}' not found; give the path to a QONNX .onnx file")
+        original = load(path)  # checks the path first: a regular file, not a pipe or a device
         with open(path, "rb") as f:
             model_bytes = f.read()
         model_name = os.path.basename(path)
-        original = load(path)
     else:
         model_bytes = model.model.SerializeToString()
         model_name = "model.onnx"
