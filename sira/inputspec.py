@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from fractions import Fraction
 from typing import Any, Mapping, Optional, Union
 
@@ -48,16 +49,18 @@ def parse_number(text: Any, what: str) -> float:
     rational ``a/b``. Never evaluated as code."""
     if isinstance(text, bool):
         raise SiraError(f"{what}: expected a number, got {text!r}")
-    if isinstance(text, (int, float)):
-        v = float(text)
-    elif isinstance(text, str):
-        t = text.strip()
-        try:
+    try:
+        if isinstance(text, (int, float)):
+            v = float(text)
+        elif isinstance(text, str):
+            t = text.strip()
             v = float(Fraction(t)) if "/" in t else float(t)
-        except (ValueError, ZeroDivisionError):
-            raise SiraError(f"{what}: {text!r} is not a number (use e.g. 0.5, -1e-3 or 1/255)") from None
-    else:
-        raise SiraError(f"{what}: expected a number, got {type(text).__name__}")
+        else:
+            raise SiraError(f"{what}: expected a number, got {type(text).__name__}")
+    except (ValueError, ZeroDivisionError):
+        raise SiraError(f"{what}: {text!r} is not a number (use e.g. 0.5, -1e-3 or 1/255)") from None
+    except OverflowError:
+        raise SiraError(f"{what}: {str(text)[:40]}... is beyond the range of float64") from None
     if not math.isfinite(v):
         raise SiraError(f"{what}: {text!r} is not a finite number")
     return v
@@ -75,6 +78,61 @@ def parse_range_text(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+#: a spec names a few inputs; a larger file is not a spec
+MAX_SPEC_BYTES = 1 << 20
+#: the widest integer grid an input may live on: sira's hardware streams
+#: are at most 64-bit integers
+MAX_INPUT_BITS = 64
+_EXAMPLE_SPEC = '{"inputs": {"x": {"min": 0, "max": 1}}}'
+
+
+def _read_spec_file(path: str) -> Any:
+    """The JSON of a spec file, refusing what is not a small regular file
+    and JSON nested too deeply to be a spec."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise SiraError(f"input spec '{path}' not found; give a JSON file like {_EXAMPLE_SPEC}") from None
+    except OSError as e:
+        raise SiraError(f"input spec '{path}' cannot be read ({e.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SiraError(f"input spec '{path}' is a folder; give a JSON file like {_EXAMPLE_SPEC}")
+    if not stat.S_ISREG(st.st_mode):
+        raise SiraError(f"input spec '{path}' is not a regular file (a pipe, socket or device); give a JSON file")
+    if st.st_size > MAX_SPEC_BYTES:
+        raise SiraError(f"input spec '{path}' is {st.st_size} bytes, more than a spec ever needs ({MAX_SPEC_BYTES}); is it the right file?")
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SiraError(f"input spec '{path}' is not valid JSON: {e}") from None
+    except RecursionError:
+        raise SiraError(f"input spec '{path}' is nested too deeply to be a spec; give a JSON file like {_EXAMPLE_SPEC}") from None
+    except OSError as e:
+        raise SiraError(f"input spec '{path}' cannot be read ({e.strerror})") from None
+
+
+def _spec_integer(value: Any, what: str) -> int:
+    """An exact integer of a spec within 64-bit range: 7, 7.0 or "7"; never
+    truncated (0.5 is an error, not 0)."""
+    if isinstance(value, bool):
+        raise SiraError(f"{what}: expected an integer, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = Fraction(value.strip())
+        except (ValueError, ZeroDivisionError):
+            raise SiraError(f"{what}: {value!r} is not an integer") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SiraError(f"{what}: {value!r} is not a finite integer")
+    if not isinstance(value, (int, float, Fraction)) or value != int(value):
+        raise SiraError(f"{what}: {value!r} is not an integer (an integer grid has integer bounds)")
+    q = int(value)
+    if not -(2 ** (MAX_INPUT_BITS - 1)) <= q < 2**MAX_INPUT_BITS:
+        shown = str(q) if len(str(q)) <= 24 else f"{str(q)[:20]}... ({len(str(abs(q)))} digits)"
+        raise SiraError(f"{what}: {shown} is beyond {MAX_INPUT_BITS}-bit integers; an input stream is at most {MAX_INPUT_BITS} bits wide")
+    return q
+
+
 def load_spec(spec: SpecLike) -> Optional[dict]:
     """Normalize any accepted spec form to ``{input name or '*': entry}``."""
     if spec is None:
@@ -82,14 +140,7 @@ def load_spec(spec: SpecLike) -> Optional[dict]:
     if isinstance(spec, (tuple, list)) and len(spec) == 2 and not isinstance(spec[0], (dict, list, tuple)):
         return {"*": {"min": spec[0], "max": spec[1]}}
     if isinstance(spec, (str, os.PathLike)):
-        path = os.fspath(spec)
-        if not os.path.exists(path):
-            raise SiraError(f"input spec '{path}' not found; give a JSON file like {{\"inputs\": {{\"x\": {{\"min\": 0, \"max\": 1}}}}}}")
-        try:
-            with open(path, "r", encoding="utf-8") as f:
-                spec = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise SiraError(f"input spec '{path}' is not valid JSON: {e}") from None
+        spec = _read_spec_file(os.fspath(spec))
     if not isinstance(spec, Mapping):
         raise SiraError("input spec must be a JSON object mapping input names to ranges")
     if "inputs" in spec and isinstance(spec["inputs"], Mapping):
@@ -134,20 +185,23 @@ def range_from_entry(name: str, entry: dict, shape: tuple, source: str) -> Scale
         if "datatype" in entry:
             try:
                 dt = DataType[str(entry["datatype"]).upper()]
-            except KeyError:
+            except (KeyError, ValueError, TypeError, AttributeError):
                 raise SiraError(f"input spec for '{name}': unknown datatype {entry['datatype']!r} (use e.g. UINT8, INT4, BIPOLAR)") from None
+            if dt.bitwidth() < 1:
+                raise SiraError(f"input spec for '{name}': datatype {dt.name} has no bits; use e.g. UINT8, INT4, BIPOLAR")
             if not dt.is_integer():
                 raise SiraError(f"input spec for '{name}': datatype {dt.name} is not an integer type; give 'min'/'max' instead")
+            if dt.bitwidth() > MAX_INPUT_BITS:
+                raise SiraError(f"input spec for '{name}': datatype {dt.name} is wider than {MAX_INPUT_BITS} bits; "
+                                "an input stream is at most 64 bits wide")  # fmt: skip
             qlo, qhi = int(dt.min()), int(dt.max())
         else:
             qlo, qhi = None, None
         if "int_min" in entry or "int_max" in entry:
             if "int_min" not in entry or "int_max" not in entry:
                 raise SiraError(f"input spec for '{name}': give both 'int_min' and 'int_max'")
-            try:
-                qlo, qhi = int(entry["int_min"]), int(entry["int_max"])
-            except (TypeError, ValueError):
-                raise SiraError(f"input spec for '{name}': 'int_min'/'int_max' must be integers") from None
+            qlo = _spec_integer(entry["int_min"], f"input spec for '{name}': 'int_min'")
+            qhi = _spec_integer(entry["int_max"], f"input spec for '{name}': 'int_max'")
         if qlo is None:
             raise SiraError(f"input spec for '{name}': a grid needs 'datatype' or 'int_min'/'int_max'")
         if qlo > qhi:

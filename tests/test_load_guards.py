@@ -145,3 +145,52 @@ def test_external_data_outside_the_models_folder_is_refused(tmp_path):
     onnx.save(proto, path)
     with pytest.raises(SiraError, match="points outside the model's folder"):
         sira.load(path)
+
+
+# --------------------------------------------------------------------------
+# input specs: every value checked where it enters
+# --------------------------------------------------------------------------
+
+EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "sira_mlp.onnx")
+
+
+@pytest.fixture(scope="module")
+def example():
+    return sira.load(EXAMPLE)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"int_min": 0.5, "int_max": 3}, "'int_min': 0.5 is not an integer"),
+    ({"int_min": 0, "int_max": 254.9}, "'int_max': 254.9 is not an integer"),
+    ({"int_min": True, "int_max": 3}, "expected an integer"),
+    ({"datatype": "UINT8", "int_min": 0, "int_max": float("inf")}, "not a finite integer"),
+    ({"int_min": 0, "int_max": int("9" * 400)}, r"\(400 digits\) is beyond 64-bit integers"),
+    ({"min": int("9" * 400), "max": 1}, "beyond the range of float64"),
+    ({"min": "1e400", "max": 1}, "not a finite number"),
+    ({"datatype": "INT1000"}, "wider than 64 bits"),
+    ({"datatype": "INT-3"}, "has no bits"),
+    ({"datatype": "NOPE"}, "unknown datatype"),
+])  # fmt: skip
+def test_bad_spec_values_are_named(example, entry, message):
+    with pytest.raises(SiraError, match=message):
+        sira.analyze(example, {"inputs": {"*": entry}})
+
+
+def test_integer_bounds_as_text_or_whole_floats_are_accepted(example):
+    a = sira.analyze(example, {"inputs": {"*": {"int_min": "0", "int_max": 15.0, "scale": "1/15"}}})
+    b = sira.analyze(example, {"inputs": {"*": {"int_min": 0, "int_max": 15, "scale": "1/15"}}})
+    out = example.graph.output[0].name
+    assert np.array_equal(a[out].int_lo, b[out].int_lo) and np.array_equal(a[out].int_hi, b[out].int_hi)
+
+
+def test_a_spec_path_that_is_a_folder_pipe_or_deep_json_is_refused(example, tmp_path):
+    with pytest.raises(SiraError, match="is a folder"):
+        sira.analyze(example, str(tmp_path))
+    fifo = str(tmp_path / "spec.json")
+    os.mkfifo(fifo)
+    with pytest.raises(SiraError, match="not a regular file"):
+        sira.analyze(example, fifo)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SiraError, match="nested too deeply"):
+        sira.analyze(example, str(deep))
