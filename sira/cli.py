@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from typing import Callable, Optional, Sequence
 
@@ -81,6 +83,14 @@ def _emit(args, text: str) -> None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+def _check_output(args) -> None:
+    """Refuse an unwritable ``-o`` (or one naming the model) before the work."""
+    if getattr(args, "output", None):
+        from .report import check_output_file
+
+        check_output_file(args.output, inputs=[args.model])
+
+
 def _check_model_path(path: str) -> None:
     if not os.path.exists(path):
         raise SiraError(f"model file '{path}' not found; give the path to a QONNX .onnx file")
@@ -97,6 +107,7 @@ def cmd_analyze(args) -> int:
     from .report import report_json, report_table
 
     _check_model_path(args.model)
+    _check_output(args)
     model = load(args.model)
     report = analyze(model, _input_spec(args))
     doc = report_json(report, model_path=args.model)
@@ -115,6 +126,7 @@ def cmd_verify(args) -> int:
     if args.samples < 0:
         raise SiraError("--samples must be >= 0")
     _check_model_path(args.model)
+    _check_output(args)
     model = load(args.model)
     report = analyze(model, _input_spec(args))
     progress = _progress_bar("executing") if sys.stderr.isatty() and not args.quiet else None
@@ -140,11 +152,14 @@ def cmd_optimize(args) -> int:
     from transforms.widths import width_table
 
     from .model import load
-    from .report import save_model_atomic
+    from .report import check_output_file, save_model_atomic
 
     if args.samples < 1:
         raise SiraError("--samples must be >= 1")
     _check_model_path(args.model)
+    check_output_file(args.output, inputs=[args.model], force=args.force)
+    if args.report:
+        check_output_file(args.report, inputs=[args.model, args.output], force=args.force)
     step = _step_counter(args)
     model, report = optimize(load(args.model), _input_spec(args), samples=args.samples, seed=args.seed, progress=step)
     save_model_atomic(model, args.output)
@@ -292,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json"), default="table", help="table for people (default), json for tools")
     p.add_argument("--samples", type=int, default=500, metavar="N", help="random inputs for the final equivalence check (default 500)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--force", action="store_true", help="allow -o to overwrite the input model")
     p.set_defaults(func=cmd_optimize)
     _add_estimate_parser(sub, common)
     _add_build_parser(sub, common)
@@ -328,8 +344,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     debug = getattr(args, "debug", False)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:
         return int(args.func(args))
+    except Terminated:
+        print("sira: terminated", file=sys.stderr)
+        return 143
     except SiraError as e:
         if debug:
             traceback.print_exc()
@@ -346,6 +367,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM as an exception, so that what is being written is cleaned up
+    (``finally`` blocks run) before sira exits with 143."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
 
 
 def cmd_estimate(args) -> int:
@@ -353,6 +386,7 @@ def cmd_estimate(args) -> int:
 
     _check_hardware_options(args)
     _check_model_path(args.model)
+    _check_output(args)
     doc = estimate(args.model, _input_spec(args), part=args.part, clock_ns=args.clock_ns, mode=args.mode,
                    target_fps=args.target_fps, folding=args.folding, progress=_step_counter(args, OPTIMIZE_STEPS + ["estimate"]))
     if args.format == "json":
@@ -394,8 +428,15 @@ def cmd_build(args) -> int:
     steps = [f"optimize: {step}" for step in OPTIMIZE_STEPS] + ["estimate", "plan", "vectors", "write"] + (["csim"] if args.csim else [])
     progress = _step_counter(args, steps)
     result = build(args.model, args.output, _input_spec(args), part=args.part, clock_ns=args.clock_ns, target_fps=args.target_fps,
-                   folding=args.folding, samples=args.samples, seed=args.seed, run_csim=args.csim, progress=progress)
+                   folding=args.folding, samples=args.samples, seed=args.seed, run_csim=args.csim, progress=progress,
+                   force=args.force)  # fmt: skip
     project = result.project
+    if project.replacement.kept and not args.quiet:
+        print(f"kept {len(project.replacement.kept)} path(s) sira did not write: {', '.join(project.replacement.kept[:8])}",
+              file=sys.stderr)  # fmt: skip
+    if project.replacement.removed:
+        print(f"--force removed {len(project.replacement.removed)} path(s) sira had not written: "
+              f"{', '.join(project.replacement.removed[:8])}", file=sys.stderr)  # fmt: skip
     if not args.quiet:
         from .estimate import estimate_table
 
@@ -432,8 +473,9 @@ def _add_build_parser(sub, common) -> None:
         description="Optimize the model, lower it to hardware layers, fold and estimate them, and write a Vitis HLS "
         "project: one C++ stage per layer with the analysis' integer widths, a DATAFLOW top function, a testbench whose "
         "expected outputs come from executing the original model, run_hls.tcl (vitis_hls), hls_config.cfg (v++ --mode "
-        "hls), csim.sh (g++ only), report/estimate.json and manifest.json. The folder is written atomically; an "
-        "existing folder is replaced only if sira made it. With --csim the project is also C-simulated with g++.",
+        "hls), csim.sh (g++ only), report/estimate.json and manifest.json. The folder is written atomically; a "
+        "rebuild replaces only the files sira wrote and keeps everything else (a Vitis solution, notes); a folder that "
+        "is not verifiably sira's is refused unless --force. With --csim the project is also C-simulated with g++.",
         epilog="examples:\n  sira build tfc.onnx --input-spec pixels.json -o tfc_hls --csim\n"
         "  sira build tfc.onnx --input-spec pixels.json -o tfc_hls --target-fps 100000 --part xczu3eg-sbva484-1-i\n"
         "  cd tfc_hls && vitis_hls -f run_hls.tcl   (on a machine with Vitis HLS)",
@@ -446,6 +488,8 @@ def _add_build_parser(sub, common) -> None:
     p.add_argument("--csim", action="store_true", help="also compile the project with g++ and run its testbench")
     p.add_argument("--samples", type=int, default=100, metavar="N", help="random test inputs (default 100), on top of the corner inputs")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--force", action="store_true",
+                   help="replace DIR wholesale even where it holds files sira did not write (they are listed)")
     p.set_defaults(func=cmd_build)
 
 

@@ -30,6 +30,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from . import numerics as nx
+from .errors import SiraError
 from .range import ScaledIntRange
 
 
@@ -272,17 +273,43 @@ def atomic_path(path: str, suffix: str = ""):
     block succeeds: readers never see a half-written file, and a failure
     leaves any previous file untouched."""
     path = os.fspath(path)
+    check_output_file(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".sira-", suffix=suffix, dir=folder)
-    os.close(fd)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".sira-", suffix=suffix, dir=folder)
+        os.close(fd)
+    except OSError as e:
+        raise SiraError(f"cannot write '{path}': {e.strerror}") from None
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # what open() would have given; mkstemp makes 0600
-        os.replace(tmp, path)
+        try:
+            os.chmod(tmp, 0o666 & ~_umask())  # what open() would have given; mkstemp makes 0600
+            os.replace(tmp, path)
+        except OSError as e:
+            raise SiraError(f"cannot write '{path}': {e.strerror}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_output_file(path: str, *, inputs: Sequence[str] = (), force: bool = False) -> None:
+    """Fail before any work if ``path`` cannot be written as a file (it is
+    a folder, it lies under a file, its folder is not writable) or would
+    overwrite one of the command's ``inputs`` (unless ``force``)."""
+    target = os.path.abspath(os.fspath(path))
+    if os.path.isdir(target):
+        raise SiraError(f"'{path}' is a folder; give a file name for the output")
+    for source in inputs:
+        if os.path.exists(target) and os.path.exists(source) and os.path.samefile(target, source) and not force:
+            raise SiraError(f"refusing to overwrite the input '{source}' with the output; give another output file, or pass --force")
+    probe = os.path.dirname(target)
+    while not os.path.lexists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise SiraError(f"cannot write '{path}': '{probe}' is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SiraError(f"cannot write '{path}': the folder '{probe}' is not writable")
 
 
 def write_atomic(path: str, text: str) -> None:

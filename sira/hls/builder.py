@@ -21,6 +21,7 @@ from ..htmlreport import write_report
 from ..model import load
 from ..report import report_json
 from .dataflow import plan
+from .folder import locked
 from .names import Namer
 from .project import Project, check_destination, emit
 from .simulate import CsimResult, csim
@@ -44,17 +45,35 @@ def _plain(value):
 
 def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clock_ns: float = 10.0,
           target_fps: Optional[float] = None, folding=None, samples: int = 100, seed: int = 0, run_csim: bool = False,
-          progress: Optional[Callable[[str], None]] = None) -> BuildResult:
+          progress: Optional[Callable[[str], None]] = None, force: bool = False) -> BuildResult:
     """Build the HLS project of ``model`` (a QONNX file or ModelWrapper) in
     ``out_dir``; with ``run_csim`` also C-simulate it. ``samples`` random
-    inputs (plus corner inputs) become the testbench's vectors."""
-    say = progress or (lambda label: None)
+    inputs (plus corner inputs) become the testbench's vectors.
+
+    An existing ``out_dir`` keeps every file sira did not write there; one
+    that is not verifiably sira's is refused before any work unless
+    ``force`` (see :mod:`.folder`). One build at a time per folder."""
     if samples < 1:
         raise SiraError(f"samples must be at least 1, got {samples}")
     p = get_part(part)
     if not (isinstance(clock_ns, (int, float)) and clock_ns > 0):
         raise SiraError(f"clock period must be positive, got {clock_ns} ns")
-    check_destination(os.path.abspath(out_dir))
+    check_destination(out_dir, force)
+    with locked(out_dir):
+        project = _write_model_project(model, out_dir, input_spec, p, clock_ns, target_fps, folding, samples, seed,
+                                       progress or (lambda label: None), force)  # fmt: skip
+        result = None
+        if run_csim:
+            (progress or (lambda label: None))("csim")
+            result = csim(project.path)  # also renders the report with its verdict
+        else:
+            write_report(project.path)
+    return BuildResult(project, result)
+
+
+def _write_model_project(model, out_dir: str, input_spec, p, clock_ns: float, target_fps, folding, samples: int, seed: int,
+                         say: Callable[[str], None], force: bool):
+    """Optimize, estimate, plan, take test vectors and write the folder."""
     if isinstance(model, (str, bytes, os.PathLike)):
         path = os.fspath(model)
         original = load(path)  # checks the path first: a regular file, not a pipe or a device
@@ -86,25 +105,18 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
     options = {"part": p.name, "clock_ns": clock_ns, "target_fps": target_fps,
                "folding": folding if isinstance(folding, (str, type(None))) else "inline", "samples": samples, "seed": seed,
                "input_spec": input_spec if isinstance(input_spec, (str, dict, type(None))) else list(input_spec)}  # fmt: skip
-    project = emit(out_dir, df, costs, vectors, doc, model_bytes=model_bytes, model_name=model_name, options=options, namer=namer,
-                   reports=reports)
-    result = None
-    if run_csim:
-        say("csim")
-        result = csim(project.path)  # also renders the report with its verdict
-    else:
-        write_report(project.path)
-    return BuildResult(project, result)
+    return emit(out_dir, df, costs, vectors, doc, model_bytes=model_bytes, model_name=model_name, options=options, namer=namer,
+                reports=reports, force=force)
 
 
 def build_layers(layers, out_dir: str, samples: list, *, name: str = "layers", part: str = DEFAULT_PART, clock_ns: float = 10.0,
-                 run_csim: bool = False) -> BuildResult:
+                 run_csim: bool = False, force: bool = False) -> BuildResult:
     """Build the HLS project of a list of hardware layers (:mod:`sira.hw`,
     in dataflow order) without a model: ``samples`` is a list of
     ``{input tensor: integer array}`` frames, and the expected outputs are
     the integer reference's. Every tensor no layer reads is an output."""
     p = get_part(part)
-    check_destination(os.path.abspath(out_dir))
+    check_destination(out_dir, force)
     docs, costs = cost_layers(layers, p, "refined")
     read = {t for layer in layers for t in layer.inputs}
     outputs = [t for layer in layers for t in layer.outputs if t not in read]
@@ -123,8 +135,10 @@ def build_layers(layers, out_dir: str, samples: list, *, name: str = "layers", p
     vectors = Vectors([f"sample-{i}" for i in range(len(samples))], ins, outs, frames[:LAYER_FRAMES])
     options = {"part": p.name, "clock_ns": clock_ns, "samples": len(samples)}
     estimate_doc = {"part": p.name, "clock_ns": clock_ns, "mode": "refined", "layers": docs}
-    project = emit(out_dir, df, costs, vectors, estimate_doc, model_bytes=b"", model_name=f"{name}.onnx", options=options, namer=namer)
-    return BuildResult(project, csim(project.path) if run_csim else None)
+    with locked(out_dir):
+        project = emit(out_dir, df, costs, vectors, estimate_doc, model_bytes=b"", model_name=f"{name}.onnx", options=options,
+                       namer=namer, force=force)  # fmt: skip
+        return BuildResult(project, csim(project.path) if run_csim else None)
 
 
 __all__ = ["build", "build_layers", "BuildResult"]

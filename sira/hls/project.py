@@ -15,7 +15,8 @@ Layout of a project folder::
     csim.sh                g++ C simulation without Vitis
 
 The folder is assembled next to its destination and moved into place only
-when complete; an existing folder is replaced only if it is a sira project.
+when complete; a rebuild replaces only the files the previous build wrote
+and keeps everything else (:mod:`.folder`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
-import tempfile
 from importlib import metadata
 from typing import Any, Optional
 
@@ -35,10 +34,10 @@ import jinja2
 from .. import hw
 from ..errors import SiraError
 from .dataflow import Dataflow, Stage
+from .folder import GENERATOR, Replacement, plan_replacement, read_manifest, write_folder
 from .names import Namer
 from .vectors import Vectors, write_lines
 
-GENERATOR = "sira"
 CFLAGS = "-std=c++14 -Ifirmware"
 GXX_FLAGS = "-std=c++14 -O2"
 DEPENDENCIES = ("onnx", "onnxruntime", "qonnx", "numpy", "sympy", "networkx", "jinja2", "hls4ml")
@@ -196,44 +195,15 @@ def manifest(df: Dataflow, *, top: str, model_bytes: bytes, model_name: str, opt
 
 
 def is_project(path: str) -> bool:
-    try:
-        with open(os.path.join(path, "manifest.json")) as f:
-            return json.load(f).get("generator") == GENERATOR
-    except (OSError, ValueError, AttributeError):
-        return False
+    """Whether ``path`` holds a manifest of sira's (enough to read it; see
+    :mod:`.folder` for what replacing it takes)."""
+    return read_manifest(path) is not None
 
 
-def check_destination(path: str) -> None:
-    """Refuse to replace anything that is not a sira project (or empty)."""
-    if os.path.lexists(path):
-        if not os.path.isdir(path) or os.path.islink(path):
-            raise SiraError(f"'{path}' exists and is not a folder; choose another output folder")
-        if os.listdir(path) and not is_project(path):
-            raise SiraError(f"refusing to overwrite '{path}': it is not a sira project (no sira manifest.json); choose another folder or empty it")
-
-
-def write_project(dest: str, fill) -> None:
-    """Assemble a project in a fresh folder beside ``dest`` with ``fill(root)``,
-    then move it into place; on any error nothing at ``dest`` changes."""
-    dest = os.path.abspath(dest)
-    check_destination(dest)
-    parent = os.path.dirname(dest)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.building-", dir=parent)
-    try:
-        fill(tmp)
-        os.chmod(tmp, 0o755)
-        if os.path.lexists(dest):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.old-", dir=parent)
-            os.rmdir(old)
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def check_destination(path: str, force: bool = False) -> Replacement:
+    """Fail before any work if writing a project to ``path`` would lose
+    something sira did not write (see :func:`.folder.plan_replacement`)."""
+    return plan_replacement(path, force)
 
 
 @dataclasses.dataclass
@@ -244,10 +214,12 @@ class Project:
     estimate: dict
     manifest: dict
     samples: int
+    #: what the build kept in, or (with ``force``) removed from, the folder
+    replacement: Replacement = dataclasses.field(default_factory=Replacement)
 
 
 def emit(dest: str, df: Dataflow, costs: dict, vectors: Vectors, estimate_doc: dict, *, model_bytes: bytes, model_name: str,
-         options: dict, namer: Optional[Namer] = None, reports: Optional[dict] = None) -> Project:
+         options: dict, namer: Optional[Namer] = None, reports: Optional[dict] = None, force: bool = False) -> Project:
     """Write the whole project folder (see the module docstring) atomically;
     ``reports`` adds ``report/<name>.json`` documents (the analysis, the
     optimization's widths)."""
@@ -276,11 +248,23 @@ def emit(dest: str, df: Dataflow, costs: dict, vectors: Vectors, estimate_doc: d
             written[f"report/{name}.json"] = data
         doc.update(manifest(df, top=top, model_bytes=model_bytes, model_name=model_name, options=options, files=written,
                             samples=len(vectors.labels)))  # fmt: skip
+        doc["data_files"] = _data_hashes(root)
         with open(os.path.join(root, "manifest.json"), "w") as f:
             json.dump(doc, f, indent=2)
 
-    write_project(dest, fill)
-    return Project(os.path.abspath(dest), top, df, estimate_doc, doc, len(vectors.labels))
+    replacement = write_folder(dest, fill, force)
+    return Project(os.path.abspath(dest), top, df, estimate_doc, doc, len(vectors.labels), replacement)
 
 
-__all__ = ["emit", "render", "Project", "is_project", "check_destination", "write_project", "templates_dir", "versions"]
+def _data_hashes(root: str) -> dict[str, str]:
+    """sha256 of every test-vector file, by path relative to the project."""
+    out = {}
+    for folder, _, files in os.walk(os.path.join(root, "tb_data")):
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, root).replace(os.sep, "/")] = _sha256(f.read())
+    return dict(sorted(out.items()))
+
+
+__all__ = ["emit", "render", "Project", "is_project", "check_destination", "templates_dir", "versions"]
