@@ -183,6 +183,7 @@ def analyze_prepared(model: ModelWrapper, input_spec: SpecLike = None) -> RangeR
             opset=opset,
         )
         outs = _evaluate(node, ctx, model, opset, warnings)
+        _check_defined(node, ins, outs)
         if len(outs) != len(node.output):
             raise node_error(node, f"internal error: rule returned {len(outs)} ranges for {len(node.output)} outputs")
         for o, r, shape in zip(node.output, outs, ctx.out_shapes):
@@ -193,6 +194,29 @@ def analyze_prepared(model: ModelWrapper, input_spec: SpecLike = None) -> RangeR
             ranges[o] = r
             producers[o] = node.op_type
     return RangeReport(model, ranges, producers, input_ranges, warnings)
+
+
+def _finite(r: ScaledIntRange) -> bool:
+    return bool(np.all(np.isfinite(r.lo)) and np.all(np.isfinite(r.hi)))
+
+
+def _check_defined(node, ins: list, outs: list) -> None:
+    """An op that can produce NaN - or overflow to infinity from finite
+    inputs - somewhere on its proven input range has no defined result
+    there: the model itself is broken at this node, and no range (nor any
+    hardware) downstream would mean anything. Say so, naming the node."""
+    inputs_finite = all(_finite(r) for r in ins if r is not None)
+    for o, r in zip(node.output, outs):
+        if r.fallback:
+            continue
+        if np.any(np.isnan(r.lo)) or np.any(np.isnan(r.hi)) or (r.is_const and np.any(np.isnan(r.value))):
+            raise node_error(node, f"can produce NaN in '{o}' for inputs in their proven ranges (a division by a range that "
+                                   "contains 0, a square root or logarithm of a negative value, inf - inf); fix the model "
+                                   "or constrain its inputs (--input-range / --input-spec)")  # fmt: skip
+        if inputs_finite and not _finite(r):
+            raise node_error(node, f"can produce an infinite value in '{o}' for inputs in their proven ranges (a division "
+                                   "by a range that reaches 0, a logarithm of 0, values past the float range); fix the model "
+                                   "or constrain its inputs (--input-range / --input-spec)")  # fmt: skip
 
 
 def _evaluate(node, ctx: RuleContext, model, opset, warnings) -> list[ScaledIntRange]:

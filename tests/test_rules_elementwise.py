@@ -23,7 +23,7 @@ from onnx import helper
 
 import sira
 from sira import ScaledIntRange
-from sira.errors import RuleError
+from sira.errors import RuleError, SiraError
 from sira.rules import EXACT, RULES, RuleContext
 from tests.helpers import assert_contains, execute, make_model, quant_node
 
@@ -563,23 +563,28 @@ def test_e2e_batchnorm_negative_gamma():
 
 
 def test_e2e_div_dynamic_divisor():
+    """A divisor whose range excludes 0 gives finite bounds; one whose range
+    contains 0 makes the model compute inf (or NaN for 0/0) on part of its
+    input range, which the analysis reports as an error naming the node
+    instead of a range that a later quantizer would clip to a finite one."""
     nodes = [
         quant_node("x", "s", "z", "b4", "a"),
-        quant_node("y", "s", "z", "b4", "b"),
-        helper.make_node("Div", ["a", "b"], ["straddle"]),
         quant_node("y", "s", "z", "b3", "u", signed=0),
         helper.make_node("Add", ["u", "one"], ["pos"]),
         helper.make_node("Div", ["a", "pos"], ["safe"]),
     ]
     inits = _inits(s=0.5, z=0.0, b4=4.0, b3=3.0, one=1.0)
-    model = make_model(nodes, {"x": (67, 4), "y": (67, 4)}, {"straddle": (67, 4), "safe": (67, 4)}, inits)
+    model = make_model(nodes, {"x": (67, 4), "y": (67, 4)}, {"safe": (67, 4)}, inits)
     feed = {"x": _feed((67, 4), -3.0, 3.0), "y": _feed((67, 4), -2.0, 2.0)}
-    report, _ = _check_model(model, feed, {"x": {"min": -3, "max": 3}, "y": {"min": -2, "max": 2}}, skip=("straddle",))
-    st = report["straddle"]
-    assert np.all(st.lo == -np.inf) and np.all(st.hi == np.inf) and not st.exact
-    assert any("contains 0" in n for n in st.notes)
+    report, _ = _check_model(model, feed, {"x": {"min": -3, "max": 3}, "y": {"min": -2, "max": 2}})
     safe = report["safe"]
     assert np.all(np.isfinite(safe.lo)) and np.all(np.isfinite(safe.hi))
+
+    straddle = [quant_node("x", "s", "z", "b4", "a"), quant_node("y", "s", "z", "b4", "b"),
+                helper.make_node("Div", ["a", "b"], ["straddle"], name="div_by_data"), quant_node("straddle", "s", "z", "b4", "q")]
+    model = make_model(straddle, {"x": (67, 4), "y": (67, 4)}, {"q": (67, 4)}, inits)
+    with pytest.raises(SiraError, match="node 'div_by_data' \\(Div\\): can produce an infinite value"):
+        sira.analyze(model, {"x": {"min": -3, "max": 3}, "y": {"min": -2, "max": 2}})
 
 
 @pytest.mark.parametrize("opset", [13, 10])
