@@ -33,6 +33,7 @@ import numpy as np
 from .. import numerics as nx
 from ..errors import RuleError
 from ..range import ScaledIntRange, compact
+from ..semantics import batchnorm_bounds
 from . import EXACT, RuleContext, rule
 
 _INF = np.inf
@@ -374,20 +375,6 @@ def _channel_param(ctx: RuleContext, i: int, what: str, ndim: int) -> np.ndarray
     return v.reshape((1,) * lead + v.shape + (1,) * (ndim - lead - v.ndim))
 
 
-def _bn_multiplier(gamma: np.ndarray, var_eps: tuple) -> tuple:
-    """Sound interval of A = gamma / sqrt(var + eps), var+eps given as an
-    interval [v_lo, v_hi] > 0."""
-    v_lo, v_hi = var_eps
-    with np.errstate(all="ignore"):
-        r_lo = np.sqrt(v_lo)
-        r_hi = np.sqrt(v_hi)
-    # sqrt is correctly rounded: one step outward encloses the true root
-    r_lo, r_hi = np.nextafter(r_lo, 0.0), np.nextafter(r_hi, _INF)
-    a_lo = np.minimum(nx.div_down(gamma, r_lo), nx.div_down(gamma, r_hi))
-    a_hi = np.maximum(nx.div_up(gamma, r_lo), nx.div_up(gamma, r_hi))
-    return a_lo, a_hi
-
-
 @rule("BatchNormalization", exactness=EXACT)
 def batchnorm_rule(ctx: RuleContext):
     """Inference-mode BatchNormalization: y = A*(x - mean) + beta per channel
@@ -411,13 +398,9 @@ def batchnorm_rule(ctx: RuleContext):
     mean = _channel_param(ctx, 3, "mean (input 3)", nd)
     var = _channel_param(ctx, 4, "variance (input 4)", nd)
     eps = _float_attr(ctx, "epsilon", 1e-5)
-    var_eps = (nx.add_down(var, eps), nx.add_up(var, eps))
-    if np.any(var_eps[0] <= 0):
+    if np.any(nx.add_down(var, eps) <= 0):
         raise RuleError(f"variance + epsilon is not positive (min {np.min(var + eps):g}); the normalization divides by its square root")
-    a_lo, a_hi = _bn_multiplier(gamma, var_eps)
-    d_lo, d_hi = nx.add_down(x.lo, -mean), nx.add_up(x.hi, -mean)
-    y_lo, y_hi = nx.interval_mul(d_lo, d_hi, a_lo, a_hi)
-    lo, hi = nx.add_down(y_lo, beta), nx.add_up(y_hi, beta)
+    lo, hi = batchnorm_bounds(x.lo, x.hi, gamma, beta, mean, var, eps)
     if not x.is_scaled_int:
         return [_real(shape, lo, hi, x)]
     A = gamma / np.sqrt(var + eps)

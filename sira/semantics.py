@@ -1,0 +1,555 @@
+"""Exact semantics of the monotone elementwise ops, one entry per op type.
+
+Each op that may sit between an integer tensor and the quantizer ending a
+layer is defined here once, as a per-channel map of reals with three views:
+
+* ``direction()``: +1 / -1 / 0 per channel (non-decreasing, non-increasing,
+  constant), proved in the class docstring;
+* ``bounds(lo, hi, ch)``: the float64 interval image, outward rounded, of
+  the elementwise intervals [lo, hi] in channels ``ch`` (a vectorised screen;
+  ``libm = True`` marks a screen that trusts libm's accuracy instead of
+  proving it);
+* ``enclose(c, lo, hi, prec)``: the exact rational interval image for
+  channel ``c``: a point stays a point where the op is rational, irrational
+  values (square roots, exp) are enclosed in rational intervals about
+  2**-prec wide (integer square roots, mpmath's rigorous interval
+  arithmetic).
+
+Parameters are float64 vectors with one entry per channel; every float is
+the rational it stores. :data:`SEMANTICS` maps an ONNX op type to how it
+reads its parameters from a node and builds its map (:func:`semantics`
+registers one). Threshold derivation builds its chains from this table, and
+the analysis rule of BatchNormalization takes its real bounds from
+:func:`batchnorm_bounds`, so an op's meaning lives in one place: a new
+activation is one entry here plus its analysis rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from fractions import Fraction
+from math import isqrt
+from typing import Callable, Optional
+
+import numpy as np
+from mpmath import iv
+from onnx import NodeProto
+
+from . import numerics as nx
+from .errors import SiraError
+from .model import node_attr
+from .range import compact
+
+#: relative widening of float64 exp/tanh (libm is accurate to a few ulps;
+#: the screen built on it is only a screen - exact decisions confirm it)
+LIBM_REL = 2.0**-44
+
+
+class NotMonotone(SiraError):
+    """An op whose parameters (or whose operand order) give no monotone
+    per-channel map; the message says why."""
+
+
+def channel_fractions(v: np.ndarray) -> list[Fraction]:
+    """A per-channel float vector as the exact rationals it stores."""
+    return [Fraction(float(x)) for x in np.ravel(v)]
+
+
+def _ordered(a: Fraction, b: Fraction) -> tuple[Fraction, Fraction]:
+    return (a, b) if a <= b else (b, a)
+
+
+def _swap_where(neg: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.where(neg, hi, lo), np.where(neg, lo, hi)
+
+
+def _increasing() -> np.ndarray:
+    return np.ones(1, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------
+# affine maps with a per-channel constant
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Scale:
+    """x * k. Monotone with the sign of k (constant for k = 0)."""
+
+    k: np.ndarray
+    label: str = ""
+
+    def direction(self):
+        return np.sign(self.k).astype(np.int64)
+
+    def bounds(self, lo, hi, ch):
+        return nx.interval_mul(lo, hi, self.k[ch], self.k[ch])
+
+    @functools.cached_property
+    def _k(self):
+        return channel_fractions(self.k)
+
+    def enclose(self, c, lo, hi, prec):
+        return _ordered(lo * self._k[c], hi * self._k[c])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Offset:
+    """x + k (Add, and Sub with a constant subtrahend as k = -c). A
+    translation: strictly increasing."""
+
+    k: np.ndarray
+    label: str = ""
+
+    def direction(self):
+        return _increasing()
+
+    def bounds(self, lo, hi, ch):
+        return nx.add_down(lo, self.k[ch]), nx.add_up(hi, self.k[ch])
+
+    @functools.cached_property
+    def _k(self):
+        return channel_fractions(self.k)
+
+    def enclose(self, c, lo, hi, prec):
+        return lo + self._k[c], hi + self._k[c]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Reflect:
+    """k - x (Sub with the data as subtrahend). Strictly decreasing."""
+
+    k: np.ndarray
+    label: str = ""
+
+    def direction(self):
+        return -_increasing()
+
+    def bounds(self, lo, hi, ch):
+        return nx.add_down(self.k[ch], -hi), nx.add_up(self.k[ch], -lo)
+
+    @functools.cached_property
+    def _k(self):
+        return channel_fractions(self.k)
+
+    def enclose(self, c, lo, hi, prec):
+        return self._k[c] - hi, self._k[c] - lo
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Divide:
+    """x / k for a constant k != 0: multiplication by 1/k, monotone with the
+    sign of k. (Kept apart from Scale: float x/k is not float x*(1/k).)"""
+
+    k: np.ndarray
+    label: str = ""
+
+    def direction(self):
+        return np.sign(self.k).astype(np.int64)
+
+    def bounds(self, lo, hi, ch):
+        k = self.k[ch]
+        a, b = _swap_where(k < 0, lo, hi)
+        return nx.div_down(a, k), nx.div_up(b, k)
+
+    @functools.cached_property
+    def _k(self):
+        return channel_fractions(self.k)
+
+    def enclose(self, c, lo, hi, prec):
+        return _ordered(lo / self._k[c], hi / self._k[c])
+
+
+# --------------------------------------------------------------------------
+# BatchNormalization
+# --------------------------------------------------------------------------
+
+
+def batchnorm_bounds(lo, hi, gamma, beta, mean, var, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 bounds, outward rounded, of (x - mean) * A + beta over x in
+    [lo, hi] with A = gamma / sqrt(var + eps) (var + eps > 0): sqrt is
+    correctly rounded, so one step outward encloses the true root."""
+    with np.errstate(all="ignore"):
+        r_lo = np.nextafter(np.sqrt(nx.add_down(var, eps)), 0.0)
+        r_hi = np.nextafter(np.sqrt(nx.add_up(var, eps)), np.inf)
+    a_lo = np.minimum(nx.div_down(gamma, r_lo), nx.div_down(gamma, r_hi))
+    a_hi = np.maximum(nx.div_up(gamma, r_lo), nx.div_up(gamma, r_hi))
+    d_lo, d_hi = nx.add_down(lo, -mean), nx.add_up(hi, -mean)
+    y_lo, y_hi = nx.interval_mul(d_lo, d_hi, a_lo, a_hi)
+    return nx.add_down(y_lo, beta), nx.add_up(y_hi, beta)
+
+
+def sqrt_enclosure(v: Fraction, prec: int) -> tuple[Fraction, Fraction]:
+    """Rational bounds of sqrt(v), v > 0, at most 2**-prec apart; exact
+    (a point) when v is the square of a rational."""
+    rn, rd = isqrt(v.numerator), isqrt(v.denominator)
+    if rn * rn == v.numerator and rd * rd == v.denominator:
+        root = Fraction(rn, rd)
+        return root, root
+    unit = 1 << prec
+    low = Fraction(isqrt(v.numerator * unit * unit // v.denominator), unit)
+    return low, low + Fraction(1, unit)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BatchNorm:
+    """Inference BatchNormalization: (x - mean) * A + beta with
+    A = gamma / sqrt(var + eps), an affine map per channel: monotone with
+    the sign of gamma (var + eps > 0 is required). Its value is irrational
+    only through the square root, and an irrational value is never on a
+    rational rounding boundary."""
+
+    gamma: np.ndarray
+    beta: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    eps: float
+    label: str = ""
+
+    def direction(self):
+        return np.sign(self.gamma).astype(np.int64)
+
+    def bounds(self, lo, hi, ch):
+        return batchnorm_bounds(lo, hi, self.gamma[ch], self.beta[ch], self.mean[ch], self.var[ch], self.eps)
+
+    @functools.cached_property
+    def _params(self):
+        return list(zip(*(channel_fractions(p) for p in (self.gamma, self.beta, self.mean, self.var))))
+
+    def enclose(self, c, lo, hi, prec):
+        g, b, m, v = self._params[c]
+        r_lo, r_hi = sqrt_enclosure(v + Fraction(self.eps), prec)
+        a_lo, a_hi = _ordered(g / r_hi, g / r_lo)
+        corners = [d * a for d in (lo - m, hi - m) for a in (a_lo, a_hi)]
+        return min(corners) + b, max(corners) + b
+
+
+# --------------------------------------------------------------------------
+# piecewise-linear activations
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Relu:
+    """max(x, 0): the maximum of two non-decreasing functions, non-decreasing."""
+
+    label: str = ""
+
+    def direction(self):
+        return _increasing()
+
+    def bounds(self, lo, hi, ch):
+        return np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+
+    def enclose(self, c, lo, hi, prec):
+        return max(lo, Fraction(0)), max(hi, Fraction(0))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Clip:
+    """ONNX Clip: min(max(x, low), high) (absent bounds are None). Max and
+    min with constants are non-decreasing, so is their composition."""
+
+    low: Optional[float]
+    high: Optional[float]
+    label: str = ""
+
+    def direction(self):
+        return _increasing()
+
+    def _apply(self, v, fmax, fmin, conv):
+        if self.low is not None:
+            v = fmax(v, conv(self.low))
+        if self.high is not None:
+            v = fmin(v, conv(self.high))
+        return v
+
+    def bounds(self, lo, hi, ch):
+        return tuple(self._apply(v, np.maximum, np.minimum, float) for v in (lo, hi))
+
+    def enclose(self, c, lo, hi, prec):
+        return tuple(self._apply(v, max, min, Fraction) for v in (lo, hi))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LeakyRelu:
+    """x for x >= 0, alpha*x below. Both pieces are non-decreasing for
+    alpha >= 0 and meet at 0, so the whole is; a negative alpha makes it
+    decrease below 0 and increase above (not monotone: rejected when the
+    op is read from its node)."""
+
+    alpha: float
+    label: str = ""
+
+    def direction(self):
+        return _increasing()
+
+    def bounds(self, lo, hi, ch):
+        return np.where(lo >= 0, lo, nx.mul_down(self.alpha, lo)), np.where(hi >= 0, hi, nx.mul_up(self.alpha, hi))
+
+    def enclose(self, c, lo, hi, prec):
+        a = Fraction(self.alpha)
+        return tuple(v if v >= 0 else a * v for v in (lo, hi))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class HardSigmoid:
+    """max(0, min(1, alpha*x + beta)): an affine map (monotone with the sign
+    of alpha) followed by a clamp (non-decreasing)."""
+
+    alpha: float
+    beta: float
+    label: str = ""
+
+    def direction(self):
+        return np.array([int(np.sign(self.alpha))], dtype=np.int64)
+
+    def bounds(self, lo, hi, ch):
+        a = np.float64(self.alpha)
+        y_lo, y_hi = nx.interval_mul(lo, hi, a, a)
+        y_lo, y_hi = nx.add_down(y_lo, self.beta), nx.add_up(y_hi, self.beta)
+        return np.clip(y_lo, 0.0, 1.0), np.clip(y_hi, 0.0, 1.0)
+
+    def enclose(self, c, lo, hi, prec):
+        a, b = Fraction(self.alpha), Fraction(self.beta)
+        y_lo, y_hi = _ordered(a * lo + b, a * hi + b)
+        return tuple(min(max(y, Fraction(0)), Fraction(1)) for y in (y_lo, y_hi))
+
+
+# --------------------------------------------------------------------------
+# transcendental activations
+# --------------------------------------------------------------------------
+
+
+def _mpf_fraction(t: tuple, prec: int, upper: bool) -> Fraction:
+    """An mpmath raw mpf (sign, man, exp, bc) as a rational, rounded outward
+    to 0 or +-2**(-2 prec) when its magnitude is below that (Sigmoid(-1e8)
+    would otherwise be a fraction with a 10**8-bit denominator)."""
+    sign, man, exp, bc = t
+    if man == 0:
+        return Fraction(0)
+    if exp + bc < -2 * prec:
+        tiny = Fraction(1, 1 << (2 * prec))
+        return (Fraction(0) if sign else tiny) if upper else (-tiny if sign else Fraction(0))
+    v = Fraction(man << exp) if exp >= 0 else Fraction(man, 1 << -exp)
+    return -v if sign else v
+
+
+def interval_eval(fn, x: Fraction, prec: int) -> tuple[Fraction, Fraction]:
+    """Rational bounds of fn(x), fn written in mpmath's interval arithmetic
+    (rigorous, outward rounded) evaluated at ``prec`` bits."""
+    old = iv.prec
+    try:
+        iv.prec = prec
+        lo, hi = fn(iv, iv.mpf(x.numerator) / iv.mpf(x.denominator))._mpi_
+    finally:
+        iv.prec = old
+    return _mpf_fraction(lo, prec, False), _mpf_fraction(hi, prec, True)
+
+
+def _widen_libm(y: np.ndarray, lo_limit: float, hi_limit: float) -> tuple[np.ndarray, np.ndarray]:
+    pad = np.abs(y) * LIBM_REL + np.finfo(np.float64).tiny
+    return np.clip(y - pad, lo_limit, hi_limit), np.clip(y + pad, lo_limit, hi_limit)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Transcendental:
+    """A strictly increasing function, exact at 0 (``at_zero``) and
+    transcendental elsewhere (Lindemann-Weierstrass: exp of a non-zero
+    rational is transcendental), so its value never sits exactly on a
+    rational rounding boundary and refinement decides every comparison."""
+
+    #: the float screen trusts libm's accuracy (see LIBM_REL)
+    libm = True
+    at_zero = Fraction(0)
+    codomain = (-1.0, 1.0)
+
+    label: str = ""
+
+    def direction(self):
+        return _increasing()
+
+    def bounds(self, lo, hi, ch):
+        with np.errstate(over="ignore"):
+            a, _ = _widen_libm(self.floats(lo), *self.codomain)
+            _, b = _widen_libm(self.floats(hi), *self.codomain)
+        zero = float(self.at_zero)
+        return np.where(lo == 0, zero, a), np.where(hi == 0, zero, b)
+
+    def enclose(self, c, lo, hi, prec):
+        def f(x, end):
+            return self.at_zero if x == 0 else interval_eval(self.intervals, x, prec)[end]
+
+        return f(lo, 0), f(hi, 1)
+
+
+class Sigmoid(_Transcendental):
+    """1 / (1 + exp(-x)): exp(-x) is strictly decreasing and positive, and
+    1/(1 + E) strictly decreasing in E > 0, so Sigmoid is strictly
+    increasing; 1/2 at 0."""
+
+    at_zero = Fraction(1, 2)
+    codomain = (0.0, 1.0)
+
+    @staticmethod
+    def floats(x):
+        return 1.0 / (1.0 + np.exp(-x))
+
+    @staticmethod
+    def intervals(ctx, t):
+        return 1 / (1 + ctx.exp(-t))
+
+
+class Tanh(_Transcendental):
+    """1 - 2 / (exp(2x) + 1): exp(2x) + 1 is strictly increasing and
+    positive, so 2/(...) strictly decreases and Tanh strictly increases;
+    0 at 0."""
+
+    floats = staticmethod(np.tanh)
+
+    @staticmethod
+    def intervals(ctx, t):
+        return 1 - 2 / (ctx.exp(2 * t) + 1)
+
+
+# --------------------------------------------------------------------------
+# the table: op type -> parameters read from the node, and the map
+# --------------------------------------------------------------------------
+
+#: ``const(i)``: constant input i of the node as float64, or None
+Const = Callable[[int], Optional[np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class OpSemantics:
+    """How one op type becomes a monotone map. ``read(node, const, data,
+    shape)`` returns its constant parameters compact at the data's shape
+    (the caller finds the channel axis from them and reduces each to one
+    float64 per channel); ``build(node, params, data, label)`` returns the
+    map (None for the identity) or raises NotMonotone. ``data`` is the index
+    of the run-time input, which may be other than 0 only when
+    ``any_operand``."""
+
+    read: Callable[[NodeProto, Const, int, tuple], dict]
+    build: Callable[[NodeProto, dict, int, str], object]
+    any_operand: bool = False
+
+
+SEMANTICS: dict[str, OpSemantics] = {}
+
+
+def _no_params(node: NodeProto, const: Const, data: int, shape: tuple) -> dict:
+    return {}
+
+
+def semantics(*op_types: str, read=_no_params, any_operand: bool = False):
+    """Register ``build`` as the exact semantics of ``op_types``."""
+
+    def register(build):
+        for t in op_types:
+            SEMANTICS[t] = OpSemantics(read, build, any_operand)
+        return build
+
+    return register
+
+
+def _operand(node: NodeProto, const: Const, data: int, shape: tuple) -> dict:
+    """The constant operand of a binary op, as ``k``."""
+    return {"k": compact(const(1 - data), shape)}
+
+
+def _batchnorm_params(node: NodeProto, const: Const, data: int, shape: tuple) -> dict:
+    """gamma, beta, mean, var laid along axis 1 (ONNX's channel axis)."""
+    lay = (1, -1) + (1,) * (len(shape) - 2)
+    return {k: const(i).reshape(lay) for k, i in (("gamma", 1), ("beta", 2), ("mean", 3), ("var", 4))}
+
+
+def _clip_limits(node: NodeProto, const: Const, data: int, shape: tuple) -> dict:
+    """Clip's low / high: inputs 1 and 2 (opset >= 11) or the min / max
+    attributes (older opsets); absent ones are left out."""
+    out = {}
+    for key, idx, attr in (("low", 1, "min"), ("high", 2, "max")):
+        if idx < len(node.input) and node.input[idx]:
+            out[key] = const(idx).reshape(-1)[:1]
+        elif (v := node_attr(node, attr)) is not None:
+            out[key] = np.array([float(v)])
+    return out
+
+
+def _float32_attr(node: NodeProto, name: str, default: float) -> float:
+    """A float attribute as the float32 number ONNX stores."""
+    return float(np.float32(node_attr(node, name, default)))
+
+
+@semantics("Identity")
+def _identity(node, p, data, label):
+    return None
+
+
+@semantics("Mul", read=_operand, any_operand=True)
+def _mul(node, p, data, label):
+    return Scale(p["k"], label)
+
+
+@semantics("Add", read=_operand, any_operand=True)
+def _add(node, p, data, label):
+    return Offset(p["k"], label)
+
+
+@semantics("Sub", read=_operand, any_operand=True)
+def _sub(node, p, data, label):
+    return Offset(-p["k"], label) if data == 0 else Reflect(p["k"], label)
+
+
+@semantics("Div", read=_operand, any_operand=True)
+def _div(node, p, data, label):
+    if data != 0:
+        raise NotMonotone(f"{label}: Div with the data as divisor is not monotone across 0")
+    if np.any(p["k"] == 0):
+        raise NotMonotone(f"{label}: division by zero")
+    return Divide(p["k"], label)
+
+
+@semantics("BatchNormalization", read=_batchnorm_params)
+def _batchnorm(node, p, data, label):
+    eps = _float32_attr(node, "epsilon", 1e-5)
+    if node_attr(node, "training_mode", 0):
+        raise NotMonotone(f"{label}: training-mode BatchNormalization")
+    if np.any(p["var"] + eps <= 0):
+        raise NotMonotone(f"{label}: variance + epsilon is not positive")
+    return BatchNorm(p["gamma"], p["beta"], p["mean"], p["var"], eps, label)
+
+
+@semantics("Relu")
+def _relu(node, p, data, label):
+    return Relu(label)
+
+
+@semantics("Clip", read=_clip_limits)
+def _clip(node, p, data, label):
+    low, high = (float(p[k][0]) if k in p else None for k in ("low", "high"))
+    return Clip(low, high, label)
+
+
+@semantics("LeakyRelu")
+def _leaky_relu(node, p, data, label):
+    alpha = _float32_attr(node, "alpha", 0.01)
+    if alpha < 0:
+        raise NotMonotone(f"{label}: LeakyRelu with alpha={alpha:g} < 0 is not monotone (it falls below 0 and rises above)")
+    return LeakyRelu(alpha, label)
+
+
+@semantics("HardSigmoid")
+def _hard_sigmoid(node, p, data, label):
+    return HardSigmoid(_float32_attr(node, "alpha", 0.2), _float32_attr(node, "beta", 0.5), label)
+
+
+@semantics("Sigmoid")
+def _sigmoid(node, p, data, label):
+    return Sigmoid(label)
+
+
+@semantics("Tanh")
+def _tanh(node, p, data, label):
+    return Tanh(label)
