@@ -417,6 +417,15 @@ def round_floats(v: np.ndarray, mode: str, as_qonnx_executes: bool = False) -> n
     return np.where(tie, away if m == "HALF_UP" else np.trunc(v), np.round(v))
 
 
+def trunc_step(scale, out_scale) -> np.ndarray:
+    """The power of two a QONNX Trunc (v2, with an output scale) divides its
+    integer by: 2**ROUND(log2(out_scale / scale)) in float64, qonnx's own
+    formula (the log is rounded, so out_scale need not be an exact power-of-two
+    multiple of scale)."""
+    ratio = np.asarray(out_scale, dtype=np.float64) / np.asarray(scale, dtype=np.float64)
+    return 2.0 ** round_floats(np.log2(ratio), "ROUND")
+
+
 def quantize_fraction(x: Fraction, scale: Fraction, zeropt: Fraction, qmin: int, qmax: int, mode: str) -> int:
     """QONNX Quant's integer for an exact rational input: round(clip(x/scale
     + zeropt, qmin, qmax)) with the node's rounding mode (the mathematical

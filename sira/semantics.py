@@ -7,8 +7,8 @@ layer is defined here once, as a per-channel map of reals with three views:
   constant), proved in the class docstring;
 * ``bounds(lo, hi, ch)``: the float64 interval image, outward rounded, of
   the elementwise intervals [lo, hi] in channels ``ch`` (a vectorised screen;
-  ``libm = True`` marks a screen that trusts libm's accuracy instead of
-  proving it);
+  ``libm = True`` marks a screen that trusts libm's accuracy, as the
+  analysis rules do, instead of proving it);
 * ``enclose(c, lo, hi, prec)``: the exact rational interval image for
   channel ``c``: a point stays a point where the op is rational, irrational
   values (square roots, exp) are enclosed in rational intervals about
@@ -18,9 +18,11 @@ layer is defined here once, as a per-channel map of reals with three views:
 Parameters are float64 vectors with one entry per channel; every float is
 the rational it stores. :data:`SEMANTICS` maps an ONNX op type to how it
 reads its parameters from a node and builds its map (:func:`semantics`
-registers one). Threshold derivation builds its chains from this table, and
-the analysis rule of BatchNormalization takes its real bounds from
-:func:`batchnorm_bounds`, so an op's meaning lives in one place: a new
+registers one). Threshold derivation builds its chains from this table;
+the analysis rules take BatchNormalization's real bounds from
+:func:`batchnorm_bounds` and Sigmoid's and Tanh's float evaluation and
+codomain from their classes here, with :func:`libm_value_bounds` as the one
+widening of libm results. So an op's meaning lives in one place: a new
 activation is one entry here plus its analysis rule.
 """
 
@@ -41,9 +43,9 @@ from .errors import SiraError
 from .model import node_attr
 from .range import compact
 
-#: relative widening of float64 exp/tanh (libm is accurate to a few ulps;
-#: the screen built on it is only a screen - exact decisions confirm it)
-LIBM_REL = 2.0**-44
+#: float64 evaluations of libm-quality functions (exp, tanh, erf, log and a
+#: handful of rounded + - * /) are within this many ulps of the exact value
+LIBM_ULPS = 8.0
 
 
 class NotMonotone(SiraError):
@@ -348,9 +350,19 @@ def interval_eval(fn, x: Fraction, prec: int) -> tuple[Fraction, Fraction]:
     return _mpf_fraction(lo, prec, False), _mpf_fraction(hi, prec, True)
 
 
-def _widen_libm(y: np.ndarray, lo_limit: float, hi_limit: float) -> tuple[np.ndarray, np.ndarray]:
-    pad = np.abs(y) * LIBM_REL + np.finfo(np.float64).tiny
-    return np.clip(y - pad, lo_limit, hi_limit), np.clip(y + pad, lo_limit, hi_limit)
+def libm_value_bounds(f, p: np.ndarray, ulps=LIBM_ULPS) -> tuple[np.ndarray, np.ndarray]:
+    """Sound bounds of f(p) from f's float64 evaluation, widened by ``ulps``
+    (a number or a function of the point); NaN leaves it unbounded. A 0
+    computed at the point 0 is kept: the functions evaluated this way either
+    vanish at 0 exactly or are far from 0 there (libm returns exact zeros for
+    tanh, erf, expm1 at 0)."""
+    with np.errstate(all="ignore"):
+        v = f(p)
+    w = ulps(p) if callable(ulps) else ulps
+    lo, hi = nx.round_outward(v, v, rel_ops=w)
+    exact_zero = (p == 0) & (v == 0)
+    lo, hi = np.where(exact_zero, 0.0, lo), np.where(exact_zero, 0.0, hi)
+    return np.where(np.isnan(lo), -np.inf, lo), np.where(np.isnan(hi), np.inf, hi)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -360,7 +372,7 @@ class _Transcendental:
     rational is transcendental), so its value never sits exactly on a
     rational rounding boundary and refinement decides every comparison."""
 
-    #: the float screen trusts libm's accuracy (see LIBM_REL)
+    #: the float screen trusts libm's accuracy (see LIBM_ULPS)
     libm = True
     at_zero = Fraction(0)
     codomain = (-1.0, 1.0)
@@ -371,11 +383,10 @@ class _Transcendental:
         return _increasing()
 
     def bounds(self, lo, hi, ch):
-        with np.errstate(over="ignore"):
-            a, _ = _widen_libm(self.floats(lo), *self.codomain)
-            _, b = _widen_libm(self.floats(hi), *self.codomain)
+        a, _ = libm_value_bounds(self.floats, lo)
+        _, b = libm_value_bounds(self.floats, hi)
         zero = float(self.at_zero)
-        return np.where(lo == 0, zero, a), np.where(hi == 0, zero, b)
+        return np.clip(np.where(lo == 0, zero, a), *self.codomain), np.clip(np.where(hi == 0, zero, b), *self.codomain)
 
     def enclose(self, c, lo, hi, prec):
         def f(x, end):
@@ -394,7 +405,9 @@ class Sigmoid(_Transcendental):
 
     @staticmethod
     def floats(x):
-        return 1.0 / (1.0 + np.exp(-x))
+        """Without overflow: exp of a non-positive argument only."""
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
     @staticmethod
     def intervals(ctx, t):

@@ -250,7 +250,7 @@ def trunc_rule(ctx: RuleContext):
     if n_in >= 6:
         out_scale = _scale_param(ctx, 4)
         out_bits = _bitwidth(ctx, 5)
-        t = 2.0 ** np.round(np.log2(out_scale / s))
+        t = nx.trunc_step(s, out_scale)
         qmin, qmax = int_limits(bool(ctx.attr("signed", 1)), bool(ctx.attr("narrow", 0)), out_bits)
         lo = rnd(np.clip(ilo.astype(np.float64) / t, qmin, qmax))
         hi = rnd(np.clip(ihi.astype(np.float64) / t, qmin, qmax))

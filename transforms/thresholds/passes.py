@@ -380,5 +380,5 @@ class ConvertInputQuantToThresholds(_ThresholdPass):
         out = dict(feed)
         for name, (s, b) in self._grids.items():
             if name in out:
-                out[name] = np.rint((np.asarray(out[name], dtype=np.float64) - b) / s)
+                out[name] = nx.round_floats((np.asarray(out[name], dtype=np.float64) - b) / s, "ROUND")
         return out
