@@ -36,11 +36,9 @@ from typing import Callable, Optional
 
 import numpy as np
 from mpmath import iv
-from onnx import NodeProto
 
 from . import numerics as nx
 from .errors import SiraError
-from .model import node_attr
 from .range import compact
 
 #: float64 evaluations of libm-quality functions (exp, tanh, erf, log and a
@@ -430,29 +428,46 @@ class Tanh(_Transcendental):
 # the table: op type -> parameters read from the node, and the map
 # --------------------------------------------------------------------------
 
-#: ``const(i)``: constant input i of the node as float64, or None
-Const = Callable[[int], Optional[np.ndarray]]
+@dataclasses.dataclass(frozen=True)
+class OpNode:
+    """What an entry reads of one node: its ``label``, input names, the
+    index ``data`` of its one run-time input, the data's ``shape``, its
+    attributes (``attr(name, default)``, decoded) and its constant inputs
+    (``const(i)``, float64, None when run-time)."""
+
+    label: str
+    inputs: tuple
+    data: int
+    shape: tuple
+    attr: Callable[[str, object], object]
+    const: Callable[[int], Optional[np.ndarray]]
+
+    def has_input(self, i: int) -> bool:
+        return i < len(self.inputs) and bool(self.inputs[i])
+
+    def float32_attr(self, name: str, default: float) -> float:
+        """A float attribute as the float32 number ONNX stores."""
+        return float(np.float32(self.attr(name, default)))
 
 
 @dataclasses.dataclass(frozen=True)
 class OpSemantics:
-    """How one op type becomes a monotone map. ``read(node, const, data,
-    shape)`` returns its constant parameters compact at the data's shape
-    (the caller finds the channel axis from them and reduces each to one
-    float64 per channel); ``build(node, params, data, label)`` returns the
-    map (None for the identity) or raises NotMonotone. ``data`` is the index
-    of the run-time input, which may be other than 0 only when
-    ``any_operand``."""
+    """How one op type becomes a monotone map. ``read(node)`` returns its
+    constant parameters compact at the data's shape (the caller finds the
+    channel axis from them and reduces each to one float64 per channel);
+    ``build(node, params)`` returns the map (None for the identity) or
+    raises NotMonotone. The run-time input may be other than input 0 only
+    when ``any_operand``."""
 
-    read: Callable[[NodeProto, Const, int, tuple], dict]
-    build: Callable[[NodeProto, dict, int, str], object]
+    read: Callable[[OpNode], dict]
+    build: Callable[[OpNode, dict], object]
     any_operand: bool = False
 
 
 SEMANTICS: dict[str, OpSemantics] = {}
 
 
-def _no_params(node: NodeProto, const: Const, data: int, shape: tuple) -> dict:
+def _no_params(node: OpNode) -> dict:
     return {}
 
 
@@ -467,102 +482,97 @@ def semantics(*op_types: str, read=_no_params, any_operand: bool = False):
     return register
 
 
-def _operand(node: NodeProto, const: Const, data: int, shape: tuple) -> dict:
+def _operand(node: OpNode) -> dict:
     """The constant operand of a binary op, as ``k``."""
-    return {"k": compact(const(1 - data), shape)}
+    return {"k": compact(node.const(1 - node.data), node.shape)}
 
 
-def _batchnorm_params(node: NodeProto, const: Const, data: int, shape: tuple) -> dict:
+def _batchnorm_params(node: OpNode) -> dict:
     """gamma, beta, mean, var laid along axis 1 (ONNX's channel axis)."""
-    lay = (1, -1) + (1,) * (len(shape) - 2)
-    return {k: const(i).reshape(lay) for k, i in (("gamma", 1), ("beta", 2), ("mean", 3), ("var", 4))}
+    lay = (1, -1) + (1,) * (len(node.shape) - 2)
+    return {k: node.const(i).reshape(lay) for k, i in (("gamma", 1), ("beta", 2), ("mean", 3), ("var", 4))}
 
 
-def _clip_limits(node: NodeProto, const: Const, data: int, shape: tuple) -> dict:
+def _clip_limits(node: OpNode) -> dict:
     """Clip's low / high: inputs 1 and 2 (opset >= 11) or the min / max
     attributes (older opsets); absent ones are left out."""
     out = {}
     for key, idx, attr in (("low", 1, "min"), ("high", 2, "max")):
-        if idx < len(node.input) and node.input[idx]:
-            out[key] = const(idx).reshape(-1)[:1]
-        elif (v := node_attr(node, attr)) is not None:
+        if node.has_input(idx):
+            out[key] = node.const(idx).reshape(-1)[:1]
+        elif (v := node.attr(attr, None)) is not None:
             out[key] = np.array([float(v)])
     return out
 
 
-def _float32_attr(node: NodeProto, name: str, default: float) -> float:
-    """A float attribute as the float32 number ONNX stores."""
-    return float(np.float32(node_attr(node, name, default)))
-
-
 @semantics("Identity")
-def _identity(node, p, data, label):
+def _identity(node, p):
     return None
 
 
 @semantics("Mul", read=_operand, any_operand=True)
-def _mul(node, p, data, label):
-    return Scale(p["k"], label)
+def _mul(node, p):
+    return Scale(p["k"], node.label)
 
 
 @semantics("Add", read=_operand, any_operand=True)
-def _add(node, p, data, label):
-    return Offset(p["k"], label)
+def _add(node, p):
+    return Offset(p["k"], node.label)
 
 
 @semantics("Sub", read=_operand, any_operand=True)
-def _sub(node, p, data, label):
-    return Offset(-p["k"], label) if data == 0 else Reflect(p["k"], label)
+def _sub(node, p):
+    return Offset(-p["k"], node.label) if node.data == 0 else Reflect(p["k"], node.label)
 
 
 @semantics("Div", read=_operand, any_operand=True)
-def _div(node, p, data, label):
-    if data != 0:
-        raise NotMonotone(f"{label}: Div with the data as divisor is not monotone across 0")
+def _div(node, p):
+    if node.data != 0:
+        raise NotMonotone(f"{node.label}: Div with the data as divisor is not monotone across 0")
     if np.any(p["k"] == 0):
-        raise NotMonotone(f"{label}: division by zero")
-    return Divide(p["k"], label)
+        raise NotMonotone(f"{node.label}: division by zero")
+    return Divide(p["k"], node.label)
 
 
 @semantics("BatchNormalization", read=_batchnorm_params)
-def _batchnorm(node, p, data, label):
-    eps = _float32_attr(node, "epsilon", 1e-5)
-    if node_attr(node, "training_mode", 0):
-        raise NotMonotone(f"{label}: training-mode BatchNormalization")
+def _batchnorm(node, p):
+    eps = node.float32_attr("epsilon", 1e-5)
+    if node.attr("training_mode", 0):
+        raise NotMonotone(f"{node.label}: training-mode BatchNormalization")
     if np.any(p["var"] + eps <= 0):
-        raise NotMonotone(f"{label}: variance + epsilon is not positive")
-    return BatchNorm(p["gamma"], p["beta"], p["mean"], p["var"], eps, label)
+        raise NotMonotone(f"{node.label}: variance + epsilon is not positive")
+    return BatchNorm(p["gamma"], p["beta"], p["mean"], p["var"], eps, node.label)
 
 
 @semantics("Relu")
-def _relu(node, p, data, label):
-    return Relu(label)
+def _relu(node, p):
+    return Relu(node.label)
 
 
 @semantics("Clip", read=_clip_limits)
-def _clip(node, p, data, label):
+def _clip(node, p):
     low, high = (float(p[k][0]) if k in p else None for k in ("low", "high"))
-    return Clip(low, high, label)
+    return Clip(low, high, node.label)
 
 
 @semantics("LeakyRelu")
-def _leaky_relu(node, p, data, label):
-    alpha = _float32_attr(node, "alpha", 0.01)
+def _leaky_relu(node, p):
+    alpha = node.float32_attr("alpha", 0.01)
     if alpha < 0:
-        raise NotMonotone(f"{label}: LeakyRelu with alpha={alpha:g} < 0 is not monotone (it falls below 0 and rises above)")
-    return LeakyRelu(alpha, label)
+        raise NotMonotone(f"{node.label}: LeakyRelu with alpha={alpha:g} < 0 is not monotone (it falls below 0 and rises above)")
+    return LeakyRelu(alpha, node.label)
 
 
 @semantics("HardSigmoid")
-def _hard_sigmoid(node, p, data, label):
-    return HardSigmoid(_float32_attr(node, "alpha", 0.2), _float32_attr(node, "beta", 0.5), label)
+def _hard_sigmoid(node, p):
+    return HardSigmoid(node.float32_attr("alpha", 0.2), node.float32_attr("beta", 0.5), node.label)
 
 
 @semantics("Sigmoid")
-def _sigmoid(node, p, data, label):
-    return Sigmoid(label)
+def _sigmoid(node, p):
+    return Sigmoid(node.label)
 
 
 @semantics("Tanh")
-def _tanh(node, p, data, label):
-    return Tanh(label)
+def _tanh(node, p):
+    return Tanh(node.label)

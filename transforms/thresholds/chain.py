@@ -16,7 +16,7 @@ from sira.errors import SiraError
 from sira.model import node_attr
 from sira.range import compact
 from sira.rules.quant import int_limits
-from sira.semantics import SEMANTICS, NotMonotone, channel_fractions
+from sira.semantics import SEMANTICS, NotMonotone, OpNode, channel_fractions
 
 #: elementwise ops a chain may contain (each defined in sira.semantics)
 CHAIN_OPS = frozenset(SEMANTICS)
@@ -154,6 +154,18 @@ def data_input(node: NodeProto, ra) -> Optional[int]:
     return idx
 
 
+def _op_node(node: NodeProto, ra) -> OpNode:
+    """The node as its semantics entry reads it."""
+    return OpNode(
+        node_label(node),
+        tuple(node.input),
+        data_input(node, ra),
+        ra[node.output[0]].shape,
+        lambda name, default: node_attr(node, name, default),
+        lambda i: _const(ra, node.input[i]),
+    )
+
+
 def _params(node: NodeProto, ra) -> dict[str, np.ndarray]:
     """The node's constant parameters, compact at the data's shape: a
     quantizer's scale and zero-point, or what its semantics reads."""
@@ -161,7 +173,7 @@ def _params(node: NodeProto, ra) -> dict[str, np.ndarray]:
     names = {"Quant": ("scale", "zeropt"), "IntQuant": ("scale", "zeropt"), "BipolarQuant": ("scale",)}.get(node.op_type)
     if names:
         return {k: compact(_const(ra, node.input[i + 1]), shape) for i, k in enumerate(names)}
-    return SEMANTICS[node.op_type].read(node, lambda i: _const(ra, node.input[i]), data_input(node, ra), shape)
+    return SEMANTICS[node.op_type].read(_op_node(node, ra))
 
 
 def _channel_vector(a: np.ndarray, C: int) -> np.ndarray:
@@ -173,7 +185,7 @@ def _make_op(node: NodeProto, ra, p: dict):
     """The monotone map of a chain node (None for Identity), with per-channel
     vectors."""
     try:
-        return SEMANTICS[node.op_type].build(node, p, data_input(node, ra), node_label(node))
+        return SEMANTICS[node.op_type].build(_op_node(node, ra), p)
     except NotMonotone as e:
         raise NotConvertible(str(e)) from e
 
