@@ -390,7 +390,8 @@ def round_floats(v: np.ndarray, mode: str, as_qonnx_executes: bool = False) -> n
     By default the result is the exact rounding of each float's value (the
     same integer :func:`round_fraction` gives): ROUND, CEIL, FLOOR, UP and
     DOWN are exact float operations, and a HALF_UP / HALF_DOWN tie is
-    detected exactly (``v - floor(v)`` is exact). With ``as_qonnx_executes``
+    detected exactly (``|v| - floor(|v|)`` is exact; ``v - floor(v)`` is
+    not for negative v: -0.49999999999999994 - (-1) rounds to 0.5). With ``as_qonnx_executes``
     HALF_UP / HALF_DOWN are qonnx's float formulas ``sign(v) * floor(|v| +
     0.5)`` and ``sign(v) * ceil(|v| - 0.5)``, whose addition can itself round
     (0.49999999999999994 goes to 1): what qonnx's execution computes, for
@@ -412,8 +413,9 @@ def round_floats(v: np.ndarray, mode: str, as_qonnx_executes: bool = False) -> n
         if m == "HALF_UP":
             return np.sign(v) * np.floor(np.abs(v) + v.dtype.type(0.5))
         return np.sign(v) * np.ceil(np.abs(v) - v.dtype.type(0.5))
-    tie = (v - np.floor(v)) == 0.5
-    away = np.sign(v) * np.ceil(np.abs(v))
+    mag = np.abs(v)
+    tie = (mag - np.floor(mag)) == 0.5
+    away = np.sign(v) * np.ceil(mag)
     return np.where(tie, away if m == "HALF_UP" else np.trunc(v), np.round(v))
 
 
