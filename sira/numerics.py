@@ -352,36 +352,88 @@ def float32_up(x) -> np.ndarray:
 ROUNDING_MODES = ("ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN")
 
 
-def round_fraction(x: Fraction, mode: str) -> int:
+def rounding_mode(mode: str) -> str:
+    """The canonical (upper-case) name of a QONNX rounding mode; ValueError
+    for a mode QONNX does not define, so every rounding path rejects the
+    same modes with the same message."""
+    m = str(mode).upper()
+    if m not in ROUNDING_MODES:
+        raise ValueError(f"unknown rounding mode {mode!r}; expected one of {', '.join(ROUNDING_MODES)}")
+    return m
+
+
+def round_fraction(x: Fraction | int, mode: str) -> int:
     """Round an exact rational the way QONNX's ``resolve_rounding_mode`` does.
 
     ROUND and HALF_EVEN are numpy's half-to-even; UP rounds away from zero;
     DOWN truncates toward zero; HALF_UP / HALF_DOWN break ties away from /
     toward zero.
     """
-    mode = mode.upper()
+    m = rounding_mode(mode)
+    x = Fraction(x)
     fl = x.numerator // x.denominator
     ce = -((-x.numerator) // x.denominator)
-    if mode in ("ROUND", "HALF_EVEN"):
+    away, toward = (ce, fl) if x > 0 else (fl, ce)
+    if m in ("ROUND", "HALF_EVEN"):
         return round(x)  # Fraction.__round__ is half-to-even
-    if mode == "CEIL":
-        return ce
-    if mode == "FLOOR":
-        return fl
-    if mode == "UP":
-        return ce if x > 0 else fl
-    if mode == "DOWN":
-        return fl if x > 0 else ce
+    if m in ("CEIL", "FLOOR", "UP", "DOWN"):
+        return {"CEIL": ce, "FLOOR": fl, "UP": away, "DOWN": toward}[m]
     twice = 2 * x
-    if mode == "HALF_UP":
-        if twice.denominator == 1 and twice.numerator % 2 != 0:  # exact tie
-            return ce if x > 0 else fl
-        return round(x)
-    if mode == "HALF_DOWN":
-        if twice.denominator == 1 and twice.numerator % 2 != 0:
-            return fl if x > 0 else ce
-        return round(x)
-    raise ValueError(f"unknown rounding mode {mode!r}; expected one of {', '.join(ROUNDING_MODES)}")
+    if twice.denominator == 1 and twice.numerator % 2 != 0:  # an exact tie
+        return away if m == "HALF_UP" else toward
+    return round(x)
+
+
+def round_floats(v: np.ndarray, mode: str, as_qonnx_executes: bool = False) -> np.ndarray:
+    """QONNX rounding of a float array, elementwise, in the array's dtype.
+
+    By default the result is the exact rounding of each float's value (the
+    same integer :func:`round_fraction` gives): ROUND, CEIL, FLOOR, UP and
+    DOWN are exact float operations, and a HALF_UP / HALF_DOWN tie is
+    detected exactly (``|v| - floor(|v|)`` is exact; ``v - floor(v)`` is
+    not for negative v: -0.49999999999999994 - (-1) rounds to 0.5). With ``as_qonnx_executes``
+    HALF_UP / HALF_DOWN are qonnx's float formulas ``sign(v) * floor(|v| +
+    0.5)`` and ``sign(v) * ceil(|v| - 0.5)``, whose addition can itself round
+    (0.49999999999999994 goes to 1): what qonnx's execution computes, for
+    bounds that must hold for it and for bit-identical constant folding.
+    """
+    m = rounding_mode(mode)
+    v = np.asarray(v)
+    if m in ("ROUND", "HALF_EVEN"):
+        return np.round(v)
+    if m == "CEIL":
+        return np.ceil(v)
+    if m == "FLOOR":
+        return np.floor(v)
+    if m == "UP":
+        return np.sign(v) * np.ceil(np.abs(v))
+    if m == "DOWN":
+        return np.trunc(v)
+    if as_qonnx_executes:
+        if m == "HALF_UP":
+            return np.sign(v) * np.floor(np.abs(v) + v.dtype.type(0.5))
+        return np.sign(v) * np.ceil(np.abs(v) - v.dtype.type(0.5))
+    mag = np.abs(v)
+    tie = (mag - np.floor(mag)) == 0.5
+    away = np.sign(v) * np.ceil(mag)
+    return np.where(tie, away if m == "HALF_UP" else np.trunc(v), np.round(v))
+
+
+def trunc_step(scale, out_scale) -> np.ndarray:
+    """The power of two a QONNX Trunc (v2, with an output scale) divides its
+    integer by: 2**ROUND(log2(out_scale / scale)) in float64, qonnx's own
+    formula (the log is rounded, so out_scale need not be an exact power-of-two
+    multiple of scale)."""
+    ratio = np.asarray(out_scale, dtype=np.float64) / np.asarray(scale, dtype=np.float64)
+    return 2.0 ** round_floats(np.log2(ratio), "ROUND")
+
+
+def quantize_fraction(x: Fraction, scale: Fraction, zeropt: Fraction, qmin: int, qmax: int, mode: str) -> int:
+    """QONNX Quant's integer for an exact rational input: round(clip(x/scale
+    + zeropt, qmin, qmax)) with the node's rounding mode (the mathematical
+    semantics; qonnx's float32 execution approximates it)."""
+    v = x / scale + zeropt
+    return round_fraction(min(max(v, Fraction(qmin)), Fraction(qmax)), mode)
 
 
 def to_fraction(v) -> Fraction:

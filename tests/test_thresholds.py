@@ -1,4 +1,4 @@
-"""Elementwise chains to exact thresholds (transforms/thresholds.py).
+"""Elementwise chains to exact thresholds (transforms/thresholds/).
 
 Unit tests compare the thresholds of a chain, on every integer of its
 range, with references that do not share the module's code: qonnx's own

@@ -51,6 +51,7 @@ from qonnx.transformation.base import Transformation
 from qonnx.transformation.general import RemoveUnusedTensors
 from qonnx.transformation.infer_shapes import InferShapes
 
+from sira import numerics as nx
 from sira.model import node_attr, topological_order
 
 #: integer quantizers: (x, scale, zero-point, bit width)
@@ -662,7 +663,7 @@ class ExtractQuantScaleZeroPt(Transformation):
             o = rw.value(n.input[4])
             if o is None:
                 return
-            t = (2.0 ** np.round(np.log2(o.astype(np.float64) / s.astype(np.float64)))).astype(o.dtype)
+            t = nx.trunc_step(s, o).astype(o.dtype)
             out_scale = (o.astype(np.float64) / t).astype(o.dtype)
             if np.array_equal(o, t) and np.all(s == 1) and np.all(z == 0):
                 return

@@ -33,6 +33,7 @@ import numpy as np
 from .. import numerics as nx
 from ..errors import RuleError
 from ..range import ScaledIntRange, compact
+from ..semantics import LIBM_ULPS, Sigmoid, Tanh, batchnorm_bounds, libm_value_bounds
 from .registry import EXACT, RuleContext, rule
 
 _INF = np.inf
@@ -94,10 +95,6 @@ def _float_attr(ctx: RuleContext, name: str, default: float) -> float:
 
 def _same_tensor(ctx: RuleContext) -> bool:
     return bool(ctx.input_name(0)) and ctx.input_name(0) == ctx.input_name(1)
-
-
-def _nan_to(a: np.ndarray, fill: float) -> np.ndarray:
-    return np.where(np.isnan(a), fill, a)
 
 
 def _grid_match(v, scale, bias) -> tuple[np.ndarray, np.ndarray]:
@@ -374,20 +371,6 @@ def _channel_param(ctx: RuleContext, i: int, what: str, ndim: int) -> np.ndarray
     return v.reshape((1,) * lead + v.shape + (1,) * (ndim - lead - v.ndim))
 
 
-def _bn_multiplier(gamma: np.ndarray, var_eps: tuple) -> tuple:
-    """Sound interval of A = gamma / sqrt(var + eps), var+eps given as an
-    interval [v_lo, v_hi] > 0."""
-    v_lo, v_hi = var_eps
-    with np.errstate(all="ignore"):
-        r_lo = np.sqrt(v_lo)
-        r_hi = np.sqrt(v_hi)
-    # sqrt is correctly rounded: one step outward encloses the true root
-    r_lo, r_hi = np.nextafter(r_lo, 0.0), np.nextafter(r_hi, _INF)
-    a_lo = np.minimum(nx.div_down(gamma, r_lo), nx.div_down(gamma, r_hi))
-    a_hi = np.maximum(nx.div_up(gamma, r_lo), nx.div_up(gamma, r_hi))
-    return a_lo, a_hi
-
-
 @rule("BatchNormalization", exactness=EXACT)
 def batchnorm_rule(ctx: RuleContext):
     """Inference-mode BatchNormalization: y = A*(x - mean) + beta per channel
@@ -411,13 +394,9 @@ def batchnorm_rule(ctx: RuleContext):
     mean = _channel_param(ctx, 3, "mean (input 3)", nd)
     var = _channel_param(ctx, 4, "variance (input 4)", nd)
     eps = _float_attr(ctx, "epsilon", 1e-5)
-    var_eps = (nx.add_down(var, eps), nx.add_up(var, eps))
-    if np.any(var_eps[0] <= 0):
+    if np.any(nx.add_down(var, eps) <= 0):
         raise RuleError(f"variance + epsilon is not positive (min {np.min(var + eps):g}); the normalization divides by its square root")
-    a_lo, a_hi = _bn_multiplier(gamma, var_eps)
-    d_lo, d_hi = nx.add_down(x.lo, -mean), nx.add_up(x.hi, -mean)
-    y_lo, y_hi = nx.interval_mul(d_lo, d_hi, a_lo, a_hi)
-    lo, hi = nx.add_down(y_lo, beta), nx.add_up(y_hi, beta)
+    lo, hi = batchnorm_bounds(x.lo, x.hi, gamma, beta, mean, var, eps)
     if not x.is_scaled_int:
         return [_real(shape, lo, hi, x)]
     A = gamma / np.sqrt(var + eps)
@@ -708,29 +687,17 @@ def neg_rule(ctx: RuleContext):
 # --------------------------------------------------------------------------
 
 #: the float64 evaluations below are within a few ulps of the exact
-#: function (libm-quality exp/tanh/erf/log, a handful of rounded + - * /)
-_ULPS = 8.0
+#: function (see sira.semantics.LIBM_ULPS)
+_ULPS = LIBM_ULPS
 
 
 def _eval_bounds(f, lo, hi, critical: Sequence[float] = (), codomain=(-_INF, _INF), ulps=_ULPS):
     """Sound bounds of f over [lo, hi] for f continuous and monotone between
     consecutive ``critical`` points: the extremes are among f(lo), f(hi) and
-    f(c) for critical c inside. Each evaluation is widened by ``ulps``
-    (a number or a function of the point) and the result is clipped to the
-    codomain, where f provably lies. A 0 computed at the point 0 is kept:
-    the functions here either vanish at 0 exactly or are far from 0 there
-    (libm returns exact zeros for tanh, erf, expm1 at 0)."""
+    f(c) for critical c inside, each bounded by :func:`libm_value_bounds`;
+    the result is clipped to the codomain, where f provably lies."""
     points = [lo, hi] + [np.where((lo < c) & (c < hi), c, lo) for c in critical]
-    los, his = [], []
-    for p in points:
-        with np.errstate(all="ignore"):
-            v = f(p)
-        w = ulps(p) if callable(ulps) else ulps
-        vlo, vhi = nx.round_outward(v, v, rel_ops=w)
-        exact_zero = (p == 0) & (v == 0)
-        vlo, vhi = np.where(exact_zero, 0.0, vlo), np.where(exact_zero, 0.0, vhi)
-        los.append(_nan_to(vlo, -_INF))
-        his.append(_nan_to(vhi, _INF))
+    los, his = zip(*(libm_value_bounds(f, p, ulps) for p in points))
     return np.clip(_min_all(los), *codomain), np.clip(_max_all(his), *codomain)
 
 
@@ -740,11 +707,6 @@ def _smooth(ctx: RuleContext, f, critical: Sequence[float] = (), **kw):
     x = ctx.inp(0)
     lo, hi = _eval_bounds(f, x.lo, x.hi, critical, **kw)
     return [_real(x.shape, lo, hi, x, exact=not _misses_critical(x, critical))]
-
-
-def _sigmoid(x):
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 _erf_obj = np.frompyfunc(math.erf, 1, 1)
@@ -758,13 +720,13 @@ def _erf(x):
 def sigmoid_rule(ctx: RuleContext):
     """y = 1/(1 + exp(-x)). Monotone: exact up to a few ulps of outward
     rounding, within [0, 1]."""
-    return _smooth(ctx, _sigmoid, codomain=(0.0, 1.0))
+    return _smooth(ctx, Sigmoid.floats, codomain=Sigmoid.codomain)
 
 
 @rule("Tanh", exactness=EXACT)
 def tanh_rule(ctx: RuleContext):
     """y = tanh(x). Monotone: exact up to outward rounding, within [-1, 1]."""
-    return _smooth(ctx, np.tanh, codomain=(-1.0, 1.0))
+    return _smooth(ctx, Tanh.floats, codomain=Tanh.codomain)
 
 
 @rule("Erf", exactness=EXACT)

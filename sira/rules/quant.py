@@ -56,24 +56,15 @@ def int_limits(signed: bool, narrow: bool, bits: int) -> tuple[int, int]:
     return 0, 2**bits - 1 - int(narrow)
 
 
-def _rounder(mode: str):
-    """Vectorized QONNX rounding on float arrays (qonnx's own definitions)."""
-    m = mode.upper()
-    if m in ("ROUND", "HALF_EVEN"):
-        return np.round
-    if m == "CEIL":
-        return np.ceil
-    if m == "FLOOR":
-        return np.floor
-    if m == "UP":
-        return lambda x: np.sign(x) * np.ceil(np.abs(x))
-    if m == "DOWN":
-        return np.fix
-    if m == "HALF_UP":
-        return lambda x: np.sign(x) * np.floor(np.abs(x) + 0.5)
-    if m == "HALF_DOWN":
-        return lambda x: np.sign(x) * np.ceil(np.abs(x) - 0.5)
-    raise RuleError(f"unknown rounding_mode {mode!r}; QONNX supports {', '.join(nx.ROUNDING_MODES)}")
+def _rounder(mode: str, as_qonnx_executes: bool = True):
+    """QONNX rounding on float arrays (:func:`sira.numerics.round_floats`),
+    as qonnx's execution computes it unless ``as_qonnx_executes`` is off;
+    an unknown mode is the model's error."""
+    try:
+        nx.rounding_mode(mode)
+    except ValueError as e:
+        raise RuleError(f"unknown rounding_mode {mode!r}; QONNX supports {', '.join(nx.ROUNDING_MODES)}") from e
+    return lambda v: nx.round_floats(v, mode, as_qonnx_executes)
 
 
 def quantized_index_bounds(xlo, xhi, scale, zeropt, qmin, qmax, mode: str):
@@ -90,6 +81,7 @@ def quantized_index_bounds(xlo, xhi, scale, zeropt, qmin, qmax, mode: str):
     s = np.broadcast_to(np.asarray(scale, dtype=np.float64), shape)
     z = np.broadcast_to(np.asarray(zeropt, dtype=np.float64), shape)
     rnd = _rounder(mode)
+    exact_rnd = _rounder(mode, as_qonnx_executes=False)
 
     def float_path(x, dtype):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -107,9 +99,7 @@ def quantized_index_bounds(xlo, xhi, scale, zeropt, qmin, qmax, mode: str):
             if xv == np.inf:
                 out[idx] = qmax
                 continue
-            v = Fraction(float(xv)) / Fraction(float(s[idx])) + Fraction(float(z[idx]))
-            v = min(max(v, Fraction(qmin)), Fraction(qmax))
-            out[idx] = nx.round_fraction(v, mode)
+            out[idx] = nx.quantize_fraction(Fraction(float(xv)), Fraction(float(s[idx])), Fraction(float(z[idx])), qmin, qmax, mode)
         return out
 
     def fast_exact_path(x):
@@ -120,8 +110,8 @@ def quantized_index_bounds(xlo, xhi, scale, zeropt, qmin, qmax, mode: str):
         v = np.where(np.isnan(v), 0.0, v)
         width = 8 * np.finfo(np.float64).eps * (np.abs(v) + 1.0)
         with np.errstate(invalid="ignore"):
-            a = rnd(np.clip(v - width, qmin, qmax))
-            b = rnd(np.clip(v + width, qmin, qmax))
+            a = exact_rnd(np.clip(v - width, qmin, qmax))
+            b = exact_rnd(np.clip(v + width, qmin, qmax))
         ambiguous = (a != b) & np.isfinite(x)
         res = np.where(np.isfinite(x), a, np.where(x > 0, qmax, qmin)).astype(np.float64)
         if np.any(ambiguous):
@@ -260,7 +250,7 @@ def trunc_rule(ctx: RuleContext):
     if n_in >= 6:
         out_scale = _scale_param(ctx, 4)
         out_bits = _bitwidth(ctx, 5)
-        t = 2.0 ** np.round(np.log2(out_scale / s))
+        t = nx.trunc_step(s, out_scale)
         qmin, qmax = int_limits(bool(ctx.attr("signed", 1)), bool(ctx.attr("narrow", 0)), out_bits)
         lo = rnd(np.clip(ilo.astype(np.float64) / t, qmin, qmax))
         hi = rnd(np.clip(ihi.astype(np.float64) / t, qmin, qmax))
