@@ -208,6 +208,7 @@ def check_graph(model: ModelWrapper) -> None:
             )
     _check_single_assignment(graph)
     _check_input_types(graph)
+    _check_standard_ops(model.model)
     topological_order(model)
 
 
@@ -250,6 +251,35 @@ def _check_single_assignment(graph: onnx.GraphProto) -> None:
             define(o, f"an output of node '{node.name or node.op_type}' ({node.op_type})")
 
 
+def _check_standard_ops(proto: onnx.ModelProto) -> None:
+    """Nodes of the ONNX domain must be ONNX operators of the model's
+    opset, with as many inputs and outputs as their schema allows (what
+    ``onnx.checker`` checks for them; other domains are qonnx's or custom)."""
+    opset = next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None:
+        return
+    if not 1 <= opset <= onnx.defs.onnx_opset_version():
+        raise SiraError(f"the model declares ONNX opset {opset}, which does not exist (this onnx knows 1 to "
+                        f"{onnx.defs.onnx_opset_version()}); re-export it with a released opset")  # fmt: skip
+    for node in proto.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        label = f"node '{node.name or node.op_type}' ({node.op_type})"
+        try:
+            schema = onnx.defs.get_schema(node.op_type, opset, "")
+        except onnx.defs.SchemaError:
+            raise SiraError(f"{label}: {node.op_type} is not an ONNX operator in opset {opset}; a custom op needs its own "
+                            "domain (and sira has no rule for it)") from None  # fmt: skip
+        n_in = len(node.input)
+        n_out = len([o for o in node.output])
+        if not schema.min_input <= n_in <= schema.max_input:
+            raise SiraError(f"{label} has {n_in} input(s); {node.op_type} (opset {schema.since_version}) takes "
+                            f"{schema.min_input} to {schema.max_input}")  # fmt: skip
+        if not schema.min_output <= n_out <= schema.max_output:
+            raise SiraError(f"{label} has {n_out} output(s); {node.op_type} (opset {schema.since_version}) gives "
+                            f"{schema.min_output} to {schema.max_output}")  # fmt: skip
+
+
 def _check_input_types(graph: onnx.GraphProto) -> None:
     """Graph inputs must be numeric tensors with non-negative dimensions."""
     inits = {x.name for x in graph.initializer}
@@ -263,8 +293,9 @@ def _check_input_types(graph: onnx.GraphProto) -> None:
             name = onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else str(elem)
             raise SiraError(f"graph input '{i.name}' has element type {name}; sira analyzes numeric tensors (float or integer)")
         for d in i.type.tensor_type.shape.dim:
-            if d.HasField("dim_value") and d.dim_value < 0:
-                raise SiraError(f"graph input '{i.name}' declares a negative dimension ({d.dim_value}); fix its shape")
+            if d.HasField("dim_value") and d.dim_value <= 0:
+                kind = "negative" if d.dim_value < 0 else "zero"
+                raise SiraError(f"graph input '{i.name}' declares a {kind} dimension ({d.dim_value}); fix its shape")
 
 
 def topological_order(model: ModelWrapper) -> list:

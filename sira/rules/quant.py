@@ -168,8 +168,8 @@ def quant_rule(ctx: RuleContext):
     s = _scale_param(ctx, 1)
     z = _param(ctx, 2, "zero-point (input 2)")
     bits = _bitwidth(ctx, 3)
-    signed = bool(ctx.attr("signed", 1))
-    narrow = bool(ctx.attr("narrow", 0))
+    signed = ctx.flag("signed", 1)
+    narrow = ctx.flag("narrow", 0)
     mode = ctx.attr("rounding_mode", "ROUND")
     shape = ctx.out_shape(0, fallback=np.broadcast_shapes(x.shape, s.shape, z.shape))
     if bits == 1 and signed:
@@ -251,7 +251,7 @@ def trunc_rule(ctx: RuleContext):
         out_scale = _scale_param(ctx, 4)
         out_bits = _bitwidth(ctx, 5)
         t = nx.trunc_step(s, out_scale)
-        qmin, qmax = int_limits(bool(ctx.attr("signed", 1)), bool(ctx.attr("narrow", 0)), out_bits)
+        qmin, qmax = int_limits(ctx.flag("signed", 1), ctx.flag("narrow", 0), out_bits)
         lo = rnd(np.clip(ilo.astype(np.float64) / t, qmin, qmax))
         hi = rnd(np.clip(ihi.astype(np.float64) / t, qmin, qmax))
         scale, bias = out_scale, -out_scale * z / t

@@ -82,6 +82,14 @@ class RuleContext:
         """Attribute value (ints, floats, strings decoded, lists as lists)."""
         return node_attr(self.node, name, default)
 
+    def flag(self, name: str, default: int) -> bool:
+        """A 0/1 attribute (QONNX's ``signed``, ``narrow``); anything else
+        is an error rather than Python truthiness (``signed=7``, ``"yes"``)."""
+        value = self.attr(name, default)
+        if isinstance(value, bool) or value not in (0, 1):
+            raise RuleError(f"attribute '{name}' must be 0 or 1, got {value!r}")
+        return bool(value)
+
     def has_input(self, i: int) -> bool:
         return i < len(self.inputs) and self.inputs[i] is not None
 
