@@ -11,14 +11,15 @@ import pytest
 from onnx import helper
 from qonnx.transformation.fold_constants import FoldConstants
 
-from sira import explain, htmlreport, model
+from sira import explain, htmlreport, hw, model
 from sira.analysis import analyze
 from sira.errors import SiraError
 from sira.ops import KINDS, OP_TRAITS, Trait, has_trait, is_mac, is_quantizer, is_requantizer, ops_with, traits
 from sira.rules import RULES
 from sira.verify import _first_mac_weights
-from tests.helpers import make_model
+from tests.helpers import make_model, quant_node
 from transforms import lower, to_hw, widths
+from transforms.aggregate import find_targets
 
 
 def test_every_op_with_a_rule_has_a_kind():
@@ -62,12 +63,29 @@ def test_quantizer_sets_nest():
     [("Quant", True), ("IntQuant", True), ("BipolarQuant", True), ("Trunc", True), ("MultiThreshold", True),
      ("QuantizeLinear", True), ("DequantizeLinear", False), ("FloatQuant", False)],
 )  # fmt: skip
+
+
 def test_which_quantizers_end_an_integer_chain(op, ends_chain):
     """QuantizeLinear rounds onto a fresh integer grid like Quant (aggregation
     once missed it); DequantizeLinear is affine in its integer input and
     FloatQuant's grid is not an integer one, yet both mark a quantized model."""
     assert is_requantizer(op) == ends_chain
     assert is_quantizer(op)
+
+
+def test_aggregation_targets_end_at_a_quantize_linear():
+    """The scale of a layer read by a QuantizeLinear is gathered before it,
+    as before a Quant; its int8 output is not a target."""
+    w = np.array([[1, -2], [3, 1], [0, 2], [-1, 1]], dtype=np.float32)
+    nodes = [
+        quant_node("x", "s", "z", "b", "xq"),
+        helper.make_node("MatMul", ["xq", "W"], ["acc"]),
+        helper.make_node("Mul", ["acc", "c"], ["m"]),
+        helper.make_node("QuantizeLinear", ["m", "ys", "yz"], ["y"]),
+    ]
+    consts = {"s": np.float32(0.5), "z": np.float32(0), "b": np.float32(4), "W": w, "c": np.float32(0.25), "ys": np.float32(0.125), "yz": np.int8(0)}
+    report = analyze(make_model(nodes, {"x": [1, 4]}, {"y": [1, 2]}, consts), (-4.0, 4.0))
+    assert find_targets(report.model, report) == ["m"]
 
 
 def test_qonnx_lists_are_reproduced():
@@ -107,6 +125,11 @@ def test_every_hardware_lowering_is_of_a_known_op():
     assert all(traits(op) for op in to_hw.LOWERINGS)
     assert ops_with(Trait.LAYOUT) | ops_with(Trait.HOST) <= set(to_hw.LOWERINGS)
     assert {"MatMul", "Conv"} <= ops_with(Trait.MAC) & set(to_hw.LOWERINGS)
+
+
+def test_binary_ops_lower_to_elementwise_ops_the_layer_accepts():
+    binary = {op for op, fn in to_hw.LOWERINGS.items() if fn is to_hw._Lowering.lower_binary}
+    assert binary <= ops_with(Trait.ELEMENTWISE) and binary <= set(hw.ELEMENTWISE_OPS)
 
 
 def test_a_second_lowering_for_an_op_is_refused():
