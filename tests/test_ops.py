@@ -63,8 +63,6 @@ def test_quantizer_sets_nest():
     [("Quant", True), ("IntQuant", True), ("BipolarQuant", True), ("Trunc", True), ("MultiThreshold", True),
      ("QuantizeLinear", True), ("DequantizeLinear", False), ("FloatQuant", False)],
 )  # fmt: skip
-
-
 def test_which_quantizers_end_an_integer_chain(op, ends_chain):
     """QuantizeLinear rounds onto a fresh integer grid like Quant (aggregation
     once missed it); DequantizeLinear is affine in its integer input and
