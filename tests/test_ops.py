@@ -40,8 +40,8 @@ def test_queries():
 
 
 def test_mac_includes_conv_transpose_everywhere():
-    """explain once left ConvTranspose out of the MACs that the html report
-    and aggregation counted: a chain walked back through it."""
+    """A ConvTranspose is a MAC for explain as for the html report and
+    aggregation: explain's walk back along a chain stops at it."""
     assert ops_with(Trait.MAC) == {"MatMul", "Gemm", "Conv", "ConvTranspose"}
     assert explain.MAC_OPS == htmlreport.MAC_OPS == ops_with(Trait.MAC)
     assert widths._LAID_OUT_MACS < ops_with(Trait.MAC)
@@ -64,8 +64,8 @@ def test_quantizer_sets_nest():
      ("QuantizeLinear", True), ("DequantizeLinear", False), ("FloatQuant", False)],
 )  # fmt: skip
 def test_which_quantizers_end_an_integer_chain(op, ends_chain):
-    """QuantizeLinear rounds onto a fresh integer grid like Quant (aggregation
-    once missed it); DequantizeLinear is affine in its integer input and
+    """QuantizeLinear rounds onto a fresh integer grid like Quant;
+    DequantizeLinear is affine in its integer input and
     FloatQuant's grid is not an integer one, yet both mark a quantized model."""
     assert is_requantizer(op) == ends_chain
     assert is_quantizer(op)
