@@ -15,7 +15,8 @@ dispatches.
 Some traits mirror qonnx's own lists (:attr:`Trait.KEPT_BY_FOLDING`,
 :attr:`Trait.QONNX_DOMAIN`, :attr:`Trait.TRANSPOSE_FOLDS_INTO`,
 :attr:`Trait.INITIALIZERS_LAST`): loading reproduces qonnx's cleanup step by
-step, so those sets must stay exactly qonnx's.
+step, so those sets follow qonnx (and sira's additions to its folding), not
+what the op computes.
 """
 
 from __future__ import annotations
@@ -116,18 +117,18 @@ OP_TRAITS: dict[str, Trait] = {
     "QuantizeLinear": _QUANT | _T.KEPT_BY_FOLDING,
     "DequantizeLinear": _T.QUANTIZER | _T.ELEMENTWISE | _T.KEPT_BY_FOLDING,
     "FloatQuant": _T.QUANTIZER | _T.ELEMENTWISE,
-    # affine elementwise
+    # elementwise, affine with a constant operand
     "Add": _AFFINE | _T.INITIALIZERS_LAST,
     "Sub": _AFFINE,
     "Mul": _AFFINE | _T.INITIALIZERS_LAST,
     "Div": _AFFINE,
+    # other elementwise
     "Neg": _T.ELEMENTWISE,
     "BatchNormalization": _T.ELEMENTWISE,
     "Sum": _T.ELEMENTWISE | _T.INITIALIZERS_LAST,
     "And": _T.ELEMENTWISE | _T.INITIALIZERS_LAST,
     "Or": _T.ELEMENTWISE | _T.INITIALIZERS_LAST,
     "Xor": _T.ELEMENTWISE | _T.INITIALIZERS_LAST,
-    # other elementwise
     "Min": _T.ELEMENTWISE,
     "Max": _T.ELEMENTWISE,
     "Abs": _T.ELEMENTWISE,
