@@ -46,9 +46,10 @@ import numpy as np
 
 from . import numerics as nx
 from .errors import SiraError
+from .ops import Trait, ops_with
 
 #: ops whose output is an accumulator (with constant integer weights)
-MAC_OPS = ("MatMul", "Gemm", "Conv")
+MAC_OPS = ops_with(Trait.MAC)
 #: channels the text lists before it summarizes the rest
 TEXT_CHANNELS = 12
 #: random inputs of the final equivalence check when explain runs sira.optimize

@@ -42,13 +42,14 @@ import os
 from typing import Any, Optional, Sequence
 
 from .errors import SiraError
+from .ops import Trait, ops_with
 from .report import _hull_text, _param_text, fmt_num, write_atomic
 
 #: where the page is written, relative to the project folder
 REPORT_PATH = os.path.join("report", "report.html")
 
 #: op types of MAC layers in the range analysis
-MAC_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+MAC_OPS = ops_with(Trait.MAC)
 
 #: resources of the before/after chart
 CHART_RESOURCES = ("LUT", "DSP", "BRAM_18K")

@@ -31,20 +31,22 @@ from onnx import helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 
 from .errors import SiraError
+from .ops import Trait, ops_with
 
 ModelLike = Union[str, os.PathLike, ModelWrapper, onnx.ModelProto]
 
 #: op types that quantize; a model without any is a float model
-QUANTIZER_OPS = {"Quant", "IntQuant", "BipolarQuant", "Trunc", "MultiThreshold", "QuantizeLinear", "DequantizeLinear", "FloatQuant"}
+QUANTIZER_OPS = ops_with(Trait.QUANTIZER)
 
 #: op types constant folding leaves in place even when all their inputs are
 #: constant: sira reads the integer grid of a weight quantizer from the node.
-#: qonnx's cleanup keeps the first four; IntQuant and Trunc are kept too.
-UNFOLDED_OPS = frozenset({"Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear", "IntQuant", "Trunc"})
+#: qonnx's cleanup keeps Quant, BipolarQuant, QuantizeLinear and
+#: DequantizeLinear; IntQuant and Trunc are kept too.
+UNFOLDED_OPS = ops_with(Trait.KEPT_BY_FOLDING)
 #: op types qonnx's cleanup moves into the qonnx domain (its "temporary fix")
-QONNX_DOMAIN_OPS = frozenset({"Quant", "Trunc", "BipolarQuant"})
+QONNX_DOMAIN_OPS = ops_with(Trait.QONNX_DOMAIN)
 #: op types whose initializer inputs qonnx puts last (SortCommutativeInputsInitializerLast)
-COMMUTATIVE_OPS = frozenset({"Add", "Mul", "And", "Or", "Xor", "Sum"})
+COMMUTATIVE_OPS = ops_with(Trait.INITIALIZERS_LAST)
 
 
 @contextlib.contextmanager
@@ -661,7 +663,7 @@ def _fold_transposes_into_quant_inits(graph: onnx.GraphProto) -> bool:
         while i < len(nodes):
             node = nodes[i]
             quant = producer.get(node.input[0]) if node.op_type == "Transpose" and len(node.input) == 1 else None
-            if quant is not None and quant.op_type in {"Quant", "BipolarQuant"} and all(x in inits for x in quant.input):
+            if quant is not None and quant.op_type in ops_with(Trait.TRANSPOSE_FOLDS_INTO) and all(x in inits for x in quant.input):
                 perm_attr = next((a for a in node.attribute if a.name == "perm"), None)
                 perm = list(perm_attr.ints) if perm_attr is not None else None
                 for name in quant.input:

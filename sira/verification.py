@@ -41,6 +41,7 @@ from . import numerics as nx
 from .analysis import RangeReport, analyze
 from .errors import SiraError
 from .execute import Executor
+from .ops import Trait, ops_with
 from .range import ScaledIntRange
 
 #: precision -> (relative value slack, grid slack in integer steps)
@@ -136,7 +137,7 @@ def as_precision(r: ScaledIntRange, v: np.ndarray, dtype) -> np.ndarray:
 def _first_mac_weights(report: RangeReport, input_name: str) -> Optional[np.ndarray]:
     """Weights (K x N) of the first MatMul/Gemm that reads ``input_name``
     element-for-element (through elementwise ops and reshapes only)."""
-    passthrough = {"Quant", "IntQuant", "BipolarQuant", "Mul", "Add", "Sub", "Div", "Reshape", "Flatten", "Identity", "Relu", "Clip", "MultiThreshold"}
+    passthrough = ops_with(Trait.ELEMENTWISE) | ops_with(Trait.FLAT_ORDER)
     graph = report.model.graph
     frontier = {input_name}
     for node in graph.node:

@@ -36,17 +36,20 @@ import numpy as np
 from onnx import helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
+from qonnx.transformation.infer_shapes import InferShapes
 
-import sira
+from sira.analysis import analyze
+from sira.errors import SiraError
+from sira.model import quiet, tensor_shapes, topological_order
+from sira.ops import Trait, has_trait, is_mac, is_requantizer
 from sira.range import ScaledIntRange, common_grid, part_grid_factors
 
-#: ops after which the integer chain ends: aggregation targets feed only these
-NONLINEAR_OPS = {
-    "Relu", "Quant", "IntQuant", "BipolarQuant", "Trunc", "MultiThreshold", "Sigmoid", "Tanh", "HardSigmoid",
-    "LeakyRelu", "Clip", "Softmax", "LogSoftmax", "Elu", "Selu", "Celu", "Softplus", "Erf", "Exp", "Log", "Sqrt",
-    "HardSwish", "Floor", "Ceil", "Round", "Sign", "ArgMax", "ArgMin", "TopK",
-}  # fmt: skip
-MAC_OPS = {"MatMul", "Conv", "Gemm", "ConvTranspose"}
+
+def _nonlinear(node) -> bool:
+    """Whether the integer chain ends at ``node`` (an activation, a
+    quantizer): a float scale and bias cannot be carried through it, so
+    aggregation targets are the tensors that feed only such ops."""
+    return has_trait(node.op_type, Trait.NONLINEAR)
 
 
 @dataclasses.dataclass
@@ -76,10 +79,6 @@ def _producers(model: ModelWrapper) -> dict[str, object]:
     return {o: n for n in model.graph.node for o in n.output if o}
 
 
-#: ops that end an integer chain and start a new grid
-QUANTIZER_OPS = {"Quant", "IntQuant", "BipolarQuant", "Trunc", "MultiThreshold"}
-
-
 def _linear_since_quantizer(t: str, producers: dict, cache: dict) -> bool:
     """Whether ``t`` is computed from quantizer outputs, graph inputs and
     constants by linear ops only. A tensor downstream of an activation (a
@@ -88,9 +87,9 @@ def _linear_since_quantizer(t: str, producers: dict, cache: dict) -> bool:
     if t in cache:
         return cache[t]
     node = producers.get(t)
-    if node is None or node.op_type in QUANTIZER_OPS:
+    if node is None or is_requantizer(node.op_type):
         result = True
-    elif node.op_type in NONLINEAR_OPS:
+    elif _nonlinear(node):
         result = False
     else:
         result = all(_linear_since_quantizer(i, producers, cache) for i in node.input if i)
@@ -107,15 +106,15 @@ def find_targets(model: ModelWrapper, report) -> list[str]:
     outputs = {o.name for o in model.graph.output}
     fresh: dict = {}
     targets = []
-    for node in sira.model.topological_order(model):
+    for node in topological_order(model):
         for t in node.output:
             if not t or t not in report.ranges:
                 continue
             r = report[t]
-            if r.is_const or not r.is_scaled_int or node.op_type in NONLINEAR_OPS:
+            if r.is_const or not r.is_scaled_int or _nonlinear(node):
                 continue
             cons = consumers.get(t, [])
-            if not ((t in outputs and not cons) or (cons and all(c.op_type in NONLINEAR_OPS for c in cons))):
+            if not ((t in outputs and not cons) or (cons and all(_nonlinear(c) for c in cons))):
                 continue
             if cons and not all(c.input[0] == t for c in cons):
                 continue  # the tensor is a parameter (scale, threshold) of its consumer
@@ -165,7 +164,7 @@ def _escape(target: str, source_nodes: list, consumers: dict, producers: dict, o
             continue
         cone.add(t)
         node = producers.get(t)
-        if node is not None and node.op_type not in NONLINEAR_OPS:
+        if node is not None and not _nonlinear(node):
             stack.extend(i for i in node.input if i)
     stack = [o for n in source_nodes for o in n.output if o]
     seen = set()
@@ -317,7 +316,7 @@ def remove_exact_identities(model: ModelWrapper) -> int:
     graph = model.graph
     outputs = {o.name for o in graph.output}
     constants = {i.name: i for i in graph.initializer}
-    shapes = sira.model.tensor_shapes(model)
+    shapes = tensor_shapes(model)
     rename: dict[str, str] = {}
     keep = []
     removed = 0
@@ -358,9 +357,7 @@ class AggregateScaleBias(Transformation):
         self.report = AggregationReport()
 
     def apply(self, model: ModelWrapper):
-        from qonnx.transformation.infer_shapes import InferShapes
-
-        analysis = sira.analyze(model, self.input_spec)
+        analysis = analyze(model, self.input_spec)
         model = analysis.model
         plans, skipped = plan(model, analysis)
         self.report.skipped = skipped
@@ -372,11 +369,11 @@ class AggregateScaleBias(Transformation):
                 _set_initializer(model, node.input[idx], 1.0)
             for node, idx in p.bias_nodes:
                 _set_initializer(model, node.input[idx], 0.0)
-        with sira.model.quiet():
+        with quiet():
             model = model.transform(InferShapes())
         # what each target computes now: the same integers, on the grid that
         # is left once the sources are gone (a bipolar input leaves 2*q - sum(W))
-        after = sira.analyze(model, self.input_spec)
+        after = analyze(model, self.input_spec)
         for p in plans:
             scale, bias = _restoring_affine(analysis[p.target], after[p.target], p.target)
             _insert_affine(model, p.target, scale, bias, outputs)
@@ -387,10 +384,10 @@ class AggregateScaleBias(Transformation):
                     "bias_sources": [n.input[i] for n, i in p.bias_nodes],
                 }
             )
-        with sira.model.quiet():
+        with quiet():
             model = model.transform(InferShapes())
         remove_exact_identities(model)
-        with sira.model.quiet():
+        with quiet():
             model = model.transform(InferShapes())
         return model, False
 
@@ -402,7 +399,7 @@ def _restoring_affine(before: ScaledIntRange, now: ScaledIntRange, name: str) ->
     model the grids are read from; the grids of a target depend only on the
     constants and quantizers since the last requantization.)"""
     if not now.is_scaled_int:
-        raise sira.SiraError(f"aggregation left '{name}' without an integer grid; this is a bug in sira, please report it")
+        raise SiraError(f"aggregation left '{name}' without an integer grid; this is a bug in sira, please report it")
     a = before.scale / now.scale
     return a, before.bias - a * now.bias
 
@@ -415,11 +412,11 @@ def mac_float_islands(model: ModelWrapper, input_spec=None) -> list[dict]:
     """MAC nodes whose operands or result are not integer-valued (integer
     grid scale and bias, e.g. bipolar +-1 inputs are integers), with the
     reason - what aggregation could not remove."""
-    analysis = sira.analyze(model, input_spec)
+    analysis = analyze(model, input_spec)
     graph_inputs = {i.name for i in analysis.model.graph.input}
     islands = []
     for node in analysis.model.graph.node:
-        if node.op_type not in MAC_OPS:
+        if not is_mac(node.op_type):
             continue
         for t in list(node.input[:2]) + [node.output[0]]:
             r: Optional[ScaledIntRange] = analysis.ranges.get(t)

@@ -53,11 +53,12 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 from sira import numerics as nx
 from sira.model import node_attr, topological_order
+from sira.ops import Trait, ops_with
 
-#: integer quantizers: (x, scale, zero-point, bit width)
-INT_QUANTIZERS = ("Quant", "IntQuant")
 #: quantizers whose output is a scaled integer of their input
-QUANTIZERS = INT_QUANTIZERS + ("BipolarQuant", "Trunc")
+QUANTIZERS = ops_with(Trait.SCALED_QUANTIZER)
+#: quantizers of real values (weights): what FoldWeightQuant folds
+REAL_QUANTIZERS = ops_with(Trait.REAL_QUANTIZER)
 
 
 def _set_attr(node: NodeProto, name: str, value) -> None:
@@ -216,7 +217,7 @@ def _relayout_const_producer(rw: _Rewrite, t: str, user: int, fn: Callable[[np.n
     operand with more than one element, after aligning it to the output rank.
     Returns the new output name, or None if ``t`` is not such a tensor."""
     node = rw.producer_of(t)
-    if node is None or node.op_type not in QUANTIZERS + ("Mul",) or not rw.sole_user(t, user):
+    if node is None or node.op_type not in QUANTIZERS | {"Mul"} or not rw.sole_user(t, user):
         return None
     values = [rw.value(i) for i in node.input]
     if any(v is None for v in values):
@@ -552,7 +553,7 @@ class FoldWeightQuant(Transformation):
     def apply(self, model):
         rw = _Rewrite(model)
         for k, n in enumerate(list(rw.nodes)):
-            if n.op_type not in INT_QUANTIZERS + ("BipolarQuant",):
+            if n.op_type not in REAL_QUANTIZERS:
                 continue
             values = [rw.value(t) for t in n.input]
             if any(v is None for v in values):

@@ -11,10 +11,13 @@ from typing import Callable, Optional
 
 from qonnx.core.modelwrapper import ModelWrapper
 
-import sira
+from sira.analysis import analyze
+from sira.model import load
+from sira.report import datatype_name
+from sira.verify import verify_equivalent
 
 from .aggregate import AggregateScaleBias, mac_float_islands
-from .lower import Lower
+from .lower import Lower, gemm_matmul_name
 from .thresholds import ConvertChainsToThresholds, ConvertInputQuantToThresholds
 from .widths import AnnotateDatatypes, mac_width_report
 
@@ -51,8 +54,8 @@ def optimize(
     first differing tensor); the final model on ``samples`` of them.
     Returns the optimized model and an :class:`OptimizeReport`.
     """
-    original = sira.load(model) if not _prepared(model) else model
-    base = sira.analyze(original, input_spec)
+    original = load(model) if not _prepared(model) else model
+    base = analyze(original, input_spec)
     say = progress or (lambda _msg: None)
     current = original
     spec = input_spec
@@ -64,7 +67,7 @@ def optimize(
         say(label)
         candidate = current.transform(transformation)
         fm = new_feed_map if new_feed_map is not None else feed_map
-        sira.verify_equivalent(original, candidate, input_spec, samples=PASS_SAMPLES, seed=seed, label=label, feed_map=fm, report=base)
+        verify_equivalent(original, candidate, input_spec, samples=PASS_SAMPLES, seed=seed, label=label, feed_map=fm, report=base)
         current, feed_map = candidate, fm
         if new_spec is not None:
             spec = new_spec
@@ -81,7 +84,7 @@ def optimize(
     run("thresholds", ConvertChainsToThresholds(spec))
     run("annotate", AnnotateDatatypes(spec))
     say("verify")
-    final = sira.verify_equivalent(original, current, input_spec, samples=samples, seed=seed, label="optimize", feed_map=feed_map, report=base)
+    final = verify_equivalent(original, current, input_spec, samples=samples, seed=seed, label="optimize", feed_map=feed_map, report=base)
     report = OptimizeReport(
         layers=_with_thresholds(mac_width_report(base), passes, current, base),
         float_islands=mac_float_islands(current, spec),
@@ -94,10 +97,6 @@ def optimize(
 def _with_thresholds(layers: list, passes: list, final: ModelWrapper, base) -> list:
     """Add to each MAC layer the thresholds per channel of the chain that now
     reads its accumulator, and the datatype of that chain's quantizer."""
-    from sira.report import datatype_name
-
-    from .lower import gemm_matmul_name
-
     producers = {o: n.name for n in final.graph.node for o in n.output}
     quant_outputs = {n.name: n.output[0] for n in base.model.graph.node}
     chains = {}

@@ -9,7 +9,8 @@ proven value range, an accumulator's type the narrowest holding the MAC
 output's proven range, a threshold type the narrowest holding the thresholds
 and the range of what they are compared with.
 
-Mapping (one ONNX node, or a fused group, per stage):
+Mapping (one ONNX node, or a fused group, per stage; each is one ``_Lowering``
+method registered for its op types with :func:`lowering`):
 
 * ``MatMul`` [+ ``Mul(+-1)``] [+ ``MultiThreshold``] -> :class:`~sira.hw.MVAU`.
   A per-channel sign ``Mul`` by +-1 between the MAC and its thresholds (what
@@ -53,26 +54,27 @@ width converters.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 
-import sira
 from sira import hw
 from sira import numerics as nx
-from sira.analysis import RangeReport
+from sira.analysis import RangeReport, analyze
 from sira.errors import SiraError, node_error
 from sira.hw import StreamType
 from sira.inputspec import SpecLike
 from sira.model import node_attr, topological_order
+from sira.ops import Trait, ops_with
 from sira.range import ScaledIntRange
 
-_MOVEMENT = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity"}
-#: ops that produce the model's output on the host, after the dataflow
-_HOST_OPS = {"Softmax", "LogSoftmax", "ArgMax", "TopK"}
-_ELEMENTWISE = {"Add": "Add", "Sub": "Sub", "Mul": "Mul", "Div": "Div", "Min": "Min", "Max": "Max"}
+#: what ``sira.optimize`` makes of ops that have no hardware layer themselves
+_OPTIMIZE_FIRST = {
+    "AveragePool": "it turns average pooling into a ReduceSum and a scale",
+    "GlobalAveragePool": "it turns average pooling into a ReduceSum and a scale",
+}
 
 
 # --------------------------------------------------------------------------
@@ -122,6 +124,34 @@ def _weight_type(w: np.ndarray) -> StreamType:
 # --------------------------------------------------------------------------
 # lowering
 # --------------------------------------------------------------------------
+
+#: op type -> the ``_Lowering`` method that turns such a node into layers
+LOWERINGS: dict[str, Callable[["_Lowering", NodeProto], None]] = {}
+
+
+def lowering(*op_types: str):
+    """Register the decorated ``_Lowering`` method as the hardware lowering of
+    ``op_types``, so adding a hardware layer for an op is one decorated
+    method. It appends layers with ``self.add`` and marks the nodes it fuses
+    into them done (``self.done``)."""
+
+    def register(fn):
+        for op in op_types:
+            if op in LOWERINGS:
+                raise ValueError(f"duplicate hardware lowering for {op}")
+            LOWERINGS[op] = fn
+        return fn
+
+    return register
+
+
+def _no_lowering(node: NodeProto) -> SiraError:
+    """The error for a node whose op has no hardware lowering: what to run
+    first when ``sira.optimize`` rewrites that op, else what is supported."""
+    op = node.op_type
+    if op in _OPTIMIZE_FIRST:
+        return node_error(node, f"no hardware layer for {op}; run sira.optimize first ({_OPTIMIZE_FIRST[op]})")
+    return node_error(node, f"no hardware layer for {op}; supported: {', '.join(sorted(LOWERINGS))}")
 
 
 class _Lowering:
@@ -207,6 +237,7 @@ class _Lowering:
         return None, None, None
 
     # -- per op --------------------------------------------------------------
+    @lowering("MatMul", "Conv")
     def lower_mac(self, node: NodeProto) -> None:
         x, wname, y = node.input[0], node.input[1], node.output[0]
         if len(node.input) > 2 and node.input[2]:
@@ -307,6 +338,7 @@ class _Lowering:
             Wm = np.ascontiguousarray(np.transpose(W, (2, 3, 1, 0))).reshape(kh * kw * C, cout)
             self.add(hw.MVAU(mw=Wm.shape[0], mh=cout, weights=Wm, weight_type=_weight_type(Wm), **common))
 
+    @lowering("MultiThreshold")
     def lower_threshold(self, node: NodeProto) -> None:
         x, y = node.input[0], node.output[0]
         in_range = self.int_stream(x, node)
@@ -320,8 +352,9 @@ class _Lowering:
             activation_bias=bias, activation_scale=scale,
         ))  # fmt: skip
 
-    def lower_binary(self, node: NodeProto, op: str) -> None:
-        y = node.output[0]
+    @lowering("Add", "Sub", "Mul", "Div", "Min", "Max")
+    def lower_binary(self, node: NodeProto) -> None:
+        op, y = node.op_type, node.output[0]
         ins = [i for i in node.input if i]
         consts = [self.const(i) for i in ins]
         ys = self.shape(y)
@@ -358,6 +391,7 @@ class _Lowering:
         x = ins[si]
         self.add(hw.Elementwise(op=op, channels=C, param=param, inputs=(x,), in_shape=channels_last(self.shape(x)), in_type=self.stype(x), **base))
 
+    @lowering("Relu")
     def lower_relu(self, node: NodeProto) -> None:
         x, y = node.input[0], node.output[0]
         ys = self.shape(y)
@@ -367,6 +401,7 @@ class _Lowering:
             in_type=self.stype(x), out_type=self.stype(y),
         ))  # fmt: skip
 
+    @lowering("Quant")
     def lower_quant(self, node: NodeProto) -> None:
         x, y = node.input[0], node.output[0]
         vals = [self.const(i) for i in node.input[1:4]]
@@ -386,6 +421,7 @@ class _Lowering:
             out_shape=channels_last(ys), in_type=self.stype(x), out_type=self.stype(y),
         ))  # fmt: skip
 
+    @lowering("ReduceSum")
     def lower_reduce_sum(self, node: NodeProto) -> None:
         x, y = node.input[0], node.output[0]
         xs = self.shape(x)
@@ -401,6 +437,7 @@ class _Lowering:
             stride=xs[2:], acc_type=out,
         ))  # fmt: skip
 
+    @lowering("MaxPool")
     def lower_maxpool(self, node: NodeProto) -> None:
         x, y = node.input[0], node.output[0]
         xs, ys = self.shape(x), self.shape(y)
@@ -418,6 +455,7 @@ class _Lowering:
             in_type=t, out_type=self.stype(y), channels=xs[1], ifm_dim=xs[2:], ofm_dim=ys[2:], kernel=k, stride=s,
         ))  # fmt: skip
 
+    @lowering("Concat", "Split")
     def lower_concat_split(self, node: NodeProto) -> None:
         rank = len(self.shape(node.output[0]))
         axis = int(node_attr(node, "axis", 0)) % rank
@@ -440,6 +478,7 @@ class _Lowering:
                 channels=tuple(self.shape(o)[1] for o in outs),
             ))  # fmt: skip
 
+    @lowering(*sorted(ops_with(Trait.LAYOUT)))
     def lower_movement(self, node: NodeProto) -> None:
         x, y = node.input[0], node.output[0]
         xs, ys = self.shape(x), self.shape(y)
@@ -460,8 +499,11 @@ class _Lowering:
             out_shape=channels_last(ys), in_type=self.stype(x), out_type=self.stype(y),
         ))  # fmt: skip
 
+    @lowering(*sorted(ops_with(Trait.HOST)))
     def lower_host_op(self, node: NodeProto) -> None:
         x, y = node.input[0], node.output[0]
+        if not all(o in self.graph_outputs for o in node.output if o):
+            raise node_error(node, f"no hardware layer for {node.op_type} inside the dataflow; it runs on the host only when it produces the model's output")
         self.add(hw.HostOp(
             name=node.name or y, op=node.op_type, inputs=(x,), outputs=tuple(o for o in node.output if o),
             in_shape=channels_last(self.shape(x)), out_shape=channels_last(self.shape(y)), in_type=self.stype(x), out_type=self.stype(y),
@@ -474,31 +516,10 @@ class _Lowering:
             outs = [o for o in node.output if o]
             if outs and all(self.ra[o].is_const for o in outs):
                 continue  # constant subgraph: no stream
-            op = node.op_type
-            if op in ("MatMul", "Conv"):
-                self.lower_mac(node)
-            elif op == "MultiThreshold":
-                self.lower_threshold(node)
-            elif op in _ELEMENTWISE:
-                self.lower_binary(node, _ELEMENTWISE[op])
-            elif op == "Relu":
-                self.lower_relu(node)
-            elif op == "Quant":
-                self.lower_quant(node)
-            elif op == "ReduceSum":
-                self.lower_reduce_sum(node)
-            elif op == "MaxPool":
-                self.lower_maxpool(node)
-            elif op in ("Concat", "Split"):
-                self.lower_concat_split(node)
-            elif op in _MOVEMENT:
-                self.lower_movement(node)
-            elif op in _HOST_OPS and all(o in self.graph_outputs for o in outs):
-                self.lower_host_op(node)
-            elif op in ("AveragePool", "GlobalAveragePool"):
-                raise node_error(node, f"no hardware layer for {op}; run sira.optimize first (it turns average pooling into a ReduceSum and a scale)")
-            else:
-                raise node_error(node, f"no hardware layer for {op}; supported: MatMul, Conv, MultiThreshold, Add/Sub/Mul/Div/Min/Max, Relu, Quant, ReduceSum, MaxPool, Concat, Split, Reshape/Flatten/Squeeze/Unsqueeze/Transpose/Identity")
+            lower = LOWERINGS.get(node.op_type)
+            if lower is None:
+                raise _no_lowering(node)
+            lower(self, node)
             self.done.add(id(node))
         return self.layers
 
@@ -531,9 +552,9 @@ def lower_to_hw(optimized_model, input_spec: SpecLike = None, *, report: Optiona
     this very model instead. Raises :class:`~sira.errors.SiraError` naming
     the node and op for anything without a hardware layer."""
     if report is None:
-        report = sira.analyze(optimized_model, input_spec)
+        report = analyze(optimized_model, input_spec)
     _check_inputs(report.model, report)
     return _Lowering(report.model, report).run()
 
 
-__all__ = ["lower_to_hw", "stream_type", "channels_last"]
+__all__ = ["lower_to_hw", "lowering", "LOWERINGS", "stream_type", "channels_last"]

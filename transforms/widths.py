@@ -62,12 +62,12 @@ from qonnx.core.datatype import BaseDataType, DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
-import sira
 from sira import numerics as nx
-from sira.analysis import RangeReport
+from sira.analysis import RangeReport, analyze
 from sira.errors import SiraError
 from sira.inputspec import SpecLike
 from sira.model import node_attr, topological_order
+from sira.ops import Trait, has_trait, ops_with
 from sira.range import ScaledIntRange
 from sira.report import format_table
 
@@ -197,15 +197,9 @@ def mean_reduction(layers: Sequence[dict], width: str = "sira_width", baseline: 
 # locating MAC layers and their input datatype in a RangeReport
 # --------------------------------------------------------------------------
 
-#: ops whose output integers are a selection or rearrangement of input 0's
-#: integers in the same grid coordinates (the analysis moves or clamps them)
-_SAME_INTEGERS = {
-    "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Expand", "Tile", "DepthToSpace",
-    "SpaceToDepth", "Split", "Slice", "Gather", "Pad", "MaxPool", "GlobalMaxPool", "MaxPoolNHWC", "Im2Col", "Relu",
-}  # fmt: skip
-#: elementwise ops that, with one constant operand, change only the scale or
-#: the offset of the grid (x*c, x/c, x+c, x-c, c-x), never the integers
-_RESCALING = {"Mul", "Div", "Add", "Sub"}
+#: MACs whose weights lay out as one (K, columns) matrix; a ConvTranspose
+#: sums a varying number of products per output (overlap-add): no one K
+_LAID_OUT_MACS = ops_with(Trait.MAC) - {"ConvTranspose"}
 
 
 def _const_int(report: RangeReport, tensor: str) -> int:
@@ -218,7 +212,7 @@ def _quantizer_datatype(node: NodeProto, report: RangeReport):
     op = node.op_type
     if op == "BipolarQuant":
         return DataType["BINARY"]  # levels q in {0, 1}: value 2s*q - s
-    if op in ("Quant", "IntQuant"):
+    if has_trait(op, Trait.INT_QUANTIZER):
         bits = _const_int(report, node.input[3])
         signed = bool(node_attr(node, "signed", 1))
         if bits == 1 and signed:
@@ -259,9 +253,9 @@ def _input_datatype(report: RangeReport, tensor: str, producers: dict) -> tuple:
         dt, origin = _quantizer_datatype(node, report), f"{node.op_type} {node.name or node.output[0]}"
         if dt is not None:
             break
-        if node.op_type in _SAME_INTEGERS:
+        if has_trait(node.op_type, Trait.KEEPS_INTEGERS):
             t = node.input[0]
-        elif node.op_type in _RESCALING and (dynamic := _dynamic_operand(node, report)):
+        elif has_trait(node.op_type, Trait.AFFINE) and (dynamic := _dynamic_operand(node, report)):
             t = dynamic
         else:
             break
@@ -275,7 +269,7 @@ def _weight_layout(node: NodeProto, report: RangeReport):
     output channel axis or None) of a MAC node, or None when the node is not
     an integer MAC with one constant weight operand."""
     op = node.op_type
-    if op not in ("MatMul", "Gemm", "Conv") or len(node.input) < 2:
+    if op not in _LAID_OUT_MACS or len(node.input) < 2:
         return None
     r = [report[i] for i in node.input[:2]]
     if r[0].is_const == r[1].is_const:
@@ -467,7 +461,7 @@ class AnnotateDatatypes(Transformation):
 
     def _report(self, model: ModelWrapper) -> RangeReport:
         if not isinstance(self.source, RangeReport):
-            return sira.analyze(model, self.source)
+            return analyze(model, self.source)
         if not _same_graph(self.source.model, model):
             raise SiraError(
                 "AnnotateDatatypes: the RangeReport describes a different graph (nodes or constants differ); "
