@@ -16,7 +16,7 @@ from sira.analysis import analyze
 from sira.errors import SiraError
 from sira.ops import KINDS, OP_TRAITS, Trait, has_trait, is_mac, is_quantizer, is_requantizer, ops_with, traits
 from sira.rules import RULES
-from sira.verify import _first_mac_weights
+from sira.verification import _first_mac_weights
 from tests.helpers import make_model, quant_node
 from transforms import lower, to_hw, widths
 from transforms.aggregate import find_targets

@@ -14,7 +14,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from sira.analysis import analyze
 from sira.model import load
 from sira.report import datatype_name
-from sira.verify import verify_equivalent
+from sira.verification import verify_equivalent
 
 from .aggregate import AggregateScaleBias, mac_float_islands
 from .lower import Lower, gemm_matmul_name

@@ -14,6 +14,7 @@ from onnx import NodeProto
 from sira import numerics as nx
 from sira.errors import SiraError
 from sira.model import node_attr
+from sira.ops import Trait, ops_with
 from sira.range import compact
 from sira.rules.quant import int_limits
 from sira.semantics import SEMANTICS, NotMonotone, OpNode, channel_fractions
@@ -21,10 +22,10 @@ from sira.semantics import SEMANTICS, NotMonotone, OpNode, channel_fractions
 #: elementwise ops a chain may contain (each defined in sira.semantics)
 CHAIN_OPS = frozenset(SEMANTICS)
 #: quantizers that end a chain
-QUANTIZERS = {"Quant", "IntQuant", "BipolarQuant"}
+QUANTIZERS = ops_with(Trait.REAL_QUANTIZER)
 #: ops that only move data: between a graph input and its first chain they
 #: carry the raw integers once the input is converted
-MOVEMENT_OPS = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity"}
+MOVEMENT_OPS = ops_with(Trait.LAYOUT)
 
 
 class NotConvertible(SiraError):
