@@ -31,6 +31,7 @@ import numpy as np
 
 from . import numerics as nx
 from .range import ScaledIntRange
+from .version import __version__
 
 
 # --------------------------------------------------------------------------
@@ -139,8 +140,6 @@ def model_digest(model) -> str:
 
 def report_json(report, model_path: Optional[str] = None) -> dict:
     """The JSON document of a :class:`~sira.analysis.RangeReport`."""
-    from . import __version__
-
     tensors = {}
     for name, r in report.ranges.items():
         op = report.producers.get(name, "?")

@@ -34,11 +34,12 @@ import jinja2
 
 from .. import hw
 from ..errors import SiraError
+from ..manifest import GENERATOR, is_project
+from ..version import __version__
 from .dataflow import Dataflow, Stage
 from .names import Namer
 from .vectors import Vectors, write_lines
 
-GENERATOR = "sira"
 CFLAGS = "-std=c++14 -Ifirmware"
 GXX_FLAGS = "-std=c++14 -O2"
 DEPENDENCIES = ("onnx", "onnxruntime", "qonnx", "numpy", "sympy", "networkx", "jinja2", "hls4ml")
@@ -63,8 +64,6 @@ def environment() -> jinja2.Environment:
 
 
 def versions() -> dict[str, str]:
-    from .. import __version__
-
     out = {"sira": __version__, "python": platform.python_version()}
     for dist in DEPENDENCIES:
         try:
@@ -99,8 +98,6 @@ def _decl(df: Dataflow, sid: str) -> str:
 
 def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clock_ns: float) -> dict[str, str]:
     """Every generated text file of the project, by relative path."""
-    from .. import __version__
-
     env = environment()
     base = {"version": __version__, "top": top, "model_id": model_id}
     files: dict[str, str] = {}
@@ -193,14 +190,6 @@ def manifest(df: Dataflow, *, top: str, model_bytes: bytes, model_name: str, opt
 # --------------------------------------------------------------------------
 # atomic folder
 # --------------------------------------------------------------------------
-
-
-def is_project(path: str) -> bool:
-    try:
-        with open(os.path.join(path, "manifest.json")) as f:
-            return json.load(f).get("generator") == GENERATOR
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def check_destination(path: str) -> None:

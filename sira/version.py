@@ -1,0 +1,2 @@
+"""sira's version, importable from every layer."""
+__version__ = "0.1.0"
