@@ -38,7 +38,6 @@ from typing import Any, Optional
 
 from .cliutil import add_text_output_options, emit
 from .errors import SiraError
-from .manifest import MANIFEST, is_project
 
 #: resources whose increase is a regression
 REGRESSING_RESOURCES = ("LUT", "DSP", "BRAM_18K")
@@ -85,6 +84,8 @@ def report_kind(doc: Any) -> Optional[str]:
 def load_side(path: str) -> tuple[str, dict]:
     """(kind, documents by section) of one side: a build folder gives
     ``manifest`` and the reports it holds, a report file its one document."""
+    from .report import MANIFEST, is_project  # numpy comes with it; `sira --help` imports this module
+
     if not os.path.exists(path):
         raise SiraError(f"'{path}' not found; give two build folders (sira build -o DIR) or two JSON reports")
     if os.path.isdir(path):

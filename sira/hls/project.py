@@ -34,7 +34,7 @@ import jinja2
 
 from .. import hw
 from ..errors import SiraError
-from ..manifest import GENERATOR, is_project
+from ..report import GENERATOR, is_project
 from ..version import __version__
 from .dataflow import Dataflow, Stage
 from .names import Namer

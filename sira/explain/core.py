@@ -1,42 +1,11 @@
-"""``sira explain``: why a tensor or a layer has the width it has.
-
-:func:`explain` looks at one tensor (or the node producing it) and returns a
-JSON-able document with the numbers behind its range and datatype;
-:func:`explain_text` renders it for people. Four kinds of explanation:
-
-* ``mac`` - the accumulator of a MatMul/Conv/Gemm with constant integer
-  weights: the dot-product length ``K``, the input integer interval, per
-  output channel the sums of positive and of negative weights and the proven
-  accumulator interval, the channels that set the layer's maximum and
-  minimum, the width rule with its numbers, the comparison with the A2Q
-  datatype bound and FINN's weight-aware width, and two what-ifs computed
-  exactly: the input one bit narrower (same scale, values clipped - the
-  MAC's range rule re-run on that input), and the layer without the channel
-  that sets its width.
-* ``thresholds`` - a ``MultiThreshold`` of the model, or, on an original
-  model, a tensor that ``sira optimize`` turns into thresholds (a quantizer
-  on run-time data and the elementwise chain before it): the chain it
-  replaced, the tensor it reads and the thresholds per channel. On an
-  original model this runs :func:`sira.optimize` (``samples`` inputs for its
-  final check).
-* ``fallback`` - a tensor whose range came from an op without a rule: which
-  op, and what that means for the tensors after it.
-* ``tensor`` - anything else: range, integer range, scale, bias, datatype,
-  and the producing op with the rule that computed them.
-
-Every document also has the tensor's range entry exactly as
-``sira analyze --format json`` writes it (``tensor``) and its producer
-(``producer``: node, op type, rule, exactness).
-
-Names: a tensor or node name of the model as :func:`sira.load` prepares it
-(``MatMul_0``, ``MatMul_0_out0``, ``global_in``), or a name of the original
-file (``fc0``, ``fc0_acc``, ``pixels``). An unknown name raises
-:class:`~sira.errors.SiraError` listing close matches.
+"""The explanation of one tensor or layer: :func:`explain` resolves the
+name, analyzes the model and assembles the document (see :mod:`sira.explain`)
+from the MAC (:mod:`.mac`) and threshold (:mod:`.thresholds`) sections, or
+the fallback and the origins of a loose range, which live here.
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import os
@@ -44,15 +13,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .cliutil import EXIT_OK, add_input_options, add_model, add_text_output_options, check_model_path, emit, input_spec_from_args
-from .errors import SiraError
-from .explain_mac import MAC_OPS, float_mac_reason, mac_doc, width_formula
-from .explain_text import explain_text
-from .explain_thresholds import chain_quantizer, model_threshold_doc, optimize_threshold_doc
-from .version import __version__
-
-#: random inputs of the final equivalence check when explain runs sira.optimize
-DEFAULT_SAMPLES = 50
+from ..errors import SiraError
+from ..version import __version__
+from . import DEFAULT_SAMPLES
+from .mac import MAC_OPS, float_mac_reason, mac_doc
+from .thresholds import chain_quantizer, model_threshold_doc, optimize_threshold_doc
 
 
 # --------------------------------------------------------------------------
@@ -74,7 +39,7 @@ def _load(model_or_path):
     """(prepared model, path or None)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from .model import load
+    from ..model import load
 
     if isinstance(model_or_path, ModelWrapper) and model_or_path.get_metadata_prop("sira_prepared") == "1":
         return model_or_path, None
@@ -92,7 +57,7 @@ def resolve_name(model, report, name: str) -> tuple[str, Optional[Any], str]:
     Tries, in order: a tensor name, a node name (its first output), a graph
     input alias, a name of the original file, a unique case-insensitive
     match; raises SiraError with close matches otherwise."""
-    from .model import input_aliases, original_names
+    from ..model import input_aliases, original_names
 
     producers = {o: n for n in model.graph.node for o in n.output if o}
     nodes = {n.name: n for n in model.graph.node if n.name}
@@ -139,7 +104,7 @@ def resolve_name(model, report, name: str) -> tuple[str, Optional[Any], str]:
 
 
 def _producer_doc(report, tensor: str, node) -> dict:
-    from .rules import RULES
+    from ..rules import RULES
 
     op = report.producers.get(tensor, "?")
     doc: dict[str, Any] = {"node": node.name if node is not None else None, "op": op}
@@ -161,7 +126,7 @@ def _producer_doc(report, tensor: str, node) -> dict:
 
 
 def _tensor_entry(report, tensor: str) -> dict:
-    from .report import summarize
+    from ..report import summarize
 
     r = report[tensor]
     op = report.producers.get(tensor, "?")
@@ -199,7 +164,7 @@ def loose_origins(model, report, tensor: str, limit: int = 5) -> list[dict]:
     rule (``fallback``), by a rule that is only sound (``sound rule``), or
     by an exact rule whose inputs were all exact (``rule note``: the rule
     itself had to give up tightness, e.g. correlated operands)."""
-    from .rules import EXACT, RULES
+    from ..rules import EXACT, RULES
 
     producers = {o: n for n in model.graph.node for o in n.output if o}
     found, seen, todo = [], set(), [tensor]
@@ -247,7 +212,7 @@ def explain(model_or_path, name: str, input_spec=None, *, samples: int = DEFAULT
     quantizer chain that becomes thresholds). Returns the JSON-able document
     described in the module docstring; raises SiraError for an unknown name.
     """
-    from .analysis import analyze
+    from ..analysis import analyze
     from transforms.widths import mac_width_report
 
     if samples < 1:
@@ -299,52 +264,4 @@ def explain(model_or_path, name: str, input_spec=None, *, samples: int = DEFAULT
     return doc
 
 
-# --------------------------------------------------------------------------
-# command line
-# --------------------------------------------------------------------------
-
-EPILOG = """\
-examples:
-  sira explain mlp.onnx MatMul_0 --input-spec spec.json          (a MAC layer: why its accumulator width)
-  sira explain mlp.onnx Quant_4_out0 --input-spec spec.json      (a quantizer that becomes thresholds)
-  sira explain mlp.onnx fc0_acc --input-spec spec.json           (names of the original file work too)
-  sira explain mlp_sira.onnx MultiThreshold_1                    (a threshold layer of an optimized model)
-  sira explain mlp.onnx MatMul_0 --input-range 0,1 --format json -o why.json
-
-Names are those of sira analyze MODEL (tensors) and of the prepared model's
-nodes (MatMul_0, Quant_4, ...), or the original file's names.
-"""
-
-
-def add_parser(sub, common) -> None:
-    """Register ``sira explain`` on an argparse subparsers object."""
-    p = sub.add_parser(
-        "explain",
-        parents=[common],
-        help="why a tensor or layer has its range and width",
-        description="Explain one tensor or layer: for a MAC layer the numbers behind its accumulator width (K, input "
-        "interval, per-channel weight sums, the channels that set the range, A2Q and FINN widths, exact what-ifs); for "
-        "a threshold layer the chain it replaces and its thresholds per channel; for a fallback range the op without a "
-        "rule; for any other tensor its range, grid and the rule that computed it.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_model(p)
-    p.add_argument("name", metavar="NAME", help="tensor or node name (as listed by sira analyze MODEL), or an original name of the file")
-    add_input_options(p)
-    add_text_output_options(p)
-    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
-                   help=f"random inputs for the final check when sira optimize runs (threshold layers; default {DEFAULT_SAMPLES})")
-    p.set_defaults(func=cmd_explain)
-
-
-def cmd_explain(args) -> int:
-    if args.samples < 1:
-        raise SiraError(f"--samples must be at least 1, got {args.samples}")
-    check_model_path(args.model)
-    doc = explain(args.model, args.name, input_spec_from_args(args), samples=args.samples)
-    emit(args, json.dumps(doc, indent=2) if args.format == "json" else explain_text(doc))
-    return EXIT_OK
-
-
-__all__ = ["explain", "explain_text", "add_parser", "cmd_explain", "resolve_name", "width_formula"]
+__all__ = ["explain", "resolve_name", "loose_origins"]

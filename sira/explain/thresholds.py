@@ -14,10 +14,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from . import numerics as nx
-from .errors import SiraError
-from .explain_mac import MAC_OPS
-from .report import datatype_name
+from .. import numerics as nx
+from ..errors import SiraError
+from .mac import MAC_OPS
+from ..report import datatype_name
 
 
 def _dynamic_input(node, report) -> Optional[str]:
@@ -89,7 +89,7 @@ def _active_counts(thr: np.ndarray, lo: Sequence, hi: Sequence) -> list[int]:
 
 def _mt_doc(model, report, mt) -> dict:
     """Thresholds of a MultiThreshold node of ``model`` (analyzed in ``report``)."""
-    from .model import node_attr
+    from ..model import node_attr
 
     thr = np.asarray(report[mt.input[1]].const_value(), dtype=np.float64)
     if thr.ndim != 2:
@@ -192,8 +192,8 @@ def optimize_threshold_doc(model, report, quant, input_spec, samples: int, seed:
     """The thresholds ``sira optimize`` makes of the chain ending in ``quant``."""
     from transforms.pipeline import optimize
 
-    from .analysis import analyze
-    from .model import quiet
+    from ..analysis import analyze
+    from ..model import quiet
 
     try:
         with quiet():

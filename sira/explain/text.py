@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .report import _hull_text, _param_text, format_table
+from ..report import _hull_text, _param_text, format_table
 
 #: channels the text lists before it summarizes the rest
 TEXT_CHANNELS = 12

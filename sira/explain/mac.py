@@ -15,8 +15,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import numerics as nx
-from .errors import SiraError
+from .. import numerics as nx
+from ..errors import SiraError
 
 #: ops whose output is an accumulator (with constant integer weights)
 MAC_OPS = ("MatMul", "Gemm", "Conv")
@@ -144,9 +144,9 @@ def _what_if_narrower_input(model, report, node, wi: int, axis, row: dict, width
     quantizer gives), through the MAC's own range rule."""
     from transforms.widths import _channel_ranges, range_width
 
-    from .analysis import default_opset
-    from .range import ScaledIntRange
-    from .rules import RULES, RuleContext
+    from ..analysis import default_opset
+    from ..range import ScaledIntRange
+    from ..rules import RULES, RuleContext
 
     narrower = _narrower_type(row["input_dtype"])
     if narrower is None:
