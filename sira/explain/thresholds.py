@@ -16,8 +16,8 @@ import numpy as np
 
 from .. import numerics as nx
 from ..errors import SiraError
-from .mac import MAC_OPS
 from ..report import datatype_name
+from .mac import MAC_OPS
 
 
 def _dynamic_input(node, report) -> Optional[str]:

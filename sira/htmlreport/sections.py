@@ -16,6 +16,8 @@ from .text import DASH, bits, delta_class, is_number, mapping, num, pct, range_t
 
 #: resources of the tables
 RESOURCES = ("LUT", "DSP", "BRAM_18K", "URAM")
+#: column heads of the per-layer table where they differ from the key
+RESOURCE_LABELS = {"BRAM_18K": "BRAM18"}
 #: the accumulator widths summed in the widths section
 WIDTH_SUMS = ("a2q_width", "finn_width", "sira_width")
 
@@ -67,8 +69,11 @@ def csim_view(files: ProjectFiles) -> Optional[dict]:
     details = [f"{num(samples)} test vectors through the whole dataflow, compared bit for bit with the original model"]
     if isinstance(c.get("seconds"), (int, float)):
         details.append(f"{num(c['seconds'])} s" + (" (cached binary)" if c.get("cached") else ""))
+    passed = bool(c.get("passed"))
     return {
-        "passed": bool(c.get("passed")),
+        "passed": passed,
+        "status": "passed" if passed else "failed",
+        "kind": "pass" if passed else "fail",
         "exact": num(c.get("exact")),
         "samples": num(samples),
         "exact_attr": _attr(c.get("exact")),
@@ -176,7 +181,7 @@ def resources_view(files: ProjectFiles, ids: ChartIds) -> Optional[dict]:
         "totals": _total_rows(total, base_total, delta, perf, base_perf),
         "unknown": [(label, parts) for label, t in (("SIRA", total), ("baseline", base_total)) if (parts := _unknown_costs(t))],
         "bottleneck": (perf["max_cycles_node_name"], num(perf.get("max_cycles"))) if perf.get("max_cycles_node_name") else None,
-        "resources": RESOURCES,
+        "resource_labels": [RESOURCE_LABELS.get(key, key) for key in RESOURCES],
         "layers": [_layer_row(n, sira_layers.get(n), base_layers.get(n)) for n in order if not is_plumbing[n]],
         "plumbing": [_layer_row(n, sira_layers.get(n), base_layers.get(n)) for n in order if is_plumbing[n]],
         "foot": {

@@ -45,9 +45,11 @@ def _tensor_row(name: str, t: dict) -> dict:
     except (TypeError, ValueError, KeyError):
         rng, irng, scale, bias = "?", "?", "?", "?"
     m = mark(t)
+    dtype = str(t.get("datatype", "?"))
     return {
         "name": name,
         "mark": m,
+        "mark_cls": f"mark-{m}",
         "why": MARKS[m],
         "notes": [str(n) for n in t.get("notes") or []],
         "op": t.get("op", "?"),
@@ -58,7 +60,8 @@ def _tensor_row(name: str, t: dict) -> dict:
         "int_range": irng,
         "scale": scale,
         "bias": bias,
-        "datatype": str(t.get("datatype", "?")),
+        "datatype": dtype,
+        "datatype_cls": "dtype float" if dtype == "FLOAT32" else "dtype",
     }
 
 
