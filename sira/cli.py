@@ -26,7 +26,9 @@ from .cliutil import (
     emit,
     input_spec_from_args,
 )
+from .diff import add_parser as add_diff_parser
 from .errors import SiraError
+from .explain import add_parser as add_explain_parser
 from .version import __version__
 
 _COLORS = {"green": "32", "red": "31", "yellow": "33", "bold": "1"}
@@ -250,9 +252,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build_parser(sub, common)
     _add_csim_parser(sub, common)
     _add_report_parser(sub, common)
-    from .diff import add_parser as add_diff_parser
-    from .explain import add_parser as add_explain_parser
-
     add_explain_parser(sub, common)
     add_diff_parser(sub, common)
     return parser
