@@ -17,11 +17,21 @@ import threading
 import traceback
 from typing import Callable, Optional, Sequence
 
+from .cliutil import (
+    EXIT_FAIL,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_input_options,
+    add_model,
+    add_output_options,
+    check_model_path,
+    emit,
+    input_spec_from_args,
+)
+from .diff import add_parser as add_diff_parser
 from .errors import SiraError
-
-EXIT_OK = 0
-EXIT_FAIL = 1  # the check ran and found a problem (e.g. a soundness violation)
-EXIT_USAGE = 2  # the user's input is wrong
+from .explain import add_parser as add_explain_parser
+from .version import __version__
 
 _COLORS = {"green": "32", "red": "31", "yellow": "33", "bold": "1"}
 
@@ -36,51 +46,8 @@ def paint(text: str, color: str, stream=None) -> str:
 
 
 # --------------------------------------------------------------------------
-# shared options
+# subcommands
 # --------------------------------------------------------------------------
-
-
-def _add_model(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="QONNX model file (.onnx); QCDQ models are converted on load")
-
-
-def _add_input_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument(
-        "--input-range",
-        metavar="LO,HI",
-        help="range of every model input, e.g. 0,1 (negative: --input-range=-1,1 or --input-range -1,1)",
-    )
-    g.add_argument(
-        "--input-spec",
-        metavar="FILE",
-        help='JSON file with per-input (optionally per-channel) ranges or integer grids, e.g. '
-        '{"inputs": {"x": {"datatype": "UINT8", "scale": "1/255"}}}',
-    )
-
-
-def _add_output_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=("table", "json"), default="table", help="table for people (default), json for tools")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE (atomically) instead of standard output")
-
-
-def _input_spec(args):
-    from .inputspec import parse_range_text
-
-    if getattr(args, "input_range", None):
-        return parse_range_text(args.input_range)
-    return getattr(args, "input_spec", None)
-
-
-def _emit(args, text: str) -> None:
-    from .report import write_atomic
-
-    if args.output:
-        write_atomic(args.output, text if text.endswith("\n") else text + "\n")
-        if not args.quiet:
-            print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def _check_output(args) -> None:
@@ -91,30 +58,20 @@ def _check_output(args) -> None:
         check_output_file(args.output, inputs=[args.model])
 
 
-def _check_model_path(path: str) -> None:
-    if not os.path.exists(path):
-        raise SiraError(f"model file '{path}' not found; give the path to a QONNX .onnx file")
-
-
-# --------------------------------------------------------------------------
-# subcommands
-# --------------------------------------------------------------------------
-
-
 def cmd_analyze(args) -> int:
     from .analysis import analyze
     from .model import load
     from .report import report_json, report_table
 
-    _check_model_path(args.model)
+    check_model_path(args.model)
     _check_output(args)
     model = load(args.model)
-    report = analyze(model, _input_spec(args))
+    report = analyze(model, input_spec_from_args(args))
     doc = report_json(report, model_path=args.model)
     if args.format == "json":
-        _emit(args, json.dumps(doc, indent=2))
+        emit(args, json.dumps(doc, indent=2))
     else:
-        _emit(args, report_table(doc, include_constants=args.all))
+        emit(args, report_table(doc, include_constants=args.all))
     return EXIT_OK
 
 
@@ -125,16 +82,16 @@ def cmd_verify(args) -> int:
 
     if args.samples < 0:
         raise SiraError("--samples must be >= 0")
-    _check_model_path(args.model)
+    check_model_path(args.model)
     _check_output(args)
     model = load(args.model)
-    report = analyze(model, _input_spec(args))
+    report = analyze(model, input_spec_from_args(args))
     progress = _progress_bar("executing") if sys.stderr.isatty() and not args.quiet else None
     result = verify(model, samples=args.samples, seed=args.seed, report=report, precision=args.precision, progress=progress)
     if progress:
         sys.stderr.write("\n")
     if args.format == "json":
-        _emit(args, json.dumps(result.to_json(), indent=2))
+        emit(args, json.dumps(result.to_json(), indent=2))
     else:
         lines = [
             f"{paint('SOUND', 'green') if result.ok else paint('VIOLATED', 'red')} ({args.precision} execution): {result.samples} inputs "
@@ -143,7 +100,7 @@ def cmd_verify(args) -> int:
             f"{result.violation_count} violation(s)"
         ]
         lines += [f"  {v}" for v in result.violations]
-        _emit(args, "\n".join(lines))
+        emit(args, "\n".join(lines))
     return EXIT_OK if result.ok else EXIT_FAIL
 
 
@@ -156,12 +113,12 @@ def cmd_optimize(args) -> int:
 
     if args.samples < 1:
         raise SiraError("--samples must be >= 1")
-    _check_model_path(args.model)
+    check_model_path(args.model)
     check_output_file(args.output, inputs=[args.model], force=args.force)
     if args.report:
         check_output_file(args.report, inputs=[args.model, args.output], force=args.force)
     step = _step_counter(args)
-    model, report = optimize(load(args.model), _input_spec(args), samples=args.samples, seed=args.seed, progress=step)
+    model, report = optimize(load(args.model), input_spec_from_args(args), samples=args.samples, seed=args.seed, progress=step)
     save_model_atomic(model, args.output)
     doc = report.to_json()
     if args.report:
@@ -232,8 +189,6 @@ Input ranges: inputs annotated with an integer finn_datatype (UINT8, BIPOLAR,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
     parser = argparse.ArgumentParser(
         prog="sira",
         description="Scaled-integer range analysis for quantized neural networks (QONNX): proves the range "
@@ -259,9 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  (pixels.json: {\"inputs\": {\"global_in\": {\"datatype\": \"UINT8\", \"scale\": \"1/255\"}}})",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_model(p)
-    _add_input_options(p)
-    _add_output_options(p)
+    add_model(p)
+    add_input_options(p)
+    add_output_options(p)
     p.add_argument("--all", action="store_true", help="also list constant tensors (weights, parameters) in the table")
     p.set_defaults(func=cmd_analyze)
 
@@ -275,9 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  sira verify unsw.onnx --samples 500 --seed 7 --format json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_model(p)
-    _add_input_options(p)
-    _add_output_options(p)
+    add_model(p)
+    add_input_options(p)
+    add_output_options(p)
     p.add_argument("--samples", type=int, default=200, metavar="N", help="random inputs to execute (default 200), on top of the corner inputs")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument(
@@ -300,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  sira optimize mlp.onnx -o out.onnx --input-range -1,1 --report report.json --format json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_model(p)
-    _add_input_options(p)
+    add_model(p)
+    add_input_options(p)
     p.add_argument("-o", "--output", metavar="OUT.onnx", required=True, help="where to write the optimized model (atomically)")
     p.add_argument("--report", metavar="FILE.json", help="also write the per-layer report as JSON")
     p.add_argument("--format", choices=("table", "json"), default="table", help="table for people (default), json for tools")
@@ -313,9 +268,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build_parser(sub, common)
     _add_csim_parser(sub, common)
     _add_report_parser(sub, common)
-    from .diff import add_parser as add_diff_parser
-    from .explain import add_parser as add_explain_parser
-
     add_explain_parser(sub, common)
     add_diff_parser(sub, common)
     return parser
@@ -385,14 +337,14 @@ def cmd_estimate(args) -> int:
     from .estimate import estimate, estimate_table
 
     _check_hardware_options(args)
-    _check_model_path(args.model)
+    check_model_path(args.model)
     _check_output(args)
-    doc = estimate(args.model, _input_spec(args), part=args.part, clock_ns=args.clock_ns, mode=args.mode,
+    doc = estimate(args.model, input_spec_from_args(args), part=args.part, clock_ns=args.clock_ns, mode=args.mode,
                    target_fps=args.target_fps, folding=args.folding, progress=_step_counter(args, OPTIMIZE_STEPS + ["estimate"]))
     if args.format == "json":
-        _emit(args, json.dumps(doc, indent=2))
+        emit(args, json.dumps(doc, indent=2))
     else:
-        _emit(args, estimate_table(doc))
+        emit(args, estimate_table(doc))
     return EXIT_OK
 
 
@@ -422,12 +374,12 @@ def cmd_build(args) -> int:
     from .hls import build
 
     _check_hardware_options(args)
-    _check_model_path(args.model)
+    check_model_path(args.model)
     if args.samples < 1:
         raise SiraError(f"--samples must be at least 1, got {args.samples}")
     steps = [f"optimize: {step}" for step in OPTIMIZE_STEPS] + ["estimate", "plan", "vectors", "write"] + (["csim"] if args.csim else [])
     progress = _step_counter(args, steps)
-    result = build(args.model, args.output, _input_spec(args), part=args.part, clock_ns=args.clock_ns, target_fps=args.target_fps,
+    result = build(args.model, args.output, input_spec_from_args(args), part=args.part, clock_ns=args.clock_ns, target_fps=args.target_fps,
                    folding=args.folding, samples=args.samples, seed=args.seed, run_csim=args.csim, progress=progress,
                    force=args.force)  # fmt: skip
     project = result.project
@@ -481,8 +433,8 @@ def _add_build_parser(sub, common) -> None:
         "  cd tfc_hls && vitis_hls -f run_hls.tcl   (on a machine with Vitis HLS)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_model(p)
-    _add_input_options(p)
+    add_model(p)
+    add_input_options(p)
     p.add_argument("-o", "--output", metavar="DIR", required=True, help="project folder to write")
     _add_hardware_options(p)
     p.add_argument("--csim", action="store_true", help="also compile the project with g++ and run its testbench")
@@ -559,9 +511,9 @@ def _add_estimate_parser(sub, common) -> None:
         "  sira estimate tfc.onnx --input-spec pixels.json --mode finn   (FINN's own formulas)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_model(p)
-    _add_input_options(p)
-    _add_output_options(p)
+    add_model(p)
+    add_input_options(p)
+    add_output_options(p)
     _add_hardware_options(p)
     p.add_argument("--mode", choices=("refined", "finn"), default="refined",
                    help="cost model: refined (default, sira's primitive model) or finn (FINN's formulas)")

@@ -29,12 +29,14 @@ change. ``sira diff`` exits 1 when there is a regression, so it can gate CI.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import re
 from typing import Any, Optional
 
+from .cliutil import add_text_output_options, emit
 from .errors import SiraError
 
 #: resources whose increase is a regression
@@ -82,14 +84,14 @@ def report_kind(doc: Any) -> Optional[str]:
 def load_side(path: str) -> tuple[str, dict]:
     """(kind, documents by section) of one side: a build folder gives
     ``manifest`` and the reports it holds, a report file its one document."""
-    from .hls.project import is_project
+    from .report import MANIFEST, is_project  # numpy comes with it; `sira --help` imports this module
 
     if not os.path.exists(path):
         raise SiraError(f"'{path}' not found; give two build folders (sira build -o DIR) or two JSON reports")
     if os.path.isdir(path):
         if not is_project(path):
             raise SiraError(f"'{path}' is a folder but not a sira build folder (no manifest.json written by sira build)")
-        docs: dict[str, Any] = {"manifest": _read_json(os.path.join(path, "manifest.json"))}
+        docs: dict[str, Any] = {"manifest": _read_json(os.path.join(path, MANIFEST))}
         for name in PROJECT_REPORTS:
             file = os.path.join(path, "report", f"{name}.json")
             docs[name] = _read_json(file) if os.path.isfile(file) else None
@@ -477,8 +479,6 @@ C simulation that passed in A and fails in B), 2 for a usage error.
 
 def add_parser(sub, common) -> None:
     """Register ``sira diff`` on an argparse subparsers object."""
-    import argparse
-
     p = sub.add_parser(
         "diff",
         parents=[common],
@@ -492,16 +492,13 @@ def add_parser(sub, common) -> None:
     )
     p.add_argument("a", metavar="A", help="build folder or JSON report (the reference)")
     p.add_argument("b", metavar="B", help="build folder or JSON report of the same kind (the candidate)")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="text for people (default), json for tools")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE (atomically) instead of standard output")
+    add_text_output_options(p)
     p.set_defaults(func=cmd_diff)
 
 
 def cmd_diff(args) -> int:
-    from .cli import _emit
-
     doc = diff(args.a, args.b)
-    _emit(args, json.dumps(doc, indent=2) if args.format == "json" else diff_text(doc))
+    emit(args, json.dumps(doc, indent=2) if args.format == "json" else diff_text(doc))
     return int(doc["exit_code"])
 
 

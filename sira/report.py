@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import os
 import tempfile
@@ -32,6 +33,7 @@ import numpy as np
 from . import numerics as nx
 from .errors import SiraError
 from .range import ScaledIntRange
+from .version import __version__
 
 
 # --------------------------------------------------------------------------
@@ -140,8 +142,6 @@ def model_digest(model) -> str:
 
 def report_json(report, model_path: Optional[str] = None) -> dict:
     """The JSON document of a :class:`~sira.analysis.RangeReport`."""
-    from . import __version__
-
     tensors = {}
     for name, r in report.ranges.items():
         op = report.producers.get(name, "?")
@@ -323,3 +323,24 @@ def save_model_atomic(model, path: str) -> None:
 
     with atomic_path(path, ".onnx") as tmp:
         onnx.save(model.model, tmp)
+
+
+# --------------------------------------------------------------------------
+# build folders
+# --------------------------------------------------------------------------
+
+#: the manifest ``sira build`` writes into a build folder
+MANIFEST = "manifest.json"
+#: its ``generator`` field, which marks the folder as sira's own
+GENERATOR = "sira"
+
+
+def is_project(path: str) -> bool:
+    """Whether ``path`` is a build folder of ``sira build`` (its manifest says
+    so). The readers of a folder (csim, report, diff) and the build that
+    refuses to overwrite a foreign folder all ask this."""
+    try:
+        with open(os.path.join(path, MANIFEST)) as f:
+            return json.load(f).get("generator") == GENERATOR
+    except (OSError, ValueError, AttributeError):
+        return False

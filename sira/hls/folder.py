@@ -37,9 +37,7 @@ import threading
 from typing import Callable, Iterator, Optional
 
 from ..errors import SiraError
-
-MANIFEST = "manifest.json"
-GENERATOR = "sira"
+from ..report import GENERATOR, MANIFEST
 #: files sira rewrites after the build (``sira csim``, ``sira report``): its own, not hashed
 REFRESHED = frozenset({"report/csim.json", "report/report.html"})
 #: how many paths an error lists before "and N more"

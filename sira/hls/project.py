@@ -33,8 +33,10 @@ import jinja2
 
 from .. import hw
 from ..errors import SiraError
+from ..report import GENERATOR, is_project
+from ..version import __version__
 from .dataflow import Dataflow, Stage
-from .folder import GENERATOR, Replacement, plan_replacement, read_manifest, write_folder
+from .folder import Replacement, plan_replacement, write_folder
 from .names import Namer
 from .vectors import Vectors, write_lines
 
@@ -62,8 +64,6 @@ def environment() -> jinja2.Environment:
 
 
 def versions() -> dict[str, str]:
-    from .. import __version__
-
     out = {"sira": __version__, "python": platform.python_version()}
     for dist in DEPENDENCIES:
         try:
@@ -98,8 +98,6 @@ def _decl(df: Dataflow, sid: str) -> str:
 
 def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clock_ns: float) -> dict[str, str]:
     """Every generated text file of the project, by relative path."""
-    from .. import __version__
-
     env = environment()
     base = {"version": __version__, "top": top, "model_id": model_id}
     files: dict[str, str] = {}
@@ -192,12 +190,6 @@ def manifest(df: Dataflow, *, top: str, model_bytes: bytes, model_name: str, opt
 # --------------------------------------------------------------------------
 # atomic folder
 # --------------------------------------------------------------------------
-
-
-def is_project(path: str) -> bool:
-    """Whether ``path`` holds a manifest of sira's (enough to read it; see
-    :mod:`.folder` for what replacing it takes)."""
-    return read_manifest(path) is not None
 
 
 def check_destination(path: str, force: bool = False) -> Replacement:
