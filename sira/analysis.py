@@ -9,6 +9,7 @@ node and was quadratic in depth).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Iterator
 
@@ -18,6 +19,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from . import model as mdl
 from .errors import RuleError, SiraError, node_error
+from .ops import Trait, has_trait
 from .inputspec import SpecLike, resolve_inputs
 from .range import ScaledIntRange
 from .rules import EXACT, RULES, RuleContext
@@ -173,6 +175,25 @@ def analyze_prepared(model: ModelWrapper, input_spec: SpecLike = None) -> RangeR
         producers[name] = "input"
     warnings: list[AnalysisWarning] = []
 
+    try:
+        _propagate(model, order, shapes, dtypes, opset, ranges, producers, warnings)
+    except SiraError as e:
+        raise SiraError(in_file_names(str(e), model)) from None
+    return RangeReport(model, ranges, producers, input_ranges, warnings)
+
+
+def in_file_names(message: str, model: ModelWrapper) -> str:
+    """``message`` with every quoted name that :func:`sira.load` gave a node
+    or tensor followed by the name it has in the user's file, so that an
+    error points at something the user can find."""
+    renamed = {new: old for old, new in mdl.original_names(model).items()}
+    if not renamed:
+        return message
+    return re.sub(r"'([^']+)'", lambda m: f"'{m.group(1)}' ('{renamed[m.group(1)]}' in the file)" if m.group(1) in renamed else m.group(0), message)
+
+
+def _propagate(model, order, shapes, dtypes, opset, ranges, producers, warnings) -> None:
+    """One rule per node in topological order, filling ``ranges``."""
     for node in order:
         ins = [ranges[i] if i else None for i in node.input]
         ctx = RuleContext(
@@ -193,7 +214,6 @@ def analyze_prepared(model: ModelWrapper, input_spec: SpecLike = None) -> RangeR
                 raise node_error(node, f"internal error: rule gave shape {list(r.shape)} for '{o}', shape inference says {list(shape)}")
             ranges[o] = r
             producers[o] = node.op_type
-    return RangeReport(model, ranges, producers, input_ranges, warnings)
 
 
 def _finite(r: ScaledIntRange) -> bool:
@@ -219,6 +239,24 @@ def _check_defined(node, ins: list, outs: list) -> None:
                                    "or constrain its inputs (--input-range / --input-spec)")  # fmt: skip
 
 
+#: elementwise ops whose parameters are laid along an axis, not broadcast
+_NOT_NUMPY_BROADCAST = frozenset({"BatchNormalization", "MultiThreshold", "QuantizeLinear", "DequantizeLinear"})
+
+
+def _check_broadcast(node, ctx: RuleContext) -> None:
+    """The inputs of an elementwise op or a quantizer (scale, zero-point and
+    bit width against the data) must broadcast against each other, as ONNX
+    requires; a mismatch is the model's error, named as such."""
+    if node.op_type in _NOT_NUMPY_BROADCAST or not (has_trait(node.op_type, Trait.ELEMENTWISE) or has_trait(node.op_type, Trait.QUANTIZER)):
+        return
+    shapes = [tuple(r.shape) for r in ctx.inputs if r is not None]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        names = ", ".join(f"'{name}' {list(shape)}" for name, shape in zip([i for i in node.input if i], shapes))
+        raise node_error(node, f"input shapes do not broadcast ({names}); fix the shapes of the initializers") from None
+
+
 def _evaluate(node, ctx: RuleContext, model, opset, warnings) -> list[ScaledIntRange]:
     rule = RULES.get(node.op_type)
     present = [r for r in ctx.inputs if r is not None]
@@ -241,6 +279,7 @@ def _evaluate(node, ctx: RuleContext, model, opset, warnings) -> list[ScaledIntR
             )
         )
         return _fallback(node, ctx)
+    _check_broadcast(node, ctx)
     try:
         outs = list(rule.fn(ctx))
     except RuleError as e:

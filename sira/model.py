@@ -257,6 +257,9 @@ def _check_standard_ops(proto: onnx.ModelProto) -> None:
     """Nodes of the ONNX domain must be ONNX operators of the model's
     opset, with as many inputs and outputs as their schema allows (what
     ``onnx.checker`` checks for them; other domains are qonnx's or custom)."""
+    if proto.ir_version > onnx.IR_VERSION:
+        raise SiraError(f"the model's ONNX IR version {proto.ir_version} is newer than this onnx ({onnx.__version__}) reads "
+                        f"(up to {onnx.IR_VERSION}); re-export it with an older exporter or set ir_version")  # fmt: skip
     opset = next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None:
         return

@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Optional
 
+from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 
 from sira.analysis import analyze
-from sira.model import load
+from sira.errors import SiraError
+from sira.model import has_quantizers, load
 from sira.report import datatype_name
 from sira.verification import verify_equivalent
 
@@ -55,6 +57,10 @@ def optimize(
     Returns the optimized model and an :class:`OptimizeReport`.
     """
     original = load(model) if not _prepared(model) else model
+    integer_inputs = any((original.get_tensor_datatype(i.name) or DataType["FLOAT32"]).is_integer() for i in original.graph.input)
+    if not has_quantizers(original) and not integer_inputs:
+        raise SiraError("the model has no quantizers (Quant, BipolarQuant, Trunc, MultiThreshold, QuantizeLinear): there "
+                        "is no integer arithmetic to optimize; export it with quantizers (Brevitas, QKeras) first")  # fmt: skip
     base = analyze(original, input_spec)
     say = progress or (lambda _msg: None)
     current = original
