@@ -9,6 +9,7 @@ subcommand modules never import ``sira.cli`` (which imports them).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -85,3 +86,42 @@ __all__ = [
     "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "add_model", "add_input_options", "add_output_options", "add_text_output_options",
     "add_output_file", "input_spec_from_args", "emit", "check_model_path",
 ]
+
+
+#: more random inputs than any check needs; past it a typo is likelier than intent
+MAX_SAMPLES = 1_000_000
+
+
+def samples_arg(text: str) -> int:
+    """``--samples``: a whole number from 0 to :data:`MAX_SAMPLES` (each
+    command says whether 0 is enough)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of inputs, got {text!r}") from None
+    if not 0 <= n <= MAX_SAMPLES:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SAMPLES:,}, got {n}")
+    return n
+
+
+def seed_arg(text: str) -> int:
+    """``--seed``: a non-negative whole number (numpy's generators take no sign)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
+
+
+def positive_arg(text: str) -> float:
+    """A positive, finite number (clock period, frame rate)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return v
+

@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -35,8 +36,11 @@ VARIANTS = {v.name: v for v in variants()}
 
 
 def _clear_error(stderr: str) -> bool:
+    """One ``sira: error: ...`` line (``sira CMD: error: ...`` from the
+    argument parser), not an internal error."""
     lines = stderr.strip().splitlines()
-    return bool(lines) and lines[-1].startswith("sira: error: ") and "internal error" not in stderr and "Traceback" not in stderr
+    return (bool(lines) and re.match(r"sira( [a-z]+)?: error: ", lines[-1]) is not None
+            and "internal error" not in stderr and "Traceback" not in stderr)  # fmt: skip
 
 
 def _judge(expect: str, command: str, code: int, stderr: str, written: list) -> str:

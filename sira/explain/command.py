@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..cliutil import EXIT_OK, add_input_options, add_model, add_text_output_options, check_model_path, emit, input_spec_from_args
+from ..cliutil import EXIT_OK, add_input_options, add_model, add_text_output_options, check_model_path, emit, input_spec_from_args, samples_arg
 from ..errors import SiraError
 from . import DEFAULT_SAMPLES
 
@@ -39,7 +39,7 @@ def add_parser(sub, common) -> None:
     p.add_argument("name", metavar="NAME", help="tensor or node name (as listed by sira analyze MODEL), or an original name of the file")
     add_input_options(p)
     add_text_output_options(p)
-    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
+    p.add_argument("--samples", type=samples_arg, default=DEFAULT_SAMPLES, metavar="N",
                    help=f"random inputs for the final check when sira optimize runs (threshold layers; default {DEFAULT_SAMPLES})")
     p.set_defaults(func=cmd_explain)
 
