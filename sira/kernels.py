@@ -227,8 +227,9 @@ def _count_sorted(x: np.ndarray, thresholds: np.ndarray, axis: int) -> np.ndarra
 
 
 def _count_linear(x: np.ndarray, thresholds: np.ndarray, channel: tuple) -> np.ndarray:
-    """#{t : x >= T[c, t]}, one whole-array comparison per threshold."""
-    count = np.zeros(x.shape)
+    """#{t : x >= T[c, t]}, one whole-array comparison per threshold
+    (counted in the narrowest integer type that holds the count)."""
+    count = np.zeros(x.shape, dtype=np.min_scalar_type(thresholds.shape[1]))
     for t in range(thresholds.shape[1]):
         np.add(count, x >= thresholds[:, t].reshape(channel), out=count)
     return count
