@@ -21,7 +21,7 @@ sample inside the batch, so batching never changes a value.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
@@ -494,15 +494,20 @@ class Executor:
                 self._promote(node, ctx)
         return ctx
 
-    def run_many(self, feeds: Iterable[dict]) -> Iterator[dict]:
-        """Every tensor of the model for each of ``feeds``, in order - the
-        same values :meth:`run` gives for each feed. In float64 the feeds
-        run in batches of :attr:`batch_size` samples stacked along axis 0."""
+    def run_many(self, feeds: Iterable[dict], batch_size: Optional[int] = None) -> Iterator[dict]:
+        """Every tensor of the model for each of ``feeds``, in order.
+
+        In float64, feeds that give exactly the graph inputs run in batches
+        of ``batch_size`` (default :attr:`batch_size`) samples stacked along
+        axis 0. Integer-valued results are those :meth:`run` gives; a float
+        result can differ from it in its last bits, as BLAS may sum a
+        product of many rows in another order than a product of one row
+        (two models compared on the same batches see the same order)."""
         feeds = list(feeds)
-        size = self.batch_size if self._batching else 1
+        size = (batch_size or self.batch_size) if self._batching else 1
         for start in range(0, len(feeds), size):
             chunk = feeds[start : start + size]
-            if len(chunk) > 1 and self._batching:
+            if len(chunk) > 1 and self._batching and all(set(feed) == set(self.inputs) for feed in chunk):
                 try:
                     yield from self._split(self._run_batch(chunk), len(chunk))
                     continue

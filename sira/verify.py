@@ -347,8 +347,9 @@ def verify_equivalent(
     mismatches = 0
     first = ""
     feeds64 = [{n: np.asarray(v, dtype=np.float64) for n, v in feed.items()} for _label, feed in feeds]
-    runs_a = run_a.run_many(feeds64)
-    runs_b = run_b.run_many(feed_map(f) if feed_map else f for f in feeds64)
+    batch = min(run_a.batch_size, run_b.batch_size)  # one batching for both: the same float summation order
+    runs_a = run_a.run_many(feeds64, batch)
+    runs_b = run_b.run_many((feed_map(f) if feed_map else f for f in feeds64), batch)
     for (label_in, _feed), ctx_a, ctx_b in zip(feeds, runs_a, runs_b):
         for oa, ob in zip(outputs, out_b):
             same = _same_output(report.ranges.get(oa), ctx_a[oa], ctx_b[ob])
