@@ -306,7 +306,7 @@ def _batchable(node, attrs: dict, ctx: dict, dynamic: frozenset) -> bool:
     fixed = [ctx[i] for i in names if i not in dynamic]
     if node.op_type in _ELEMENTWISE:
         return _rows_match(moving, fixed)
-    if not names or names[0] != node.input[0] or node.input[0] not in dynamic or len(moving) != 1 or np.ndim(moving[0]) == 0:
+    if node.input[0] not in dynamic or len(moving) != 1 or np.ndim(moving[0]) == 0:
         return False
     x, op = moving[0], node.op_type
     if op in _ROWWISE:
@@ -323,18 +323,19 @@ def _batchable(node, attrs: dict, ctx: dict, dynamic: frozenset) -> bool:
     if op == "Transpose":
         return x.ndim == 1 or (attrs.get("perm") is not None and attrs["perm"][0] == 0)
     if op in ("Softmax", "LogSoftmax"):
-        return _axis(attrs.get("axis", 1), x.ndim) != 0
+        return x.ndim >= 2 and _axis(attrs.get("axis", -1), x.ndim) != 0
     if op == "MultiThreshold":
         return kernels.multithreshold_channel_axis(attrs.get("data_layout", ""), x.ndim) != 0
     return False
 
 
-def _reshape_rows(node, attrs: dict, ctx: dict, samples: int):
-    """A Reshape of stacked samples that keeps each sample's leading
-    dimension: the stacked result, or None when the reshape moves it."""
+def _reshape_rows(node, attrs: dict, ctx: dict, samples: int, dynamic: frozenset):
+    """A Reshape of stacked samples to a constant shape that keeps each
+    sample's leading dimension: the stacked result, or None when the
+    reshape moves it."""
     x, shape = ctx[node.input[0]], np.asarray(ctx[node.input[1]])
     rows = np.shape(x)[0] // samples if np.ndim(x) else 0
-    if rows and np.shape(x)[0] == rows * samples:
+    if node.input[1] not in dynamic and rows and np.shape(x)[0] == rows * samples:
         per_sample = _reshape_target((rows,) + np.shape(x)[1:], shape, bool(attrs.get("allowzero", 0)))
         if per_sample and per_sample[0] == rows:
             return np.reshape(x, (np.shape(x)[0],) + per_sample[1:])
@@ -357,6 +358,16 @@ def _stack(parts: list) -> np.ndarray:
     if not isinstance(first, np.ndarray) or first.ndim == 0 or any(np.shape(p) != first.shape for p in parts):
         raise _NotBatchable
     return np.concatenate(parts)
+
+
+def _im2col_bytes(node, attrs: dict, template: dict) -> int:
+    """Size of a Conv's im2col matrix for one sample: a column of
+    (input channels per group x kernel) per output position and group."""
+    y, w = template.get(node.output[0]), template.get(node.input[1])
+    if y is None or w is None or np.ndim(w) < 2 or np.ndim(y) < 2:
+        return 0
+    positions = np.size(y) // max(1, np.shape(y)[1])
+    return positions * int(attrs.get("group", 1)) * math.prod(np.shape(w)[1:]) * 8
 
 
 class Executor:
@@ -412,12 +423,7 @@ class Executor:
         """Samples per batch of :meth:`run_many` within :data:`BATCH_BYTES`:
         every tensor of a sample, plus the largest im2col matrix."""
         per_sample = sum(np.asarray(self.template[n]).nbytes for n in self.dynamic if n in self.template)
-        cols = [
-            np.asarray(self.template[n.output[0]]).size // max(1, np.shape(self.template[n.input[1]])[0]) * math.prod(np.shape(self.template[n.input[1]])[1:]) * int(a.get("group", 1)) * 8
-            for n, a, _ in self.steps
-            if n.op_type == "Conv" and n.input[1] in self.template
-        ]
-        per_sample += max(cols, default=0)
+        per_sample += max((_im2col_bytes(node, attrs, self.template) for node, attrs, _ in self.steps if node.op_type == "Conv"), default=0)
         return int(max(1, min(MAX_BATCH, BATCH_BYTES // max(per_sample, 1))))
 
     def _session_or_kernel(self, node, attrs: dict, infos: dict, opset: int):
@@ -524,7 +530,7 @@ class Executor:
         with quiet():
             for node, attrs, step in self.steps:
                 if node.op_type == "Reshape":
-                    stacked = _reshape_rows(node, attrs, ctx, samples)
+                    stacked = _reshape_rows(node, attrs, ctx, samples, self.dynamic)
                     if stacked is not None:
                         ctx[node.output[0]] = stacked
                     else:

@@ -306,6 +306,12 @@ def test_run_many_equals_run_through_batch_mixing_nodes():
     assert executor.batch_size > 1
 
 
+def test_run_many_reshapes_to_a_computed_shape_sample_by_sample():
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Reshape", ["r", "s"], ["y"])]
+    model = make_model(nodes, {"x": (2, 3)}, {"y": None})
+    assert_batched_equals_single(model, _feeds((2, 3), 5))
+
+
 def test_run_many_falls_back_to_single_runs_for_scalar_tensors():
     """A tensor without a batch axis (a full reduction) cannot be stacked."""
     nodes = [helper.make_node("ReduceSum", ["x"], ["y"], keepdims=0)]
