@@ -15,7 +15,9 @@ onnxruntime session per node and every other custom op through qonnx.
 :meth:`Executor.run_many` stacks many inputs along the batch axis and runs
 each node once per batch; a node that could mix samples (one whose batch
 axis is not a plain batch axis, see :func:`_batchable`) runs sample by
-sample inside the batch, so batching never changes a value.
+sample inside the batch. Batching changes no integer-valued result; a float
+result can differ in its last bits, as BLAS may sum the product of many
+rows in another order than the product of one.
 """
 
 from __future__ import annotations
