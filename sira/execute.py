@@ -279,7 +279,7 @@ _ELEMENTWISE = frozenset(
     }
 )  # fmt: skip
 #: ops computing each index of axis 0 of their first input on its own
-_ROWWISE = frozenset({"Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LRN", "InstanceNormalization"})
+_ROWWISE = frozenset({"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LRN", "InstanceNormalization"})
 
 
 class _NotBatchable(Exception):

@@ -11,8 +11,9 @@ batch goes through one BLAS call per layer.
 * The quantizers follow qonnx's formulas operation for operation (divide,
   add the zero point, clip, round with the node's mode, subtract, multiply),
   so they produce the same float64 values qonnx's functions compute.
-* MultiThreshold counts the thresholds at or below each value by a binary
-  search over the sorted thresholds of its channel.
+* MultiThreshold counts the thresholds at or below each value: by one
+  whole-array comparison per threshold when there are few, by numpy's
+  binary search over each channel's sorted thresholds when there are many.
 
 Every kernel takes and returns arrays; :mod:`sira.execute` binds them to
 nodes.
