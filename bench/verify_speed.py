@@ -23,7 +23,12 @@ What is timed, for each model prepared once by :func:`sira.load` (not timed):
 
 The ratio column is qonnx's time over sira's. ``verify_equivalent`` executes
 twice as many inputs as the qonnx column, so its ratio understates the
-execution speed-up by a factor of two.
+execution speed-up by a factor of two. ``verify`` also checks every value of
+every tensor against its range, which takes longer than executing them.
+
+sira's products run in numpy's BLAS, which uses every core by default; on a
+machine busy with other work its threads wait for each other and one thread
+is faster (``OPENBLAS_NUM_THREADS=1 python bench/verify_speed.py``).
 """
 
 from __future__ import annotations
