@@ -413,7 +413,10 @@ class Executor:
         self._batching = dtype == np.float64
 
     def _fold_constants(self) -> None:
-        """Compute the nodes that read no graph input into the template."""
+        """Compute the nodes that read no graph input into the template
+        (the unfolded model stays for a feed that overrides a constant)."""
+        self._unfolded = (dict(self.template), self.steps)
+        self.template = dict(self.template)
         with quiet():
             for node, _attrs, step in self.steps:
                 if not any(o in self.dynamic for o in node.output):
@@ -492,12 +495,14 @@ class Executor:
                     ctx[o] = v.astype(np.float64)
 
     def run(self, feed: dict) -> dict:
-        """Every tensor of the model for one input ``feed``."""
-        ctx = dict(self.template)
+        """Every tensor of the model for one input ``feed`` (which may also
+        override an initializer)."""
+        template, steps = self._unfolded if any(name not in self.dynamic for name in feed) else (self.template, self.steps)
+        ctx = dict(template)
         for name, value in feed.items():
             ctx[name] = np.asarray(value, dtype=self.dtype)
         with quiet():
-            for node, _attrs, step in self.steps:
+            for node, _attrs, step in steps:
                 step(ctx)
                 self._promote(node, ctx)
         return ctx

@@ -326,6 +326,18 @@ def test_run_many_on_a_quantized_cnn_equals_run():
     assert_batched_equals_single(model, feeds)
 
 
+def test_a_feed_may_override_an_initializer():
+    """Nodes on constants are computed once, but a feed that replaces a
+    constant sees them recomputed."""
+    nodes = [helper.make_node("Mul", ["k", "c"], ["kc"]), helper.make_node("Add", ["x", "kc"], ["y"])]
+    model = make_model(nodes, {"x": (2,)}, {"y": None}, {"k": np.float32(3.0), "c": np.float32(3.0)})
+    executor = Executor(model)
+    np.testing.assert_array_equal(executor.run({"x": np.zeros(2)})["y"], [9.0, 9.0])
+    np.testing.assert_array_equal(executor.run({"x": np.zeros(2), "k": np.float64(2.0)})["y"], [6.0, 6.0])
+    ctxs = list(executor.run_many([{"x": np.ones(2)}, {"x": np.ones(2), "k": np.float64(2.0)}]))
+    assert [list(c["y"]) for c in ctxs] == [[10.0, 10.0], [7.0, 7.0]]
+
+
 def test_verification_runs_no_qonnx_node_for_ops_with_a_kernel(monkeypatch):
     """Quant, BipolarQuant, Trunc and MultiThreshold execute on sira's
     kernels: qonnx's node execution is never reached."""
