@@ -5,19 +5,39 @@ float32 execution is an approximation of those semantics whose error can be
 large where a value is the small difference of two large ones (a batch-norm
 with a large factor after a long dot product); no tolerance read off the
 output can bound that. Verification therefore executes a float64 copy of
-the model (error ~1e-16 relative to the terms involved) node by node with
-qonnx's own op implementations, and can also check the original float32
-execution.
+the model (error ~1e-16 relative to the terms involved), and can also check
+the original float32 execution with qonnx's own op implementations.
+
+In float64 the ops that dominate a quantized network (Conv, MatMul, Gemm,
+the QONNX quantizers, MultiThreshold, Reshape) run on the whole-array
+kernels of :mod:`sira.kernels`; every other standard op runs in one
+onnxruntime session per node and every other custom op through qonnx.
+:meth:`Executor.run_many` stacks many inputs along the batch axis and runs
+each node once per batch; a node that could mix samples (one whose batch
+axis is not a plain batch axis, see :func:`_batchable`) runs sample by
+sample inside the batch. Batching changes no integer-valued result; a float
+result can differ in its last bits, as BLAS may sum the product of many
+rows in another order than the product of one.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 
+from . import kernels
 from .errors import SiraError
 from .model import node_attrs, quiet, topological_order
+
+#: memory one batch of :meth:`Executor.run_many` may take (every tensor of
+#: every sample, plus the largest im2col matrix)
+BATCH_BYTES = 128 * 2**20
+#: most samples in one batch
+MAX_BATCH = 256
 
 
 def to_float64(model: ModelWrapper) -> ModelWrapper:
@@ -42,17 +62,6 @@ def to_float64(model: ModelWrapper) -> ModelWrapper:
     return m
 
 
-def _quant_float64(node, ctx) -> None:
-    """qonnx's Quant, without the float32 cast its node wrapper applies."""
-    from qonnx.custom_op.general.intquant import int_quant
-
-    attrs = node_attrs(node)
-    x, s, z, b = (ctx[i] for i in node.input[:4])
-    ctx[node.output[0]] = np.asarray(
-        int_quant(x, s, z, b, attrs.get("signed", 1), attrs.get("narrow", 0), attrs.get("rounding_mode", "ROUND")), dtype=np.float64
-    )
-
-
 def _same_pads(size: int, kernel: int, stride: int, dilation: int, upper: bool) -> tuple[int, int]:
     total = max(0, (-(-size // stride) - 1) * stride + (kernel - 1) * dilation + 1 - size)
     small = total // 2
@@ -69,104 +78,310 @@ def _spatial_pads(attrs: dict, sizes, kernel, strides, dilations) -> list[tuple[
     return [(flat[i], flat[i + nsp]) for i in range(nsp)]
 
 
-def _conv_float64(node, ctx) -> None:
-    """ONNX Conv in float64, which onnxruntime has no kernel for: zero
-    padding (explicit or auto_pad), strides, dilations, groups, bias."""
-    attrs = node_attrs(node)
-    x = np.asarray(ctx[node.input[0]], dtype=np.float64)
-    w = np.asarray(ctx[node.input[1]], dtype=np.float64)
-    nsp = w.ndim - 2
-    kernel = w.shape[2:]
-    strides = list(attrs.get("strides", [1] * nsp))
-    dilations = list(attrs.get("dilations", [1] * nsp))
+def _window_attrs(attrs: dict, nsp: int) -> tuple[list[int], list[int]]:
+    return list(attrs.get("strides", [1] * nsp)), list(attrs.get("dilations", [1] * nsp))
+
+
+def _f64(ctx: dict, name: str):
+    """Input ``name`` as float64 (None for an omitted optional input)."""
+    return np.asarray(ctx[name], dtype=np.float64) if name else None
+
+
+def _optional(node, i: int) -> str:
+    return node.input[i] if len(node.input) > i else ""
+
+
+# --------------------------------------------------------------------------
+# float64 kernels bound to nodes: make_step(node, attrs, opset) -> step(ctx)
+# --------------------------------------------------------------------------
+
+
+def _conv_step(node, attrs: dict, _opset: int):
     group = int(attrs.get("group", 1))
-    pads = _spatial_pads(attrs, x.shape[2:], kernel, strides, dilations)
-    xp = np.pad(x, [(0, 0), (0, 0)] + pads)
-    out_sp = [(xp.shape[2 + i] - (kernel[i] - 1) * dilations[i] - 1) // strides[i] + 1 for i in range(nsp)]
-    cg, og = x.shape[1] // group, w.shape[0] // group
-    y = np.zeros((x.shape[0], w.shape[0], *out_sp))
-    for g in range(group):
-        xs, wg = xp[:, g * cg : (g + 1) * cg], w[g * og : (g + 1) * og]
-        for k in np.ndindex(*kernel):
-            window = tuple(slice(k[i] * dilations[i], k[i] * dilations[i] + (out_sp[i] - 1) * strides[i] + 1, strides[i]) for i in range(nsp))
-            y[:, g * og : (g + 1) * og] += np.einsum("nc...,oc->no...", xs[(slice(None), slice(None)) + window], wg[(slice(None), slice(None)) + k])
-    if len(node.input) > 2 and node.input[2]:
-        y += np.asarray(ctx[node.input[2]], dtype=np.float64).reshape((1, -1) + (1,) * nsp)
-    ctx[node.output[0]] = y
+
+    def step(ctx):
+        x, w = _f64(ctx, node.input[0]), _f64(ctx, node.input[1])
+        strides, dilations = _window_attrs(attrs, w.ndim - 2)
+        pads = _spatial_pads(attrs, x.shape[2:], w.shape[2:], strides, dilations)
+        ctx[node.output[0]] = kernels.conv(x, w, _f64(ctx, _optional(node, 2)), strides, dilations, pads, group)
+
+    return step
 
 
-def _global_average_pool_float64(node, ctx) -> None:
-    x = np.asarray(ctx[node.input[0]], dtype=np.float64)
-    ctx[node.output[0]] = x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)
+def _matmul_step(node, _attrs: dict, _opset: int):
+    def step(ctx):
+        ctx[node.output[0]] = kernels.dot(_f64(ctx, node.input[0]), _f64(ctx, node.input[1]))
+
+    return step
 
 
-def _average_pool_float64(node, ctx) -> None:
-    """ONNX AveragePool in float64: explicit or SAME pads, strides,
-    dilations, ceil_mode, count_include_pad."""
-    attrs = node_attrs(node)
-    x = np.asarray(ctx[node.input[0]], dtype=np.float64)
+def _gemm_step(node, attrs: dict, _opset: int):
+    alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+    trans_a, trans_b = bool(attrs.get("transA", 0)), bool(attrs.get("transB", 0))
+
+    def step(ctx):
+        a, b, c = (_f64(ctx, _optional(node, i)) for i in range(3))
+        ctx[node.output[0]] = kernels.gemm(a, b, c, alpha, beta, trans_a, trans_b)
+
+    return step
+
+
+def _quant_step(node, attrs: dict, _opset: int):
+    signed, narrow, mode = attrs.get("signed", 1), attrs.get("narrow", 0), attrs.get("rounding_mode", "ROUND")
+
+    def step(ctx):
+        x, s, z, b = (_f64(ctx, i) for i in node.input[:4])
+        ctx[node.output[0]] = kernels.int_quant(x, s, z, b, signed, narrow, mode)
+
+    return step
+
+
+def _bipolar_quant_step(node, _attrs: dict, _opset: int):
+    def step(ctx):
+        ctx[node.output[0]] = kernels.bipolar_quant(_f64(ctx, node.input[0]), _f64(ctx, node.input[1]))
+
+    return step
+
+
+def _trunc_step(node, attrs: dict, opset: int):
+    """Trunc in the version qonnx picks for the model's opset of its domain."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    mode = attrs.get("rounding_mode", "FLOOR")
+    if type(getCustomOp(node, onnx_opset_version=opset)).__name__ == "Trunc_v1":
+
+        def step(ctx):
+            x, s, z, in_bits, out_bits = (_f64(ctx, i) for i in node.input[:5])
+            ctx[node.output[0]] = kernels.trunc_v1(x, s, z, in_bits, out_bits, mode)
+
+    else:
+        signed, narrow = attrs.get("signed", 1), attrs.get("narrow", 0)
+
+        def step(ctx):
+            x, s, z, _in_bits, out_scale, out_bits = (_f64(ctx, i) for i in node.input[:6])
+            ctx[node.output[0]] = kernels.trunc_v2(x, s, z, out_scale, out_bits, signed, narrow, mode)
+
+    return step
+
+
+def _multithreshold_step(node, attrs: dict, _opset: int):
+    out_scale, out_bias = float(attrs.get("out_scale", 1.0)), float(attrs.get("out_bias", 0.0))
+    layout = attrs.get("data_layout", "")
+
+    def step(ctx):
+        x, t = _f64(ctx, node.input[0]), _f64(ctx, node.input[1])
+        ctx[node.output[0]] = kernels.multithreshold(x, t, out_scale, out_bias, layout)
+
+    return step
+
+
+def _reshape_target(in_shape, shape, allowzero: bool) -> tuple:
+    """ONNX Reshape's output shape: 0 copies the input's dimension (unless
+    ``allowzero``), -1 takes what is left."""
+    dims = [int(in_shape[i]) if d == 0 and not allowzero else int(d) for i, d in enumerate(shape)]
+    if -1 in dims:
+        known = math.prod(d for d in dims if d != -1)
+        dims[dims.index(-1)] = math.prod(in_shape) // known if known else 0
+    return tuple(dims)
+
+
+def _reshape_step(node, attrs: dict, _opset: int):
+    allowzero = bool(attrs.get("allowzero", 0))
+
+    def step(ctx):
+        x = ctx[node.input[0]]
+        ctx[node.output[0]] = np.reshape(x, _reshape_target(np.shape(x), np.asarray(ctx[node.input[1]]), allowzero))
+
+    return step
+
+
+def _global_average_pool_step(node, _attrs: dict, _opset: int):
+    def step(ctx):
+        ctx[node.output[0]] = kernels.global_average_pool(_f64(ctx, node.input[0]))
+
+    return step
+
+
+def _average_pool_step(node, attrs: dict, _opset: int):
+    """AveragePool: explicit or SAME pads, strides, dilations, ceil_mode,
+    count_include_pad; the output size is the model's when it has one."""
     kernel = list(attrs["kernel_shape"])
-    nsp = len(kernel)
-    strides = list(attrs.get("strides", [1] * nsp))
-    dilations = list(attrs.get("dilations", [1] * nsp))
-    pads = _spatial_pads(attrs, x.shape[2:], kernel, strides, dilations)
-    out_shape = ctx[node.output[0]].shape[2:] if ctx.get(node.output[0]) is not None else None
-    if out_shape is None:
-        rnd = np.ceil if attrs.get("ceil_mode", 0) else np.floor
-        out_shape = [int(rnd((x.shape[2 + i] + sum(pads[i]) - (kernel[i] - 1) * dilations[i] - 1) / strides[i])) + 1 for i in range(nsp)]
-    extra = [max(0, (out_shape[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - (x.shape[2 + i] + sum(pads[i]))) for i in range(nsp)]
-    widths = [(0, 0), (0, 0)] + [(pads[i][0], pads[i][1] + extra[i]) for i in range(nsp)]
-    xp = np.pad(x, widths)
-    inside = np.pad(np.ones(x.shape[2:]), [(pads[i][0], pads[i][1] + extra[i]) for i in range(nsp)])
-    counted = np.pad(np.ones(x.shape[2:]), [pads[i] for i in range(nsp)], constant_values=1.0 if attrs.get("count_include_pad", 0) else 0.0)
-    counted = np.pad(counted, [(0, e) for e in extra])
-    total = np.zeros(x.shape[:2] + tuple(out_shape))
-    count = np.zeros(tuple(out_shape))
-    for k in np.ndindex(*kernel):
-        window = tuple(slice(k[i] * dilations[i], k[i] * dilations[i] + (out_shape[i] - 1) * strides[i] + 1, strides[i]) for i in range(nsp))
-        total += xp[(slice(None), slice(None)) + window] * inside[window]
-        count += counted[window]
-    ctx[node.output[0]] = total / count
+    strides, dilations = _window_attrs(attrs, len(kernel))
+
+    def step(ctx):
+        x = _f64(ctx, node.input[0])
+        pads = _spatial_pads(attrs, x.shape[2:], kernel, strides, dilations)
+        known = ctx.get(node.output[0])
+        if known is not None:
+            out_shape = list(np.shape(known)[2:])
+        else:
+            rnd = math.ceil if attrs.get("ceil_mode", 0) else math.floor
+            out_shape = [rnd((x.shape[2 + i] + sum(pads[i]) - (kernel[i] - 1) * dilations[i] - 1) / strides[i]) + 1 for i in range(len(kernel))]
+        ctx[node.output[0]] = kernels.average_pool(x, kernel, strides, dilations, pads, out_shape, bool(attrs.get("count_include_pad", 0)))
+
+    return step
 
 
-def _leaky_relu_float64(node, ctx) -> None:
-    x = np.asarray(ctx[node.input[0]], dtype=np.float64)
-    alpha = float(np.float32(node_attrs(node).get("alpha", 0.01)))
-    ctx[node.output[0]] = np.where(x >= 0, x, alpha * x)
+def _leaky_relu_step(node, attrs: dict, _opset: int):
+    alpha = float(np.float32(attrs.get("alpha", 0.01)))
+
+    def step(ctx):
+        ctx[node.output[0]] = kernels.leaky_relu(_f64(ctx, node.input[0]), alpha)
+
+    return step
 
 
-def _hard_sigmoid_float64(node, ctx) -> None:
-    x = np.asarray(ctx[node.input[0]], dtype=np.float64)
-    attrs = node_attrs(node)
+def _hard_sigmoid_step(node, attrs: dict, _opset: int):
     alpha, beta = float(np.float32(attrs.get("alpha", 0.2))), float(np.float32(attrs.get("beta", 0.5)))
-    ctx[node.output[0]] = np.clip(alpha * x + beta, 0.0, 1.0)
 
+    def step(ctx):
+        ctx[node.output[0]] = kernels.hard_sigmoid(_f64(ctx, node.input[0]), alpha, beta)
+
+    return step
+
+
+#: float64 kernels used in place of onnxruntime / qonnx: the ops that carry
+#: the work of a quantized network, and those whose qonnx wrapper rounds the
+#: result to float32 (Quant) or that onnxruntime cannot run in float64 (Conv)
+_FLOAT64_KERNELS = {
+    "Conv": _conv_step,
+    "MatMul": _matmul_step,
+    "Gemm": _gemm_step,
+    "Quant": _quant_step,
+    "IntQuant": _quant_step,
+    "BipolarQuant": _bipolar_quant_step,
+    "Trunc": _trunc_step,
+    "MultiThreshold": _multithreshold_step,
+    "Reshape": _reshape_step,
+}
 
 #: float64 kernels for ops onnxruntime has no double implementation of (used
 #: only when it refuses the node)
 _FLOAT64_FALLBACKS = {
-    "GlobalAveragePool": _global_average_pool_float64,
-    "AveragePool": _average_pool_float64,
-    "LeakyRelu": _leaky_relu_float64,
-    "HardSigmoid": _hard_sigmoid_float64,
+    "GlobalAveragePool": _global_average_pool_step,
+    "AveragePool": _average_pool_step,
+    "LeakyRelu": _leaky_relu_step,
+    "HardSigmoid": _hard_sigmoid_step,
 }
 
 
-#: op types whose qonnx node wrapper rounds the result to float32, or that
-#: onnxruntime cannot execute in float64
-_WIDE_KERNELS = {"Quant": _quant_float64, "IntQuant": _quant_float64, "Conv": _conv_float64}
+# --------------------------------------------------------------------------
+# batching: which nodes may see many samples stacked along axis 0
+# --------------------------------------------------------------------------
+
+#: ops computing each element from the elements at the same (broadcast) index
+_ELEMENTWISE = frozenset(
+    {
+        "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Relu", "LeakyRelu", "PRelu", "HardSigmoid",
+        "Sigmoid", "Tanh", "Clip", "Abs", "Neg", "Sqrt", "Exp", "Log", "Floor", "Ceil", "Round", "Sign", "Identity",
+        "Cast", "Erf", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not", "And", "Or", "Where",
+        "Quant", "IntQuant", "BipolarQuant", "Trunc",
+    }
+)  # fmt: skip
+#: ops computing each index of axis 0 of their first input on its own
+_ROWWISE = frozenset({"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LRN", "InstanceNormalization"})
+
+
+class _NotBatchable(Exception):
+    """A node's per-sample results cannot be stacked along axis 0."""
+
+
+def _rows_match(moving: list, fixed: list) -> bool:
+    """Numpy broadcasting pairs the stacked rows of ``moving`` with each
+    other and never with a row of a ``fixed`` operand: the moving operands
+    share rank and row count, a fixed one has a lower rank or a single row."""
+    nd = np.ndim(moving[0])
+    if nd == 0 or any(np.ndim(m) != nd or np.shape(m)[0] != np.shape(moving[0])[0] for m in moving):
+        return False
+    return all(np.ndim(f) < nd or np.shape(f)[0] == 1 for f in fixed)
+
+
+def _axis(axis: int, ndim: int) -> int:
+    return axis + ndim if axis < 0 else axis
+
+
+def _batchable(node, attrs: dict, ctx: dict, dynamic: frozenset) -> bool:
+    """Whether running ``node`` once on stacked samples gives the stack of
+    its per-sample results."""
+    names = [i for i in node.input if i]
+    moving = [ctx[i] for i in names if i in dynamic]
+    fixed = [ctx[i] for i in names if i not in dynamic]
+    if node.op_type in _ELEMENTWISE:
+        return _rows_match(moving, fixed)
+    if node.input[0] not in dynamic or len(moving) != 1 or np.ndim(moving[0]) == 0:
+        return False
+    x, op = moving[0], node.op_type
+    if op in _ROWWISE:
+        return len([o for o in node.output if o]) == 1
+    if op == "BatchNormalization":
+        return not attrs.get("training_mode", 0) and len([o for o in node.output if o]) == 1
+    if op == "MatMul":
+        b = fixed[0]
+        return x.ndim >= 2 and np.ndim(b) <= x.ndim and (np.ndim(b) < x.ndim or x.ndim == 2 or np.shape(b)[0] == 1)
+    if op == "Gemm":
+        return not attrs.get("transA", 0) and all(np.ndim(c) < 2 or np.shape(c)[0] == 1 for c in fixed[1:])
+    if op == "Flatten":
+        return _axis(attrs.get("axis", 1), x.ndim) != 0
+    if op == "Transpose":
+        return x.ndim == 1 or (attrs.get("perm") is not None and attrs["perm"][0] == 0)
+    if op in ("Softmax", "LogSoftmax"):
+        return x.ndim >= 2 and _axis(attrs.get("axis", -1), x.ndim) != 0
+    if op == "MultiThreshold":
+        return kernels.multithreshold_channel_axis(attrs.get("data_layout", ""), x.ndim) != 0
+    return False
+
+
+def _reshape_rows(node, attrs: dict, ctx: dict, samples: int, dynamic: frozenset):
+    """A Reshape of stacked samples to a constant shape that keeps each
+    sample's leading dimension: the stacked result, or None when the
+    reshape moves it."""
+    x, shape = ctx[node.input[0]], np.asarray(ctx[node.input[1]])
+    rows = np.shape(x)[0] // samples if np.ndim(x) else 0
+    if node.input[1] not in dynamic and rows and np.shape(x)[0] == rows * samples:
+        per_sample = _reshape_target((rows,) + np.shape(x)[1:], shape, bool(attrs.get("allowzero", 0)))
+        if per_sample and per_sample[0] == rows:
+            return np.reshape(x, (np.shape(x)[0],) + per_sample[1:])
+    return None
+
+
+def _dynamic_tensors(model: ModelWrapper, order: list) -> frozenset:
+    """The tensors that depend on a graph input (the rest is constant)."""
+    inits = {i.name for i in model.graph.initializer}
+    dynamic = {i.name for i in model.graph.input if i.name not in inits}
+    for node in order:
+        if any(i in dynamic for i in node.input if i):
+            dynamic.update(o for o in node.output if o)
+    return frozenset(dynamic)
+
+
+def _stack(parts: list) -> np.ndarray:
+    """Per-sample results stacked along axis 0 (same shape, rank >= 1)."""
+    first = parts[0]
+    if not isinstance(first, np.ndarray) or first.ndim == 0 or any(np.shape(p) != first.shape for p in parts):
+        raise _NotBatchable
+    return np.concatenate(parts)
+
+
+def _im2col_bytes(node, attrs: dict, template: dict) -> int:
+    """Size of a Conv's im2col matrix for one sample: a column of
+    (input channels per group x kernel) per output position and group."""
+    y, w = template.get(node.output[0]), template.get(node.input[1])
+    if y is None or w is None or np.ndim(w) < 2 or np.ndim(y) < 2:
+        return 0
+    positions = np.size(y) // max(1, np.shape(y)[1])
+    return positions * int(attrs.get("group", 1)) * math.prod(np.shape(w)[1:]) * 8
 
 
 class Executor:
-    """Runs a model node by node with qonnx's op implementations, like
-    qonnx's ``execute_onnx``, but prepares every node once: a standard ONNX
+    """Runs a model node by node, preparing every node once: a standard ONNX
     node gets one onnxruntime session, reused for every input (qonnx builds
-    a new session per node per call, which dominated verification time).
+    a new session per node per call), a custom op its qonnx implementation,
+    and in float64 the ops of :data:`_FLOAT64_KERNELS` a whole-array kernel.
+    Nodes that depend on no graph input are computed once, here.
 
-    With ``dtype=np.float64`` it runs a float64 copy of the model; ops whose
-    qonnx wrapper returns float32, or that onnxruntime cannot run in
-    float64, use the float64 kernels above, and other float outputs are
-    promoted, so the whole run keeps its precision.
+    With ``dtype=np.float64`` it runs a float64 copy of the model; float
+    outputs of other precisions are promoted, so the whole run keeps its
+    precision. ``dtype=np.float32`` runs the model as qonnx does.
     """
 
     def __init__(self, model: ModelWrapper, dtype=np.float64):
@@ -177,24 +392,51 @@ class Executor:
         self.model = to_float64(model) if dtype == np.float64 else model
         graph = self.model.graph
         self.template = self.model.make_empty_exec_context()
+        order = topological_order(self.model)
+        self.dynamic = _dynamic_tensors(self.model, order)
+        self.inputs = [i.name for i in graph.input if i.name in self.dynamic]
         infos = {v.name: v for v in list(graph.input) + list(graph.output) + list(graph.value_info)}
         opsets = self.model.get_opset_imports()
         self.steps = []
-        for node in topological_order(self.model):
+        for node in order:
             opset = opsets.get(node.domain, get_preferred_qonnx_opset())
-            if dtype == np.float64 and node.op_type in _WIDE_KERNELS:
-                self.steps.append((node, _WIDE_KERNELS[node.op_type]))
+            attrs = node_attrs(node)
+            if dtype == np.float64 and node.op_type in _FLOAT64_KERNELS:
+                step = _FLOAT64_KERNELS[node.op_type](node, attrs, opset)
             elif is_custom_op(node.domain, node.op_type):
-                self.steps.append((node, self._custom(node, opset)))
+                step = self._custom(node, opset)
             else:
-                self.steps.append((node, self._session_or_kernel(node, infos, opset)))
+                step = self._session_or_kernel(node, attrs, infos, opset)
+            self.steps.append((node, attrs, step))
+        self._fold_constants()
+        self.batch_size = self._batch_size()
+        self._batching = dtype == np.float64
 
-    def _session_or_kernel(self, node, infos: dict, opset: int):
+    def _fold_constants(self) -> None:
+        """Compute the nodes that read no graph input into the template
+        (the unfolded model stays for a feed that overrides a constant)."""
+        self._unfolded = (dict(self.template), self.steps)
+        self.template = dict(self.template)
+        with quiet():
+            for node, _attrs, step in self.steps:
+                if not any(o in self.dynamic for o in node.output):
+                    step(self.template)
+                    self._promote(node, self.template)
+        self.steps = [s for s in self.steps if any(o in self.dynamic for o in s[0].output)]
+
+    def _batch_size(self) -> int:
+        """Samples per batch of :meth:`run_many` within :data:`BATCH_BYTES`:
+        every tensor of a sample, plus the largest im2col matrix."""
+        per_sample = sum(np.asarray(self.template[n]).nbytes for n in self.dynamic if n in self.template)
+        per_sample += max((_im2col_bytes(node, attrs, self.template) for node, attrs, _ in self.steps if node.op_type == "Conv"), default=0)
+        return int(max(1, min(MAX_BATCH, BATCH_BYTES // max(per_sample, 1))))
+
+    def _session_or_kernel(self, node, attrs: dict, infos: dict, opset: int):
         try:
             return self._session(node, infos, opset)
         except Exception as e:
             if self.dtype == np.float64 and node.op_type in _FLOAT64_FALLBACKS:
-                return _FLOAT64_FALLBACKS[node.op_type]
+                return _FLOAT64_FALLBACKS[node.op_type](node, attrs, opset)
             raise SiraError(
                 f"node '{node.name}' ({node.op_type}) cannot be executed for verification in {np.dtype(self.dtype).name}: "
                 f"{str(e).splitlines()[0]}; verify with --precision float32 or report the op"
@@ -205,19 +447,29 @@ class Executor:
 
         graph = self.model.graph
 
-        def run(_node, ctx):
+        def step(ctx):
             registry.getCustomOp(node, onnx_opset_version=opset).execute_node(ctx, graph)
 
-        return run
+        return step
 
     def _session(self, node, infos: dict, opset: int):
+        """One onnxruntime session for ``node``; the batch axis of the
+        tensors that depend on a graph input is left open, so the session
+        takes one sample or many."""
         import onnxruntime as rt
 
         def info(name):
             if name in infos:
-                return infos[name]
-            value = np.asarray(self.template[name])
-            return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape))
+                vi = type(infos[name])()
+                vi.CopyFrom(infos[name])
+            else:
+                value = np.asarray(self.template[name])
+                vi = helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape))
+            dims = vi.type.tensor_type.shape.dim
+            if name in self.dynamic and vi.type.tensor_type.HasField("shape") and len(dims):
+                dims[0].Clear()
+                dims[0].dim_param = "batch"
+            return vi
 
         graph = helper.make_graph([node], "node", [info(i) for i in node.input if i], [info(o) for o in node.output if o])
         proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
@@ -228,30 +480,108 @@ class Executor:
         session = rt.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
         names = [o for o in node.output if o]
 
-        def run(_node, ctx):
+        def step(ctx):
             results = session.run(names, {i: ctx[i] for i in node.input if i})
             for name, value in zip(names, results):
                 ctx[name] = value
 
-        return run
+        return step
+
+    def _promote(self, node, ctx: dict) -> None:
+        if self.dtype == np.float64:
+            for o in node.output:
+                v = ctx.get(o)
+                if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.dtype != np.float64:
+                    ctx[o] = v.astype(np.float64)
 
     def run(self, feed: dict) -> dict:
-        """Every tensor of the model for one input ``feed``."""
-        ctx = dict(self.template)
+        """Every tensor of the model for one input ``feed`` (which may also
+        override an initializer)."""
+        template, steps = self._unfolded if any(name not in self.dynamic for name in feed) else (self.template, self.steps)
+        ctx = dict(template)
         for name, value in feed.items():
             ctx[name] = np.asarray(value, dtype=self.dtype)
         with quiet():
-            for node, step in self.steps:
-                step(node, ctx)
-                if self.dtype == np.float64:
-                    for o in node.output:
-                        v = ctx.get(o)
-                        if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.dtype != np.float64:
-                            ctx[o] = v.astype(np.float64)
+            for node, _attrs, step in steps:
+                step(ctx)
+                self._promote(node, ctx)
         return ctx
+
+    def run_many(self, feeds: Iterable[dict], batch_size: Optional[int] = None) -> Iterator[dict]:
+        """Every tensor of the model for each of ``feeds``, in order.
+
+        In float64, feeds that give exactly the graph inputs run in batches
+        of ``batch_size`` (default :attr:`batch_size`) samples stacked along
+        axis 0. Integer-valued results are those :meth:`run` gives; a float
+        result can differ from it in its last bits, as BLAS may sum a
+        product of many rows in another order than a product of one row
+        (two models compared on the same batches see the same order)."""
+        feeds = list(feeds)
+        size = (batch_size or self.batch_size) if self._batching else 1
+        for start in range(0, len(feeds), size):
+            chunk = feeds[start : start + size]
+            if len(chunk) > 1 and self._batching and all(set(feed) == set(self.inputs) for feed in chunk):
+                try:
+                    yield from self._split(self._run_batch(chunk), len(chunk))
+                    continue
+                except _NotBatchable:
+                    self._batching = False
+            yield from (self.run(feed) for feed in chunk)
+
+    def _run_batch(self, feeds: list) -> dict:
+        """Every tensor for ``feeds`` stacked along axis 0."""
+        samples = len(feeds)
+        ctx = dict(self.template)
+        for name in self.inputs:
+            ctx[name] = _stack([np.asarray(feed[name], dtype=self.dtype) for feed in feeds])
+        with quiet():
+            for node, attrs, step in self.steps:
+                if node.op_type == "Reshape":
+                    stacked = _reshape_rows(node, attrs, ctx, samples, self.dynamic)
+                    if stacked is not None:
+                        ctx[node.output[0]] = stacked
+                    else:
+                        self._per_sample(node, step, ctx, samples)
+                elif _batchable(node, attrs, ctx, self.dynamic):
+                    step(ctx)
+                else:
+                    self._per_sample(node, step, ctx, samples)
+                self._promote(node, ctx)
+        return ctx
+
+    def _per_sample(self, node, step, ctx: dict, samples: int) -> None:
+        """Run ``node`` on each sample's slice of its stacked inputs and stack
+        the results."""
+        names = [i for i in node.input if i]
+        rows = {i: _rows(ctx[i], samples) for i in names if i in self.dynamic}
+        outputs = [o for o in node.output if o]
+        parts = {o: [] for o in outputs}
+        for k in range(samples):
+            sub = {i: ctx[i][k * rows[i] : (k + 1) * rows[i]] if i in rows else ctx[i] for i in names}
+            sub.update((o, self.template.get(o)) for o in outputs)
+            step(sub)
+            for o in outputs:
+                parts[o].append(sub[o])
+        for o in outputs:
+            ctx[o] = _stack(parts[o])
+
+    def _split(self, ctx: dict, samples: int) -> Iterator[dict]:
+        """The per-sample contexts (views) of a stacked one."""
+        rows = {n: _rows(ctx[n], samples) for n in self.dynamic if n in ctx}
+        for k in range(samples):
+            sample = dict(ctx)
+            sample.update((n, ctx[n][k * r : (k + 1) * r]) for n, r in rows.items())
+            yield sample
+
+
+def _rows(value, samples: int) -> int:
+    """Rows per sample of a stacked tensor."""
+    if np.ndim(value) == 0 or np.shape(value)[0] % samples:
+        raise _NotBatchable
+    return np.shape(value)[0] // samples
 
 
 def execute_all(model: ModelWrapper, feed: dict, dtype=np.float64) -> dict:
     """Every tensor of ``model`` for one input ``feed`` (see :class:`Executor`;
-    to run many inputs, build one Executor and reuse it)."""
+    to run many inputs, build one Executor and use :meth:`Executor.run_many`)."""
     return Executor(model, dtype).run(feed)

@@ -263,8 +263,8 @@ def verify(
     violations: list[Violation] = []
     total = 0
     values = 0
-    for i, (label, feed) in enumerate(feeds):
-        ctx = executor.run({n: as_precision(report.input_ranges[n], v, dtype) for n, v in feed.items()})
+    runs = executor.run_many({n: as_precision(report.input_ranges[n], v, dtype) for n, v in feed.items()} for _label, feed in feeds)
+    for i, ((label, _feed), ctx) in enumerate(zip(feeds, runs)):
         for name in dynamic:
             if name not in ctx or ctx[name] is None:
                 continue
@@ -347,10 +347,11 @@ def verify_equivalent(
         raise SiraError(f"{label}: the rewritten model has {len(out_b)} outputs, the original {len(outputs)}")
     mismatches = 0
     first = ""
-    for label_in, feed in feeds:
-        feed64 = {n: np.asarray(v, dtype=np.float64) for n, v in feed.items()}
-        ctx_a = run_a.run(feed64)
-        ctx_b = run_b.run(feed_map(feed64) if feed_map else feed64)
+    feeds64 = [{n: np.asarray(v, dtype=np.float64) for n, v in feed.items()} for _label, feed in feeds]
+    batch = min(run_a.batch_size, run_b.batch_size)  # one batching for both: the same float summation order
+    runs_a = run_a.run_many(feeds64, batch)
+    runs_b = run_b.run_many((feed_map(f) if feed_map else f for f in feeds64), batch)
+    for (label_in, _feed), ctx_a, ctx_b in zip(feeds, runs_a, runs_b):
         for oa, ob in zip(outputs, out_b):
             same = _same_output(report.ranges.get(oa), ctx_a[oa], ctx_b[ob])
             if not np.all(same):
