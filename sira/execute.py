@@ -10,7 +10,7 @@ the original float32 execution with qonnx's own op implementations.
 
 In float64 the ops that dominate a quantized network (Conv, MatMul, Gemm,
 the QONNX quantizers, MultiThreshold, Reshape) run on the whole-array
-kernels of :mod:`sira.kernels`; every other standard op runs in one
+kernels of :mod:`sira.exec_kernels`; every other standard op runs in one
 onnxruntime session per node and every other custom op through qonnx.
 :meth:`Executor.run_many` stacks many inputs along the batch axis and runs
 each node once per batch; a node that could mix samples (one whose batch
@@ -29,7 +29,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 
-from . import kernels
+from . import exec_kernels as kernels
 from .errors import SiraError
 from .model import node_attrs, quiet, topological_order
 

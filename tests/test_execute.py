@@ -1,4 +1,4 @@
-"""Float64 execution (sira.execute, sira.kernels).
+"""Float64 execution (sira.execute, sira.exec_kernels).
 
 Every whole-array kernel is checked against qonnx / onnxruntime on
 single-node models: on integer data, where float32 and float64 are both
@@ -24,7 +24,7 @@ from qonnx.custom_op.general.trunc import trunc_v1 as qonnx_trunc_v1
 from qonnx.custom_op.general.trunc import trunc_v2 as qonnx_trunc_v2
 
 import sira
-from sira import kernels
+from sira import exec_kernels as kernels
 from sira.execute import Executor, execute_all, to_float64
 
 from helpers import QONNX_DOMAIN, execute, make_model, quant_node
