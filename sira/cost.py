@@ -34,8 +34,13 @@ from typing import Mapping, Union
 
 import sympy as sp
 
+from . import memory as M
 from .devices import Part, get_part
 from .errors import SiraError
+from .formulas import FORMULAS, evaluate as _ev, evaluate_rational as _evq, formula
+from .memory import Memory, bram18_finn, map_memory
+from .multipliers import Multiply, adder_tree, multiply
+from .numerics import a2q_bound_width
 
 MODES = ("finn", "refined")
 
@@ -59,106 +64,8 @@ Amount = Union[int, _Unknown]
 
 
 # --------------------------------------------------------------------------
-# Formulas (sympy), written once
-# --------------------------------------------------------------------------
-
-_S = {n: sp.Symbol(n, integer=True, nonnegative=True) for n in (
-    "P", "Q", "W", "A", "B", "T", "N", "K", "s", "acc", "width", "depth",
-    "WMEM", "TMEM", "L_mult", "L_tree", "L_acc", "L_thr", "L_cmp", "c2",
-    "n", "b", "k", "stride", "IFMDim", "C",
-)}
-P, Q, W, A, B, T, N, K, s = (_S[n] for n in ("P", "Q", "W", "A", "B", "T", "N", "K", "s"))
-_acc, _width, _depth, WMEM, TMEM = (_S[n] for n in ("acc", "width", "depth", "WMEM", "TMEM"))
-
-_alpha = sp.log(K, 2) + W + A - 1 - s
-_C1 = sp.Rational(11, 10)
-
-#: name -> sympy expression. ``finn.*`` are §1 (FINN), ``prim.*`` are the
-#: §6.2 primitives, ``refined.*`` composite §6.3 terms.
-FORMULAS: dict[str, sp.Expr] = {
-    # §1.1 MVAU HLS (VVAU HLS shares the terms, §1.3)
-    "finn.mvau.lut": sp.floor(300 + _C1 * P * (_S["L_mult"] + _S["L_tree"] + _S["L_acc"] + _S["L_thr"] + _S["L_cmp"]) + _S["c2"]),
-    "finn.mvau.L_mult": Q * (2 * sp.ceiling((W + A) / 6) - 1) * (W + A),
-    "finn.mvau.L_tree": (W + A) * (2 * Q - 1),
-    "finn.a2q_acc_bits": sp.ceiling(_alpha + sp.log(1 + 2**-_alpha, 2) + 1),
-    "finn.mvau.L_thr": (2**B - 1) * _acc * sp.ceiling(TMEM / 64),
-    "finn.vvau.L_thr": (2**B - 1) * _acc * TMEM / 64,
-    "finn.mvau.L_cmp": (2**B - 1) * _acc,
-    "finn.mvau.c2": P * Q * W * sp.ceiling(WMEM / 64),
-    "finn.mvau.dsp": P * Q * sp.ceiling((W + A) / 48),
-    "finn.vvau.dsp": P * sp.ceiling((W + A) / 48),
-    # §1.2 RTL MVU / VVU
-    "finn.rtl.dsp58": P * sp.ceiling(Q / 3),
-    "finn.rtl.dsp48": sp.ceiling(P / 4) * Q,
-    # §1.4 Thresholding HLS
-    "finn.thr_hls.lut": A * P,
-    "finn.thr_hls.lutram": P * A * sp.ceiling(TMEM / 64),
-    "finn.thr_hls.bram": sp.ceiling(A * P / 16) * sp.ceiling(TMEM / 1024),
-    # §1.6 sliding window (HLS, 2-D), FIFO, Lookup
-    "finn.swg_hls.bram": (_S["k"] + _S["stride"]) * sp.ceiling(_S["b"] / _S["n"]),
-    "finn.swg_hls.lut": 300 + (_S["k"] + _S["stride"]) * Q * A * sp.ceiling(_S["IFMDim"] * _S["C"] / Q / 64),
-    "finn.swg_rtl.lut": 300 + Q * A * sp.ceiling(_depth / 38),
-    "finn.fifo.address": 2 * sp.ceiling(sp.log(_depth, 2)),
-    "finn.fifo.storage": sp.ceiling(_depth / 32) * sp.ceiling(_width / 2),
-    "finn.lookup.bram": sp.ceiling(_width / 16) * sp.ceiling(_depth / 1024),
-    # §6.2 primitives
-    "prim.add": _S["n"],
-    "prim.cmp_var": sp.ceiling(2 * _S["n"] / 3),
-    "prim.cmp_const": sp.ceiling(_S["n"] / 2),
-    "prim.mult_fabric": (2 * sp.ceiling((W + A) / 6) - 1) * (W + A),
-    "prim.mult_fabric_narrow": sp.Min(W, A) * (sp.Max(W, A) + 1),
-    "prim.lutram": _width * sp.ceiling(_depth / 64),
-    "prim.uram": sp.ceiling(_width / 72) * sp.ceiling(_depth / 4096),
-    "prim.popcount": N,
-    "prim.bitwise": sp.ceiling(_S["n"] / 3),
-    # §6.3 composites
-    "refined.thr_linear": P * (N * sp.ceiling(2 * A / 3) + N + B),
-    "refined.thr_binary": P * (B * sp.ceiling(2 * A / 3) + B),
-    "refined.thr_const": P * sp.ceiling(sp.Min(N * A / sp.Rational(5, 2), sp.Rational(13, 10) * B * 2**sp.Max(0, A - 6))),
-    "refined.fmpadding": sp.ceiling(Q * A / 2) + 50,
-}
-
-
-def formula(name: str) -> sp.Expr:
-    """The sympy expression of a named formula (for reports)."""
-    return FORMULAS[name]
-
-
-def _ev(name: str, **values) -> int:
-    """Evaluate formula ``name`` exactly; every free symbol must be given."""
-    expr = FORMULAS[name]
-    result = expr.xreplace({sym: sp.sympify(values[sym.name]) for sym in expr.free_symbols})
-    if not result.is_integer:
-        raise ValueError(f"formula {name} did not evaluate to an integer: {result}")
-    return int(result)
-
-
-def _evq(name: str, **values) -> sp.Rational:
-    """Evaluate formula ``name`` exactly, allowing a rational result."""
-    expr = FORMULAS[name]
-    return sp.Rational(expr.xreplace({sym: sp.sympify(values[sym.name]) for sym in expr.free_symbols}))
-
-
-# --------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Multiply:
-    """The binding decision for one kind of multiply in a layer (§1.7, §6.2).
-
-    ``lut``/``dsp`` are per instance; ``count`` instances exist in the layer.
-    """
-
-    name: str
-    w_bits: int
-    a_bits: int
-    impl: str  # "lut" or "dsp"
-    lut: int
-    dsp: int
-    count: int
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -224,137 +131,16 @@ def _part(part: Part | str | None) -> Part:
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Memory:
-    """A memory of ``width`` × ``depth`` bits mapped to one primitive kind."""
-
-    style: str  # "none", "distributed", "block", "ultra"
-    lut: int
-    bram18: int
-    uram: int
-
-
 def _stored(**memories: Memory) -> dict[str, str]:
     """The storage map of a cost: memory name -> primitive style (memories
     that turned out empty are left out)."""
     return {name: m.style for name, m in memories.items() if m.style != "none"}
 
 
-def bram18_finn(width: int, depth: int, wide: bool = True) -> int:
-    """FINN's RAMB18 count for a ``width`` × ``depth`` memory (§1.1 table).
-
-    ``wide=False`` uses the VVAU variant of the table (§1.3: divisors 8/16/32
-    instead of 9/18/36 for the ≤9, ≤18 and >18-bit rows).
-    """
-    d9, d18, d36 = (9, 18, 36) if wide else (8, 16, 32)
-    if width == 1:
-        return math.ceil(depth / 16384)
-    if width == 2:
-        return math.ceil(depth / 8192)
-    if width <= 4:
-        return math.ceil(depth / 4096) * math.ceil(width / 4)
-    if width <= 9:
-        return math.ceil(depth / 2048) * math.ceil(width / d9)
-    if width <= 18 or depth > 512:
-        return math.ceil(depth / 1024) * math.ceil(width / d18)
-    return math.ceil(depth / 512) * math.ceil(width / d36)
-
-
-def map_memory(width: int, depth: int, part: Part | str | None = None, style: str = "auto") -> Memory:
-    """Map a ``width`` × ``depth``-bit memory to LUTRAM, BRAM18 or URAM (§6.2).
-
-    ``style="auto"`` applies §6.2's shallow-memory rule: depth ≤ 64 or at most
-    2 kbit → LUTRAM (w·⌈d/64⌉ LUTs), otherwise BRAM18 by the §1.1 table.
-    ``"distributed"``, ``"block"`` and ``"ultra"`` (URAM ⌈w/72⌉·⌈d/4096⌉)
-    force a primitive. A zero-sized memory costs nothing.
-    """
-    if width <= 0 or depth <= 0:
-        return Memory("none", 0, 0, 0)
-    if style == "auto":
-        style = "distributed" if depth <= 64 or width * depth <= 2048 else "block"
-    if style == "distributed":
-        return Memory(style, _ev("prim.lutram", width=width, depth=depth), 0, 0)
-    if style == "block":
-        return Memory(style, 0, bram18_finn(width, depth), 0)
-    if style == "ultra":
-        p = _part(part)
-        if not p.family.has_uram:
-            raise SiraError(f"part {p.name} ({p.family.name}) has no URAM; use ram_style block or distributed")
-        return Memory(style, 0, 0, _ev("prim.uram", width=width, depth=depth))
-    raise SiraError(f"unknown memory style '{style}'; use auto, distributed, block or ultra")
-
-
-#: FINN's primitive table for RTL thresholding memories (§1.4), in FINN's order
-#: (which breaks ties in waste).
-_FINN_RTL_PRIMITIVES = (
-    ("URAM", 72, 4096), ("URAM", 36, 8192), ("URAM", 18, 16384), ("URAM", 9, 32768),
-    ("BRAM18", 36, 512), ("BRAM18", 18, 1024), ("BRAM18", 9, 2048), ("LUTRAM", 1, 64),
-)
-
-
-def _finn_least_waste(width: int, depth: int) -> tuple[str, int]:
-    """FINN's least-waste primitive for one memory (§1.4): (kind, count)."""
-    best = None
-    for kind, pw, pd in _FINN_RTL_PRIMITIVES:
-        count = math.ceil(width / pw) * math.ceil(depth / pd)
-        waste = count * pw * pd - width * depth
-        if best is None or waste < best[0]:
-            best = (waste, kind, count)
-    return best[1], best[2]
-
-
-# --------------------------------------------------------------------------
-# Multipliers
-# --------------------------------------------------------------------------
-
-
-def multiply(w_bits: int, a_bits: int, part: Part | str | None = None, *, count: int = 1,
-             binding: str = "auto", w_signed: bool = True, a_signed: bool = True,
-             name: str = "multiply") -> Multiply:
-    """Bind one w×a multiply to fabric or DSP and cost it (§1.7, §6.2).
-
-    Fabric: FINN's (2⌈(w+a)/6⌉−1)(w+a), or min·(max+1) shift-add when an
-    operand has ≤ 2 bits. DSP: the part's DSP multiplies signed operands of
-    its port widths (DSP48E1 25×18, DSP48E2 27×18, DSP58 27×24); an unsigned
-    operand needs one extra port bit; a wider product is split over
-    ⌈x/pa⌉·⌈y/pb⌉ DSPs (best orientation). ``binding="auto"`` follows §1.7's
-    rule: fabric when w+a ≤ 8 or an operand has ≤ 2 bits, DSP otherwise.
-    """
-    if binding == "auto":
-        if w_bits + a_bits <= 8 or min(w_bits, a_bits) <= 2:
-            binding, reason = "lut", "auto: w+a <= 8 or an operand <= 2 bits"
-        else:
-            binding, reason = "dsp", "auto: w+a > 8 and both operands > 2 bits"
-    elif binding in ("lut", "dsp"):
-        reason = f"forced {binding}"
-    else:
-        raise SiraError(f"unknown multiply binding '{binding}'; use auto, lut or dsp")
-    if binding == "lut":
-        key = "prim.mult_fabric_narrow" if min(w_bits, a_bits) <= 2 else "prim.mult_fabric"
-        return Multiply(name, w_bits, a_bits, "lut", _ev(key, W=w_bits, A=a_bits), 0, count, reason)
-    dsp = _part(part).dsp_primitive
-    x, y = w_bits + (not w_signed), a_bits + (not a_signed)
-    pa, pb = dsp.mult_a_bits, dsp.mult_b_bits
-    n = min(math.ceil(x / pa) * math.ceil(y / pb), math.ceil(y / pa) * math.ceil(x / pb))
-    if n > 1:
-        reason += f"; {x}x{y} port bits exceed {dsp.name} {pa}x{pb}, split over {n}"
-    return Multiply(name, w_bits, a_bits, "dsp", 0, n, count, reason)
-
-
-def adder_tree(q: int, b: int) -> int:
-    """LUTs of a pipelined binary adder tree over ``q`` ``b``-bit inputs (§6.2):
-    Σ_levels adders·(b+level) − (q−1); an odd input passes a level unchanged."""
-    luts, n, level = 0, q, 1
-    while n > 1:
-        luts += (n // 2) * (b + level)
-        n, level = (n + 1) // 2, level + 1
-    return luts - (q - 1)
-
-
 def a2q_acc_bits(k: int, w_bits: int, a_bits: int, a_signed: bool) -> int:
-    """The A2Q data-type accumulator bound FINN falls back to (§1.1, §5.2):
-    ⌈α + log2(1 + 2^−α) + 1⌉, α = log2(K) + W + A − 1 − [input signed]."""
-    return _ev("finn.a2q_acc_bits", K=k, W=w_bits, A=a_bits, s=int(a_signed))
+    """The A2Q data-type accumulator bound FINN falls back to (§1.1, §5.2),
+    :func:`sira.numerics.a2q_bound_width` of a K-term dot product."""
+    return a2q_bound_width(k, a_bits, w_bits, a_signed)
 
 
 # --------------------------------------------------------------------------
@@ -390,19 +176,22 @@ def _finn_weight_memory(kind, *, width, wmem, mem_mode, ram_style):
     bram = 0 if off else bram18_finn(width, wmem, wide=(kind == "MVAU"))
     uram_on = (mem_mode == "internal_decoupled" and ram_style == "ultra") or (
         mem_mode == "internal_embedded" and wmem > 128)
-    uram = _ev("prim.uram", width=width, depth=wmem) if uram_on else 0
+    uram = M.uram_count(width, wmem) if uram_on else 0
     return bram, uram
 
 
-def _dot_product_layer(kind, *, k, channels_out, pe, simd, wmem, tmem, w_bits, a_bits, a_signed,
-                       acc_bits, out_bits, mode, part, impl, res_type, mem_mode, ram_style,
+def _dot_product_layer(kind, *, k, channels_out, pe, simd, weights: M.MemoryLayout, tmem, w_bits, a_bits,
+                       a_signed, acc_bits, out_bits, mode, part, impl, res_type, mem_mode, ram_style,
                        ram_style_thresholds):
+    """FINN's MVAU/VVAU model (one PE·SIMD-wide weight memory of ``WMEM``
+    words, as FINN's formulas assume) or the refined one, which prices
+    ``weights`` as the generated code lays them out (one memory per PE)."""
     _check_mode(mode)
     p = _part(part)
     if channels_out % pe or k % simd:
         raise SiraError(f"{kind}: PE must divide the output channels and SIMD the dot-product length")
     finn_acc = min(32 if acc_bits is None else acc_bits, a2q_acc_bits(k, w_bits, a_bits, a_signed))
-    mem_width = pe * simd * w_bits
+    mem_width, wmem = pe * simd * w_bits, k * channels_out // (pe * simd)
     if mode == "finn":
         bram, uram = _finn_weight_memory(kind, width=mem_width, wmem=wmem, mem_mode=mem_mode, ram_style=ram_style)
         if impl == "rtl":
@@ -443,8 +232,7 @@ def _dot_product_layer(kind, *, k, channels_out, pe, simd, wmem, tmem, w_bits, a
         breakdown["multipliers"] = m.lut * m.count
         breakdown["adder_tree"] = pe * adder_tree(simd, w_bits + a_bits)
     breakdown["accumulator"] = pe * _ev("prim.add", n=acc)
-    style = "none" if mem_mode == "external" else ram_style
-    mem = Memory("none", 0, 0, 0) if style == "none" else map_memory(mem_width, wmem, p, style)
+    mem = Memory("none", 0, 0, 0) if mem_mode == "external" else M.price(weights, p, ram_style)
     breakdown["weight_memory"] = mem.lut
     bram, uram = mem.bram18, mem.uram
     if out_bits is not None:
@@ -478,11 +266,13 @@ def mvau(*, mw: int, mh: int, pe: int, simd: int, w_bits: int, a_bits: int, a_si
     no model), DSP P·⌈Q/3⌉ (DSP58) or ⌈P/4⌉·Q (DSP48E1/E2).
 
     refined mode — §6.3: P·(Q·mult + tree(Q, W+A) + acc) + weight memory
-    (map_memory) + linear thresholds (T = A = acc, N = 2^B−1) + 300 control;
+    as the generated code stores it (one SIMD·W × WMEM memory per PE,
+    :func:`sira.memory.weight_memory`, mapped by map_memory) + linear thresholds (T = A = acc, N = 2^B−1) + 300 control;
     every multiply bound by :func:`multiply` (``res_type`` forces lut/dsp).
     """
+    weights = M.weight_memory(pe=pe, word_elements=simd, depth=mw * mh // (pe * simd), w_bits=w_bits)
     return _dot_product_layer("MVAU", k=mw, channels_out=mh, pe=pe, simd=simd,
-                              wmem=mw * mh // (pe * simd), tmem=mh // pe, w_bits=w_bits, a_bits=a_bits,
+                              weights=weights, tmem=mh // pe, w_bits=w_bits, a_bits=a_bits,
                               a_signed=a_signed, acc_bits=acc_bits, out_bits=out_bits, mode=mode, part=part,
                               impl=impl, res_type=res_type, mem_mode=mem_mode, ram_style=ram_style,
                               ram_style_thresholds=ram_style_thresholds)
@@ -501,11 +291,13 @@ def vvau(*, channels: int, kernel: tuple[int, int], pe: int, simd: int, w_bits: 
     BRAM table with divisors 8/16/32 and also 0 for ram_style auto with
     WMEM ≤ 128; URAM as for MVAU (the notes give no VVAU-specific rule).
     RTL: LUT 0, DSP P·⌈Q/3⌉, DSP58 parts only. ``ram_style_thresholds`` is
-    ignored by FINN here. refined mode: as :func:`mvau` (§6.3).
+    ignored by FINN here. refined mode: as :func:`mvau` (§6.3), the weights
+    one memory per PE of a whole window (k_h·k_w·W bits) per word, C/P deep.
     """
     kk = kernel[0] * kernel[1]
+    weights = M.weight_memory(pe=pe, word_elements=kk, depth=channels // pe, w_bits=w_bits)
     return _dot_product_layer("VVAU", k=kk, channels_out=channels, pe=pe, simd=simd,
-                              wmem=kk * channels // (pe * simd), tmem=channels // pe, w_bits=w_bits,
+                              weights=weights, tmem=channels // pe, w_bits=w_bits,
                               a_bits=a_bits, a_signed=a_signed, acc_bits=acc_bits, out_bits=out_bits,
                               mode=mode, part=part, impl=impl, res_type=res_type, mem_mode=mem_mode,
                               ram_style=ram_style, ram_style_thresholds=ram_style_thresholds)
@@ -544,19 +336,19 @@ def _cheaper_thresholding(**params) -> Cost:
 def _threshold_refined(*, channels, pe, a_bits, out_bits, n_thresholds, thr_bits, style, part, ram_style):
     """§6.3 thresholding: linear, binary-search or constant (CF = 1) form."""
     cf = channels // pe
+    memories = M.threshold_memories(style, pe=pe, cf=cf, steps=n_thresholds, bits=thr_bits, style=ram_style)
     if style == "linear":
-        mem = map_memory(pe * n_thresholds * thr_bits, cf, part, ram_style)
+        mem = M.price(memories[0], part)
         breakdown = {"comparators_popcount": _ev("refined.thr_linear", P=pe, N=n_thresholds, A=a_bits, B=out_bits),
                      "threshold_memory": mem.lut}
         return replace(_refined("Thresholding", breakdown, 0, mem.bram18, mem.uram),
                        storage=_stored(thresholds=mem), threshold_unit="linear")
     if style == "binary":
-        mems = [map_memory(thr_bits, cf * 2**st, part, ram_style) for st in range(out_bits)]
+        mems = {layout.name: M.price(layout, part) for layout in memories}
         breakdown = {"comparators_mux": _ev("refined.thr_binary", P=pe, A=a_bits, B=out_bits),
-                     "threshold_memory": pe * sum(m.lut for m in mems)}
-        cost = _refined("Thresholding", breakdown, 0, pe * sum(m.bram18 for m in mems), pe * sum(m.uram for m in mems))
-        return replace(cost, storage=_stored(**{f"thresholds_stage{st}": m for st, m in enumerate(mems)}),
-                       threshold_unit="binary")
+                     "threshold_memory": sum(m.lut for m in mems.values())}
+        cost = _refined("Thresholding", breakdown, 0, sum(m.bram18 for m in mems.values()), sum(m.uram for m in mems.values()))
+        return replace(cost, storage=_stored(**mems), threshold_unit="binary")
     if style == "constant":
         if cf != 1:
             raise SiraError("constant (unrolled) thresholding needs PE = channels (CF = 1)")
@@ -598,7 +390,7 @@ def thresholding(*, channels: int, pe: int, a_bits: int, out_bits: int, thr_bits
         if impl == "rtl":
             kinds = {"LUTRAM": 0, "BRAM18": 0, "URAM": 0}
             for st in range(out_bits):
-                kind, count = _finn_least_waste(thr_bits, tmem * 2**st)
+                kind, count = M.finn_least_waste(thr_bits, tmem * 2**st)
                 kinds[kind] += pe * count
             return Cost("Thresholding", "finn", kinds["LUTRAM"], 0, kinds["BRAM18"], kinds["URAM"],
                         {"threshold_lutram": kinds["LUTRAM"]},
@@ -637,7 +429,8 @@ def elementwise_binary(op: str, *, lhs_bits: int, rhs_bits: int, out_bits: int, 
     DSP multiply (:func:`multiply`); Min/Max cmp + out_bits mux; comparisons
     cmp; bitwise ⌈bits/3⌉. cmp is var-var ⌈2n/3⌉, or var-const ⌈n/2⌉ for a
     scalar constant operand (``const_elements`` = 1). A constant operand with
-    more elements is stored (P·rhs_bits × const_elements/P, map_memory).
+    more elements is stored, one memory per lane (rhs_bits × const_elements/P,
+    :func:`sira.memory.constant_operand`).
     Ops without a formula (Div, float ops) cost UNKNOWN LUTs.
     """
     _check_mode(mode)
@@ -665,7 +458,8 @@ def elementwise_binary(op: str, *, lhs_bits: int, rhs_bits: int, out_bits: int, 
         breakdown = {"arithmetic": UNKNOWN}
     bram = uram = 0
     if const_elements > 1:
-        mem = map_memory(pe * rhs_bits, math.ceil(const_elements / pe), p, ram_style)
+        layout = M.constant_operand(lanes=pe, rows=math.ceil(const_elements / pe), bits=rhs_bits, style=ram_style)
+        mem = M.price(layout, p)
         breakdown["const_memory"] = mem.lut
         bram, uram = mem.bram18, mem.uram
         return replace(_refined("ElementwiseBinary", breakdown, dsp, bram, uram, mults), storage=_stored(param=mem))
@@ -701,29 +495,41 @@ def duplicate_streams(*, mode: str = "refined") -> Cost:
 MAXPOOL_CONTROL_LUT = 200
 
 
+def _pool_buffer(kernel: int, stride: int | None, ifm_dim: int, channels: int, pe: int, a_bits: int,
+                 ram_style: str) -> M.MemoryLayout:
+    """The line buffer of a square pooling window as the generated code
+    builds it: a ring of k + stride rows of W_in·C/PE words of PE·A bits."""
+    return M.line_buffer(rows=kernel + (kernel if stride is None else stride), row_words=ifm_dim * channels // pe,
+                         word_bits=pe * a_bits, style=ram_style)
+
+
 def streaming_maxpool(*, kernel: int, ifm_dim: int, channels: int, pe: int, a_bits: int, dims: int = 2,
-                      mode: str = "refined", part: Part | str | None = None) -> Cost:
+                      stride: int | None = None, mode: str = "refined", part: Part | str | None = None,
+                      ram_style: str = "auto", buffer: M.MemoryLayout | None = None) -> Cost:
     """StreamingMaxPool, k×k window (k per dimension, ``dims`` dimensions).
 
     finn mode: 0 (no FINN estimate, §1.6). refined — §6.3: per PE, per
-    window dimension (k−1)·(cmp(A) + A-bit mux); line buffer of
-    (k−1)·W_in·C/PE words of A·PE bits (map_memory); ~200 LUT control.
+    window dimension (k−1)·(cmp(A) + A-bit mux); the line buffer as built
+    (``buffer``, by default a ring of k + stride rows of W_in·C/PE words of
+    A·PE bits, stride defaulting to k; map_memory); ~200 LUT control.
     """
     _check_mode(mode)
     if mode == "finn":
         return _finn_zero("StreamingMaxPool")
     per_pe = dims * (kernel - 1) * (_ev("prim.cmp_var", n=a_bits) + a_bits)
-    mem = map_memory(a_bits * pe, (kernel - 1) * ifm_dim * channels // pe, part)
+    buffer = buffer or _pool_buffer(kernel, stride, ifm_dim, channels, pe, a_bits, ram_style)
+    mem = M.price(buffer, part)
     breakdown = {"control": MAXPOOL_CONTROL_LUT, "comparators_muxes": pe * per_pe, "line_buffer": mem.lut}
     return replace(_refined("StreamingMaxPool", breakdown, 0, mem.bram18, mem.uram), storage=_stored(line_buffer=mem))
 
 
 def global_pool(*, channels: int, pe: int, acc_bits: int, function: str = "sum", mode: str = "refined",
-                part: Part | str | None = None) -> Cost:
+                part: Part | str | None = None, ram_style: str = "auto") -> Cost:
     """Global pooling on a streamed image: per PE one running value updated
     as the pixels arrive (an ``acc_bits`` adder for "sum", a comparator and
-    mux for "max"), the C/PE running values of each lane in a memory of
-    PE·acc_bits × C/PE (map_memory). finn mode: 0 (no FINN estimate, §1.6)."""
+    mux for "max"), the C/PE running values of each lane in a memory of its
+    own, acc_bits × C/PE (:func:`sira.memory.running_values`, map_memory).
+    finn mode: 0 (no FINN estimate, §1.6)."""
     _check_mode(mode)
     if mode == "finn":
         return _finn_zero("Pool")
@@ -733,17 +539,20 @@ def global_pool(*, channels: int, pe: int, acc_bits: int, function: str = "sum",
         per_pe = _ev("prim.cmp_var", n=acc_bits) + acc_bits
     else:
         raise SiraError(f"unknown pool function '{function}'; use max or sum")
-    mem = map_memory(pe * acc_bits, channels // pe, part)
+    mem = M.price(M.running_values(pe=pe, cf=channels // pe, bits=acc_bits, style=ram_style), part)
     breakdown = {"running_values": pe * per_pe, "value_memory": mem.lut}
     return replace(_refined("Pool", breakdown, 0, mem.bram18, mem.uram), storage=_stored(running_values=mem))
 
 
-def pool(*, function: str, window: int, pe: int, a_bits: int, mode: str = "refined") -> Cost:
-    """Pool over a window of ``window`` elements per channel (after a sliding
-    window generator). finn mode: 0 (no FINN estimate, §1.6). refined, per
-    PE from the §6.2 primitives: "max" (window−1)·(cmp(A) + A mux); "sum"
-    adder tree(window, A); "avg" the sum plus a division by the window size,
-    free (a shift) for a power of two, UNKNOWN otherwise (no formula in the notes).
+def pool(*, function: str, window: int, pe: int, a_bits: int, mode: str = "refined",
+         part: Part | str | None = None, buffer: M.MemoryLayout | None = None) -> Cost:
+    """Pool over a window of ``window`` elements per channel. finn mode: 0
+    (no FINN estimate, §1.6). refined, per PE from the §6.2 primitives:
+    "max" (window−1)·(cmp(A) + A mux); "sum" adder tree(window, A); "avg"
+    the sum plus a division by the window size, free (a shift) for a power
+    of two, UNKNOWN otherwise (no formula in the notes); plus ``buffer``,
+    the line buffer of a pool that reads the image itself (none after a
+    sliding window generator).
     """
     _check_mode(mode)
     if mode == "finn":
@@ -758,7 +567,11 @@ def pool(*, function: str, window: int, pe: int, a_bits: int, mode: str = "refin
             breakdown["divide"] = 0 if window & (window - 1) == 0 else UNKNOWN
     else:
         raise SiraError(f"unknown pool function '{function}'; use max, sum or avg")
-    return _refined("Pool", breakdown)
+    if buffer is None:
+        return _refined("Pool", breakdown)
+    mem = M.price(buffer, part)
+    breakdown["line_buffer"] = mem.lut
+    return replace(_refined("Pool", breakdown, 0, mem.bram18, mem.uram), storage=_stored(line_buffer=mem))
 
 
 def fmpadding(*, simd: int, a_bits: int, mode: str = "refined") -> Cost:
@@ -798,27 +611,34 @@ def _resolve_style(ram_style: str, width: int, depth: int, mode: str) -> str:
 
 
 def swg_hls(*, ifm_dim: int, kernel: int, stride: int, channels: int, simd: int, a_bits: int,
-            ram_style: str = "auto", mode: str = "refined") -> Cost:
+            ram_style: str = "auto", mode: str = "refined", part: Part | str | None = None,
+            buffer: M.MemoryLayout | None = None) -> Cost:
     """ConvolutionInputGenerator, HLS, 2-D square (§1.6).
 
-    Buffer depth IFMDim·C/SIMD picks the RAM width (≤512→36 … else 1);
-    BRAM18 (block/auto) = (K + stride)·⌈SIMD·A/ram_width⌉ (FINN's depth
-    factor ⌈depth/depth⌉ is 1); LUT = 300 (+ (K+stride)·SIMD·A·⌈IFMDim·C/SIMD/64⌉
+    finn mode: buffer depth IFMDim·C/SIMD picks the RAM width (≤512→36 …
+    else 1); BRAM18 (block/auto) = (K + stride)·⌈SIMD·A/ram_width⌉ (FINN's
+    depth factor ⌈depth/depth⌉ is 1); LUT = 300 (+ (K+stride)·SIMD·A·⌈IFMDim·C/SIMD/64⌉
     for distributed). URAM (ultra) is UNKNOWN: the notes give no formula.
-    refined: the same formulas, ``auto`` resolved by the §6.2 shallow rule.
+
+    refined: 300 LUT control plus the line buffer as the generated code
+    builds it (``buffer``; by default one memory, a ring of K + stride rows
+    of IFMDim·C/SIMD words of SIMD·A bits), mapped by map_memory.
     """
     _check_mode(mode)
     depth = ifm_dim * channels // simd
-    style = _resolve_style(ram_style, simd * a_bits, depth, mode)
+    if mode == "refined":
+        buffer = buffer or M.line_buffer(rows=kernel + stride, row_words=depth, word_bits=simd * a_bits, style=ram_style)
+        mem = M.price(buffer, part)
+        cost = _refined("ConvolutionInputGenerator", {"control": 300, "line_buffer": mem.lut}, 0, mem.bram18, mem.uram)
+        return replace(cost, storage=_stored(line_buffer=mem))
     values = dict(k=kernel, stride=stride, Q=simd, A=a_bits, IFMDim=ifm_dim, C=channels)
-    if style == "ultra":
-        return _structural("ConvolutionInputGenerator", mode, 300, 0, 0, UNKNOWN, {"control": 300},
-                           note="no URAM formula for the HLS sliding window in the notes")
-    lut = _ev("finn.swg_hls.lut", **values) if style == "distributed" else 300
-    bram = 0 if style == "distributed" else _ev("finn.swg_hls.bram", k=kernel, stride=stride, b=simd * a_bits,
-                                                 n=_depth_to_ram_width(depth))
-    cost = _structural("ConvolutionInputGenerator", mode, lut, 0, bram, 0, {"control": 300, "buffer_lutram": lut - 300})
-    return replace(cost, storage={"line_buffer": style})
+    if ram_style == "ultra":
+        return Cost("ConvolutionInputGenerator", "finn", 300, 0, 0, UNKNOWN, {"control": 300},
+                    note="no URAM formula for the HLS sliding window in the notes")
+    lut = _ev("finn.swg_hls.lut", **values) if ram_style == "distributed" else 300
+    bram = 0 if ram_style == "distributed" else _ev("finn.swg_hls.bram", k=kernel, stride=stride, b=simd * a_bits,
+                                                     n=_depth_to_ram_width(depth))
+    return Cost("ConvolutionInputGenerator", "finn", lut, 0, bram, 0, {"control": 300, "buffer_lutram": lut - 300})
 
 
 def swg_rtl(*, buffer_depth: int, simd: int, a_bits: int, ram_style: str = "auto", mode: str = "refined") -> Cost:
@@ -838,7 +658,7 @@ def swg_rtl(*, buffer_depth: int, simd: int, a_bits: int, ram_style: str = "auto
     if style == "distributed":
         lut = _ev("finn.swg_rtl.lut", Q=simd, A=a_bits, depth=buffer_depth)
     elif style == "ultra":
-        uram = _ev("prim.uram", width=width, depth=buffer_depth)
+        uram = M.uram_count(width, buffer_depth)
     else:
         bram = math.ceil(width / _depth_to_ram_width(buffer_depth)) if buffer_depth <= 16384 else UNKNOWN
     return _structural("ConvolutionInputGenerator", mode, lut, 0, bram, uram,
@@ -855,7 +675,7 @@ def fifo(*, depth: int, width: int, impl: str = "rtl", ram_style: str = "auto", 
     ram_luts = _ev("finn.fifo.storage", depth=depth, width=width) if (
         impl == "rtl" or ram_style == "distributed") else 0
     bram = bram18_finn(width, depth) if impl == "vivado" and ram_style == "block" else 0
-    uram = _ev("prim.uram", width=width, depth=depth) if impl == "vivado" and ram_style == "ultra" else 0
+    uram = M.uram_count(width, depth) if impl == "vivado" and ram_style == "ultra" else 0
     return _structural("StreamingFIFO", mode, address + ram_luts, 0, bram, uram,
                        {"address": address, "storage": ram_luts})
 

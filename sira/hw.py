@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Optional
 import numpy as np
 
 from .errors import SiraError
+from .numerics import int_type_width
 
 MEM_STYLES = ("auto", "lut", "block", "ultra")
 
@@ -64,13 +65,9 @@ class StreamType:
 
     @classmethod
     def for_range(cls, lo: int, hi: int) -> "StreamType":
-        """Narrowest integer type holding [lo, hi] (FINN's width rule)."""
-        lo, hi = int(lo), int(hi)
-        if lo > hi:
-            raise ValueError(f"empty integer range [{lo}, {hi}]")
-        if lo >= 0:
-            return cls(max(hi.bit_length(), 1), False)
-        return cls(max((-lo - 1).bit_length(), hi.bit_length()) + 1, True)
+        """Narrowest integer type holding [lo, hi] (FINN's width rule,
+        :func:`sira.numerics.int_type_width`)."""
+        return cls(int_type_width(lo, hi), int(lo) < 0)
 
     @classmethod
     def bipolar(cls) -> "StreamType":
@@ -311,8 +308,28 @@ class MVAU(HWLayer):
         return {"pe": ("MH", self.mh), "simd": ("MW", self.mw)}
 
     @property
+    def neuron_folds(self) -> int:
+        """NF: output words per input vector (MH/PE)."""
+        return self.mh // self.pe
+
+    @property
+    def synapse_folds(self) -> int:
+        """SF: input words per input vector (MW/SIMD)."""
+        return self.mw // self.simd
+
+    @property
+    def weight_depth(self) -> int:
+        """Words of each PE's weight memory: one per (NF, SF) step."""
+        return self.neuron_folds * self.synapse_folds
+
+    @property
+    def vectors(self) -> int:
+        """Input vectors per frame."""
+        return int(math.prod(self.num_input_vectors))
+
+    @property
     def cycles(self) -> int:
-        return (self.mh // self.pe) * (self.mw // self.simd) * int(math.prod(self.num_input_vectors))
+        return self.vectors * self.weight_depth
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -356,12 +373,25 @@ class VVAU(HWLayer):
         return self.thresholds is not None
 
     def fold_dims(self):
-        return {"pe": ("channels", self.channels), "simd": ("kernel size kh*kw", int(math.prod(self.kernel)))}
+        return {"pe": ("channels", self.channels), "simd": ("kernel size kh*kw", self.window)}
+
+    @property
+    def window(self) -> int:
+        """Elements of the kernel window (kh*kw)."""
+        return int(math.prod(self.kernel))
+
+    @property
+    def channel_folds(self) -> int:
+        return self.channels // self.pe
+
+    @property
+    def vectors(self) -> int:
+        """Windows per frame."""
+        return int(math.prod(self.num_input_vectors))
 
     @property
     def cycles(self) -> int:
-        k = int(math.prod(self.kernel))
-        return (self.channels // self.pe) * (k // self.simd) * int(math.prod(self.num_input_vectors))
+        return self.channel_folds * (self.window // self.simd) * self.vectors
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -386,8 +416,16 @@ class Thresholding(HWLayer):
         return {"pe": ("channels", self.channels)}
 
     @property
+    def channel_folds(self) -> int:
+        return self.channels // self.pe
+
+    @property
+    def pixels(self) -> int:
+        return _spatial(self.in_shape)
+
+    @property
     def cycles(self) -> int:
-        return _spatial(self.in_shape) * (self.channels // self.pe)
+        return self.pixels * self.channel_folds
 
 
 ELEMENTWISE_OPS = ("Add", "Sub", "Mul", "Div", "Min", "Max", "RoundClip")
@@ -434,8 +472,16 @@ class Elementwise(HWLayer):
         return {"pe": ("channels", self.channels)}
 
     @property
+    def channel_folds(self) -> int:
+        return self.channels // self.pe
+
+    @property
+    def pixels(self) -> int:
+        return _spatial(self.out_shape)
+
+    @property
     def cycles(self) -> int:
-        return _spatial(self.out_shape) * (self.channels // self.pe)
+        return self.pixels * self.channel_folds
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -452,8 +498,16 @@ class AddStreams(HWLayer):
         return {"pe": ("channels", self.channels)}
 
     @property
+    def channel_folds(self) -> int:
+        return self.channels // self.pe
+
+    @property
+    def pixels(self) -> int:
+        return _spatial(self.out_shape)
+
+    @property
     def cycles(self) -> int:
-        return _spatial(self.out_shape) * (self.channels // self.pe)
+        return self.pixels * self.channel_folds
 
 
 # --------------------------------------------------------------------------
@@ -480,8 +534,12 @@ class FMPadding(HWLayer):
         return {"simd": ("channels", self.channels)}
 
     @property
+    def channel_folds(self) -> int:
+        return self.channels // self.simd
+
+    @property
     def cycles(self) -> int:
-        return _spatial(self.out_shape) * (self.channels // self.simd)
+        return _spatial(self.out_shape) * self.channel_folds
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -510,9 +568,55 @@ class ConvolutionInputGenerator(HWLayer):
         return {"simd": ("channels", self.channels)}
 
     @property
+    def channel_folds(self) -> int:
+        return self.channels // self.simd
+
+    @property
+    def window_rows(self) -> int:
+        """Input rows one window spans (dilation included)."""
+        return (self.kernel[0] - 1) * self.dilation[0] + 1
+
+    @property
+    def buffer_rows(self) -> int:
+        """Rows of the line buffer: a window's rows plus the stride's rows
+        the next window row needs, read while the current one is emitted."""
+        return self.window_rows + self.stride[0]
+
+    @property
+    def row_words(self) -> int:
+        """Stream words of one input row."""
+        return self.ifm_dim[1] * self.channel_folds
+
+    @property
+    def window_row_words(self) -> int:
+        """Stream words emitted per output row (every window of the row)."""
+        return self.ofm_dim[1] * int(math.prod(self.kernel)) * self.channel_folds
+
+    @property
     def cycles(self) -> int:
         window = int(math.prod(self.ofm_dim)) * int(math.prod(self.kernel))
-        return max(window, int(math.prod(self.ifm_dim))) * (self.channels // self.simd)
+        return max(window, int(math.prod(self.ifm_dim))) * self.channel_folds
+
+
+def _channel_folds_pe(layer) -> int:
+    """Stream words per pixel of a PE-folded image."""
+    return layer.channels // layer.pe
+
+
+def _pool_buffer_rows(layer) -> int:
+    """Rows of a pooling line buffer: the kernel's rows plus the stride's
+    rows the next window row needs, read while the current one is reduced."""
+    return layer.kernel[0] + layer.stride[0]
+
+
+def _pool_row_words(layer) -> int:
+    """Stream words of one input row."""
+    return layer.ifm_dim[1] * layer.channel_folds
+
+
+def _pool_window_row_words(layer) -> int:
+    """Window elements reduced per output row (one word per cycle)."""
+    return layer.ofm_dim[1] * int(math.prod(layer.kernel)) * layer.channel_folds
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -536,9 +640,14 @@ class StreamingMaxPool(HWLayer):
     def fold_dims(self):
         return {"pe": ("channels", self.channels)}
 
+    channel_folds = property(_channel_folds_pe)
+    buffer_rows = property(_pool_buffer_rows)
+    row_words = property(_pool_row_words)
+    window_row_words = property(_pool_window_row_words)
+
     @property
     def cycles(self) -> int:
-        return int(math.prod(self.ifm_dim)) * (self.channels // self.pe)
+        return int(math.prod(self.ifm_dim)) * self.channel_folds
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -574,9 +683,14 @@ class Pool(HWLayer):
         value per channel, no line buffer."""
         return self.kernel == self.ifm_dim and self.ofm_dim == (1, 1)
 
+    channel_folds = property(_channel_folds_pe)
+    buffer_rows = property(_pool_buffer_rows)
+    row_words = property(_pool_row_words)
+    window_row_words = property(_pool_window_row_words)
+
     @property
     def cycles(self) -> int:
-        return int(math.prod(self.ifm_dim)) * (self.channels // self.pe)
+        return int(math.prod(self.ifm_dim)) * self.channel_folds
 
 
 # --------------------------------------------------------------------------
