@@ -62,24 +62,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from . import cost as C
 from . import hw
-from .devices import DEFAULT_PART, get_part
+from . import memory as M
+from .devices import DEFAULT_PART, Part, get_part
 from .errors import SiraError
-
-#: hw mem_style -> cost-model ram_style
-_RAM_STYLE = {"auto": "auto", "lut": "distributed", "block": "block", "ultra": "ultra"}
 
 #: FINN's key names, in FINN's order
 RESOURCE_KEYS = ("BRAM_18K", "LUT", "URAM", "DSP")
-
-
-def _rs(style: str) -> str:
-    return _RAM_STYLE.get(style, "auto")
 
 
 def _bits(t: Optional[hw.StreamType]) -> int:
@@ -103,9 +97,11 @@ def _param_bits(p: np.ndarray) -> tuple[int, bool, bool]:
     return 32, True, False
 
 
-def _const_elements(p: np.ndarray) -> int:
-    flat = p.reshape(-1)
-    return 1 if flat.size <= 1 or np.all(flat == flat[0]) else int(flat.size)
+def _const_elements(layer: hw.Elementwise) -> int:
+    """Elements of the constant operand as the generated code stores them
+    (:func:`sira.memory.constant_rows` words of PE lanes; 1 for a scalar)."""
+    rows = M.constant_rows(layer)
+    return 1 if rows <= 1 else rows * layer.pe
 
 
 def _unknown(kind: str, mode: str, note: str, bram18: Any = 0, uram: Any = 0) -> C.Cost:
@@ -130,7 +126,73 @@ def _combine(kind: str, mode: str, parts: Sequence[C.Cost], note: str = "") -> C
     )
 
 
-def _elementwise_cost(layer: hw.Elementwise, part, mode: str) -> C.Cost:
+# --------------------------------------------------------------------------
+# one cost function per hardware kind
+# --------------------------------------------------------------------------
+
+LayerCostFn = Callable[[Any, Part, str], C.Cost]
+LAYER_COSTS: dict[str, LayerCostFn] = {}
+
+
+def costs(*kinds: str):
+    """Register the cost of the hardware layer ``kinds``: a function of the
+    layer, the part and the mode (already checked)."""
+
+    def register(fn: LayerCostFn) -> LayerCostFn:
+        for kind in kinds:
+            LAYER_COSTS[kind] = fn
+        return fn
+
+    return register
+
+
+def layer_cost(layer: hw.HWLayer, part=DEFAULT_PART, mode: str = "refined") -> C.Cost:
+    """The :class:`~sira.cost.Cost` of one hardware layer (its folding,
+    widths and memory style) under ``mode`` on ``part``."""
+    C._check_mode(mode)
+    fn = LAYER_COSTS.get(layer.kind)
+    if fn is None:
+        raise SiraError(f"layer '{layer.name}': no cost model for hardware kind {layer.kind}")
+    return fn(layer, part if isinstance(part, Part) else get_part(part), mode)
+
+
+def _buffer(layer: hw.HWLayer) -> M.MemoryLayout:
+    """The line buffer of a window layer, as the generated code builds it."""
+    (buffer,) = M.layer_memories(layer)
+    return buffer
+
+
+@costs("MVAU", "VVAU")
+def _mac_cost(layer, part: Part, mode: str) -> C.Cost:
+    if not layer.in_type.is_integer:
+        return _unknown(layer.kind, mode, "float input to a MAC layer")
+    common = dict(
+        pe=layer.pe, simd=layer.simd, w_bits=layer.weight_type.bits, a_bits=layer.in_type.bits,
+        a_signed=layer.in_type.signed, acc_bits=layer.acc_type.bits,
+        out_bits=_steps_bits(layer.thresholds) if layer.has_thresholds else None, mode=mode, part=part,
+        ram_style=M.ram_style(layer.mem_style), ram_style_thresholds=M.ram_style(layer.threshold_mem_style),
+    )  # fmt: skip
+    if isinstance(layer, hw.MVAU):
+        return C.mvau(mw=layer.mw, mh=layer.mh, **common)
+    return C.vvau(channels=layer.channels, kernel=layer.kernel, **common)
+
+
+@costs("Thresholding")
+def _thresholding_cost(layer: hw.Thresholding, part: Part, mode: str) -> C.Cost:
+    steps = int(layer.thresholds.shape[1])
+    if steps == 0:
+        return C.Cost("Thresholding", mode, 0, 0, 0, 0, {"wiring": 0}, note="no thresholds: a constant output", free=True)
+    shared = layer.thresholds.shape[0] == 1
+    return C.thresholding(
+        channels=layer.pe if shared else layer.channels, pe=layer.pe, a_bits=layer.in_type.bits,
+        out_bits=_steps_bits(layer.thresholds), thr_bits=layer.threshold_type.bits, n_thresholds=steps,
+        mode=mode, part=part, ram_style=None if mode == "finn" and layer.mem_style == "auto" else M.ram_style(layer.mem_style),
+        style="constant" if shared and mode == "refined" else None,
+    )  # fmt: skip
+
+
+@costs("Elementwise")
+def _elementwise_cost(layer: hw.Elementwise, part: Part, mode: str) -> C.Cost:
     if mode == "finn":
         return C.elementwise_binary("Add", lhs_bits=1, rhs_bits=1, out_bits=1, mode="finn")
     lhs, out = layer.in_type, layer.out_type
@@ -148,80 +210,74 @@ def _elementwise_cost(layer: hw.Elementwise, part, mode: str) -> C.Cost:
         rhs_bits, rhs_signed, integral, const = _bits(layer.rhs_type), bool(layer.rhs_type and layer.rhs_type.signed), bool(layer.rhs_type is None or layer.rhs_type.is_integer), 0
     else:
         rhs_bits, rhs_signed, integral = _param_bits(layer.param)
-        const = _const_elements(layer.param)
+        const = _const_elements(layer)
         if layer.rhs_type is not None:  # baseline tails: constants declared at a given width
             rhs_bits, rhs_signed, integral = layer.rhs_type.bits, layer.rhs_type.signed, layer.rhs_type.is_integer
             const = int(layer.param.size)
+    ram_style = M.ram_style(layer.mem_style)
     if not (lhs.is_integer and out.is_integer and integral):
-        mem_b = mem_u = 0
+        mem = M.Memory("none", 0, 0, 0)
         if const > 1:
-            mem = C.map_memory(layer.pe * 32, math.ceil(const / layer.pe), part)
-            mem_b, mem_u = mem.bram18, mem.uram
-        return _unknown("ElementwiseBinary", mode, f"float {layer.op}: no formula for float arithmetic", mem_b, mem_u)
+            mem = M.price(M.constant_operand(lanes=layer.pe, rows=math.ceil(const / layer.pe), bits=32, style=ram_style), part)
+        return _unknown("ElementwiseBinary", mode, f"float {layer.op}: no formula for float arithmetic", mem.bram18, mem.uram)
     return C.elementwise_binary(
         layer.op, lhs_bits=lhs.bits, rhs_bits=rhs_bits, out_bits=out.bits, pe=layer.pe, const_elements=const,
-        lhs_signed=lhs.signed, rhs_signed=rhs_signed, mode=mode, part=part,
+        lhs_signed=lhs.signed, rhs_signed=rhs_signed, mode=mode, part=part, ram_style=ram_style,
     )  # fmt: skip
 
 
-def layer_cost(layer: hw.HWLayer, part=DEFAULT_PART, mode: str = "refined") -> C.Cost:
-    """The :class:`~sira.cost.Cost` of one hardware layer (its folding,
-    widths and memory style) under ``mode`` on ``part``."""
-    C._check_mode(mode)
-    p = part if isinstance(part, C.Part) else get_part(part)
-    if isinstance(layer, (hw.MVAU, hw.VVAU)):
-        if not layer.in_type.is_integer:
-            return _unknown(layer.kind, mode, "float input to a MAC layer")
-        common = dict(
-            pe=layer.pe, simd=layer.simd, w_bits=layer.weight_type.bits, a_bits=layer.in_type.bits,
-            a_signed=layer.in_type.signed, acc_bits=layer.acc_type.bits,
-            out_bits=_steps_bits(layer.thresholds) if layer.has_thresholds else None, mode=mode, part=p,
-            ram_style=_rs(layer.mem_style), ram_style_thresholds=_rs(layer.threshold_mem_style),
-        )  # fmt: skip
-        if isinstance(layer, hw.MVAU):
-            return C.mvau(mw=layer.mw, mh=layer.mh, **common)
-        return C.vvau(channels=layer.channels, kernel=layer.kernel, **common)
-    if isinstance(layer, hw.Thresholding):
-        steps = int(layer.thresholds.shape[1])
-        if steps == 0:
-            return C.Cost("Thresholding", mode, 0, 0, 0, 0, {"wiring": 0}, note="no thresholds: a constant output", free=True)
-        shared = layer.thresholds.shape[0] == 1
-        return C.thresholding(
-            channels=layer.pe if shared else layer.channels, pe=layer.pe, a_bits=layer.in_type.bits,
-            out_bits=_steps_bits(layer.thresholds), thr_bits=layer.threshold_type.bits, n_thresholds=steps,
-            mode=mode, part=p, ram_style=None if mode == "finn" and layer.mem_style == "auto" else _rs(layer.mem_style),
-            style="constant" if shared and mode == "refined" else None,
-        )  # fmt: skip
-    if isinstance(layer, hw.Elementwise):
-        return _elementwise_cost(layer, p, mode)
-    if isinstance(layer, hw.AddStreams):
-        return C.add_streams(in_bits=max(layer.in_type.bits, layer.in_type2.bits), out_bits=layer.out_type.bits, pe=layer.pe, mode=mode, part=p)
-    if isinstance(layer, hw.FMPadding):
-        return C.fmpadding(simd=layer.simd, a_bits=layer.in_type.bits, mode=mode)
-    if isinstance(layer, hw.ConvolutionInputGenerator):
-        # FINN's HLS model is for square 2-D windows: the larger dimension stands for both
-        return C.swg_hls(
-            ifm_dim=max(layer.ifm_dim), kernel=max(layer.kernel), stride=max(layer.stride), channels=layer.channels,
-            simd=layer.simd, a_bits=layer.in_type.bits, ram_style=_rs(layer.mem_style), mode=mode,
-        )  # fmt: skip
-    if isinstance(layer, hw.StreamingMaxPool):
-        return C.streaming_maxpool(
-            kernel=max(layer.kernel), ifm_dim=layer.ifm_dim[1], channels=layer.channels, pe=layer.pe,
-            a_bits=layer.in_type.bits, mode=mode, part=p,
-        )  # fmt: skip
-    if isinstance(layer, hw.Pool):
-        if layer.is_global:
-            return C.global_pool(channels=layer.channels, pe=layer.pe, acc_bits=_bits(layer.acc_type or layer.out_type), mode=mode, part=p)
-        return C.pool(function="sum", window=int(math.prod(layer.kernel)), pe=layer.pe, a_bits=layer.in_type.bits, mode=mode)
-    if isinstance(layer, (hw.Concat, hw.Split)):
-        if mode == "finn":
-            return C._finn_zero(layer.kind)
-        return _unknown(layer.kind, mode, f"no formula for {layer.kind} (stream multiplexing) in the notes")
-    if isinstance(layer, hw.Reshape):
-        return C.Cost("Reshape", mode, 0, 0, 0, 0, {"wiring": 0}, note="re-interpretation of a stream: wiring", free=True)
-    if isinstance(layer, hw.HostOp):
-        return C.Cost("HostOp", mode, 0, 0, 0, 0, {"host": 0}, note=f"{layer.op} runs on the host CPU after the dataflow", free=True)
-    raise SiraError(f"layer '{layer.name}': no cost model for hardware kind {layer.kind}")
+@costs("AddStreams")
+def _add_streams_cost(layer: hw.AddStreams, part: Part, mode: str) -> C.Cost:
+    return C.add_streams(in_bits=max(layer.in_type.bits, layer.in_type2.bits), out_bits=layer.out_type.bits, pe=layer.pe, mode=mode, part=part)
+
+
+@costs("FMPadding")
+def _fmpadding_cost(layer: hw.FMPadding, part: Part, mode: str) -> C.Cost:
+    return C.fmpadding(simd=layer.simd, a_bits=layer.in_type.bits, mode=mode)
+
+
+@costs("ConvolutionInputGenerator")
+def _swg_cost(layer: hw.ConvolutionInputGenerator, part: Part, mode: str) -> C.Cost:
+    # FINN's HLS model is for square 2-D windows: the larger dimension stands for both
+    return C.swg_hls(
+        ifm_dim=max(layer.ifm_dim), kernel=max(layer.kernel), stride=max(layer.stride), channels=layer.channels,
+        simd=layer.simd, a_bits=layer.in_type.bits, ram_style=M.ram_style(layer.mem_style), mode=mode, part=part,
+        buffer=_buffer(layer),
+    )  # fmt: skip
+
+
+@costs("StreamingMaxPool")
+def _maxpool_cost(layer: hw.StreamingMaxPool, part: Part, mode: str) -> C.Cost:
+    return C.streaming_maxpool(
+        kernel=max(layer.kernel), ifm_dim=layer.ifm_dim[1], channels=layer.channels, pe=layer.pe,
+        a_bits=layer.in_type.bits, mode=mode, part=part, buffer=_buffer(layer),
+    )  # fmt: skip
+
+
+@costs("Pool")
+def _pool_cost(layer: hw.Pool, part: Part, mode: str) -> C.Cost:
+    if layer.is_global:
+        return C.global_pool(channels=layer.channels, pe=layer.pe, acc_bits=_bits(layer.acc_type or layer.out_type), mode=mode,
+                             part=part, ram_style=M.ram_style(layer.mem_style))  # fmt: skip
+    return C.pool(function="sum", window=int(math.prod(layer.kernel)), pe=layer.pe, a_bits=layer.in_type.bits, mode=mode,
+                  part=part, buffer=_buffer(layer))  # fmt: skip
+
+
+@costs("Concat", "Split")
+def _stream_mux_cost(layer, part: Part, mode: str) -> C.Cost:
+    if mode == "finn":
+        return C._finn_zero(layer.kind)
+    return _unknown(layer.kind, mode, f"no formula for {layer.kind} (stream multiplexing) in the notes")
+
+
+@costs("Reshape")
+def _reshape_cost(layer: hw.Reshape, part: Part, mode: str) -> C.Cost:
+    return C.Cost("Reshape", mode, 0, 0, 0, 0, {"wiring": 0}, note="re-interpretation of a stream: wiring", free=True)
+
+
+@costs("HostOp")
+def _host_op_cost(layer: hw.HostOp, part: Part, mode: str) -> C.Cost:
+    return C.Cost("HostOp", mode, 0, 0, 0, 0, {"host": 0}, note=f"{layer.op} runs on the host CPU after the dataflow", free=True)
 
 
 def multiply_bindings(layers: Sequence[hw.HWLayer], part=DEFAULT_PART, mode: str = "refined") -> dict[str, tuple[C.Multiply, ...]]:
@@ -320,11 +376,9 @@ def _amount(v) -> Any:
 
 
 def _acc_bits(layer: hw.HWLayer) -> Optional[int]:
-    if isinstance(layer, (hw.MVAU, hw.VVAU)):
-        return layer.acc_type.bits
-    if isinstance(layer, hw.Pool) and layer.acc_type is not None:
-        return layer.acc_type.bits
-    return None
+    """Accumulator width of a layer that has one (MACs, pooling sums)."""
+    acc = getattr(layer, "acc_type", None)
+    return None if acc is None else acc.bits
 
 
 def _layer_json(layer: hw.HWLayer, c: C.Cost, host: bool = False) -> dict:

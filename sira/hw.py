@@ -165,6 +165,10 @@ class HWLayer:
     """Fields every hardware stage has (see the module docstring)."""
 
     kind: ClassVar[str] = "HWLayer"
+    #: the folding factors whose product is the elements per word of the
+    #: input (``in_factors``) and the output (``out_factors``) streams
+    in_factors: ClassVar[tuple[str, ...]] = ("pe",)
+    out_factors: ClassVar[tuple[str, ...]] = ("pe",)
 
     name: str
     inputs: tuple[str, ...]
@@ -220,6 +224,16 @@ class HWLayer:
 
     # -- cost-free facts ------------------------------------------------------
     @property
+    def in_lanes(self) -> int:
+        """Elements per word of each input stream."""
+        return int(math.prod(getattr(self, f) for f in self.in_factors))
+
+    @property
+    def out_lanes(self) -> int:
+        """Elements per word of each output stream."""
+        return int(math.prod(getattr(self, f) for f in self.out_factors))
+
+    @property
     def cycles(self) -> int:
         """Clock cycles per input (FINN's expected cycles)."""
         return 0
@@ -271,6 +285,7 @@ class MVAU(HWLayer):
     ``PE`` divides ``mh``, ``SIMD`` divides ``mw``."""
 
     kind: ClassVar[str] = "MVAU"
+    in_factors: ClassVar[tuple[str, ...]] = ("simd",)
 
     mw: int
     mh: int
@@ -340,6 +355,7 @@ class VVAU(HWLayer):
     :class:`MVAU`. ``PE`` divides ``channels``, ``SIMD`` divides ``kh*kw``."""
 
     kind: ClassVar[str] = "VVAU"
+    in_factors: ClassVar[tuple[str, ...]] = ("pe", "simd")
 
     channels: int
     kernel: tuple[int, int]
@@ -521,6 +537,8 @@ class FMPadding(HWLayer):
     right), in ``value`` (0 for convolutions). ``SIMD`` divides ``channels``."""
 
     kind: ClassVar[str] = "FMPadding"
+    in_factors: ClassVar[tuple[str, ...]] = ("simd",)
+    out_factors: ClassVar[tuple[str, ...]] = ("simd",)
 
     channels: int
     padding: tuple[int, int, int, int]
@@ -550,6 +568,8 @@ class ConvolutionInputGenerator(HWLayer):
     channel-interleaved for a VVAU. ``SIMD`` divides ``channels``."""
 
     kind: ClassVar[str] = "ConvolutionInputGenerator"
+    in_factors: ClassVar[tuple[str, ...]] = ("simd",)
+    out_factors: ClassVar[tuple[str, ...]] = ("simd",)
 
     channels: int
     ifm_dim: tuple[int, int]
@@ -705,6 +725,8 @@ class Concat(HWLayer):
     channel count."""
 
     kind: ClassVar[str] = "Concat"
+    in_factors: ClassVar[tuple[str, ...]] = ("simd",)
+    out_factors: ClassVar[tuple[str, ...]] = ("simd",)
 
     channels: tuple[int, ...]
     in_types: tuple[StreamType, ...]
@@ -728,6 +750,8 @@ class Split(HWLayer):
     order). ``SIMD`` divides every output's channel count."""
 
     kind: ClassVar[str] = "Split"
+    in_factors: ClassVar[tuple[str, ...]] = ("simd",)
+    out_factors: ClassVar[tuple[str, ...]] = ("simd",)
 
     channels: tuple[int, ...]
 
