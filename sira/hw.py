@@ -224,6 +224,11 @@ class HWLayer:
 
     # -- cost-free facts ------------------------------------------------------
     @property
+    def pixels(self) -> int:
+        """Pixels (elements per channel) of the output stream per frame."""
+        return _spatial(self.out_shape)
+
+    @property
     def in_lanes(self) -> int:
         """Elements per word of each input stream."""
         return int(math.prod(getattr(self, f) for f in self.in_factors))
@@ -436,10 +441,6 @@ class Thresholding(HWLayer):
         return self.channels // self.pe
 
     @property
-    def pixels(self) -> int:
-        return _spatial(self.in_shape)
-
-    @property
     def cycles(self) -> int:
         return self.pixels * self.channel_folds
 
@@ -492,10 +493,6 @@ class Elementwise(HWLayer):
         return self.channels // self.pe
 
     @property
-    def pixels(self) -> int:
-        return _spatial(self.out_shape)
-
-    @property
     def cycles(self) -> int:
         return self.pixels * self.channel_folds
 
@@ -516,10 +513,6 @@ class AddStreams(HWLayer):
     @property
     def channel_folds(self) -> int:
         return self.channels // self.pe
-
-    @property
-    def pixels(self) -> int:
-        return _spatial(self.out_shape)
 
     @property
     def cycles(self) -> int:
@@ -557,7 +550,7 @@ class FMPadding(HWLayer):
 
     @property
     def cycles(self) -> int:
-        return _spatial(self.out_shape) * self.channel_folds
+        return self.pixels * self.channel_folds
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -608,6 +601,11 @@ class ConvolutionInputGenerator(HWLayer):
         return self.ifm_dim[1] * self.channel_folds
 
     @property
+    def prefill_words(self) -> int:
+        """Stream words read before the first window: its rows."""
+        return self.window_rows * self.row_words
+
+    @property
     def window_row_words(self) -> int:
         """Stream words emitted per output row (every window of the row)."""
         return self.ofm_dim[1] * int(math.prod(self.kernel)) * self.channel_folds
@@ -632,6 +630,11 @@ def _pool_buffer_rows(layer) -> int:
 def _pool_row_words(layer) -> int:
     """Stream words of one input row."""
     return layer.ifm_dim[1] * layer.channel_folds
+
+
+def _pool_prefill_words(layer) -> int:
+    """Stream words read before the first window: the kernel's rows."""
+    return layer.kernel[0] * layer.row_words
 
 
 def _pool_window_row_words(layer) -> int:
@@ -664,6 +667,7 @@ class StreamingMaxPool(HWLayer):
     buffer_rows = property(_pool_buffer_rows)
     row_words = property(_pool_row_words)
     window_row_words = property(_pool_window_row_words)
+    prefill_words = property(_pool_prefill_words)
 
     @property
     def cycles(self) -> int:
@@ -707,6 +711,7 @@ class Pool(HWLayer):
     buffer_rows = property(_pool_buffer_rows)
     row_words = property(_pool_row_words)
     window_row_words = property(_pool_window_row_words)
+    prefill_words = property(_pool_prefill_words)
 
     @property
     def cycles(self) -> int:
@@ -741,7 +746,7 @@ class Concat(HWLayer):
 
     @property
     def cycles(self) -> int:
-        return _spatial(self.out_shape) * (sum(self.channels) // self.simd)
+        return self.pixels * (sum(self.channels) // self.simd)
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -764,7 +769,7 @@ class Split(HWLayer):
 
     @property
     def cycles(self) -> int:
-        return _spatial(self.in_shape) * (sum(self.channels) // self.simd)
+        return self.pixels * (sum(self.channels) // self.simd)
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)

@@ -4,10 +4,14 @@ what its template is given, and what it computes (the integer reference).
 Every kind registers three pure functions with :func:`kernel`:
 
 * ``lanes(layer) -> (input lanes per stream, output lanes per stream)``:
-  how many elements one stream word carries (PE or SIMD, FINN's folding);
+  how many elements one stream word carries (PE or SIMD, FINN's folding;
+  :func:`stream_lanes` from the layer's ``in_lanes``/``out_lanes`` unless
+  the kind gives its own);
 * ``context(layer, cost, ids) -> dict``: every decision the template needs,
-  already made (C++ types, constants, initializers, pragmas' arguments);
-  the templates in ``hls_templates/`` only loop and substitute;
+  already made (C++ types, constants, initializers, pragmas' arguments,
+  loop bounds from :mod:`sira.hw`, array shapes from the layer's memory
+  layout in :mod:`sira.memory`, the one the cost model prices); the
+  templates in ``hls_templates/`` only loop and substitute;
 * ``reference(layer, inputs) -> outputs``: the exact integer semantics of
   the generated C++ on channels-last NumPy arrays (int64, or Python ints
   beyond 62 bits), used to make the testbench's expected values and checked
@@ -29,6 +33,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from .. import hw
+from .. import memory as M
 from ..cost import Cost
 from ..errors import SiraError
 
@@ -49,7 +54,13 @@ class Kernel:
 KERNELS: dict[str, Kernel] = {}
 
 
-def kernel(kind: str, template: str, lanes: Callable):
+def stream_lanes(layer: hw.HWLayer) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Elements per word of every input and output stream of a hardware
+    layer (:attr:`sira.hw.HWLayer.in_lanes`, ``out_lanes``)."""
+    return tuple(layer.in_lanes for _ in layer.inputs), tuple(layer.out_lanes for _ in layer.outputs)
+
+
+def kernel(kind: str, template: str, lanes: Callable = stream_lanes):
     """Register ``context`` and ``reference`` of one layer kind (decorates
     the context function; the reference is attached with ``.reference``)."""
 
@@ -94,7 +105,11 @@ def value_ctype(t: hw.StreamType) -> str:
 
 def int_ctype(lo: int, hi: int) -> tuple[str, int, bool]:
     """(ap type, bits, signed) of the narrowest type holding [lo, hi]."""
-    t = hw.StreamType.for_range(lo, hi)
+    return stored_ctype(hw.StreamType.for_range(lo, hi))
+
+
+def stored_ctype(t: hw.StreamType) -> tuple[str, int, bool]:
+    """(ap type, bits, signed) of an integer type."""
     return f"ap_{'int' if t.signed else 'uint'}<{t.bits}>", t.bits, t.signed
 
 
@@ -189,15 +204,15 @@ def _mul_impl(cost: Optional[Cost], default: str = "fabric") -> str:
     return "dsp" if cost.multiplies[0].impl == "dsp" else "fabric"
 
 
-_STORAGE_IMPL = {"distributed": "lutram", "block": "bram", "ultra": "uram"}
-
-
 def _storage(cost: Optional[Cost], name: str) -> Optional[str]:
     """``BIND_STORAGE impl`` of memory ``name``, as the cost model mapped it."""
-    if cost is None:
-        return None
-    style = cost.storage.get(name)
-    return _STORAGE_IMPL.get(style) if style else None
+    return None if cost is None else M.storage_impl(cost.storage.get(name))
+
+
+def _memory(layer: hw.HWLayer, name: str, unit: str = "linear") -> M.MemoryLayout:
+    """Memory ``name`` of ``layer``'s layout (:func:`sira.memory.layer_memories`):
+    the shape the generated array takes and the cost model prices."""
+    return next(m for m in M.layer_memories(layer, unit) if m.name == name)
 
 
 def memory_pragmas(var: str, partition: Sequence[int] = (), reshape: Sequence[int] = (), impl: Optional[str] = None, kind: str = "rom_2p") -> list[str]:
@@ -245,7 +260,7 @@ def _threshold_context(layer, channels: int, pe: int, in_lo: int, in_hi: int, co
     nf = channels // pe
     out_lo = layer.activation_bias + min(0, layer.activation_scale * steps)
     out_hi = layer.activation_bias + max(0, layer.activation_scale * steps)
-    count_bits = max(1, int(steps).bit_length())
+    count_bits = M.threshold_levels(steps)
     value_type, _, _ = int_ctype(out_lo, out_hi)
     ctx: dict[str, Any] = {
         "unit": unit if steps else "none",
@@ -264,16 +279,15 @@ def _threshold_context(layer, channels: int, pe: int, in_lo: int, in_hi: int, co
         if t.shape[0] != 1:
             raise SiraError(f"layer '{layer.name}': hard-wired thresholds need one row shared by every channel")
         row = np.sort(t[0])
-        lo, hi = min(int(row.min()), in_lo), max(int(row.max()), in_hi)
-        ctype, bits, signed = int_ctype(lo, hi)
+        ctype, bits, signed = stored_ctype(M.threshold_element(row, in_lo, in_hi, unit))
         ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), init=initializer(row, True), pragmas=memory_pragmas("thresholds", partition=(1,)))
         return ctx
     full = np.sort(np.broadcast_to(t, (channels, steps)), axis=1)
     per_pe = full.reshape(nf, pe, steps).transpose(1, 0, 2)  # [pe][nf][step], channel = nf*PE + pe
+    ctype, bits, signed = stored_ctype(M.threshold_element(full, in_lo, in_hi, unit))
+    memories = M.threshold_memories(unit, pe=pe, cf=nf, steps=steps, bits=bits)
     if unit == "linear":
-        lo, hi = min(int(full.min()), in_lo), max(int(full.max()), in_hi)
-        ctype, bits, signed = int_ctype(lo, hi)
-        pragmas = memory_pragmas("thresholds", partition=(1,), reshape=(3,), impl=_storage(cost, "thresholds"))
+        pragmas = memory_pragmas("thresholds", partition=(1,), reshape=(3,), impl=_storage(cost, memories[0].name))
         ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), init=initializer(per_pe, True), pragmas=pragmas)
         return ctx
     if unit != "binary":
@@ -282,14 +296,12 @@ def _threshold_context(layer, channels: int, pe: int, in_lo: int, in_hi: int, co
     size = (1 << levels_n) - 1
     never = in_hi + 1  # above every input: never fires
     padded = np.concatenate([per_pe, np.full((pe, nf, size - steps), never, dtype=np.int64)], axis=2) if size > steps else per_pe
-    lo, hi = min(int(full.min()), in_lo), max(int(full.max()), never)
-    ctype, bits, signed = int_ctype(lo, hi)
     levels, pragmas = [], []
-    for st in range(levels_n):
+    for st, mem in enumerate(memories):
         # level st decides bit (levels_n-1-st) of the count: entry p holds T[(2p+1) * 2^(levels_n-st-1) - 1]
         idx = [(2 * p + 1) * (1 << (levels_n - st - 1)) - 1 for p in range(1 << st)]
-        levels.append({"size": 1 << st, "init": initializer(padded[:, :, idx], True)})
-        pragmas += memory_pragmas(f"thresholds_l{st}", partition=(1,), impl=_storage(cost, f"thresholds_stage{st}"))
+        levels.append({"size": mem.depth // nf, "init": initializer(padded[:, :, idx], True)})
+        pragmas += memory_pragmas(f"thresholds_l{st}", partition=(1,), impl=_storage(cost, mem.name))
     ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), levels=levels, pragmas=pragmas)
     return ctx
 
@@ -303,8 +315,6 @@ def _unit(cost: Optional[Cost], default: str = "linear") -> str:
 # --------------------------------------------------------------------------
 
 
-def _mvau_lanes(layer: hw.MVAU):
-    return (layer.simd,), (layer.pe,)
 
 
 
@@ -327,19 +337,22 @@ def _mac_common(layer, in_lanes: int, channels: int, cost: Optional[Cost]) -> di
         "product_type": f"ap_int<{ib + wb}>",
         "mul_impl": _mul_impl(cost),
         "pragmas": memory_pragmas("weights", partition=(1,), reshape=(3,), impl=_storage(cost, "weights")),
-        "reps": int(math.prod(layer.num_input_vectors)) if layer.num_input_vectors else 1,
+        "reps": layer.vectors,
+        "iterations": layer.cycles,
         "thr": None if layer.thresholds is None else _threshold_context(layer, channels, layer.pe, *layer.acc_range, cost, _unit(cost)),
     }
 
 
-@kernel("MVAU", "layer_mvau.hpp.j2", _mvau_lanes)
+@kernel("MVAU", "layer_mvau.hpp.j2")
 def mvau_context(layer: hw.MVAU, cost: Optional[Cost]) -> dict:
     ctx = _mac_common(layer, layer.simd, layer.mh, cost)
-    nf, sf = layer.mh // layer.pe, layer.mw // layer.simd
+    nf, sf = layer.neuron_folds, layer.synapse_folds
+    mem = _memory(layer, "weights")  # one memory per PE, a word of SIMD weights per (nf, sf) step
     codes = encode_codes(layer.weights, layer.weight_type)  # (MW, MH)
     # [pe][tile = nf*SF + sf][simd] = W[sf*SIMD + s, nf*PE + pe]
-    arr = np.asarray(codes, dtype=object).reshape(sf, layer.simd, nf, layer.pe).transpose(3, 2, 0, 1).reshape(layer.pe, nf * sf, layer.simd)
-    ctx.update(mw=layer.mw, mh=layer.mh, simd=layer.simd, pe=layer.pe, nf=nf, sf=sf, weights=initializer(arr, False))
+    arr = np.asarray(codes, dtype=object).reshape(sf, layer.simd, nf, layer.pe).transpose(3, 2, 0, 1).reshape(mem.count, mem.depth, layer.simd)
+    ctx.update(mw=layer.mw, mh=layer.mh, simd=layer.simd, pe=layer.pe, nf=nf, sf=sf, sf_last=sf - 1,
+               weight_memories=mem.count, weight_depth=mem.depth, weights=initializer(arr, False))
     return ctx
 
 
@@ -359,11 +372,9 @@ def mvau_reference(layer: hw.MVAU, inputs):
 # --------------------------------------------------------------------------
 
 
-def _vvau_lanes(layer: hw.VVAU):
-    return (layer.pe,), (layer.pe,)
 
 
-@kernel("VVAU", "layer_vvau.hpp.j2", _vvau_lanes)
+@kernel("VVAU", "layer_vvau.hpp.j2")
 def vvau_context(layer: hw.VVAU, cost: Optional[Cost]) -> dict:
     if layer.simd != 1:
         raise SiraError(
@@ -371,11 +382,12 @@ def vvau_context(layer: hw.VVAU, cost: Optional[Cost]) -> dict:
             "fold this layer with PE instead (--folding with SIMD 1)"
         )
     ctx = _mac_common(layer, layer.pe, layer.channels, cost)
-    k = int(math.prod(layer.kernel))
-    cf = layer.channels // layer.pe
+    k, cf = layer.window, layer.channel_folds
+    mem = _memory(layer, "weights")  # one memory per PE, a word of the whole window per channel fold
     codes = np.asarray(encode_codes(layer.weights, layer.weight_type), dtype=object)  # (C, K)
-    arr = codes.reshape(cf, layer.pe, k).transpose(1, 0, 2)  # [pe][cf][k]
-    ctx.update(channels=layer.channels, k=k, pe=layer.pe, cf=cf, weights=initializer(arr, False))
+    arr = codes.reshape(mem.depth, mem.count, k).transpose(1, 0, 2)  # [pe][cf][k]
+    ctx.update(channels=layer.channels, k=k, k_last=k - 1, pe=layer.pe, cf=cf, weight_memories=mem.count,
+               weight_depth=mem.depth, weights=initializer(arr, False))
     return ctx
 
 
@@ -397,15 +409,9 @@ def vvau_reference(layer: hw.VVAU, inputs):
 # --------------------------------------------------------------------------
 
 
-def _pe_lanes(layer):
-    return tuple(layer.pe for _ in layer.inputs), tuple(layer.pe for _ in layer.outputs)
 
 
-def _spatial(shape) -> int:
-    return int(math.prod(shape[1:-1])) if len(shape) > 2 else 1
-
-
-@kernel("Thresholding", "layer_thresholding.hpp.j2", _pe_lanes)
+@kernel("Thresholding", "layer_thresholding.hpp.j2")
 def thresholding_context(layer: hw.Thresholding, cost: Optional[Cost]) -> dict:
     lo, hi = value_range(layer.in_type)
     unit = _unit(cost, "constant" if layer.thresholds.shape[0] == 1 else "linear")
@@ -413,8 +419,10 @@ def thresholding_context(layer: hw.Thresholding, cost: Optional[Cost]) -> dict:
         "in": port(layer.in_type, layer.pe),
         "out": port(layer.out_type, layer.pe),
         "pe": layer.pe,
-        "nf": layer.channels // layer.pe,
-        "reps": _spatial(layer.in_shape),
+        "nf": layer.channel_folds,
+        "channels": layer.channels,
+        "reps": layer.pixels,
+        "iterations": layer.cycles,
         "thr": _threshold_context(layer, layer.channels, layer.pe, lo, hi, cost, unit),
     }
 
@@ -484,8 +492,10 @@ def _binary_context(layer, op: str, rhs_type: Optional[hw.StreamType], param, ro
         "in_ports": [port(layer.in_type, layer.pe)],
         "out": port(layer.out_type, layer.pe),
         "pe": layer.pe,
-        "nf": layer.channels // layer.pe,
-        "reps": _spatial(layer.out_shape),
+        "nf": layer.channel_folds,
+        "channels": layer.channels,
+        "reps": layer.pixels,
+        "iterations": layer.cycles,
         "op_type": op_type,
         "op_pragmas": [f"BIND_OP variable=r op=mul impl={_mul_impl(cost)}"] if op == "Mul" else [],
         "pragmas": [],
@@ -510,7 +520,7 @@ def _binary_context(layer, op: str, rhs_type: Optional[hw.StreamType], param, ro
     return ctx
 
 
-@kernel("Elementwise", "layer_elementwise.hpp.j2", _pe_lanes)
+@kernel("Elementwise", "layer_elementwise.hpp.j2")
 def elementwise_context(layer: hw.Elementwise, cost: Optional[Cost]) -> dict:
     if not (layer.in_type.is_integer and layer.out_type.is_integer):
         raise SiraError(f"layer '{layer.name}' (Elementwise {layer.op}) works on float values; it runs on the host, not in the dataflow")
@@ -557,7 +567,7 @@ def elementwise_reference(layer: hw.Elementwise, inputs):
     return [exact(_apply(layer.op, a, b))]
 
 
-@kernel("AddStreams", "layer_elementwise.hpp.j2", _pe_lanes)
+@kernel("AddStreams", "layer_elementwise.hpp.j2")
 def add_streams_context(layer: hw.AddStreams, cost: Optional[Cost]) -> dict:
     return _binary_context(layer, "Add", layer.in_type2, None, "0", cost)
 
@@ -573,11 +583,9 @@ def add_streams_reference(layer: hw.AddStreams, inputs):
 # --------------------------------------------------------------------------
 
 
-def _simd_lanes(layer):
-    return tuple(layer.simd for _ in layer.inputs), tuple(layer.simd for _ in layer.outputs)
 
 
-@kernel("FMPadding", "layer_fmpadding.hpp.j2", _simd_lanes)
+@kernel("FMPadding", "layer_fmpadding.hpp.j2")
 def fmpadding_context(layer: hw.FMPadding, cost: Optional[Cost]) -> dict:
     t = layer.in_type
     if t.kind == "bipolar" or not (t.min <= layer.value <= t.max):
@@ -589,7 +597,8 @@ def fmpadding_context(layer: hw.FMPadding, cost: Optional[Cost]) -> dict:
         "in": port(t, layer.simd),
         "out": port(layer.out_type, layer.simd),
         "ih": h, "iw": w, "oh": h + pt + pb, "ow": w + pl + pr, "pad_top": pt, "pad_left": pl,
-        "cf": layer.channels // layer.simd,
+        "rows_end": pt + h, "cols_end": pl + w, "iterations": layer.cycles,
+        "cf": layer.channel_folds,
         "pad_word": f"0x{word:x}",
     }  # fmt: skip
 
@@ -601,21 +610,16 @@ def fmpadding_reference(layer: hw.FMPadding, inputs):
     return [np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=layer.value)]
 
 
-def _window_rows(layer) -> int:
-    kh = layer.kernel[0]
-    dh = getattr(layer, "dilation", (1, 1))[0]
-    return (kh - 1) * dh + 1
-
-
-@kernel("ConvolutionInputGenerator", "layer_swg.hpp.j2", _simd_lanes)
+@kernel("ConvolutionInputGenerator", "layer_swg.hpp.j2")
 def swg_context(layer: hw.ConvolutionInputGenerator, cost: Optional[Cost]) -> dict:
     return {
         "in": port(layer.in_type, layer.simd),
         "out": port(layer.out_type, layer.simd),
         "ih": layer.ifm_dim[0], "iw": layer.ifm_dim[1], "oh": layer.ofm_dim[0], "ow": layer.ofm_dim[1],
         "kh": layer.kernel[0], "kw": layer.kernel[1], "sh": layer.stride[0], "sw": layer.stride[1],
-        "dh": layer.dilation[0], "dw": layer.dilation[1], "cf": layer.channels // layer.simd,
-        "window_rows": _window_rows(layer), "buffer_rows": _window_rows(layer) + layer.stride[0],
+        "dh": layer.dilation[0], "dw": layer.dilation[1], "cf": layer.channel_folds,
+        "window_rows": layer.window_rows, "buffer_rows": layer.buffer_rows, "row_words": layer.row_words,
+        "prefill_words": layer.prefill_words, "window_row_words": layer.window_row_words,
         "pragmas": memory_pragmas("rows", impl=_storage(cost, "line_buffer"), kind="ram_2p"),
     }  # fmt: skip
 
@@ -647,7 +651,9 @@ def _pool_context(layer, cost: Optional[Cost], reduce: str, acc: str) -> dict:
         "out": port(layer.out_type, layer.pe),
         "ih": layer.ifm_dim[0], "iw": layer.ifm_dim[1], "oh": layer.ofm_dim[0], "ow": layer.ofm_dim[1],
         "kh": layer.kernel[0], "kw": layer.kernel[1], "sh": layer.stride[0], "sw": layer.stride[1],
-        "pe": layer.pe, "cf": layer.channels // layer.pe, "buffer_rows": layer.kernel[0] + layer.stride[0],
+        "pe": layer.pe, "cf": layer.channel_folds, "buffer_rows": layer.buffer_rows, "row_words": layer.row_words,
+        "prefill_words": layer.prefill_words, "window_row_words": layer.window_row_words,
+        "iterations": layer.cycles, "last_pixel_word": layer.cycles - layer.channel_folds,
         "reduce": reduce, "acc_type": acc, "combine": combine.format("r[p]"), "combine_global": combine.format("r[c][p]"),
         "global_pool": getattr(layer, "is_global", False),
         "pragmas": memory_pragmas("rows", impl=_storage(cost, "line_buffer"), kind="ram_2p"),
@@ -655,7 +661,7 @@ def _pool_context(layer, cost: Optional[Cost], reduce: str, acc: str) -> dict:
     }  # fmt: skip
 
 
-@kernel("StreamingMaxPool", "layer_pool.hpp.j2", _pe_lanes)
+@kernel("StreamingMaxPool", "layer_pool.hpp.j2")
 def maxpool_context(layer: hw.StreamingMaxPool, cost: Optional[Cost]) -> dict:
     return _pool_context(layer, cost, "max", value_ctype(layer.in_type))
 
@@ -666,7 +672,7 @@ def maxpool_reference(layer: hw.StreamingMaxPool, inputs):
     return [win.max(axis=(3, 4))]
 
 
-@kernel("Pool", "layer_pool.hpp.j2", _pe_lanes)
+@kernel("Pool", "layer_pool.hpp.j2")
 def pool_context(layer: hw.Pool, cost: Optional[Cost]) -> dict:
     acc = layer.acc_type or layer.out_type
     return _pool_context(layer, cost, "sum", value_ctype(acc))
@@ -683,13 +689,13 @@ def pool_reference(layer: hw.Pool, inputs):
 # --------------------------------------------------------------------------
 
 
-@kernel("Concat", "layer_concat.hpp.j2", _simd_lanes)
+@kernel("Concat", "layer_concat.hpp.j2")
 def concat_context(layer: hw.Concat, cost: Optional[Cost]) -> dict:
     return {
         "ins": [dict(port(t, layer.simd), cf=c // layer.simd) for t, c in zip(layer.in_types, layer.channels)],
         "out": port(layer.out_type, layer.simd),
         "simd": layer.simd,
-        "reps": _spatial(layer.out_shape),
+        "reps": layer.pixels,
     }
 
 
@@ -698,13 +704,13 @@ def concat_reference(layer: hw.Concat, inputs):
     return [np.concatenate([exact(x) for x in inputs], axis=-1)]
 
 
-@kernel("Split", "layer_split.hpp.j2", _simd_lanes)
+@kernel("Split", "layer_split.hpp.j2")
 def split_context(layer: hw.Split, cost: Optional[Cost]) -> dict:
     return {
         "in": port(layer.in_type, layer.simd),
         "outs": [dict(port(layer.out_type, layer.simd), cf=c // layer.simd) for c in layer.channels],
         "simd": layer.simd,
-        "reps": _spatial(layer.in_shape),
+        "reps": layer.pixels,
     }
 
 
@@ -774,7 +780,12 @@ def width_converter_context(node: WidthConverter, cost: Optional[Cost]) -> dict:
     group = node.in_lanes * node.out_lanes // math.gcd(node.in_lanes, node.out_lanes)
     if node.elements % group:
         raise SiraError(f"stream '{node.inputs[0]}': {node.elements} elements cannot be re-folded from {node.in_lanes} to {node.out_lanes} lanes")
-    return {"in_lanes": node.in_lanes, "out_lanes": node.out_lanes, "bits": node.type.bits, "group": group, "groups": node.elements // group}
+    bits = node.type.bits
+    return {
+        "in_lanes": node.in_lanes, "out_lanes": node.out_lanes, "bits": bits, "group": group, "groups": node.elements // group,
+        "in_word_bits": node.in_lanes * bits, "out_word_bits": node.out_lanes * bits, "group_bits": group * bits,
+        "in_words": group // node.in_lanes, "out_words": group // node.out_lanes,
+    }  # fmt: skip
 
 
 @width_converter_context.reference
