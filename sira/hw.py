@@ -224,6 +224,21 @@ class HWLayer:
 
     # -- cost-free facts ------------------------------------------------------
     @property
+    def input_types(self) -> list[StreamType]:
+        """The element type of every input stream, in ``inputs`` order."""
+        return [self.in_type] * len(self.inputs)
+
+    @property
+    def input_shapes(self) -> list[tuple[int, ...]]:
+        """The shape of every input stream, in ``inputs`` order."""
+        return [tuple(self.in_shape)] * len(self.inputs)
+
+    @property
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        """The shape of every output stream, in ``outputs`` order."""
+        return [tuple(self.out_shape)] * len(self.outputs)
+
+    @property
     def pixels(self) -> int:
         """Pixels (elements per channel) of the output stream per frame."""
         return _spatial(self.out_shape)
@@ -485,6 +500,10 @@ class Elementwise(HWLayer):
     def rhs_style(self) -> str:
         return "input" if len(self.inputs) > 1 else "const"
 
+    @property
+    def input_types(self) -> list[StreamType]:
+        return [self.in_type, self.rhs_type] if len(self.inputs) > 1 else [self.in_type]
+
     def fold_dims(self):
         return {"pe": ("channels", self.channels)}
 
@@ -506,6 +525,10 @@ class AddStreams(HWLayer):
 
     channels: int
     in_type2: StreamType
+
+    @property
+    def input_types(self) -> list[StreamType]:
+        return [self.in_type, self.in_type2]
 
     def fold_dims(self):
         return {"pe": ("channels", self.channels)}
@@ -745,6 +768,14 @@ class Concat(HWLayer):
         return {"simd": ("gcd of the input channels", math.gcd(*self.channels))}
 
     @property
+    def input_types(self) -> list[StreamType]:
+        return list(self.in_types)
+
+    @property
+    def input_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(self.in_shape[:-1]) + (c,) for c in self.channels]
+
+    @property
     def cycles(self) -> int:
         return self.pixels * (sum(self.channels) // self.simd)
 
@@ -766,6 +797,10 @@ class Split(HWLayer):
 
     def fold_dims(self):
         return {"simd": ("gcd of the output channels", math.gcd(*self.channels))}
+
+    @property
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(self.out_shape[:-1]) + (c,) for c in self.channels]
 
     @property
     def cycles(self) -> int:

@@ -85,12 +85,7 @@ def packed_widths(layer: HWLayer) -> list[tuple[str, int, str]]:
     lin, lout = layer.in_lanes, layer.out_lanes
     par_in, par_out = layer.in_factors[0].upper(), layer.out_factors[0].upper()
     out: list[tuple[str, int, str]] = []
-    in_types = list(getattr(layer, "in_types", ()) or [layer.in_type])
-    if getattr(layer, "in_type2", None) is not None:
-        in_types.append(layer.in_type2)
-    if getattr(layer, "rhs_type", None) is not None and len(layer.inputs) > 1:
-        in_types.append(layer.rhs_type)
-    for i, t in enumerate(in_types):
+    for i, t in enumerate(layer.input_types):
         out.append((f"input stream {i} ({lin} x {t.name})", lin * t.bits, f"fewer {par_in}"))
     out.append((f"output stream ({lout} x {layer.out_type.name})", lout * layer.out_type.bits, f"fewer {par_out}"))
     w = getattr(layer, "weight_type", None)

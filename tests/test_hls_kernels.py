@@ -1007,8 +1007,6 @@ def test_references_match_plain_numpy(group, seed, big):
     """Every layer's integer reference equals a loop implementation, and its
     outputs lie in the layer's output type, on min/max/alternating/corner/random inputs."""
     net = make_net(group, seed, big)
-    from sira.hls.dataflow import input_types
-
     checked = 0
     reached: dict[str, set] = {}  # MAC layers reading a graph input: the accumulator values seen
     for frame in net.samples(6):
@@ -1017,7 +1015,7 @@ def test_references_match_plain_numpy(group, seed, big):
             args = [np.asarray(env[t]) for t in layer.inputs]
             if isinstance(layer, (hw.MVAU, hw.VVAU)) and layer.inputs[0] in net.sources:
                 reached.setdefault(layer.name, set()).update(naive_accumulators(layer, args[0]).reshape(-1).tolist())
-            for arg, t in zip(args, input_types(layer)):
+            for arg, t in zip(args, layer.input_types):
                 lo, hi = in_type_range(t)
                 assert lo <= int(arg.min()) and int(arg.max()) <= hi, layer.name
                 if t.kind == "bipolar":
