@@ -116,10 +116,10 @@ def _combine(kind: str, mode: str, parts: Sequence[C.Cost], note: str = "") -> C
     return C.Cost(
         kind,
         mode,
-        C._sum(p.lut for p in parts),
-        C._sum(p.dsp for p in parts),
-        C._sum(p.bram18 for p in parts),
-        C._sum(p.uram for p in parts),
+        C.sum_amounts(p.lut for p in parts),
+        C.sum_amounts(p.dsp for p in parts),
+        C.sum_amounts(p.bram18 for p in parts),
+        C.sum_amounts(p.uram for p in parts),
         breakdown,
         tuple(m for p in parts for m in p.multiplies),
         note or "; ".join(p.note for p in parts if p.note),
@@ -149,7 +149,7 @@ def costs(*kinds: str):
 def layer_cost(layer: hw.HWLayer, part=DEFAULT_PART, mode: str = "refined") -> C.Cost:
     """The :class:`~sira.cost.Cost` of one hardware layer (its folding,
     widths and memory style) under ``mode`` on ``part``."""
-    C._check_mode(mode)
+    C.check_mode(mode)
     fn = LAYER_COSTS.get(layer.kind)
     if fn is None:
         raise SiraError(f"layer '{layer.name}': no cost model for hardware kind {layer.kind}")
@@ -266,7 +266,7 @@ def _pool_cost(layer: hw.Pool, part: Part, mode: str) -> C.Cost:
 @costs("Concat", "Split")
 def _stream_mux_cost(layer, part: Part, mode: str) -> C.Cost:
     if mode == "finn":
-        return C._finn_zero(layer.kind)
+        return C.finn_zero(layer.kind)
     return _unknown(layer.kind, mode, f"no formula for {layer.kind} (stream multiplexing) in the notes")
 
 
@@ -567,7 +567,7 @@ def estimate(model_or_path, input_spec=None, part: str = DEFAULT_PART, clock_ns:
     is called with each step's name (the optimize passes, then
     ``estimate``)."""
     t0 = time.perf_counter()
-    C._check_mode(mode)
+    C.check_mode(mode)
     p = get_part(part)
     if not (isinstance(clock_ns, (int, float)) and clock_ns > 0):
         raise SiraError(f"clock period must be positive, got {clock_ns} ns")

@@ -266,4 +266,4 @@ def _order(stages: list[Stage], sources: list[str]) -> list[Stage]:
     return out
 
 
-__all__ = ["Dataflow", "Stage", "Stream", "Port", "plan", "input_types", "input_shapes", "output_shapes"]
+__all__ = ["Dataflow", "Stage", "Stream", "Port", "plan"]
