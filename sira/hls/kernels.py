@@ -33,9 +33,11 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from .. import hw
-from .. import memory as M
 from ..cost import Cost
 from ..errors import SiraError
+from .cpp import (as_object, codec, cpp_literal, encode_codes, exact, initializer, int_ctype, layer_memory, memory_pragmas,
+                  mul_impl, pack_words, port, raw_ctype, storage_impl, value_ctype, value_range, wide)
+from .thresholds import activate, threshold_context, threshold_unit
 
 # --------------------------------------------------------------------------
 # registry
@@ -83,234 +85,6 @@ def kernel_for(layer: hw.HWLayer) -> Kernel:
 
 
 # --------------------------------------------------------------------------
-# C++ types and constants
-# --------------------------------------------------------------------------
-
-
-def codec(t: hw.StreamType) -> str:
-    """The ``sira_common.hpp`` codec of a stream element type."""
-    if not t.is_integer:
-        raise SiraError(f"no C++ integer codec for a {t.name} stream")
-    if t.kind == "bipolar":
-        return "sira::Bipolar"
-    return f"sira::Int<{t.bits}, {'true' if t.signed else 'false'}>"
-
-
-def value_ctype(t: hw.StreamType) -> str:
-    """The C++ type of a decoded element (bipolar: ap_int<2> holding +-1)."""
-    if t.kind == "bipolar":
-        return "ap_int<2>"
-    return f"ap_{'int' if t.signed else 'uint'}<{t.bits}>"
-
-
-def int_ctype(lo: int, hi: int) -> tuple[str, int, bool]:
-    """(ap type, bits, signed) of the narrowest type holding [lo, hi]."""
-    return stored_ctype(hw.StreamType.for_range(lo, hi))
-
-
-def stored_ctype(t: hw.StreamType) -> tuple[str, int, bool]:
-    """(ap type, bits, signed) of an integer type."""
-    return f"ap_{'int' if t.signed else 'uint'}<{t.bits}>", t.bits, t.signed
-
-
-def value_range(t: hw.StreamType) -> tuple[int, int]:
-    return (t.min, t.max)
-
-
-def raw_ctype(bits: int, signed: bool) -> str:
-    """Plain C type that stores a ``bits``-wide value for C simulation:
-    g++ compiles a large ``static const`` array of these in about a second,
-    where the same array of ``ap_uint`` takes minutes (the HLS build keeps
-    the exact ``ap_`` type)."""
-    for width in (8, 16, 32, 64):
-        if bits <= width:
-            return f"{'' if signed else 'u'}int{width}_t"
-    raise SiraError(f"a {bits}-bit constant does not fit a 64-bit C type; narrow the layer's parameters")
-
-
-def cpp_literal(v: int, signed: bool) -> str:
-    v = int(v)
-    if -(1 << 31) < v < (1 << 31):
-        return str(v)
-    if v == -(1 << 63):
-        return "(-9223372036854775807LL - 1)"
-    return f"{v}{'LL' if signed else 'ULL'}"
-
-
-def initializer(values: np.ndarray, signed: bool) -> str:
-    """Nested C initializer ``{{1, 2}, {3, 4}}`` of an integer array."""
-    arr = np.asarray(values)
-    if arr.ndim == 0:
-        return cpp_literal(int(arr), signed)
-    flat = [cpp_literal(int(v), signed) for v in arr.reshape(-1)]
-    if arr.ndim == 1:
-        return "{" + ", ".join(flat) + "}"
-    step = int(math.prod(arr.shape[1:]))
-    return "{" + ", ".join(initializer(arr[i], signed) for i in range(arr.shape[0])) + "}" if step else "{}"
-
-
-def encode_codes(values: np.ndarray, t: hw.StreamType) -> np.ndarray:
-    """Element codes (the bits a stream or memory holds) of integer values."""
-    v = np.asarray(values, dtype=object)
-    if t.kind == "bipolar":
-        return np.vectorize(lambda x: 1 if int(x) > 0 else 0, otypes=[object])(v)
-    mask = (1 << t.bits) - 1
-    return np.vectorize(lambda x: int(x) & mask, otypes=[object])(v)
-
-
-def pack_words(values: np.ndarray, t: hw.StreamType, lanes: int) -> list[int]:
-    """Stream words of a flat element sequence (element i of a word in bits
-    [(i+1)W-1 : iW])."""
-    codes = encode_codes(np.asarray(values).reshape(-1), t)
-    if len(codes) % lanes:
-        raise SiraError(f"{len(codes)} elements do not fill words of {lanes} lanes")
-    words = []
-    for w in range(len(codes) // lanes):
-        word = 0
-        for i in range(lanes):
-            word |= int(codes[w * lanes + i]) << (i * t.bits)
-        words.append(word)
-    return words
-
-
-def exact(a) -> np.ndarray:
-    """Integer array: int64 when every value fits 62 bits, else Python ints."""
-    arr = np.asarray(a)
-    if arr.dtype == object:
-        vals = [int(v) for v in arr.reshape(-1)]
-        if all(-(1 << 62) < v < (1 << 62) for v in vals):
-            return np.array(vals, dtype=np.int64).reshape(arr.shape)
-        return arr
-    return arr.astype(np.int64)
-
-
-def _wide(*arrays) -> bool:
-    return any(np.asarray(a).dtype == object for a in arrays)
-
-
-def _as_obj(a) -> np.ndarray:
-    return np.asarray(a).astype(object)
-
-
-def port(t: hw.StreamType, lanes: int) -> dict:
-    """Template view of one stream: element codec, bits, lanes, word width."""
-    return {"codec": codec(t), "value": value_ctype(t), "bits": t.bits, "lanes": lanes, "word_bits": lanes * t.bits}
-
-
-def _mul_impl(cost: Optional[Cost], default: str = "fabric") -> str:
-    """``BIND_OP impl`` of a layer's multiplies, as the cost model chose."""
-    if cost is None or not cost.multiplies:
-        return default
-    return "dsp" if cost.multiplies[0].impl == "dsp" else "fabric"
-
-
-def _storage(cost: Optional[Cost], name: str) -> Optional[str]:
-    """``BIND_STORAGE impl`` of memory ``name``, as the cost model mapped it."""
-    return None if cost is None else M.storage_impl(cost.storage.get(name))
-
-
-def _memory(layer: hw.HWLayer, name: str, unit: str = "linear") -> M.MemoryLayout:
-    """Memory ``name`` of ``layer``'s layout (:func:`sira.memory.layer_memories`):
-    the shape the generated array takes and the cost model prices."""
-    return next(m for m in M.layer_memories(layer, unit) if m.name == name)
-
-
-def memory_pragmas(var: str, partition: Sequence[int] = (), reshape: Sequence[int] = (), impl: Optional[str] = None, kind: str = "rom_2p") -> list[str]:
-    """``#pragma HLS`` lines of one array: dimensions split into separate
-    memories (``partition``), dimensions merged into the word (``reshape``),
-    and the primitive the cost model mapped it to (``impl``)."""
-    lines = [f"ARRAY_PARTITION variable={var} complete dim={d}" for d in partition]
-    lines += [f"ARRAY_RESHAPE variable={var} complete dim={d}" for d in reshape]
-    if impl:
-        lines.append(f"BIND_STORAGE variable={var} type={kind} impl={impl}")
-    return lines
-
-
-# --------------------------------------------------------------------------
-# thresholds (shared by MVAU, VVAU and Thresholding)
-# --------------------------------------------------------------------------
-
-
-def threshold_counts(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """count(acc >= t) per channel (the last axis of ``acc``)."""
-    acc = exact(acc)
-    t = exact(thresholds)
-    if t.shape[1] == 0:
-        return np.zeros(acc.shape, dtype=np.int64)
-    t = np.broadcast_to(t, (acc.shape[-1], t.shape[1]))
-    if _wide(acc, t):
-        a, tt = _as_obj(acc), _as_obj(t)
-        return np.sum(a[..., None] >= tt, axis=-1).astype(np.int64)
-    return np.sum(acc[..., None] >= t, axis=-1)
-
-
-def activate(acc: np.ndarray, layer) -> np.ndarray:
-    if layer.thresholds is None:
-        return exact(acc)
-    return layer.activation_bias + layer.activation_scale * threshold_counts(acc, layer.thresholds)
-
-
-def _threshold_context(layer, channels: int, pe: int, in_lo: int, in_hi: int, cost: Optional[Cost], unit: str) -> dict:
-    """Threshold unit of a layer: ``unit`` is ``linear`` (compare with every
-    threshold), ``binary`` (binary search over the sorted thresholds padded
-    to 2^B - 1, one table per search level) or ``constant`` (one shared row,
-    hard-wired)."""
-    t = exact(layer.thresholds)
-    steps = t.shape[1]
-    nf = channels // pe
-    out_lo = layer.activation_bias + min(0, layer.activation_scale * steps)
-    out_hi = layer.activation_bias + max(0, layer.activation_scale * steps)
-    count_bits = M.threshold_levels(steps)
-    value_type, _, _ = int_ctype(out_lo, out_hi)
-    ctx: dict[str, Any] = {
-        "unit": unit if steps else "none",
-        "pragmas": [],
-        "steps": steps,
-        "count_bits": count_bits,
-        "bias": cpp_literal(layer.activation_bias, True),
-        "scale": cpp_literal(layer.activation_scale, True),
-        "value_type": value_type,
-        "pe": pe,
-        "nf": nf,
-    }
-    if not steps:
-        return ctx
-    if unit == "constant":
-        if t.shape[0] != 1:
-            raise SiraError(f"layer '{layer.name}': hard-wired thresholds need one row shared by every channel")
-        row = np.sort(t[0])
-        ctype, bits, signed = stored_ctype(M.threshold_element(row, in_lo, in_hi, unit))
-        ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), init=initializer(row, True), pragmas=memory_pragmas("thresholds", partition=(1,)))
-        return ctx
-    full = np.sort(np.broadcast_to(t, (channels, steps)), axis=1)
-    per_pe = full.reshape(nf, pe, steps).transpose(1, 0, 2)  # [pe][nf][step], channel = nf*PE + pe
-    ctype, bits, signed = stored_ctype(M.threshold_element(full, in_lo, in_hi, unit))
-    memories = M.threshold_memories(unit, pe=pe, cf=nf, steps=steps, bits=bits)
-    if unit == "linear":
-        pragmas = memory_pragmas("thresholds", partition=(1,), reshape=(3,), impl=_storage(cost, memories[0].name))
-        ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), init=initializer(per_pe, True), pragmas=pragmas)
-        return ctx
-    if unit != "binary":
-        raise SiraError(f"layer '{layer.name}': unknown threshold unit '{unit}'")
-    levels_n = count_bits
-    size = (1 << levels_n) - 1
-    never = in_hi + 1  # above every input: never fires
-    padded = np.concatenate([per_pe, np.full((pe, nf, size - steps), never, dtype=np.int64)], axis=2) if size > steps else per_pe
-    levels, pragmas = [], []
-    for st, mem in enumerate(memories):
-        # level st decides bit (levels_n-1-st) of the count: entry p holds T[(2p+1) * 2^(levels_n-st-1) - 1]
-        idx = [(2 * p + 1) * (1 << (levels_n - st - 1)) - 1 for p in range(1 << st)]
-        levels.append({"size": mem.depth // nf, "init": initializer(padded[:, :, idx], True)})
-        pragmas += memory_pragmas(f"thresholds_l{st}", partition=(1,), impl=_storage(cost, mem.name))
-    ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), levels=levels, pragmas=pragmas)
-    return ctx
-
-
-def _unit(cost: Optional[Cost], default: str = "linear") -> str:
-    return (cost.threshold_unit if cost is not None and cost.threshold_unit else default)
-
-
-# --------------------------------------------------------------------------
 # MVAU
 # --------------------------------------------------------------------------
 
@@ -335,11 +109,11 @@ def _mac_common(layer, in_lanes: int, channels: int, cost: Optional[Cost]) -> di
         "w_store": f"ap_uint<{wbits}>",
         "w_raw": raw_ctype(wbits, False),
         "product_type": f"ap_int<{ib + wb}>",
-        "mul_impl": _mul_impl(cost),
-        "pragmas": memory_pragmas("weights", partition=(1,), reshape=(3,), impl=_storage(cost, "weights")),
+        "mul_impl": mul_impl(cost),
+        "pragmas": memory_pragmas("weights", partition=(1,), reshape=(3,), impl=storage_impl(cost, "weights")),
         "reps": layer.vectors,
         "iterations": layer.cycles,
-        "thr": None if layer.thresholds is None else _threshold_context(layer, channels, layer.pe, *layer.acc_range, cost, _unit(cost)),
+        "thr": None if layer.thresholds is None else threshold_context(layer, channels, layer.pe, *layer.acc_range, cost, threshold_unit(cost)),
     }
 
 
@@ -347,7 +121,7 @@ def _mac_common(layer, in_lanes: int, channels: int, cost: Optional[Cost]) -> di
 def mvau_context(layer: hw.MVAU, cost: Optional[Cost]) -> dict:
     ctx = _mac_common(layer, layer.simd, layer.mh, cost)
     nf, sf = layer.neuron_folds, layer.synapse_folds
-    mem = _memory(layer, "weights")  # one memory per PE, a word of SIMD weights per (nf, sf) step
+    mem = layer_memory(layer, "weights")  # one memory per PE, a word of SIMD weights per (nf, sf) step
     codes = encode_codes(layer.weights, layer.weight_type)  # (MW, MH)
     # [pe][tile = nf*SF + sf][simd] = W[sf*SIMD + s, nf*PE + pe]
     arr = np.asarray(codes, dtype=object).reshape(sf, layer.simd, nf, layer.pe).transpose(3, 2, 0, 1).reshape(mem.count, mem.depth, layer.simd)
@@ -360,8 +134,8 @@ def mvau_context(layer: hw.MVAU, cost: Optional[Cost]) -> dict:
 def mvau_reference(layer: hw.MVAU, inputs):
     x = exact(inputs[0])
     w = exact(layer.weights)
-    if _wide(x, w) or layer.acc_type.bits > 62:
-        acc = _as_obj(x) @ _as_obj(w)
+    if wide(x, w) or layer.acc_type.bits > 62:
+        acc = as_object(x) @ as_object(w)
     else:
         acc = x @ w
     return [exact(activate(acc, layer))]
@@ -383,7 +157,7 @@ def vvau_context(layer: hw.VVAU, cost: Optional[Cost]) -> dict:
         )
     ctx = _mac_common(layer, layer.pe, layer.channels, cost)
     k, cf = layer.window, layer.channel_folds
-    mem = _memory(layer, "weights")  # one memory per PE, a word of the whole window per channel fold
+    mem = layer_memory(layer, "weights")  # one memory per PE, a word of the whole window per channel fold
     codes = np.asarray(encode_codes(layer.weights, layer.weight_type), dtype=object)  # (C, K)
     arr = codes.reshape(mem.depth, mem.count, k).transpose(1, 0, 2)  # [pe][cf][k]
     ctx.update(channels=layer.channels, k=k, k_last=k - 1, pe=layer.pe, cf=cf, weight_memories=mem.count,
@@ -397,8 +171,8 @@ def vvau_reference(layer: hw.VVAU, inputs):
     k = int(math.prod(layer.kernel))
     win = x.reshape(x.shape[:-1] + (k, layer.channels))
     w = exact(layer.weights).T  # (K, C)
-    if _wide(win, w) or layer.acc_type.bits > 62:
-        acc = np.sum(_as_obj(win) * _as_obj(w), axis=-2)
+    if wide(win, w) or layer.acc_type.bits > 62:
+        acc = np.sum(as_object(win) * as_object(w), axis=-2)
     else:
         acc = np.sum(win * w, axis=-2)
     return [exact(activate(acc, layer))]
@@ -414,7 +188,7 @@ def vvau_reference(layer: hw.VVAU, inputs):
 @kernel("Thresholding", "layer_thresholding.hpp.j2")
 def thresholding_context(layer: hw.Thresholding, cost: Optional[Cost]) -> dict:
     lo, hi = value_range(layer.in_type)
-    unit = _unit(cost, "constant" if layer.thresholds.shape[0] == 1 else "linear")
+    unit = threshold_unit(cost, "constant" if layer.thresholds.shape[0] == 1 else "linear")
     return {
         "in": port(layer.in_type, layer.pe),
         "out": port(layer.out_type, layer.pe),
@@ -423,7 +197,7 @@ def thresholding_context(layer: hw.Thresholding, cost: Optional[Cost]) -> dict:
         "channels": layer.channels,
         "reps": layer.pixels,
         "iterations": layer.cycles,
-        "thr": _threshold_context(layer, layer.channels, layer.pe, lo, hi, cost, unit),
+        "thr": threshold_context(layer, layer.channels, layer.pe, lo, hi, cost, unit),
     }
 
 
@@ -497,7 +271,7 @@ def _binary_context(layer, op: str, rhs_type: Optional[hw.StreamType], param, ro
         "reps": layer.pixels,
         "iterations": layer.cycles,
         "op_type": op_type,
-        "op_pragmas": [f"BIND_OP variable=r op=mul impl={_mul_impl(cost)}"] if op == "Mul" else [],
+        "op_pragmas": [f"BIND_OP variable=r op=mul impl={mul_impl(cost)}"] if op == "Mul" else [],
         "pragmas": [],
         "rhs_expr": "op_t(0)",
         "rhs": None,
@@ -516,7 +290,7 @@ def _binary_context(layer, op: str, rhs_type: Optional[hw.StreamType], param, ro
         lane = "p" if param.shape[0] > 1 else "0"
         ctx["param"] = {"ctype": ctype, "raw": raw_ctype(bits, signed), "lanes": param.shape[0], "rows": param.shape[1], "init": initializer(param, True)}
         ctx["rhs_expr"] = f"op_t(param_t(param[{lane}][{row}]))"
-        ctx["pragmas"] = memory_pragmas("param", partition=(1,), impl=_storage(cost, "param"))
+        ctx["pragmas"] = memory_pragmas("param", partition=(1,), impl=storage_impl(cost, "param"))
     return ctx
 
 
@@ -540,8 +314,8 @@ def _apply(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if op == "Mul":
         return a * b
     if op == "Div":
-        q = _as_obj(a) // _as_obj(b)
-        r = _as_obj(a) - q * _as_obj(b)
+        q = as_object(a) // as_object(b)
+        r = as_object(a) - q * as_object(b)
         if np.any(r != 0):
             raise SiraError("integer Div with a remainder: the division is not exact on this input")
         return q
@@ -562,8 +336,8 @@ def elementwise_reference(layer: hw.Elementwise, inputs):
         b = exact(np.round(p).astype(np.int64) if p.dtype.kind == "f" else p)
     else:
         b = exact(inputs[1])
-    if _wide(a, b):
-        a, b = _as_obj(a), _as_obj(b)
+    if wide(a, b):
+        a, b = as_object(a), as_object(b)
     return [exact(_apply(layer.op, a, b))]
 
 
@@ -575,7 +349,7 @@ def add_streams_context(layer: hw.AddStreams, cost: Optional[Cost]) -> dict:
 @add_streams_context.reference
 def add_streams_reference(layer: hw.AddStreams, inputs):
     a, b = exact(inputs[0]), exact(inputs[1])
-    return [exact(_as_obj(a) + _as_obj(b)) if _wide(a, b) else a + b]
+    return [exact(as_object(a) + as_object(b)) if wide(a, b) else a + b]
 
 
 # --------------------------------------------------------------------------
@@ -620,7 +394,7 @@ def swg_context(layer: hw.ConvolutionInputGenerator, cost: Optional[Cost]) -> di
         "dh": layer.dilation[0], "dw": layer.dilation[1], "cf": layer.channel_folds,
         "window_rows": layer.window_rows, "buffer_rows": layer.buffer_rows, "row_words": layer.row_words,
         "prefill_words": layer.prefill_words, "window_row_words": layer.window_row_words,
-        "pragmas": memory_pragmas("rows", impl=_storage(cost, "line_buffer"), kind="ram_2p"),
+        "pragmas": memory_pragmas("rows", impl=storage_impl(cost, "line_buffer"), kind="ram_2p"),
     }  # fmt: skip
 
 
@@ -656,8 +430,8 @@ def _pool_context(layer, cost: Optional[Cost], reduce: str, acc: str) -> dict:
         "iterations": layer.cycles, "last_pixel_word": layer.cycles - layer.channel_folds,
         "reduce": reduce, "acc_type": acc, "combine": combine.format("r[p]"), "combine_global": combine.format("r[c][p]"),
         "global_pool": getattr(layer, "is_global", False),
-        "pragmas": memory_pragmas("rows", impl=_storage(cost, "line_buffer"), kind="ram_2p"),
-        "global_pragmas": memory_pragmas("r", partition=(2,), impl=_storage(cost, "running_values"), kind="ram_2p"),
+        "pragmas": memory_pragmas("rows", impl=storage_impl(cost, "line_buffer"), kind="ram_2p"),
+        "global_pragmas": memory_pragmas("r", partition=(2,), impl=storage_impl(cost, "running_values"), kind="ram_2p"),
     }  # fmt: skip
 
 
