@@ -245,12 +245,22 @@ def layout(*kinds: str):
     return register
 
 
-def layer_memories(layer: hw.HWLayer, threshold_unit: str = "linear") -> tuple[MemoryLayout, ...]:
+def default_threshold_unit(layer: hw.HWLayer) -> str:
+    """The threshold unit built when the cost model made no choice:
+    hard-wired for a Thresholding whose channels share one row, otherwise
+    linear (a MAC broadcasts a shared row to every channel)."""
+    thresholds = getattr(layer, "thresholds", None)
+    shared = layer.kind == "Thresholding" and thresholds is not None and thresholds.shape[0] == 1
+    return "constant" if shared else "linear"
+
+
+def layer_memories(layer: hw.HWLayer, threshold_unit: Optional[str] = None) -> tuple[MemoryLayout, ...]:
     """Every memory of ``layer`` as the generated code declares it;
     ``threshold_unit`` is how its thresholds are built (the cost model's
-    choice, ``linear`` when unknown). Kinds without memories have none."""
+    choice; :func:`default_threshold_unit` when not given). Kinds without
+    memories have none."""
     fn = LAYOUTS.get(layer.kind)
-    return fn(layer, threshold_unit) if fn else ()
+    return fn(layer, threshold_unit or default_threshold_unit(layer)) if fn else ()
 
 
 def _layer_thresholds(layer, channels: int, in_lo: int, in_hi: int, unit: str) -> tuple[MemoryLayout, ...]:
@@ -325,6 +335,6 @@ def constant_rows(layer: hw.Elementwise) -> int:
 __all__ = [
     "Memory", "MemoryLayout", "map_memory", "bram18_finn", "uram_count", "finn_least_waste", "price",
     "weight_memory", "threshold_memories", "threshold_levels", "line_buffer", "running_values", "constant_operand",
-    "threshold_element", "layer_memories", "layout", "LAYOUTS", "constant_rows",
+    "threshold_element", "default_threshold_unit", "layer_memories", "layout", "LAYOUTS", "constant_rows",
     "RAM_STYLE_OF_MEM_STYLE", "MEM_STYLE_OF_RAM_STYLE", "STORAGE_IMPL", "ram_style", "storage_impl",
 ]  # fmt: skip

@@ -142,7 +142,7 @@ def storage_impl(cost: Optional[Cost], name: str) -> Optional[str]:
     return None if cost is None else M.storage_impl(cost.storage.get(name))
 
 
-def layer_memory(layer: hw.HWLayer, name: str, unit: str = "linear") -> M.MemoryLayout:
+def layer_memory(layer: hw.HWLayer, name: str, unit: Optional[str] = None) -> M.MemoryLayout:
     """Memory ``name`` of ``layer``'s layout (:func:`sira.memory.layer_memories`):
     the shape the generated array takes and the cost model prices."""
     return next(m for m in M.layer_memories(layer, unit) if m.name == name)

@@ -33,6 +33,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from .. import hw
+from .. import memory as M
 from ..cost import Cost
 from ..errors import SiraError
 from .cpp import (as_object, codec, cpp_literal, encode_codes, exact, initializer, int_ctype, layer_memory, memory_pragmas,
@@ -188,7 +189,7 @@ def vvau_reference(layer: hw.VVAU, inputs):
 @kernel("Thresholding", "layer_thresholding.hpp.j2")
 def thresholding_context(layer: hw.Thresholding, cost: Optional[Cost]) -> dict:
     lo, hi = value_range(layer.in_type)
-    unit = threshold_unit(cost, "constant" if layer.thresholds.shape[0] == 1 else "linear")
+    unit = threshold_unit(cost, M.default_threshold_unit(layer))
     return {
         "in": port(layer.in_type, layer.pe),
         "out": port(layer.out_type, layer.pe),
