@@ -48,9 +48,9 @@ def _param_bits(p: np.ndarray) -> tuple[int, bool, bool]:
 
 def _const_elements(layer: hw.Elementwise) -> int:
     """Elements of the constant operand as the generated code stores them
-    (:func:`sira.memory.constant_rows` words of PE lanes; 1 for a scalar)."""
-    rows = M.constant_rows(layer)
-    return 1 if rows <= 1 else rows * layer.pe
+    (:func:`sira.memory.constant_rows` words of PE lanes; 1 for a scalar,
+    which is hard-wired)."""
+    return 1 if M.constant_pattern(layer) == "scalar" else M.constant_rows(layer) * layer.pe
 
 
 def _unknown(kind: str, mode: str, note: str, bram18: Any = 0, uram: Any = 0) -> C.Cost:

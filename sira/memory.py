@@ -307,34 +307,42 @@ def _window(layer, unit: str) -> tuple[MemoryLayout, ...]:
 
 @layout("Elementwise")
 def _elementwise(layer: hw.Elementwise, unit: str) -> tuple[MemoryLayout, ...]:
-    rows = constant_rows(layer)
-    if rows <= 1:
+    if constant_pattern(layer) in ("none", "scalar"):
         return ()
+    rows = constant_rows(layer)
     p = np.asarray(layer.param)
-    values = np.round(p).astype(np.int64) if p.dtype.kind == "f" else p
-    flat = [int(v) for v in np.asarray(values).flat]
-    bits = hw.StreamType.for_range(min(flat), max(flat)).bits
+    if p.dtype.kind == "f" and not np.all(np.isfinite(p)):
+        bits = 32  # a float constant: the host's, stored as float32
+    else:
+        values = [int(v) for v in (np.round(p).astype(np.int64) if p.dtype.kind == "f" else p).flat]
+        bits = hw.StreamType.for_range(min(values), max(values)).bits
     return (constant_operand(lanes=layer.pe, rows=rows, bits=bits, style=ram_style(layer.mem_style)),)
 
 
-def constant_rows(layer: hw.Elementwise) -> int:
-    """Words of the constant operand of an elementwise layer as stored: 1
-    for a scalar (or none), ``channels/PE`` for one value per channel, one
-    per stream word otherwise."""
+def constant_pattern(layer: hw.Elementwise) -> str:
+    """How an elementwise layer's constant operand is stored: ``none``,
+    ``scalar`` (one value, hard-wired), ``channel`` (one value per channel:
+    channels/PE words) or ``element`` (one value per stream word)."""
     if layer.param is None or layer.op == "RoundClip":
-        return 0
+        return "none"
     p = np.asarray(layer.param)
     full = np.broadcast_to(p.reshape((1,) * (len(layer.out_shape) - p.ndim) + p.shape), layer.out_shape)
     flat = full.reshape(-1, layer.channels)
     if np.all(flat == flat.reshape(-1)[0]):
-        return 1
-    nf = layer.channels // layer.pe
-    return nf if np.all(flat == flat[0]) else flat.shape[0] * nf
+        return "scalar"
+    return "channel" if np.all(flat == flat[0]) else "element"
+
+
+def constant_rows(layer: hw.Elementwise) -> int:
+    """Words of the constant operand of an elementwise layer as stored (see
+    :func:`constant_pattern`; 0 without one)."""
+    pattern = constant_pattern(layer)
+    return {"none": 0, "scalar": 1, "channel": layer.channel_folds, "element": layer.pixels * layer.channel_folds}[pattern]
 
 
 __all__ = [
     "Memory", "MemoryLayout", "map_memory", "bram18_finn", "uram_count", "finn_least_waste", "price",
     "weight_memory", "threshold_memories", "threshold_levels", "line_buffer", "running_values", "constant_operand",
-    "threshold_element", "default_threshold_unit", "layer_memories", "layout", "LAYOUTS", "constant_rows",
+    "threshold_element", "default_threshold_unit", "layer_memories", "layout", "LAYOUTS", "constant_pattern", "constant_rows",
     "RAM_STYLE_OF_MEM_STYLE", "MEM_STYLE_OF_RAM_STYLE", "STORAGE_IMPL", "ram_style", "storage_impl",
 ]  # fmt: skip

@@ -236,14 +236,13 @@ def _elementwise_param(layer: hw.Elementwise) -> tuple[np.ndarray, str]:
     p = exact(p)
     shape = layer.out_shape
     full = np.broadcast_to(p.reshape((1,) * (len(shape) - p.ndim) + p.shape), shape)
-    flat = full.reshape(-1, layer.channels)
-    nf = layer.channels // layer.pe
-    if np.all(flat == flat.reshape(-1)[0]):
-        return flat.reshape(-1)[:1].reshape(1, 1), "0"
-    if np.all(flat == flat[0]):
-        return flat[0].reshape(nf, layer.pe).T, "nf"
-    rows = flat.reshape(-1, nf, layer.pe).reshape(-1, layer.pe).T  # [pe][word]
-    return rows, "i"
+    words = full.reshape(-1, layer.pe).T  # [pe][word], channels-last: word w holds elements w*PE ... w*PE + PE-1
+    pattern = M.constant_pattern(layer)  # the layout the estimate prices
+    if pattern == "scalar":
+        return words[:1, :1], "0"
+    if pattern == "channel":
+        return words[:, : layer.channel_folds], "nf"
+    return words, "i"
 
 
 def _binary_context(layer, op: str, rhs_type: Optional[hw.StreamType], param, row: str, cost: Optional[Cost]) -> dict:
