@@ -159,10 +159,6 @@ class MemoryLayout:
     count: int = 1
     style: str = "auto"
 
-    @property
-    def bits(self) -> int:
-        return self.width * self.depth * self.count
-
 
 def price(layout: MemoryLayout, part: Part | str | None = None, style: Optional[str] = None) -> Memory:
     """The primitives of every memory of ``layout`` (``style`` overrides
