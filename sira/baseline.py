@@ -138,7 +138,7 @@ def _mac(layer, report: _Report) -> list[hw.HWLayer]:
         layer, acc_type=acc_type, acc_range=acc_range, thresholds=None, threshold_type=None,
         activation_bias=0, activation_scale=1, out_type=acc_type, outputs=(f"{layer.name}_acc",),
     )  # fmt: skip
-    channels = layer.mh if isinstance(layer, hw.MVAU) else layer.channels
+    channels = layer.out_shape[-1]  # MH of an MVAU, the channels of a VVAU (streams are channels-last)
     return [mac] + _tail(layer.name, f"{layer.name}_acc", layer.outputs[0], layer.out_shape, channels, acc_type, layer.out_type, layer.pe)
 
 

@@ -111,19 +111,33 @@ def _buffer(layer: hw.HWLayer) -> M.MemoryLayout:
     return buffer
 
 
-@costs("MVAU", "VVAU")
-def _mac_cost(layer, part: Part, mode: str) -> C.Cost:
-    if not layer.in_type.is_integer:
-        return _unknown(layer.kind, mode, "float input to a MAC layer")
-    common = dict(
+def _mac_params(layer, part: Part, mode: str) -> dict:
+    """What the MVAU and VVAU cost functions share: folding, widths, the
+    embedded thresholds' output bits and the memory styles."""
+    return dict(
         pe=layer.pe, simd=layer.simd, w_bits=layer.weight_type.bits, a_bits=layer.in_type.bits,
         a_signed=layer.in_type.signed, acc_bits=layer.acc_type.bits,
         out_bits=M.threshold_levels(layer.thresholds.shape[1]) if layer.has_thresholds else None, mode=mode, part=part,
         ram_style=M.ram_style(layer.mem_style), ram_style_thresholds=M.ram_style(layer.threshold_mem_style),
     )  # fmt: skip
-    if isinstance(layer, hw.MVAU):
-        return C.mvau(mw=layer.mw, mh=layer.mh, **common)
-    return C.vvau(channels=layer.channels, kernel=layer.kernel, **common)
+
+
+def _float_mac(layer, mode: str) -> C.Cost:
+    return _unknown(layer.kind, mode, "float input to a MAC layer")
+
+
+@costs("MVAU")
+def _mvau_cost(layer: hw.MVAU, part: Part, mode: str) -> C.Cost:
+    if not layer.in_type.is_integer:
+        return _float_mac(layer, mode)
+    return C.mvau(mw=layer.mw, mh=layer.mh, **_mac_params(layer, part, mode))
+
+
+@costs("VVAU")
+def _vvau_cost(layer: hw.VVAU, part: Part, mode: str) -> C.Cost:
+    if not layer.in_type.is_integer:
+        return _float_mac(layer, mode)
+    return C.vvau(channels=layer.channels, kernel=layer.kernel, **_mac_params(layer, part, mode))
 
 
 @costs("Thresholding")
