@@ -44,7 +44,7 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from .errors import SiraError
-from .hw_base import MEM_STYLES, HWLayer, StreamType, _check_thresholds, _int_array
+from .hw_base import MEM_STYLES, HWLayer, StreamType, check_thresholds, int_array
 from .hw_window import ConvolutionInputGenerator, FMPadding, Pool, StreamingMaxPool
 
 
@@ -86,11 +86,11 @@ class MVAU(HWLayer):
         object.__setattr__(self, "num_input_vectors", tuple(int(v) for v in self.num_input_vectors))
         if self.acc_range is not None:
             object.__setattr__(self, "acc_range", tuple(int(v) for v in self.acc_range))
-        w = _int_array(self.weights, "weights", self.name)
+        w = int_array(self.weights, "weights", self.name)
         if w.shape != (self.mw, self.mh):
             raise SiraError(f"layer '{self.name}' (MVAU): weights are {w.shape}, expected (MW, MH) = ({self.mw}, {self.mh})")
         object.__setattr__(self, "weights", w)
-        object.__setattr__(self, "thresholds", _check_thresholds(self, self.thresholds, self.mh, self.threshold_type))
+        object.__setattr__(self, "thresholds", check_thresholds(self, self.thresholds, self.mh, self.threshold_type))
         if self.threshold_mem_style not in MEM_STYLES:
             raise SiraError(f"layer '{self.name}' (MVAU): threshold_mem_style must be one of {', '.join(MEM_STYLES)}")
         super().__post_init__()
@@ -154,12 +154,12 @@ class VVAU(HWLayer):
         object.__setattr__(self, "kernel", tuple(int(v) for v in self.kernel))
         object.__setattr__(self, "num_input_vectors", tuple(int(v) for v in self.num_input_vectors))
         object.__setattr__(self, "acc_range", tuple(int(v) for v in self.acc_range))
-        w = _int_array(self.weights, "weights", self.name)
+        w = int_array(self.weights, "weights", self.name)
         k = int(math.prod(self.kernel))
         if w.shape != (self.channels, k):
             raise SiraError(f"layer '{self.name}' (VVAU): weights are {w.shape}, expected (channels, kh*kw) = ({self.channels}, {k})")
         object.__setattr__(self, "weights", w)
-        object.__setattr__(self, "thresholds", _check_thresholds(self, self.thresholds, self.channels, self.threshold_type))
+        object.__setattr__(self, "thresholds", check_thresholds(self, self.thresholds, self.channels, self.threshold_type))
         if self.threshold_mem_style not in MEM_STYLES:
             raise SiraError(f"layer '{self.name}' (VVAU): threshold_mem_style must be one of {', '.join(MEM_STYLES)}")
         super().__post_init__()
@@ -205,7 +205,7 @@ class Thresholding(HWLayer):
     activation_scale: int = 1
 
     def __post_init__(self):
-        object.__setattr__(self, "thresholds", _check_thresholds(self, self.thresholds, self.channels, self.threshold_type))
+        object.__setattr__(self, "thresholds", check_thresholds(self, self.thresholds, self.channels, self.threshold_type))
         super().__post_init__()
 
     def fold_dims(self):

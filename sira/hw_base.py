@@ -90,7 +90,7 @@ class StreamType:
 # --------------------------------------------------------------------------
 
 
-def _int_array(a, what: str, layer: str) -> np.ndarray:
+def int_array(a, what: str, layer: str) -> np.ndarray:
     """Exact, read-only integer copy of ``a``."""
     arr = np.array(a, copy=True)
     if arr.dtype == object:
@@ -247,10 +247,12 @@ def _spatial(shape: tuple[int, ...]) -> int:
     return int(math.prod(shape[1:-1])) if len(shape) > 2 else 1
 
 
-def _check_thresholds(layer: HWLayer, thresholds: Optional[np.ndarray], channels: int, ttype: Optional[StreamType]) -> Optional[np.ndarray]:
+def check_thresholds(layer: HWLayer, thresholds: Optional[np.ndarray], channels: int, ttype: Optional[StreamType]) -> Optional[np.ndarray]:
+    """Validated exact copy of a layer's thresholds: ``(channels or 1, steps)``
+    integers that fit ``ttype`` (None stays None)."""
     if thresholds is None:
         return None
-    t = _int_array(thresholds, "thresholds", layer.name)
+    t = int_array(thresholds, "thresholds", layer.name)
     if t.ndim != 2 or t.shape[0] not in (1, channels):
         raise SiraError(f"layer '{layer.name}' ({layer.kind}): thresholds must be (channels={channels} or 1, steps), got {t.shape}")
     if ttype is None:
@@ -262,4 +264,4 @@ def _check_thresholds(layer: HWLayer, thresholds: Optional[np.ndarray], channels
     return t
 
 
-__all__ = ["StreamType", "HWLayer", "MEM_STYLES"]
+__all__ = ["StreamType", "HWLayer", "MEM_STYLES", "int_array", "check_thresholds"]
