@@ -43,11 +43,12 @@ import numpy as np
 
 from .errors import SiraError
 from .hw import HWLayer
+from .memory import MEM_STYLE_OF_RAM_STYLE, RAM_STYLE_OF_MEM_STYLE
 
 #: FINN ``ram_style`` value -> sira ``mem_style``.
-RAM_STYLES = {"auto": "auto", "block": "block", "distributed": "lut", "lut": "lut", "ultra": "ultra"}
+RAM_STYLES = MEM_STYLE_OF_RAM_STYLE
 #: sira ``mem_style`` -> FINN ``ram_style``.
-FINN_RAM_STYLE = {"auto": "auto", "block": "block", "lut": "distributed", "ultra": "ultra"}
+FINN_RAM_STYLE = RAM_STYLE_OF_MEM_STYLE
 
 #: keys of a FINN folding config that sira models
 MODELLED_KEYS = ("PE", "SIMD", "ram_style", "ram_style_thresholds")

@@ -26,235 +26,26 @@ Conventions shared by every layer:
 * ``mem_style`` is one of ``auto``/``lut``/``block``/``ultra`` (where the
   layer's main memory - weights, thresholds, line buffer - goes).
 * ``cycles`` is the initiation interval in clock cycles for one input
-  (FINN's expected-cycles formulas; 0 for free wiring).
+  (FINN's expected-cycles formulas; 0 for free wiring). The folds and loop
+  bounds it is made of (``neuron_folds``, ``channel_folds``, ``row_words``,
+  ...) are properties too: the generated code loops over exactly these.
+
+The stream type and the base class live in :mod:`sira.hw_base`, the image
+layers (padding, sliding window, pooling) in :mod:`sira.hw_window`; every
+name is importable from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar, Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 
 from .errors import SiraError
-
-MEM_STYLES = ("auto", "lut", "block", "ultra")
-
-
-# --------------------------------------------------------------------------
-# stream types
-# --------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class StreamType:
-    """Type of the values on a stream: ``bits`` wide, ``signed`` or not;
-    ``kind`` is ``int``, ``bipolar`` (+-1 in one bit) or ``float``."""
-
-    bits: int
-    signed: bool
-    kind: str = "int"
-
-    def __post_init__(self):
-        if self.kind not in ("int", "bipolar", "float"):
-            raise ValueError(f"unknown stream type kind '{self.kind}'")
-        if self.bits < 1:
-            raise ValueError(f"stream type needs at least one bit, got {self.bits}")
-
-    @classmethod
-    def for_range(cls, lo: int, hi: int) -> "StreamType":
-        """Narrowest integer type holding [lo, hi] (FINN's width rule)."""
-        lo, hi = int(lo), int(hi)
-        if lo > hi:
-            raise ValueError(f"empty integer range [{lo}, {hi}]")
-        if lo >= 0:
-            return cls(max(hi.bit_length(), 1), False)
-        return cls(max((-lo - 1).bit_length(), hi.bit_length()) + 1, True)
-
-    @classmethod
-    def bipolar(cls) -> "StreamType":
-        return cls(1, True, "bipolar")
-
-    @classmethod
-    def float32(cls) -> "StreamType":
-        return cls(32, True, "float")
-
-    @property
-    def is_integer(self) -> bool:
-        return self.kind != "float"
-
-    @property
-    def min(self) -> int:
-        if self.kind == "bipolar":
-            return -1
-        return -(1 << (self.bits - 1)) if self.signed else 0
-
-    @property
-    def max(self) -> int:
-        if self.kind == "bipolar":
-            return 1
-        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
-
-    @property
-    def name(self) -> str:
-        """QONNX datatype name: ``INT16``, ``UINT4``, ``BINARY``, ``BIPOLAR``, ``FLOAT32``."""
-        if self.kind == "float":
-            return "FLOAT32"
-        if self.kind == "bipolar":
-            return "BIPOLAR"
-        if not self.signed and self.bits == 1:
-            return "BINARY"
-        return f"{'INT' if self.signed else 'UINT'}{self.bits}"
-
-    def __str__(self) -> str:
-        return self.name
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "bits": self.bits, "signed": self.signed}
-
-
-# --------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------
-
-
-def _int_array(a, what: str, layer: str) -> np.ndarray:
-    """Exact, read-only integer copy of ``a``."""
-    arr = np.array(a, copy=True)
-    if arr.dtype == object:
-        if not all(isinstance(v, (int, np.integer)) for v in arr.flat):
-            raise SiraError(f"layer '{layer}': {what} must be integers")
-    elif arr.dtype.kind in "iub":
-        arr = arr.astype(np.int64)
-    else:
-        raise SiraError(f"layer '{layer}': {what} must be an integer array (int64 or object), got {arr.dtype}")
-    arr.setflags(write=False)
-    return arr
-
-
-def _array_range(a: np.ndarray) -> tuple[int, int]:
-    if a.dtype == object:
-        vals = [int(v) for v in a.flat]
-        return min(vals), max(vals)
-    return int(a.min()), int(a.max())
-
-
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def _json_value(v: Any) -> Any:
-    if isinstance(v, StreamType):
-        return v.to_json()
-    if isinstance(v, np.ndarray):
-        if v.dtype == object or v.dtype.kind in "iub":
-            return np.vectorize(int, otypes=[object])(v).tolist() if v.size else []
-        return v.tolist()
-    if isinstance(v, tuple):
-        return [_json_value(x) for x in v]
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    return v
-
-
-# --------------------------------------------------------------------------
-# base
-# --------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
-class HWLayer:
-    """Fields every hardware stage has (see the module docstring)."""
-
-    kind: ClassVar[str] = "HWLayer"
-
-    name: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    in_type: StreamType
-    out_type: StreamType
-    pe: int = 1
-    simd: int = 1
-    mem_style: str = "auto"
-
-    def __post_init__(self):
-        for f in ("inputs", "outputs", "in_shape", "out_shape"):
-            object.__setattr__(self, f, tuple(getattr(self, f)))
-        if self.mem_style not in MEM_STYLES:
-            raise SiraError(f"layer '{self.name}' ({self.kind}): mem_style '{self.mem_style}' is not one of {', '.join(MEM_STYLES)}")
-        self._check_folding()
-
-    # -- folding -----------------------------------------------------------
-    def fold_dims(self) -> dict[str, tuple[str, int]]:
-        """``{"pe"|"simd": (dimension name, size)}``: what each folding factor
-        must divide. A factor not listed must stay 1."""
-        return {}
-
-    def _check_folding(self) -> None:
-        dims = self.fold_dims()
-        for factor in ("pe", "simd"):
-            value = getattr(self, factor)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise SiraError(f"layer '{self.name}' ({self.kind}): {factor.upper()}={value!r} must be a positive integer")
-            if factor not in dims:
-                if value != 1:
-                    raise SiraError(f"layer '{self.name}' ({self.kind}) has no {factor.upper()} folding; set {factor.upper()}=1")
-                continue
-            dim, size = dims[factor]
-            if size % value:
-                raise SiraError(
-                    f"layer '{self.name}' ({self.kind}): {factor.upper()}={value} does not divide {dim}={size}; "
-                    f"choose {factor.upper()} among {', '.join(map(str, _divisors(size)))}"
-                )
-
-    def with_folding(self, pe: Optional[int] = None, simd: Optional[int] = None, mem_style: Optional[str] = None) -> "HWLayer":
-        """A copy with other folding or memory style (validated)."""
-        changes: dict[str, Any] = {}
-        if pe is not None:
-            changes["pe"] = pe
-        if simd is not None:
-            changes["simd"] = simd
-        if mem_style is not None:
-            changes["mem_style"] = mem_style
-        return dataclasses.replace(self, **changes)
-
-    # -- cost-free facts ------------------------------------------------------
-    @property
-    def cycles(self) -> int:
-        """Clock cycles per input (FINN's expected cycles)."""
-        return 0
-
-    def to_json(self) -> dict:
-        """Plain JSON-able dict: ``kind``, every field (types as
-        ``{name, bits, signed}``, arrays as nested lists of ints), ``cycles``."""
-        out: dict[str, Any] = {"kind": self.kind}
-        for f in dataclasses.fields(self):
-            out[f.name] = _json_value(getattr(self, f.name))
-        out["cycles"] = self.cycles
-        return out
-
-
-def _spatial(shape: tuple[int, ...]) -> int:
-    """Elements per channel of a channels-last stream, batch excluded."""
-    return int(math.prod(shape[1:-1])) if len(shape) > 2 else 1
-
-
-def _check_thresholds(layer: HWLayer, thresholds: Optional[np.ndarray], channels: int, ttype: Optional[StreamType]) -> Optional[np.ndarray]:
-    if thresholds is None:
-        return None
-    t = _int_array(thresholds, "thresholds", layer.name)
-    if t.ndim != 2 or t.shape[0] not in (1, channels):
-        raise SiraError(f"layer '{layer.name}' ({layer.kind}): thresholds must be (channels={channels} or 1, steps), got {t.shape}")
-    if ttype is None:
-        raise SiraError(f"layer '{layer.name}' ({layer.kind}): thresholds need a threshold_type")
-    if t.size:
-        lo, hi = _array_range(t)
-        if lo < ttype.min or hi > ttype.max:
-            raise SiraError(f"layer '{layer.name}' ({layer.kind}): thresholds [{lo}, {hi}] do not fit {ttype.name}")
-    return t
+from .hw_base import MEM_STYLES, HWLayer, StreamType, check_thresholds, int_array
+from .hw_window import ConvolutionInputGenerator, FMPadding, Pool, StreamingMaxPool
 
 
 # --------------------------------------------------------------------------
@@ -274,6 +65,7 @@ class MVAU(HWLayer):
     ``PE`` divides ``mh``, ``SIMD`` divides ``mw``."""
 
     kind: ClassVar[str] = "MVAU"
+    in_factors: ClassVar[tuple[str, ...]] = ("simd",)
 
     mw: int
     mh: int
@@ -294,11 +86,11 @@ class MVAU(HWLayer):
         object.__setattr__(self, "num_input_vectors", tuple(int(v) for v in self.num_input_vectors))
         if self.acc_range is not None:
             object.__setattr__(self, "acc_range", tuple(int(v) for v in self.acc_range))
-        w = _int_array(self.weights, "weights", self.name)
+        w = int_array(self.weights, "weights", self.name)
         if w.shape != (self.mw, self.mh):
             raise SiraError(f"layer '{self.name}' (MVAU): weights are {w.shape}, expected (MW, MH) = ({self.mw}, {self.mh})")
         object.__setattr__(self, "weights", w)
-        object.__setattr__(self, "thresholds", _check_thresholds(self, self.thresholds, self.mh, self.threshold_type))
+        object.__setattr__(self, "thresholds", check_thresholds(self, self.thresholds, self.mh, self.threshold_type))
         if self.threshold_mem_style not in MEM_STYLES:
             raise SiraError(f"layer '{self.name}' (MVAU): threshold_mem_style must be one of {', '.join(MEM_STYLES)}")
         super().__post_init__()
@@ -311,8 +103,28 @@ class MVAU(HWLayer):
         return {"pe": ("MH", self.mh), "simd": ("MW", self.mw)}
 
     @property
+    def neuron_folds(self) -> int:
+        """NF: output words per input vector (MH/PE)."""
+        return self.mh // self.pe
+
+    @property
+    def synapse_folds(self) -> int:
+        """SF: input words per input vector (MW/SIMD)."""
+        return self.mw // self.simd
+
+    @property
+    def weight_depth(self) -> int:
+        """Words of each PE's weight memory: one per (NF, SF) step."""
+        return self.neuron_folds * self.synapse_folds
+
+    @property
+    def vectors(self) -> int:
+        """Input vectors per frame."""
+        return int(math.prod(self.num_input_vectors))
+
+    @property
     def cycles(self) -> int:
-        return (self.mh // self.pe) * (self.mw // self.simd) * int(math.prod(self.num_input_vectors))
+        return self.vectors * self.weight_depth
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -323,6 +135,7 @@ class VVAU(HWLayer):
     :class:`MVAU`. ``PE`` divides ``channels``, ``SIMD`` divides ``kh*kw``."""
 
     kind: ClassVar[str] = "VVAU"
+    in_factors: ClassVar[tuple[str, ...]] = ("pe", "simd")
 
     channels: int
     kernel: tuple[int, int]
@@ -341,12 +154,12 @@ class VVAU(HWLayer):
         object.__setattr__(self, "kernel", tuple(int(v) for v in self.kernel))
         object.__setattr__(self, "num_input_vectors", tuple(int(v) for v in self.num_input_vectors))
         object.__setattr__(self, "acc_range", tuple(int(v) for v in self.acc_range))
-        w = _int_array(self.weights, "weights", self.name)
+        w = int_array(self.weights, "weights", self.name)
         k = int(math.prod(self.kernel))
         if w.shape != (self.channels, k):
             raise SiraError(f"layer '{self.name}' (VVAU): weights are {w.shape}, expected (channels, kh*kw) = ({self.channels}, {k})")
         object.__setattr__(self, "weights", w)
-        object.__setattr__(self, "thresholds", _check_thresholds(self, self.thresholds, self.channels, self.threshold_type))
+        object.__setattr__(self, "thresholds", check_thresholds(self, self.thresholds, self.channels, self.threshold_type))
         if self.threshold_mem_style not in MEM_STYLES:
             raise SiraError(f"layer '{self.name}' (VVAU): threshold_mem_style must be one of {', '.join(MEM_STYLES)}")
         super().__post_init__()
@@ -356,12 +169,25 @@ class VVAU(HWLayer):
         return self.thresholds is not None
 
     def fold_dims(self):
-        return {"pe": ("channels", self.channels), "simd": ("kernel size kh*kw", int(math.prod(self.kernel)))}
+        return {"pe": ("channels", self.channels), "simd": ("kernel size kh*kw", self.window)}
+
+    @property
+    def window(self) -> int:
+        """Elements of the kernel window (kh*kw)."""
+        return int(math.prod(self.kernel))
+
+    @property
+    def channel_folds(self) -> int:
+        return self.channels // self.pe
+
+    @property
+    def vectors(self) -> int:
+        """Windows per frame."""
+        return int(math.prod(self.num_input_vectors))
 
     @property
     def cycles(self) -> int:
-        k = int(math.prod(self.kernel))
-        return (self.channels // self.pe) * (k // self.simd) * int(math.prod(self.num_input_vectors))
+        return self.channel_folds * (self.window // self.simd) * self.vectors
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -379,15 +205,19 @@ class Thresholding(HWLayer):
     activation_scale: int = 1
 
     def __post_init__(self):
-        object.__setattr__(self, "thresholds", _check_thresholds(self, self.thresholds, self.channels, self.threshold_type))
+        object.__setattr__(self, "thresholds", check_thresholds(self, self.thresholds, self.channels, self.threshold_type))
         super().__post_init__()
 
     def fold_dims(self):
         return {"pe": ("channels", self.channels)}
 
     @property
+    def channel_folds(self) -> int:
+        return self.channels // self.pe
+
+    @property
     def cycles(self) -> int:
-        return _spatial(self.in_shape) * (self.channels // self.pe)
+        return self.pixels * self.channel_folds
 
 
 ELEMENTWISE_OPS = ("Add", "Sub", "Mul", "Div", "Min", "Max", "RoundClip")
@@ -430,12 +260,20 @@ class Elementwise(HWLayer):
     def rhs_style(self) -> str:
         return "input" if len(self.inputs) > 1 else "const"
 
+    @property
+    def input_types(self) -> list[StreamType]:
+        return [self.in_type, self.rhs_type] if len(self.inputs) > 1 else [self.in_type]
+
     def fold_dims(self):
         return {"pe": ("channels", self.channels)}
 
     @property
+    def channel_folds(self) -> int:
+        return self.channels // self.pe
+
+    @property
     def cycles(self) -> int:
-        return _spatial(self.out_shape) * (self.channels // self.pe)
+        return self.pixels * self.channel_folds
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -448,135 +286,20 @@ class AddStreams(HWLayer):
     channels: int
     in_type2: StreamType
 
-    def fold_dims(self):
-        return {"pe": ("channels", self.channels)}
-
     @property
-    def cycles(self) -> int:
-        return _spatial(self.out_shape) * (self.channels // self.pe)
-
-
-# --------------------------------------------------------------------------
-# sliding window, padding, pooling
-# --------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
-class FMPadding(HWLayer):
-    """Zero padding of an image stream: ``padding`` is (top, left, bottom,
-    right), in ``value`` (0 for convolutions). ``SIMD`` divides ``channels``."""
-
-    kind: ClassVar[str] = "FMPadding"
-
-    channels: int
-    padding: tuple[int, int, int, int]
-    value: int = 0
-
-    def __post_init__(self):
-        object.__setattr__(self, "padding", tuple(int(v) for v in self.padding))
-        super().__post_init__()
-
-    def fold_dims(self):
-        return {"simd": ("channels", self.channels)}
-
-    @property
-    def cycles(self) -> int:
-        return _spatial(self.out_shape) * (self.channels // self.simd)
-
-
-@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
-class ConvolutionInputGenerator(HWLayer):
-    """Sliding window generator: reads an (already padded) ``ifm_dim`` image
-    of ``channels`` and emits, per output pixel of ``ofm_dim``, the
-    ``kernel`` window in (kh, kw, c) order. ``depthwise`` streams the window
-    channel-interleaved for a VVAU. ``SIMD`` divides ``channels``."""
-
-    kind: ClassVar[str] = "ConvolutionInputGenerator"
-
-    channels: int
-    ifm_dim: tuple[int, int]
-    ofm_dim: tuple[int, int]
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    dilation: tuple[int, int] = (1, 1)
-    depthwise: bool = False
-
-    def __post_init__(self):
-        for f in ("ifm_dim", "ofm_dim", "kernel", "stride", "dilation"):
-            object.__setattr__(self, f, tuple(int(v) for v in getattr(self, f)))
-        super().__post_init__()
-
-    def fold_dims(self):
-        return {"simd": ("channels", self.channels)}
-
-    @property
-    def cycles(self) -> int:
-        window = int(math.prod(self.ofm_dim)) * int(math.prod(self.kernel))
-        return max(window, int(math.prod(self.ifm_dim))) * (self.channels // self.simd)
-
-
-@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
-class StreamingMaxPool(HWLayer):
-    """Max pooling over ``kernel`` windows with ``stride`` on an image
-    stream (no padding). ``PE`` divides ``channels``."""
-
-    kind: ClassVar[str] = "StreamingMaxPool"
-
-    channels: int
-    ifm_dim: tuple[int, int]
-    ofm_dim: tuple[int, int]
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-
-    def __post_init__(self):
-        for f in ("ifm_dim", "ofm_dim", "kernel", "stride"):
-            object.__setattr__(self, f, tuple(int(v) for v in getattr(self, f)))
-        super().__post_init__()
+    def input_types(self) -> list[StreamType]:
+        return [self.in_type, self.in_type2]
 
     def fold_dims(self):
         return {"pe": ("channels", self.channels)}
 
     @property
-    def cycles(self) -> int:
-        return int(math.prod(self.ifm_dim)) * (self.channels // self.pe)
-
-
-@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
-class Pool(HWLayer):
-    """Pooling by summation (``function`` ``"sum"``): the integer sum over
-    each ``kernel`` window; an average pool is this sum, its division folded
-    into the next requantization (thresholds or scale). ``PE`` divides
-    ``channels``."""
-
-    kind: ClassVar[str] = "Pool"
-
-    channels: int
-    ifm_dim: tuple[int, int]
-    ofm_dim: tuple[int, int]
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    function: str = "sum"
-    acc_type: Optional[StreamType] = None
-
-    def __post_init__(self):
-        for f in ("ifm_dim", "ofm_dim", "kernel", "stride"):
-            object.__setattr__(self, f, tuple(int(v) for v in getattr(self, f)))
-        if self.function != "sum":
-            raise SiraError(f"layer '{self.name}' (Pool): function '{self.function}' is not supported; only 'sum'")
-        super().__post_init__()
-
-    def fold_dims(self):
-        return {"pe": ("channels", self.channels)}
-
-    @property
-    def is_global(self) -> bool:
-        """One window over the whole image (global pooling): a running
-        value per channel, no line buffer."""
-        return self.kernel == self.ifm_dim and self.ofm_dim == (1, 1)
+    def channel_folds(self) -> int:
+        return self.channels // self.pe
 
     @property
     def cycles(self) -> int:
-        return int(math.prod(self.ifm_dim)) * (self.channels // self.pe)
+        return self.pixels * self.channel_folds
 
 
 # --------------------------------------------------------------------------
@@ -591,6 +314,8 @@ class Concat(HWLayer):
     channel count."""
 
     kind: ClassVar[str] = "Concat"
+    in_factors: ClassVar[tuple[str, ...]] = ("simd",)
+    out_factors: ClassVar[tuple[str, ...]] = ("simd",)
 
     channels: tuple[int, ...]
     in_types: tuple[StreamType, ...]
@@ -604,8 +329,16 @@ class Concat(HWLayer):
         return {"simd": ("gcd of the input channels", math.gcd(*self.channels))}
 
     @property
+    def input_types(self) -> list[StreamType]:
+        return list(self.in_types)
+
+    @property
+    def input_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(self.in_shape[:-1]) + (c,) for c in self.channels]
+
+    @property
     def cycles(self) -> int:
-        return _spatial(self.out_shape) * (sum(self.channels) // self.simd)
+        return self.pixels * (sum(self.channels) // self.simd)
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -614,6 +347,8 @@ class Split(HWLayer):
     order). ``SIMD`` divides every output's channel count."""
 
     kind: ClassVar[str] = "Split"
+    in_factors: ClassVar[tuple[str, ...]] = ("simd",)
+    out_factors: ClassVar[tuple[str, ...]] = ("simd",)
 
     channels: tuple[int, ...]
 
@@ -625,8 +360,12 @@ class Split(HWLayer):
         return {"simd": ("gcd of the output channels", math.gcd(*self.channels))}
 
     @property
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(self.out_shape[:-1]) + (c,) for c in self.channels]
+
+    @property
     def cycles(self) -> int:
-        return _spatial(self.in_shape) * (sum(self.channels) // self.simd)
+        return self.pixels * (sum(self.channels) // self.simd)
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)

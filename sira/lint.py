@@ -22,10 +22,11 @@ one :class:`~sira.errors.SiraError`. Checks:
 * **Capacity of the part.** LUT, DSP, BRAM18 and URAM of each layer and of
   the whole design against the part. Uses the per-layer costs when given
   (``costs``: :class:`sira.cost.Cost` objects or FINN-style dicts, by layer
-  name or in layer order); otherwise a lower bound estimated here - weight,
-  threshold and line-buffer memories mapped with
-  :func:`sira.cost.map_memory`, multiplies bound with
-  :func:`sira.cost.multiply` - so that a memory too large for the part is
+  name or in layer order); otherwise a lower bound estimated here - every
+  memory of the layer as the generated code lays it out
+  (:func:`sira.memory.layer_memories`) mapped with
+  :func:`sira.memory.price`, multiplies bound with
+  :func:`sira.multipliers.multiply` - so that a memory too large for the part is
   caught without the cost model. A single layer larger than the part ->
   error ("layer too large"); the design as a whole -> error; both with the
   fix (fewer PE/SIMD, another memory style, another part that fits).
@@ -33,16 +34,16 @@ one :class:`~sira.errors.SiraError`. Checks:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from . import cost as C
+from . import memory as M
 from .devices import PARTS, Part, get_part
 from .errors import SiraError
 from .hw import HWLayer, StreamType
+from .multipliers import multiply
 
 #: Vitis HLS ap_int width without AP_INT_MAX_W.
 AP_INT_DEFAULT_W = 1024
@@ -53,7 +54,6 @@ MAX_UNROLL = 4096
 
 #: resource key -> (Part attribute, label)
 _RESOURCES = {"LUT": ("lut", "LUT"), "DSP": ("dsp", "DSP"), "BRAM_18K": ("bram18", "BRAM18"), "URAM": ("uram", "URAM")}
-_MEM_STYLE_TO_MAP = {"auto": "auto", "lut": "distributed", "block": "block", "ultra": "ultra"}
 
 
 @dataclass(frozen=True)
@@ -78,36 +78,18 @@ class LintIssue:
 # --------------------------------------------------------------------------
 
 
-def _in_out_lanes(layer: HWLayer) -> tuple[int, int]:
-    """Elements per clock on the input and output stream of ``layer``."""
-    k = layer.kind
-    if k == "MVAU":
-        return layer.simd, layer.pe
-    if k == "VVAU":
-        return layer.pe * layer.simd, layer.pe
-    if k in ("FMPadding", "ConvolutionInputGenerator", "Concat", "Split"):
-        return layer.simd, layer.simd
-    return layer.pe, layer.pe
-
-
 def packed_widths(layer: HWLayer) -> list[tuple[str, int, str]]:
     """``(what, bits, fix)`` for every ap_int word ``layer`` uses."""
     if layer.kind == "Reshape":
         return []
-    lin, lout = _in_out_lanes(layer)
-    par_in = "SIMD" if layer.kind in ("MVAU", "FMPadding", "ConvolutionInputGenerator", "Concat", "Split") else "PE"
-    par_out = "SIMD" if layer.kind in ("FMPadding", "ConvolutionInputGenerator", "Concat", "Split") else "PE"
+    lin, lout = layer.in_lanes, layer.out_lanes
+    par_in, par_out = layer.in_factors[0].upper(), layer.out_factors[0].upper()
     out: list[tuple[str, int, str]] = []
-    in_types = list(getattr(layer, "in_types", ()) or [layer.in_type])
-    if getattr(layer, "in_type2", None) is not None:
-        in_types.append(layer.in_type2)
-    if getattr(layer, "rhs_type", None) is not None and len(layer.inputs) > 1:
-        in_types.append(layer.rhs_type)
-    for i, t in enumerate(in_types):
+    for i, t in enumerate(layer.input_types):
         out.append((f"input stream {i} ({lin} x {t.name})", lin * t.bits, f"fewer {par_in}"))
     out.append((f"output stream ({lout} x {layer.out_type.name})", lout * layer.out_type.bits, f"fewer {par_out}"))
-    if layer.kind in ("MVAU", "VVAU"):
-        w = layer.weight_type
+    w = getattr(layer, "weight_type", None)
+    if w is not None:
         out.append((f"weight word (PE*SIMD = {layer.pe * layer.simd} x {w.name})", layer.pe * layer.simd * w.bits, "fewer PE or SIMD"))
     acc = getattr(layer, "acc_type", None)
     if acc is not None:
@@ -145,15 +127,40 @@ def _param_type(layer: HWLayer) -> Optional[StreamType]:
     return None  # float constants: not an integer multiply
 
 
+MultipliesFn = Callable[[Any], list[tuple[StreamType, StreamType, int]]]
+MULTIPLIES: dict[str, MultipliesFn] = {}
+
+
+def multiplies(*kinds: str):
+    """Register the integer multiplies of the hardware layer ``kinds``: a
+    function of the layer giving (operand a type, operand b type, instances)."""
+
+    def register(fn: MultipliesFn) -> MultipliesFn:
+        for kind in kinds:
+            MULTIPLIES[kind] = fn
+        return fn
+
+    return register
+
+
 def _multiplies(layer: HWLayer) -> list[tuple[StreamType, StreamType, int]]:
-    """(operand a type, operand b type, instances) of the integer multiplies."""
-    if layer.kind in ("MVAU", "VVAU"):
-        return [(layer.weight_type, layer.in_type, layer.pe * layer.simd)]
-    if layer.kind == "Elementwise" and layer.op == "Mul":
-        rhs = layer.rhs_type if len(layer.inputs) > 1 else _param_type(layer)
-        if rhs is not None:
-            return [(layer.in_type, rhs, layer.pe)]
-    return []
+    """(operand a type, operand b type, instances) of the integer multiplies
+    (none for a kind that registered none)."""
+    fn = MULTIPLIES.get(layer.kind)
+    return fn(layer) if fn else []
+
+
+@multiplies("MVAU", "VVAU")
+def _mac_multiplies(layer) -> list[tuple[StreamType, StreamType, int]]:
+    return [(layer.weight_type, layer.in_type, layer.pe * layer.simd)]
+
+
+@multiplies("Elementwise")
+def _elementwise_multiplies(layer) -> list[tuple[StreamType, StreamType, int]]:
+    if layer.op != "Mul":
+        return []
+    rhs = layer.rhs_type if len(layer.inputs) > 1 else _param_type(layer)
+    return [] if rhs is None else [(layer.in_type, rhs, layer.pe)]
 
 
 def _check_dsp(layer: HWLayer, part: Part) -> list[LintIssue]:
@@ -162,7 +169,7 @@ def _check_dsp(layer: HWLayer, part: Part) -> list[LintIssue]:
     for a, b, count in _multiplies(layer):
         if not (a.is_integer and b.is_integer) or a.kind == "bipolar" or b.kind == "bipolar":
             continue
-        m = C.multiply(a.bits, b.bits, part, count=count, binding="dsp", w_signed=a.signed, a_signed=b.signed)
+        m = multiply(a.bits, b.bits, part, count=count, binding="dsp", w_signed=a.signed, a_signed=b.signed)
         if m.dsp > 1:
             issues.append(LintIssue(
                 "warning", layer.name,
@@ -185,51 +192,27 @@ def _check_unroll(layer: HWLayer, max_unroll: int) -> list[LintIssue]:
 # --------------------------------------------------------------------------
 
 
-def _memories(layer: HWLayer) -> list[tuple[str, int, int, str]]:
-    """(what, width, depth, mem style) of the memories of ``layer``."""
-    mems = []
-    k = layer.kind
-    if k == "MVAU":
-        mems.append(("weights", layer.pe * layer.simd * layer.weight_type.bits,
-                     (layer.mw // layer.simd) * (layer.mh // layer.pe), layer.mem_style))
-    elif k == "VVAU":
-        kk = int(math.prod(layer.kernel))
-        mems.append(("weights", layer.pe * layer.simd * layer.weight_type.bits,
-                     (layer.channels // layer.pe) * (kk // layer.simd), layer.mem_style))
-    elif k == "ConvolutionInputGenerator":
-        # line buffer: kernel-height rows of the (padded) input image
-        depth = layer.kernel[0] * layer.ifm_dim[1] * layer.channels // layer.simd
-        mems.append(("line buffer", layer.simd * layer.in_type.bits, depth, layer.mem_style))
-    thr = getattr(layer, "thresholds", None)
-    if thr is not None and thr.size:
-        rows, steps = thr.shape
-        style = getattr(layer, "threshold_mem_style", layer.mem_style)
-        tmem = max(1, rows // layer.pe) if rows > 1 else 1
-        mems.append(("thresholds", layer.pe * steps * layer.threshold_type.bits if rows > 1 else steps * layer.threshold_type.bits,
-                     tmem, style))
-    return mems
-
-
 def estimate_resources(layer: HWLayer, part: Part) -> tuple[dict[str, int], list[LintIssue]]:
     """A lower bound of ``layer``'s LUT/DSP/BRAM_18K/URAM (memories and DSP
     multiplies only), and the issues found while mapping (e.g. URAM asked
     for on a part without URAM)."""
     res = {"LUT": 0, "DSP": 0, "BRAM_18K": 0, "URAM": 0}
     issues: list[LintIssue] = []
-    for what, width, depth, style in _memories(layer):
+    for layout in M.layer_memories(layer):
         try:
-            mem = C.map_memory(width, depth, part, _MEM_STYLE_TO_MAP[style])
+            mem = M.price(layout, part)
         except SiraError:
-            issues.append(LintIssue("error", layer.name, f"{what} use mem_style '{style}' but part {part.name} ({part.family.name}) has no URAM",
+            what = layout.name.replace("_", " ")
+            issues.append(LintIssue("error", layer.name, f"{what} use mem_style 'ultra' but part {part.name} ({part.family.name}) has no URAM",
                                     "mem_style block or lut, or a part with URAM"))
-            mem = C.map_memory(width, depth, part, "block")
+            mem = M.price(layout, part, "block")
         res["LUT"] += mem.lut
         res["BRAM_18K"] += mem.bram18
         res["URAM"] += mem.uram
     for a, b, count in _multiplies(layer):
         if not (a.is_integer and b.is_integer):
             continue
-        m = C.multiply(a.bits, b.bits, part, count=count, w_signed=a.signed, a_signed=b.signed)
+        m = multiply(a.bits, b.bits, part, count=count, w_signed=a.signed, a_signed=b.signed)
         res["DSP"] += m.dsp * m.count
         res["LUT"] += m.lut * m.count
     return res, issues

@@ -477,6 +477,21 @@ def int_type_width(lo: int, hi: int) -> int:
     return 1 if name == "BINARY" else int(name.removeprefix("U").removeprefix("INT"))
 
 
+def a2q_bound_width(K: int, N: int, M: int, signed_input: bool) -> int:
+    """A2Q's datatype bound (the accumulator FINN falls back to): the signed
+    width that no K-term dot product of N-bit inputs and M-bit signed
+    weights can overflow.
+
+    ``ceil(alpha + log2(1 + 2**-alpha) + 1)`` with ``alpha = log2(K) + N + M
+    - 1 - signed`` is ``1 + ceil(log2(2**alpha + 1))``, and ``2**alpha`` is
+    an integer, so the width is ``1 + bit_length(2**alpha)`` exactly (no
+    float logarithm)."""
+    if K < 1 or N < 1 or M < 1:
+        raise ValueError(f"K, N and M must be positive, got K={K}, N={N}, M={M}")
+    magnitude = K << (N + M - 1 - int(bool(signed_input)))
+    return magnitude.bit_length() + 1
+
+
 # --------------------------------------------------------------------------
 # sound sums and quotients
 # --------------------------------------------------------------------------

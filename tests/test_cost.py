@@ -345,7 +345,10 @@ def test_refined_thresholding_counts_thresholds_and_width():
 
 
 def test_refined_mvau_monotone():
-    base = dict(mw=64, mh=64, pe=2, simd=4, w_bits=3, a_bits=3, out_bits=2)
+    # the weights are one memory per PE (as the generated code partitions them), so
+    # under ram_style auto more PEs can make each memory shallow enough for LUTRAM and
+    # the total drop; with the weights pinned to block RAM the cost grows with every knob
+    base = dict(mw=64, mh=64, pe=2, simd=4, w_bits=3, a_bits=3, out_bits=2, ram_style="block")
 
     def total(**kw):
         c = C.mvau(**{**base, **kw})
@@ -366,6 +369,16 @@ def test_refined_mvau_dsp_decision():
     # a 26-bit weight needs two DSP48E1 but one DSP48E2
     assert C.mvau(mw=8, mh=8, pe=1, simd=1, w_bits=26, a_bits=8, part=Z7).dsp == 2
     assert C.mvau(mw=8, mh=8, pe=1, simd=1, w_bits=26, a_bits=8, part=ZU).dsp == 1
+
+
+def test_refined_weights_are_one_memory_per_pe():
+    # MW 64, MH 64, PE 4, SIMD 4, 3-bit weights: each PE stores 16·16 = 256 words of
+    # 4·3 = 12 bits (3 kbit > 2 kbit: one BRAM18 each), not one 48-bit x 256 memory
+    c = C.mvau(mw=64, mh=64, pe=4, simd=4, w_bits=3, a_bits=3)
+    assert (c.bram18, c.storage["weights"]) == (4, "block")
+    # PE 8: 128 words of 12 bits per PE (1.5 kbit): LUTRAM, 8 x 12·⌈128/64⌉ = 192 LUT
+    c = C.mvau(mw=64, mh=64, pe=8, simd=4, w_bits=3, a_bits=3)
+    assert (c.bram18, c.breakdown["weight_memory"]) == (0, 192)
 
 
 def test_refined_shallow_weights_go_to_lutram():

@@ -31,8 +31,12 @@ import numpy as np
 import pytest
 
 from sira import hw
+from sira import memory as M
+from sira.devices import get_part
+from sira.estimate import layer_cost
 from sira.hw import StreamType
 from sira.hls.kernels import KERNELS
+from sira.lint import estimate_resources
 from sira.hls.simulate import unavailable
 
 
@@ -1007,8 +1011,6 @@ def test_references_match_plain_numpy(group, seed, big):
     """Every layer's integer reference equals a loop implementation, and its
     outputs lie in the layer's output type, on min/max/alternating/corner/random inputs."""
     net = make_net(group, seed, big)
-    from sira.hls.dataflow import input_types
-
     checked = 0
     reached: dict[str, set] = {}  # MAC layers reading a graph input: the accumulator values seen
     for frame in net.samples(6):
@@ -1017,7 +1019,7 @@ def test_references_match_plain_numpy(group, seed, big):
             args = [np.asarray(env[t]) for t in layer.inputs]
             if isinstance(layer, (hw.MVAU, hw.VVAU)) and layer.inputs[0] in net.sources:
                 reached.setdefault(layer.name, set()).update(naive_accumulators(layer, args[0]).reshape(-1).tolist())
-            for arg, t in zip(args, input_types(layer)):
+            for arg, t in zip(args, layer.input_types):
                 lo, hi = in_type_range(t)
                 assert lo <= int(arg.min()) and int(arg.max()) <= hi, layer.name
                 if t.kind == "bipolar":
@@ -1085,3 +1087,23 @@ def test_pool_references_hand_example():
     wp = hw.Pool(name="wp", out_shape=(1, 2, 2, 1), out_type=StreamType(7, True), ofm_dim=(2, 2), kernel=(2, 3), stride=(1, 1), **common)
     assert KERNELS["Pool"].reference(wp, [x])[0].reshape(-1).tolist() == [1 - 5 + 2 + 3 + 4 - 8, -5 + 2 + 7 + 4 - 8 + 0,
                                                                           3 + 4 - 8 + 6 - 1 + 5, 4 - 8 + 0 - 1 + 5 + 5]  # fmt: skip
+
+
+def test_arrays_are_the_memories_the_estimate_prices():
+    """The generated weight array, the lint's lower bound and the refined
+    estimate all follow the one layout of sira.memory: one memory per PE."""
+    mw, mh, pe, simd = 64, 64, 4, 4
+    layer = hw.MVAU(name="mv", inputs=("x",), outputs=("y",), in_shape=(1, mw), out_shape=(1, mh),
+                    in_type=StreamType(3, False), out_type=StreamType(12, True), mw=mw, mh=mh, pe=pe, simd=simd,
+                    weights=np.ones((mw, mh), dtype=np.int64), weight_type=StreamType(3, True),
+                    acc_type=StreamType(12, True), acc_range=(-2000, 2000), mem_style="block")  # fmt: skip
+    (weights,) = M.layer_memories(layer)
+    assert (weights.count, weights.width, weights.depth) == (pe, simd * 3, (mw // simd) * (mh // pe))
+    cost = layer_cost(layer, "xczu7ev-ffvc1156-2-e")
+    ctx = KERNELS["MVAU"].context(layer, cost)
+    assert (ctx["weight_memories"], ctx["weight_depth"], ctx["simd"]) == (weights.count, weights.depth, simd)
+    assert "ARRAY_PARTITION variable=weights complete dim=1" in ctx["pragmas"]
+    # 4 PEs x one BRAM18 each (256 x 12 bits), not one 48-bit x 256 memory (2 BRAM18)
+    assert cost.bram18 == 4 == M.price(weights, "xczu7ev-ffvc1156-2-e").bram18
+    resources, _ = estimate_resources(layer, get_part("xczu7ev-ffvc1156-2-e"))
+    assert resources["BRAM_18K"] == 4

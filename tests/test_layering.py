@@ -32,8 +32,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("verification", ("sira.exec_kernels", "sira.execute", "sira.verification")),
     ("transforms", ("transforms", "transforms.aggregate", "transforms.lower", "transforms.pipeline",
                     "transforms.thresholds", "transforms.thresholds.*", "transforms.widths")),
-    ("hardware", ("sira.hw", "sira.memory", "sira.cost", "sira.cost.*", "sira.folding", "sira.lint", "transforms.to_hw")),
-    ("backend", ("sira.estimate", "sira.estimate.*", "sira.hls", "sira.hls.*", "sira.htmlreport", "sira.htmlreport.*")),
+    ("hardware", ("sira.hw", "sira.hw_base", "sira.hw_window", "sira.formulas", "sira.memory", "sira.multipliers", "sira.cost",
+                  "sira.cost_result", "sira.cost_mac", "sira.cost_stream", "sira.folding", "sira.lint", "transforms.to_hw")),
+    ("backend", ("sira.layer_costs", "sira.baseline", "sira.estimate", "sira.estimate_table", "sira.hls", "sira.hls.*",
+                 "sira.htmlreport", "sira.htmlreport.*")),
     ("application", ("sira", "sira.steps", "sira.cli", "sira.cliutil", "sira.explain", "sira.explain.*", "sira.diff")),
 ]  # fmt: skip
 

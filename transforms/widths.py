@@ -64,6 +64,7 @@ from qonnx.transformation.base import Transformation
 
 from sira import numerics as nx
 from sira.analysis import RangeReport, analyze
+from sira.numerics import a2q_bound_width
 from sira.errors import SiraError
 from sira.inputspec import SpecLike
 from sira.model import node_attr, topological_order
@@ -89,19 +90,6 @@ def range_width(lo: int, hi: int) -> int:
     ``lo >= 0`` and ``INT(ceil(log2(max(-lo, hi+1))) + 1)`` otherwise,
     evaluated with integer bit lengths instead of float logarithms."""
     return nx.int_type_width(lo, hi)
-
-
-def a2q_bound_width(K: int, N: int, M: int, signed_input: bool) -> int:
-    """A2Q's datatype bound: the signed accumulator width that no K-term dot
-    product of N-bit inputs and M-bit signed weights can overflow.
-
-    ``alpha + log2(1 + 2**-alpha)`` is ``log2(2**alpha + 1)`` with
-    ``2**alpha = K * 2**(N + M - 1 - signed)`` an integer, so
-    ``P = 1 + ceil(log2(2**alpha + 1)) = 1 + bit_length(2**alpha)`` exactly."""
-    if K < 1 or N < 1 or M < 1:
-        raise ValueError(f"K, N and M must be positive, got K={K}, N={N}, M={M}")
-    magnitude = K << (N + M - 1 - int(bool(signed_input)))
-    return magnitude.bit_length() + 1
 
 
 def _datatype(dt: DataTypeLike):

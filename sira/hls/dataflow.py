@@ -112,28 +112,6 @@ class Dataflow:
 # --------------------------------------------------------------------------
 
 
-def input_types(layer: hw.HWLayer) -> list[hw.StreamType]:
-    if isinstance(layer, hw.Concat):
-        return list(layer.in_types)
-    if isinstance(layer, hw.AddStreams):
-        return [layer.in_type, layer.in_type2]
-    if isinstance(layer, hw.Elementwise) and len(layer.inputs) > 1:
-        return [layer.in_type, layer.rhs_type]
-    return [layer.in_type] * len(layer.inputs)
-
-
-def input_shapes(layer: hw.HWLayer) -> list[tuple[int, ...]]:
-    if isinstance(layer, hw.Concat):
-        return [tuple(layer.in_shape[:-1]) + (c,) for c in layer.channels]
-    return [tuple(layer.in_shape)] * len(layer.inputs)
-
-
-def output_shapes(layer: hw.HWLayer) -> list[tuple[int, ...]]:
-    if isinstance(layer, hw.Split):
-        return [tuple(layer.out_shape[:-1]) + (c,) for c in layer.channels]
-    return [tuple(layer.out_shape)] * len(layer.outputs)
-
-
 def _elements(shape) -> int:
     return int(math.prod(shape[1:])) if len(shape) > 1 else int(math.prod(shape))
 
@@ -182,7 +160,7 @@ def plan(layers: Sequence[hw.HWLayer], graph_outputs: Sequence[str] = (), namer:
     inputs: list[str] = []
     in_info: dict[str, tuple[hw.StreamType, tuple[int, ...]]] = {}
     for layer in compute:
-        types, shapes = input_types(layer), input_shapes(layer)
+        types, shapes = layer.input_types, layer.input_shapes
         lanes_in = kernel_for(layer).lanes(layer)[0]
         for j, t in enumerate(layer.inputs):
             c = canon(t)
@@ -219,7 +197,7 @@ def plan(layers: Sequence[hw.HWLayer], graph_outputs: Sequence[str] = (), namer:
     for c, rs in readers.items():
         if c in made:
             layer, j = made[c]
-            t, shape = layer.out_type, output_shapes(layer)[j]
+            t, shape = layer.out_type, layer.output_shapes[j]
             lanes = kernel_for(layer).lanes(layer)[1][j]
         else:
             (t, shape), lanes = in_info[c], rs[0][3]
@@ -265,7 +243,7 @@ def _shape_of(t: str, body) -> tuple[int, ...]:
     for layer in body:
         for j, o in enumerate(layer.outputs):
             if o == t:
-                return output_shapes(layer)[j]
+                return layer.output_shapes[j]
     raise SiraError(f"no shape for tensor '{t}'")
 
 
@@ -288,4 +266,4 @@ def _order(stages: list[Stage], sources: list[str]) -> list[Stage]:
     return out
 
 
-__all__ = ["Dataflow", "Stage", "Stream", "Port", "plan", "input_types", "input_shapes", "output_shapes"]
+__all__ = ["Dataflow", "Stage", "Stream", "Port", "plan"]

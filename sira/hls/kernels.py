@@ -4,10 +4,14 @@ what its template is given, and what it computes (the integer reference).
 Every kind registers three pure functions with :func:`kernel`:
 
 * ``lanes(layer) -> (input lanes per stream, output lanes per stream)``:
-  how many elements one stream word carries (PE or SIMD, FINN's folding);
+  how many elements one stream word carries (PE or SIMD, FINN's folding;
+  :func:`stream_lanes` from the layer's ``in_lanes``/``out_lanes`` unless
+  the kind gives its own);
 * ``context(layer, cost, ids) -> dict``: every decision the template needs,
-  already made (C++ types, constants, initializers, pragmas' arguments);
-  the templates in ``hls_templates/`` only loop and substitute;
+  already made (C++ types, constants, initializers, pragmas' arguments,
+  loop bounds from :mod:`sira.hw`, array shapes from the layer's memory
+  layout in :mod:`sira.memory`, the one the cost model prices); the
+  templates in ``hls_templates/`` only loop and substitute;
 * ``reference(layer, inputs) -> outputs``: the exact integer semantics of
   the generated C++ on channels-last NumPy arrays (int64, or Python ints
   beyond 62 bits), used to make the testbench's expected values and checked
@@ -29,8 +33,12 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from .. import hw
+from .. import memory as M
 from ..cost import Cost
 from ..errors import SiraError
+from .cpp import (as_object, codec, cpp_literal, encode_codes, exact, initializer, int_ctype, layer_memory, memory_pragmas,
+                  mul_impl, pack_words, port, raw_ctype, storage_impl, value_ctype, value_range, wide)
+from .thresholds import activate, threshold_context, threshold_unit
 
 # --------------------------------------------------------------------------
 # registry
@@ -49,7 +57,13 @@ class Kernel:
 KERNELS: dict[str, Kernel] = {}
 
 
-def kernel(kind: str, template: str, lanes: Callable):
+def stream_lanes(layer: hw.HWLayer) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Elements per word of every input and output stream of a hardware
+    layer (:attr:`sira.hw.HWLayer.in_lanes`, ``out_lanes``)."""
+    return tuple(layer.in_lanes for _ in layer.inputs), tuple(layer.out_lanes for _ in layer.outputs)
+
+
+def kernel(kind: str, template: str, lanes: Callable = stream_lanes):
     """Register ``context`` and ``reference`` of one layer kind (decorates
     the context function; the reference is attached with ``.reference``)."""
 
@@ -72,239 +86,10 @@ def kernel_for(layer: hw.HWLayer) -> Kernel:
 
 
 # --------------------------------------------------------------------------
-# C++ types and constants
-# --------------------------------------------------------------------------
-
-
-def codec(t: hw.StreamType) -> str:
-    """The ``sira_common.hpp`` codec of a stream element type."""
-    if not t.is_integer:
-        raise SiraError(f"no C++ integer codec for a {t.name} stream")
-    if t.kind == "bipolar":
-        return "sira::Bipolar"
-    return f"sira::Int<{t.bits}, {'true' if t.signed else 'false'}>"
-
-
-def value_ctype(t: hw.StreamType) -> str:
-    """The C++ type of a decoded element (bipolar: ap_int<2> holding +-1)."""
-    if t.kind == "bipolar":
-        return "ap_int<2>"
-    return f"ap_{'int' if t.signed else 'uint'}<{t.bits}>"
-
-
-def int_ctype(lo: int, hi: int) -> tuple[str, int, bool]:
-    """(ap type, bits, signed) of the narrowest type holding [lo, hi]."""
-    t = hw.StreamType.for_range(lo, hi)
-    return f"ap_{'int' if t.signed else 'uint'}<{t.bits}>", t.bits, t.signed
-
-
-def value_range(t: hw.StreamType) -> tuple[int, int]:
-    return (t.min, t.max)
-
-
-def raw_ctype(bits: int, signed: bool) -> str:
-    """Plain C type that stores a ``bits``-wide value for C simulation:
-    g++ compiles a large ``static const`` array of these in about a second,
-    where the same array of ``ap_uint`` takes minutes (the HLS build keeps
-    the exact ``ap_`` type)."""
-    for width in (8, 16, 32, 64):
-        if bits <= width:
-            return f"{'' if signed else 'u'}int{width}_t"
-    raise SiraError(f"a {bits}-bit constant does not fit a 64-bit C type; narrow the layer's parameters")
-
-
-def cpp_literal(v: int, signed: bool) -> str:
-    v = int(v)
-    if -(1 << 31) < v < (1 << 31):
-        return str(v)
-    if v == -(1 << 63):
-        return "(-9223372036854775807LL - 1)"
-    return f"{v}{'LL' if signed else 'ULL'}"
-
-
-def initializer(values: np.ndarray, signed: bool) -> str:
-    """Nested C initializer ``{{1, 2}, {3, 4}}`` of an integer array."""
-    arr = np.asarray(values)
-    if arr.ndim == 0:
-        return cpp_literal(int(arr), signed)
-    flat = [cpp_literal(int(v), signed) for v in arr.reshape(-1)]
-    if arr.ndim == 1:
-        return "{" + ", ".join(flat) + "}"
-    step = int(math.prod(arr.shape[1:]))
-    return "{" + ", ".join(initializer(arr[i], signed) for i in range(arr.shape[0])) + "}" if step else "{}"
-
-
-def encode_codes(values: np.ndarray, t: hw.StreamType) -> np.ndarray:
-    """Element codes (the bits a stream or memory holds) of integer values."""
-    v = np.asarray(values, dtype=object)
-    if t.kind == "bipolar":
-        return np.vectorize(lambda x: 1 if int(x) > 0 else 0, otypes=[object])(v)
-    mask = (1 << t.bits) - 1
-    return np.vectorize(lambda x: int(x) & mask, otypes=[object])(v)
-
-
-def pack_words(values: np.ndarray, t: hw.StreamType, lanes: int) -> list[int]:
-    """Stream words of a flat element sequence (element i of a word in bits
-    [(i+1)W-1 : iW])."""
-    codes = encode_codes(np.asarray(values).reshape(-1), t)
-    if len(codes) % lanes:
-        raise SiraError(f"{len(codes)} elements do not fill words of {lanes} lanes")
-    words = []
-    for w in range(len(codes) // lanes):
-        word = 0
-        for i in range(lanes):
-            word |= int(codes[w * lanes + i]) << (i * t.bits)
-        words.append(word)
-    return words
-
-
-def exact(a) -> np.ndarray:
-    """Integer array: int64 when every value fits 62 bits, else Python ints."""
-    arr = np.asarray(a)
-    if arr.dtype == object:
-        vals = [int(v) for v in arr.reshape(-1)]
-        if all(-(1 << 62) < v < (1 << 62) for v in vals):
-            return np.array(vals, dtype=np.int64).reshape(arr.shape)
-        return arr
-    return arr.astype(np.int64)
-
-
-def _wide(*arrays) -> bool:
-    return any(np.asarray(a).dtype == object for a in arrays)
-
-
-def _as_obj(a) -> np.ndarray:
-    return np.asarray(a).astype(object)
-
-
-def port(t: hw.StreamType, lanes: int) -> dict:
-    """Template view of one stream: element codec, bits, lanes, word width."""
-    return {"codec": codec(t), "value": value_ctype(t), "bits": t.bits, "lanes": lanes, "word_bits": lanes * t.bits}
-
-
-def _mul_impl(cost: Optional[Cost], default: str = "fabric") -> str:
-    """``BIND_OP impl`` of a layer's multiplies, as the cost model chose."""
-    if cost is None or not cost.multiplies:
-        return default
-    return "dsp" if cost.multiplies[0].impl == "dsp" else "fabric"
-
-
-_STORAGE_IMPL = {"distributed": "lutram", "block": "bram", "ultra": "uram"}
-
-
-def _storage(cost: Optional[Cost], name: str) -> Optional[str]:
-    """``BIND_STORAGE impl`` of memory ``name``, as the cost model mapped it."""
-    if cost is None:
-        return None
-    style = cost.storage.get(name)
-    return _STORAGE_IMPL.get(style) if style else None
-
-
-def memory_pragmas(var: str, partition: Sequence[int] = (), reshape: Sequence[int] = (), impl: Optional[str] = None, kind: str = "rom_2p") -> list[str]:
-    """``#pragma HLS`` lines of one array: dimensions split into separate
-    memories (``partition``), dimensions merged into the word (``reshape``),
-    and the primitive the cost model mapped it to (``impl``)."""
-    lines = [f"ARRAY_PARTITION variable={var} complete dim={d}" for d in partition]
-    lines += [f"ARRAY_RESHAPE variable={var} complete dim={d}" for d in reshape]
-    if impl:
-        lines.append(f"BIND_STORAGE variable={var} type={kind} impl={impl}")
-    return lines
-
-
-# --------------------------------------------------------------------------
-# thresholds (shared by MVAU, VVAU and Thresholding)
-# --------------------------------------------------------------------------
-
-
-def threshold_counts(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """count(acc >= t) per channel (the last axis of ``acc``)."""
-    acc = exact(acc)
-    t = exact(thresholds)
-    if t.shape[1] == 0:
-        return np.zeros(acc.shape, dtype=np.int64)
-    t = np.broadcast_to(t, (acc.shape[-1], t.shape[1]))
-    if _wide(acc, t):
-        a, tt = _as_obj(acc), _as_obj(t)
-        return np.sum(a[..., None] >= tt, axis=-1).astype(np.int64)
-    return np.sum(acc[..., None] >= t, axis=-1)
-
-
-def activate(acc: np.ndarray, layer) -> np.ndarray:
-    if layer.thresholds is None:
-        return exact(acc)
-    return layer.activation_bias + layer.activation_scale * threshold_counts(acc, layer.thresholds)
-
-
-def _threshold_context(layer, channels: int, pe: int, in_lo: int, in_hi: int, cost: Optional[Cost], unit: str) -> dict:
-    """Threshold unit of a layer: ``unit`` is ``linear`` (compare with every
-    threshold), ``binary`` (binary search over the sorted thresholds padded
-    to 2^B - 1, one table per search level) or ``constant`` (one shared row,
-    hard-wired)."""
-    t = exact(layer.thresholds)
-    steps = t.shape[1]
-    nf = channels // pe
-    out_lo = layer.activation_bias + min(0, layer.activation_scale * steps)
-    out_hi = layer.activation_bias + max(0, layer.activation_scale * steps)
-    count_bits = max(1, int(steps).bit_length())
-    value_type, _, _ = int_ctype(out_lo, out_hi)
-    ctx: dict[str, Any] = {
-        "unit": unit if steps else "none",
-        "pragmas": [],
-        "steps": steps,
-        "count_bits": count_bits,
-        "bias": cpp_literal(layer.activation_bias, True),
-        "scale": cpp_literal(layer.activation_scale, True),
-        "value_type": value_type,
-        "pe": pe,
-        "nf": nf,
-    }
-    if not steps:
-        return ctx
-    if unit == "constant":
-        if t.shape[0] != 1:
-            raise SiraError(f"layer '{layer.name}': hard-wired thresholds need one row shared by every channel")
-        row = np.sort(t[0])
-        lo, hi = min(int(row.min()), in_lo), max(int(row.max()), in_hi)
-        ctype, bits, signed = int_ctype(lo, hi)
-        ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), init=initializer(row, True), pragmas=memory_pragmas("thresholds", partition=(1,)))
-        return ctx
-    full = np.sort(np.broadcast_to(t, (channels, steps)), axis=1)
-    per_pe = full.reshape(nf, pe, steps).transpose(1, 0, 2)  # [pe][nf][step], channel = nf*PE + pe
-    if unit == "linear":
-        lo, hi = min(int(full.min()), in_lo), max(int(full.max()), in_hi)
-        ctype, bits, signed = int_ctype(lo, hi)
-        pragmas = memory_pragmas("thresholds", partition=(1,), reshape=(3,), impl=_storage(cost, "thresholds"))
-        ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), init=initializer(per_pe, True), pragmas=pragmas)
-        return ctx
-    if unit != "binary":
-        raise SiraError(f"layer '{layer.name}': unknown threshold unit '{unit}'")
-    levels_n = count_bits
-    size = (1 << levels_n) - 1
-    never = in_hi + 1  # above every input: never fires
-    padded = np.concatenate([per_pe, np.full((pe, nf, size - steps), never, dtype=np.int64)], axis=2) if size > steps else per_pe
-    lo, hi = min(int(full.min()), in_lo), max(int(full.max()), never)
-    ctype, bits, signed = int_ctype(lo, hi)
-    levels, pragmas = [], []
-    for st in range(levels_n):
-        # level st decides bit (levels_n-1-st) of the count: entry p holds T[(2p+1) * 2^(levels_n-st-1) - 1]
-        idx = [(2 * p + 1) * (1 << (levels_n - st - 1)) - 1 for p in range(1 << st)]
-        levels.append({"size": 1 << st, "init": initializer(padded[:, :, idx], True)})
-        pragmas += memory_pragmas(f"thresholds_l{st}", partition=(1,), impl=_storage(cost, f"thresholds_stage{st}"))
-    ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), levels=levels, pragmas=pragmas)
-    return ctx
-
-
-def _unit(cost: Optional[Cost], default: str = "linear") -> str:
-    return (cost.threshold_unit if cost is not None and cost.threshold_unit else default)
-
-
-# --------------------------------------------------------------------------
 # MVAU
 # --------------------------------------------------------------------------
 
 
-def _mvau_lanes(layer: hw.MVAU):
-    return (layer.simd,), (layer.pe,)
 
 
 
@@ -325,21 +110,24 @@ def _mac_common(layer, in_lanes: int, channels: int, cost: Optional[Cost]) -> di
         "w_store": f"ap_uint<{wbits}>",
         "w_raw": raw_ctype(wbits, False),
         "product_type": f"ap_int<{ib + wb}>",
-        "mul_impl": _mul_impl(cost),
-        "pragmas": memory_pragmas("weights", partition=(1,), reshape=(3,), impl=_storage(cost, "weights")),
-        "reps": int(math.prod(layer.num_input_vectors)) if layer.num_input_vectors else 1,
-        "thr": None if layer.thresholds is None else _threshold_context(layer, channels, layer.pe, *layer.acc_range, cost, _unit(cost)),
+        "mul_impl": mul_impl(cost),
+        "pragmas": memory_pragmas("weights", partition=(1,), reshape=(3,), impl=storage_impl(cost, "weights")),
+        "reps": layer.vectors,
+        "iterations": layer.cycles,
+        "thr": None if layer.thresholds is None else threshold_context(layer, channels, layer.pe, *layer.acc_range, cost, threshold_unit(cost)),
     }
 
 
-@kernel("MVAU", "layer_mvau.hpp.j2", _mvau_lanes)
+@kernel("MVAU", "layer_mvau.hpp.j2")
 def mvau_context(layer: hw.MVAU, cost: Optional[Cost]) -> dict:
     ctx = _mac_common(layer, layer.simd, layer.mh, cost)
-    nf, sf = layer.mh // layer.pe, layer.mw // layer.simd
+    nf, sf = layer.neuron_folds, layer.synapse_folds
+    mem = layer_memory(layer, "weights")  # one memory per PE, a word of SIMD weights per (nf, sf) step
     codes = encode_codes(layer.weights, layer.weight_type)  # (MW, MH)
     # [pe][tile = nf*SF + sf][simd] = W[sf*SIMD + s, nf*PE + pe]
-    arr = np.asarray(codes, dtype=object).reshape(sf, layer.simd, nf, layer.pe).transpose(3, 2, 0, 1).reshape(layer.pe, nf * sf, layer.simd)
-    ctx.update(mw=layer.mw, mh=layer.mh, simd=layer.simd, pe=layer.pe, nf=nf, sf=sf, weights=initializer(arr, False))
+    arr = np.asarray(codes, dtype=object).reshape(sf, layer.simd, nf, layer.pe).transpose(3, 2, 0, 1).reshape(mem.count, mem.depth, layer.simd)
+    ctx.update(mw=layer.mw, mh=layer.mh, simd=layer.simd, pe=layer.pe, nf=nf, sf=sf, sf_last=sf - 1,
+               weight_memories=mem.count, weight_depth=mem.depth, weights=initializer(arr, False))
     return ctx
 
 
@@ -347,8 +135,8 @@ def mvau_context(layer: hw.MVAU, cost: Optional[Cost]) -> dict:
 def mvau_reference(layer: hw.MVAU, inputs):
     x = exact(inputs[0])
     w = exact(layer.weights)
-    if _wide(x, w) or layer.acc_type.bits > 62:
-        acc = _as_obj(x) @ _as_obj(w)
+    if wide(x, w) or layer.acc_type.bits > 62:
+        acc = as_object(x) @ as_object(w)
     else:
         acc = x @ w
     return [exact(activate(acc, layer))]
@@ -359,11 +147,9 @@ def mvau_reference(layer: hw.MVAU, inputs):
 # --------------------------------------------------------------------------
 
 
-def _vvau_lanes(layer: hw.VVAU):
-    return (layer.pe,), (layer.pe,)
 
 
-@kernel("VVAU", "layer_vvau.hpp.j2", _vvau_lanes)
+@kernel("VVAU", "layer_vvau.hpp.j2")
 def vvau_context(layer: hw.VVAU, cost: Optional[Cost]) -> dict:
     if layer.simd != 1:
         raise SiraError(
@@ -371,11 +157,12 @@ def vvau_context(layer: hw.VVAU, cost: Optional[Cost]) -> dict:
             "fold this layer with PE instead (--folding with SIMD 1)"
         )
     ctx = _mac_common(layer, layer.pe, layer.channels, cost)
-    k = int(math.prod(layer.kernel))
-    cf = layer.channels // layer.pe
+    k, cf = layer.window, layer.channel_folds
+    mem = layer_memory(layer, "weights")  # one memory per PE, a word of the whole window per channel fold
     codes = np.asarray(encode_codes(layer.weights, layer.weight_type), dtype=object)  # (C, K)
-    arr = codes.reshape(cf, layer.pe, k).transpose(1, 0, 2)  # [pe][cf][k]
-    ctx.update(channels=layer.channels, k=k, pe=layer.pe, cf=cf, weights=initializer(arr, False))
+    arr = codes.reshape(mem.depth, mem.count, k).transpose(1, 0, 2)  # [pe][cf][k]
+    ctx.update(channels=layer.channels, k=k, k_last=k - 1, pe=layer.pe, cf=cf, weight_memories=mem.count,
+               weight_depth=mem.depth, weights=initializer(arr, False))
     return ctx
 
 
@@ -385,8 +172,8 @@ def vvau_reference(layer: hw.VVAU, inputs):
     k = int(math.prod(layer.kernel))
     win = x.reshape(x.shape[:-1] + (k, layer.channels))
     w = exact(layer.weights).T  # (K, C)
-    if _wide(win, w) or layer.acc_type.bits > 62:
-        acc = np.sum(_as_obj(win) * _as_obj(w), axis=-2)
+    if wide(win, w) or layer.acc_type.bits > 62:
+        acc = np.sum(as_object(win) * as_object(w), axis=-2)
     else:
         acc = np.sum(win * w, axis=-2)
     return [exact(activate(acc, layer))]
@@ -397,25 +184,21 @@ def vvau_reference(layer: hw.VVAU, inputs):
 # --------------------------------------------------------------------------
 
 
-def _pe_lanes(layer):
-    return tuple(layer.pe for _ in layer.inputs), tuple(layer.pe for _ in layer.outputs)
 
 
-def _spatial(shape) -> int:
-    return int(math.prod(shape[1:-1])) if len(shape) > 2 else 1
-
-
-@kernel("Thresholding", "layer_thresholding.hpp.j2", _pe_lanes)
+@kernel("Thresholding", "layer_thresholding.hpp.j2")
 def thresholding_context(layer: hw.Thresholding, cost: Optional[Cost]) -> dict:
     lo, hi = value_range(layer.in_type)
-    unit = _unit(cost, "constant" if layer.thresholds.shape[0] == 1 else "linear")
+    unit = threshold_unit(cost, M.default_threshold_unit(layer))
     return {
         "in": port(layer.in_type, layer.pe),
         "out": port(layer.out_type, layer.pe),
         "pe": layer.pe,
-        "nf": layer.channels // layer.pe,
-        "reps": _spatial(layer.in_shape),
-        "thr": _threshold_context(layer, layer.channels, layer.pe, lo, hi, cost, unit),
+        "nf": layer.channel_folds,
+        "channels": layer.channels,
+        "reps": layer.pixels,
+        "iterations": layer.cycles,
+        "thr": threshold_context(layer, layer.channels, layer.pe, lo, hi, cost, unit),
     }
 
 
@@ -453,14 +236,13 @@ def _elementwise_param(layer: hw.Elementwise) -> tuple[np.ndarray, str]:
     p = exact(p)
     shape = layer.out_shape
     full = np.broadcast_to(p.reshape((1,) * (len(shape) - p.ndim) + p.shape), shape)
-    flat = full.reshape(-1, layer.channels)
-    nf = layer.channels // layer.pe
-    if np.all(flat == flat.reshape(-1)[0]):
-        return flat.reshape(-1)[:1].reshape(1, 1), "0"
-    if np.all(flat == flat[0]):
-        return flat[0].reshape(nf, layer.pe).T, "nf"
-    rows = flat.reshape(-1, nf, layer.pe).reshape(-1, layer.pe).T  # [pe][word]
-    return rows, "i"
+    words = full.reshape(-1, layer.pe).T  # [pe][word], channels-last: word w holds elements w*PE ... w*PE + PE-1
+    pattern = M.constant_pattern(layer)  # the layout the estimate prices
+    if pattern == "scalar":
+        return words[:1, :1], "0"
+    if pattern == "channel":
+        return words[:, : layer.channel_folds], "nf"
+    return words, "i"
 
 
 def _binary_context(layer, op: str, rhs_type: Optional[hw.StreamType], param, row: str, cost: Optional[Cost]) -> dict:
@@ -484,10 +266,12 @@ def _binary_context(layer, op: str, rhs_type: Optional[hw.StreamType], param, ro
         "in_ports": [port(layer.in_type, layer.pe)],
         "out": port(layer.out_type, layer.pe),
         "pe": layer.pe,
-        "nf": layer.channels // layer.pe,
-        "reps": _spatial(layer.out_shape),
+        "nf": layer.channel_folds,
+        "channels": layer.channels,
+        "reps": layer.pixels,
+        "iterations": layer.cycles,
         "op_type": op_type,
-        "op_pragmas": [f"BIND_OP variable=r op=mul impl={_mul_impl(cost)}"] if op == "Mul" else [],
+        "op_pragmas": [f"BIND_OP variable=r op=mul impl={mul_impl(cost)}"] if op == "Mul" else [],
         "pragmas": [],
         "rhs_expr": "op_t(0)",
         "rhs": None,
@@ -506,11 +290,11 @@ def _binary_context(layer, op: str, rhs_type: Optional[hw.StreamType], param, ro
         lane = "p" if param.shape[0] > 1 else "0"
         ctx["param"] = {"ctype": ctype, "raw": raw_ctype(bits, signed), "lanes": param.shape[0], "rows": param.shape[1], "init": initializer(param, True)}
         ctx["rhs_expr"] = f"op_t(param_t(param[{lane}][{row}]))"
-        ctx["pragmas"] = memory_pragmas("param", partition=(1,), impl=_storage(cost, "param"))
+        ctx["pragmas"] = memory_pragmas("param", partition=(1,), impl=storage_impl(cost, "param"))
     return ctx
 
 
-@kernel("Elementwise", "layer_elementwise.hpp.j2", _pe_lanes)
+@kernel("Elementwise", "layer_elementwise.hpp.j2")
 def elementwise_context(layer: hw.Elementwise, cost: Optional[Cost]) -> dict:
     if not (layer.in_type.is_integer and layer.out_type.is_integer):
         raise SiraError(f"layer '{layer.name}' (Elementwise {layer.op}) works on float values; it runs on the host, not in the dataflow")
@@ -530,8 +314,8 @@ def _apply(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if op == "Mul":
         return a * b
     if op == "Div":
-        q = _as_obj(a) // _as_obj(b)
-        r = _as_obj(a) - q * _as_obj(b)
+        q = as_object(a) // as_object(b)
+        r = as_object(a) - q * as_object(b)
         if np.any(r != 0):
             raise SiraError("integer Div with a remainder: the division is not exact on this input")
         return q
@@ -552,12 +336,12 @@ def elementwise_reference(layer: hw.Elementwise, inputs):
         b = exact(np.round(p).astype(np.int64) if p.dtype.kind == "f" else p)
     else:
         b = exact(inputs[1])
-    if _wide(a, b):
-        a, b = _as_obj(a), _as_obj(b)
+    if wide(a, b):
+        a, b = as_object(a), as_object(b)
     return [exact(_apply(layer.op, a, b))]
 
 
-@kernel("AddStreams", "layer_elementwise.hpp.j2", _pe_lanes)
+@kernel("AddStreams", "layer_elementwise.hpp.j2")
 def add_streams_context(layer: hw.AddStreams, cost: Optional[Cost]) -> dict:
     return _binary_context(layer, "Add", layer.in_type2, None, "0", cost)
 
@@ -565,7 +349,7 @@ def add_streams_context(layer: hw.AddStreams, cost: Optional[Cost]) -> dict:
 @add_streams_context.reference
 def add_streams_reference(layer: hw.AddStreams, inputs):
     a, b = exact(inputs[0]), exact(inputs[1])
-    return [exact(_as_obj(a) + _as_obj(b)) if _wide(a, b) else a + b]
+    return [exact(as_object(a) + as_object(b)) if wide(a, b) else a + b]
 
 
 # --------------------------------------------------------------------------
@@ -573,11 +357,9 @@ def add_streams_reference(layer: hw.AddStreams, inputs):
 # --------------------------------------------------------------------------
 
 
-def _simd_lanes(layer):
-    return tuple(layer.simd for _ in layer.inputs), tuple(layer.simd for _ in layer.outputs)
 
 
-@kernel("FMPadding", "layer_fmpadding.hpp.j2", _simd_lanes)
+@kernel("FMPadding", "layer_fmpadding.hpp.j2")
 def fmpadding_context(layer: hw.FMPadding, cost: Optional[Cost]) -> dict:
     t = layer.in_type
     if t.kind == "bipolar" or not (t.min <= layer.value <= t.max):
@@ -589,7 +371,8 @@ def fmpadding_context(layer: hw.FMPadding, cost: Optional[Cost]) -> dict:
         "in": port(t, layer.simd),
         "out": port(layer.out_type, layer.simd),
         "ih": h, "iw": w, "oh": h + pt + pb, "ow": w + pl + pr, "pad_top": pt, "pad_left": pl,
-        "cf": layer.channels // layer.simd,
+        "rows_end": pt + h, "cols_end": pl + w, "iterations": layer.cycles,
+        "cf": layer.channel_folds,
         "pad_word": f"0x{word:x}",
     }  # fmt: skip
 
@@ -601,22 +384,17 @@ def fmpadding_reference(layer: hw.FMPadding, inputs):
     return [np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=layer.value)]
 
 
-def _window_rows(layer) -> int:
-    kh = layer.kernel[0]
-    dh = getattr(layer, "dilation", (1, 1))[0]
-    return (kh - 1) * dh + 1
-
-
-@kernel("ConvolutionInputGenerator", "layer_swg.hpp.j2", _simd_lanes)
+@kernel("ConvolutionInputGenerator", "layer_swg.hpp.j2")
 def swg_context(layer: hw.ConvolutionInputGenerator, cost: Optional[Cost]) -> dict:
     return {
         "in": port(layer.in_type, layer.simd),
         "out": port(layer.out_type, layer.simd),
         "ih": layer.ifm_dim[0], "iw": layer.ifm_dim[1], "oh": layer.ofm_dim[0], "ow": layer.ofm_dim[1],
         "kh": layer.kernel[0], "kw": layer.kernel[1], "sh": layer.stride[0], "sw": layer.stride[1],
-        "dh": layer.dilation[0], "dw": layer.dilation[1], "cf": layer.channels // layer.simd,
-        "window_rows": _window_rows(layer), "buffer_rows": _window_rows(layer) + layer.stride[0],
-        "pragmas": memory_pragmas("rows", impl=_storage(cost, "line_buffer"), kind="ram_2p"),
+        "dh": layer.dilation[0], "dw": layer.dilation[1], "cf": layer.channel_folds,
+        "window_rows": layer.window_rows, "buffer_rows": layer.buffer_rows, "row_words": layer.row_words,
+        "prefill_words": layer.prefill_words, "window_row_words": layer.window_row_words,
+        "pragmas": memory_pragmas("rows", impl=storage_impl(cost, "line_buffer"), kind="ram_2p"),
     }  # fmt: skip
 
 
@@ -647,15 +425,17 @@ def _pool_context(layer, cost: Optional[Cost], reduce: str, acc: str) -> dict:
         "out": port(layer.out_type, layer.pe),
         "ih": layer.ifm_dim[0], "iw": layer.ifm_dim[1], "oh": layer.ofm_dim[0], "ow": layer.ofm_dim[1],
         "kh": layer.kernel[0], "kw": layer.kernel[1], "sh": layer.stride[0], "sw": layer.stride[1],
-        "pe": layer.pe, "cf": layer.channels // layer.pe, "buffer_rows": layer.kernel[0] + layer.stride[0],
+        "pe": layer.pe, "cf": layer.channel_folds, "buffer_rows": layer.buffer_rows, "row_words": layer.row_words,
+        "prefill_words": layer.prefill_words, "window_row_words": layer.window_row_words,
+        "iterations": layer.cycles, "last_pixel_word": layer.cycles - layer.channel_folds,
         "reduce": reduce, "acc_type": acc, "combine": combine.format("r[p]"), "combine_global": combine.format("r[c][p]"),
         "global_pool": getattr(layer, "is_global", False),
-        "pragmas": memory_pragmas("rows", impl=_storage(cost, "line_buffer"), kind="ram_2p"),
-        "global_pragmas": memory_pragmas("r", partition=(2,), impl=_storage(cost, "running_values"), kind="ram_2p"),
+        "pragmas": memory_pragmas("rows", impl=storage_impl(cost, "line_buffer"), kind="ram_2p"),
+        "global_pragmas": memory_pragmas("r", partition=(2,), impl=storage_impl(cost, "running_values"), kind="ram_2p"),
     }  # fmt: skip
 
 
-@kernel("StreamingMaxPool", "layer_pool.hpp.j2", _pe_lanes)
+@kernel("StreamingMaxPool", "layer_pool.hpp.j2")
 def maxpool_context(layer: hw.StreamingMaxPool, cost: Optional[Cost]) -> dict:
     return _pool_context(layer, cost, "max", value_ctype(layer.in_type))
 
@@ -666,7 +446,7 @@ def maxpool_reference(layer: hw.StreamingMaxPool, inputs):
     return [win.max(axis=(3, 4))]
 
 
-@kernel("Pool", "layer_pool.hpp.j2", _pe_lanes)
+@kernel("Pool", "layer_pool.hpp.j2")
 def pool_context(layer: hw.Pool, cost: Optional[Cost]) -> dict:
     acc = layer.acc_type or layer.out_type
     return _pool_context(layer, cost, "sum", value_ctype(acc))
@@ -683,13 +463,13 @@ def pool_reference(layer: hw.Pool, inputs):
 # --------------------------------------------------------------------------
 
 
-@kernel("Concat", "layer_concat.hpp.j2", _simd_lanes)
+@kernel("Concat", "layer_concat.hpp.j2")
 def concat_context(layer: hw.Concat, cost: Optional[Cost]) -> dict:
     return {
         "ins": [dict(port(t, layer.simd), cf=c // layer.simd) for t, c in zip(layer.in_types, layer.channels)],
         "out": port(layer.out_type, layer.simd),
         "simd": layer.simd,
-        "reps": _spatial(layer.out_shape),
+        "reps": layer.pixels,
     }
 
 
@@ -698,13 +478,13 @@ def concat_reference(layer: hw.Concat, inputs):
     return [np.concatenate([exact(x) for x in inputs], axis=-1)]
 
 
-@kernel("Split", "layer_split.hpp.j2", _simd_lanes)
+@kernel("Split", "layer_split.hpp.j2")
 def split_context(layer: hw.Split, cost: Optional[Cost]) -> dict:
     return {
         "in": port(layer.in_type, layer.simd),
         "outs": [dict(port(layer.out_type, layer.simd), cf=c // layer.simd) for c in layer.channels],
         "simd": layer.simd,
-        "reps": _spatial(layer.in_shape),
+        "reps": layer.pixels,
     }
 
 
@@ -774,7 +554,12 @@ def width_converter_context(node: WidthConverter, cost: Optional[Cost]) -> dict:
     group = node.in_lanes * node.out_lanes // math.gcd(node.in_lanes, node.out_lanes)
     if node.elements % group:
         raise SiraError(f"stream '{node.inputs[0]}': {node.elements} elements cannot be re-folded from {node.in_lanes} to {node.out_lanes} lanes")
-    return {"in_lanes": node.in_lanes, "out_lanes": node.out_lanes, "bits": node.type.bits, "group": group, "groups": node.elements // group}
+    bits = node.type.bits
+    return {
+        "in_lanes": node.in_lanes, "out_lanes": node.out_lanes, "bits": bits, "group": group, "groups": node.elements // group,
+        "in_word_bits": node.in_lanes * bits, "out_word_bits": node.out_lanes * bits, "group_bits": group * bits,
+        "in_words": group // node.in_lanes, "out_words": group // node.out_lanes,
+    }  # fmt: skip
 
 
 @width_converter_context.reference

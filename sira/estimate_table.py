@@ -1,0 +1,72 @@
+"""The people's view of an estimate document: per layer SIRA and baseline
+resources, totals and deltas as text tables."""
+
+from __future__ import annotations
+
+from .report import format_table
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.1f}"
+    return str(v)
+
+
+def _pct_cell(v) -> str:
+    return "-" if v is None else f"{v:+.1f}%"
+
+
+def estimate_table(doc: dict) -> str:
+    """People's view: per layer SIRA and baseline resources, totals, deltas."""
+    headers = ["layer", "kind", "PE", "SIMD", "LUT", "DSP", "BRAM18", "URAM", "cycles", "acc"]
+    right = list(range(2, len(headers)))
+
+    def rows(layers: dict) -> list:
+        out = [[n, d["op_type"] + (" (host)" if d.get("host") else ""), str(d["PE"]), str(d["SIMD"]), _cell(d["LUT"]), _cell(d["DSP"]),
+                _cell(d["BRAM_18K"]), _cell(d["URAM"]), str(d["cycles"]), _cell(d["acc_bits"])]
+               for n, d in layers.items() if not d.get("plumbing")]  # fmt: skip
+        kinds: dict[str, list] = {}
+        for d in layers.values():
+            if d.get("plumbing"):
+                kinds.setdefault(d["op_type"], []).append(d)
+        for kind, ds in kinds.items():
+            sums = [_cell(sum(d[k] for d in ds if d[k] != "unknown")) for k in ("LUT", "DSP", "BRAM_18K", "URAM")]
+            out.append([f"({len(ds)} stream stage(s))", kind, "", "", *sums, str(max(d["cycles"] for d in ds)), "-"])
+        return out
+
+    def total_row(label: str, t: dict) -> list:
+        return [label, "", "", "", str(t["LUT"]), str(t["DSP"]), str(t["BRAM_18K"]), str(t["URAM"]), str(t["cycles"]), _cell(t["acc_bits"])]
+
+    out = [f"estimate on {doc['part']} at {doc['clock_ns']} ns, mode {doc['mode']}", "", "SIRA:"]
+    out.append(format_table(headers, rows(doc["layers"]) + [total_row("total", doc["total"])], right))
+    out += ["", "baseline (FINN today: FINN accumulator widths, elementwise tails, float input thresholds):"]
+    out.append(format_table(headers, rows(doc["baseline"]["layers"]) + [total_row("total", doc["baseline"]["total"])], right))
+    out.append("")
+    summary = [
+        [k, str(doc["baseline"]["total"][k]), str(doc["total"][k]), _pct_cell(doc["delta"][k])]
+        for k in ("LUT", "DSP", "BRAM_18K", "URAM")
+    ]
+    summary.append(["acc bits (mean)", _cell(doc["baseline"]["total"]["acc_bits"]), _cell(doc["total"]["acc_bits"]), _pct_cell(doc["delta"]["acc_bits"])])
+    out.append(format_table(["total", "baseline", "SIRA", "delta"], summary, [1, 2, 3]))
+    if any(d.get("host") for d in doc["layers"].values()):
+        out.append("(host): float steps before or after the integer dataflow run on the host CPU, as in a FINN partition")
+    unk = doc["total"]["unknown_layers"]
+    if any(unk.values()):
+        out.append("unknown (excluded from totals): " + ", ".join(f"{k} in {v} layer(s)" for k, v in unk.items() if v))
+    perf = doc["performance"]
+    fps = perf["estimated_throughput_fps"]
+    out.append(f"bottleneck: {perf['max_cycles_node_name']} at {perf['max_cycles']} cycles -> "
+               f"{'-' if fps is None else f'{fps:,.1f}'} inferences/s")  # fmt: skip
+    for note in doc.get("notes", []):
+        out.append(f"note: {note}")
+    for note in doc.get("lint", []):
+        out.append(f"lint: {note}")
+    return "\n".join(out)
+
+
+__all__ = ["layer_cost", "multiply_bindings", "baseline_layers", "cost_layers", "estimate", "estimate_table", "prepare"]
+
+
+__all__ = ["estimate_table"]

@@ -1,0 +1,210 @@
+"""Hardware layers that move over an image: zero padding, the sliding window
+generator and pooling (see :mod:`sira.hw` for the conventions). Besides
+their cycles they give the line-buffer geometry and the loop bounds the
+generated code uses."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import ClassVar, Optional
+
+from .errors import SiraError
+from .hw_base import HWLayer, StreamType
+
+
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class FMPadding(HWLayer):
+    """Zero padding of an image stream: ``padding`` is (top, left, bottom,
+    right), in ``value`` (0 for convolutions). ``SIMD`` divides ``channels``."""
+
+    kind: ClassVar[str] = "FMPadding"
+    in_factors: ClassVar[tuple[str, ...]] = ("simd",)
+    out_factors: ClassVar[tuple[str, ...]] = ("simd",)
+
+    channels: int
+    padding: tuple[int, int, int, int]
+    value: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "padding", tuple(int(v) for v in self.padding))
+        super().__post_init__()
+
+    def fold_dims(self):
+        return {"simd": ("channels", self.channels)}
+
+    @property
+    def channel_folds(self) -> int:
+        return self.channels // self.simd
+
+    @property
+    def cycles(self) -> int:
+        return self.pixels * self.channel_folds
+
+
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class ConvolutionInputGenerator(HWLayer):
+    """Sliding window generator: reads an (already padded) ``ifm_dim`` image
+    of ``channels`` and emits, per output pixel of ``ofm_dim``, the
+    ``kernel`` window in (kh, kw, c) order. ``depthwise`` streams the window
+    channel-interleaved for a VVAU. ``SIMD`` divides ``channels``."""
+
+    kind: ClassVar[str] = "ConvolutionInputGenerator"
+    in_factors: ClassVar[tuple[str, ...]] = ("simd",)
+    out_factors: ClassVar[tuple[str, ...]] = ("simd",)
+
+    channels: int
+    ifm_dim: tuple[int, int]
+    ofm_dim: tuple[int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int] = (1, 1)
+    depthwise: bool = False
+
+    def __post_init__(self):
+        for f in ("ifm_dim", "ofm_dim", "kernel", "stride", "dilation"):
+            object.__setattr__(self, f, tuple(int(v) for v in getattr(self, f)))
+        super().__post_init__()
+
+    def fold_dims(self):
+        return {"simd": ("channels", self.channels)}
+
+    @property
+    def channel_folds(self) -> int:
+        return self.channels // self.simd
+
+    @property
+    def window_rows(self) -> int:
+        """Input rows one window spans (dilation included)."""
+        return (self.kernel[0] - 1) * self.dilation[0] + 1
+
+    @property
+    def buffer_rows(self) -> int:
+        """Rows of the line buffer: a window's rows plus the stride's rows
+        the next window row needs, read while the current one is emitted."""
+        return self.window_rows + self.stride[0]
+
+    @property
+    def row_words(self) -> int:
+        """Stream words of one input row."""
+        return self.ifm_dim[1] * self.channel_folds
+
+    @property
+    def prefill_words(self) -> int:
+        """Stream words read before the first window: its rows."""
+        return self.window_rows * self.row_words
+
+    @property
+    def window_row_words(self) -> int:
+        """Stream words emitted per output row (every window of the row)."""
+        return self.ofm_dim[1] * int(math.prod(self.kernel)) * self.channel_folds
+
+    @property
+    def cycles(self) -> int:
+        window = int(math.prod(self.ofm_dim)) * int(math.prod(self.kernel))
+        return max(window, int(math.prod(self.ifm_dim))) * self.channel_folds
+
+
+def _channel_folds_pe(layer) -> int:
+    """Stream words per pixel of a PE-folded image."""
+    return layer.channels // layer.pe
+
+
+def _pool_buffer_rows(layer) -> int:
+    """Rows of a pooling line buffer: the kernel's rows plus the stride's
+    rows the next window row needs, read while the current one is reduced."""
+    return layer.kernel[0] + layer.stride[0]
+
+
+def _pool_row_words(layer) -> int:
+    """Stream words of one input row."""
+    return layer.ifm_dim[1] * layer.channel_folds
+
+
+def _pool_prefill_words(layer) -> int:
+    """Stream words read before the first window: the kernel's rows."""
+    return layer.kernel[0] * layer.row_words
+
+
+def _pool_window_row_words(layer) -> int:
+    """Window elements reduced per output row (one word per cycle)."""
+    return layer.ofm_dim[1] * int(math.prod(layer.kernel)) * layer.channel_folds
+
+
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class StreamingMaxPool(HWLayer):
+    """Max pooling over ``kernel`` windows with ``stride`` on an image
+    stream (no padding). ``PE`` divides ``channels``."""
+
+    kind: ClassVar[str] = "StreamingMaxPool"
+
+    channels: int
+    ifm_dim: tuple[int, int]
+    ofm_dim: tuple[int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+
+    def __post_init__(self):
+        for f in ("ifm_dim", "ofm_dim", "kernel", "stride"):
+            object.__setattr__(self, f, tuple(int(v) for v in getattr(self, f)))
+        super().__post_init__()
+
+    def fold_dims(self):
+        return {"pe": ("channels", self.channels)}
+
+    channel_folds = property(_channel_folds_pe)
+    buffer_rows = property(_pool_buffer_rows)
+    row_words = property(_pool_row_words)
+    window_row_words = property(_pool_window_row_words)
+    prefill_words = property(_pool_prefill_words)
+
+    @property
+    def cycles(self) -> int:
+        return int(math.prod(self.ifm_dim)) * self.channel_folds
+
+
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class Pool(HWLayer):
+    """Pooling by summation (``function`` ``"sum"``): the integer sum over
+    each ``kernel`` window; an average pool is this sum, its division folded
+    into the next requantization (thresholds or scale). ``PE`` divides
+    ``channels``."""
+
+    kind: ClassVar[str] = "Pool"
+
+    channels: int
+    ifm_dim: tuple[int, int]
+    ofm_dim: tuple[int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    function: str = "sum"
+    acc_type: Optional[StreamType] = None
+
+    def __post_init__(self):
+        for f in ("ifm_dim", "ofm_dim", "kernel", "stride"):
+            object.__setattr__(self, f, tuple(int(v) for v in getattr(self, f)))
+        if self.function != "sum":
+            raise SiraError(f"layer '{self.name}' (Pool): function '{self.function}' is not supported; only 'sum'")
+        super().__post_init__()
+
+    def fold_dims(self):
+        return {"pe": ("channels", self.channels)}
+
+    @property
+    def is_global(self) -> bool:
+        """One window over the whole image (global pooling): a running
+        value per channel, no line buffer."""
+        return self.kernel == self.ifm_dim and self.ofm_dim == (1, 1)
+
+    channel_folds = property(_channel_folds_pe)
+    buffer_rows = property(_pool_buffer_rows)
+    row_words = property(_pool_row_words)
+    window_row_words = property(_pool_window_row_words)
+    prefill_words = property(_pool_prefill_words)
+
+    @property
+    def cycles(self) -> int:
+        return int(math.prod(self.ifm_dim)) * self.channel_folds
+
+
+__all__ = ["FMPadding", "ConvolutionInputGenerator", "StreamingMaxPool", "Pool"]
