@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import functools
 from fractions import Fraction
-from typing import Iterable
-
 import numpy as np
 
 #: Magnitude below which int64 arithmetic on two operands cannot overflow.
@@ -137,17 +135,24 @@ def int_range_product(alo, ahi, blo, bhi) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def int_interval_matmul_const(lo: np.ndarray, hi: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact bounds of x @ w for x elementwise in [lo, hi] and integer point w.
+def _int_extreme(fn, arrays) -> np.ndarray:
+    """Elementwise min / max of exact integer arrays. Once one of them holds
+    Python ints, everything is kept as object arrays: numpy hands back a
+    0-d result as a bare int, which it would then force into int64."""
+    arrs = [np.asarray(a) for a in arrays]
+    if all(a.dtype != object for a in arrs):
+        return functools.reduce(fn, arrs)
+    return as_int(functools.reduce(lambda u, v: np.asarray(fn(u, v), dtype=object), [a.astype(object) for a in arrs]))
 
-    Each output is a sum of independent terms, so per-term extremes add up to
-    the attained extremes: lo @ max(w,0) + hi @ min(w,0) and symmetrically.
-    """
-    wpos = np.maximum(w, 0) if w.dtype != object else np.vectorize(lambda v: max(v, 0), otypes=[object])(w)
-    wneg = int_add(w, int_neg(wpos))
-    out_lo = int_add(int_matmul(lo, wpos), int_matmul(hi, wneg))
-    out_hi = int_add(int_matmul(hi, wpos), int_matmul(lo, wneg))
-    return out_lo, out_hi
+
+def int_minimum(*arrays) -> np.ndarray:
+    """Exact elementwise minimum of integer arrays (broadcasting)."""
+    return _int_extreme(np.minimum, arrays)
+
+
+def int_maximum(*arrays) -> np.ndarray:
+    """Exact elementwise maximum of integer arrays (broadcasting)."""
+    return _int_extreme(np.maximum, arrays)
 
 
 def is_integral(values: np.ndarray) -> bool:
@@ -391,14 +396,6 @@ def to_fraction(v) -> Fraction:
     return Fraction(float(v))
 
 
-def fraction_array(values: Iterable) -> np.ndarray:
-    arr = np.asarray(values)
-    out = np.empty(arr.shape, dtype=object)
-    for idx, v in np.ndenumerate(arr):
-        out[idx] = to_fraction(v)
-    return out
-
-
 # --------------------------------------------------------------------------
 # QONNX integer datatypes
 # --------------------------------------------------------------------------
@@ -507,23 +504,6 @@ def div_down(a, b) -> np.ndarray:
 def div_up(a, b) -> np.ndarray:
     """Smallest float64 >= a / b for finite non-zero b (a may be infinite)."""
     return _div_directed(a, b, +1)
-
-
-def exact_int_quotient(num, den) -> np.ndarray | None:
-    """Integers k with ``num == den * k`` exactly (elementwise, broadcasting),
-    or None when some quotient is not an exact integer. Used to fold a
-    zero-point bias that is a whole number of scale steps into the integer
-    part (s*q + s*k = s*(q + k))."""
-    num = np.asarray(num, dtype=np.float64)
-    den = np.asarray(den, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        k = np.round(num / den)
-        p = den * k
-    if not (np.all(np.isfinite(k)) and np.all(p == num)):
-        return None
-    if np.any(_two_product_err(den, k, p) != 0):
-        return None
-    return as_int(k)
 
 
 def common_grid_exponent(*arrays) -> int:

@@ -37,6 +37,14 @@ Shape = tuple[int, ...]
 #: relative error allowed for a float64 scale/bias derived through a chain of
 #: float64 operations (2**-40: thousands of roundings)
 GRID_ROUNDING = 2.0**-40
+#: relative disagreement allowed between real bounds and grid bounds: a
+#: constant's real value is its stored float32 value, the grid's is exact
+_CONSISTENCY = 2.0**-20
+#: relative distance below which an off-grid verdict in float64 may be an
+#: artifact of rounding and is settled with rationals
+_NEAR_MISS = 2.0**-40
+#: magnitude above which the error of a float64 product is exactly known
+_UNDERFLOW_SAFE = 2.0**-960
 
 
 def compact(a, shape: Sequence[int]) -> np.ndarray:
@@ -64,10 +72,6 @@ def _full(a: np.ndarray, shape: Shape) -> np.ndarray:
     return np.broadcast_to(a, shape)
 
 
-def _is_scalar_compact(a: Optional[np.ndarray]) -> bool:
-    return a is None or a.size == 1
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class ScaledIntRange:
     """Sound range of a tensor, and its scaled-integer form where one exists."""
@@ -89,6 +93,9 @@ class ScaledIntRange:
     #: human-readable remarks (why a range is loose, what was lost)
     notes: tuple = ()
 
+    def __post_init__(self):
+        _check_invariants(self)
+
     # ------------------------------------------------------------------
     # construction
     # ------------------------------------------------------------------
@@ -99,10 +106,6 @@ class ScaledIntRange:
         shape = tuple(int(d) for d in shape)
         lo = compact(np.asarray(lo, dtype=np.float64), shape)
         hi = compact(np.asarray(hi, dtype=np.float64), shape)
-        if np.any(np.isnan(lo)) or np.any(np.isnan(hi)):
-            raise ValueError("NaN in range bounds")
-        if np.any(lo > hi):
-            raise ValueError("empty range: a lower bound exceeds its upper bound")
         return cls(shape=shape, lo=lo, hi=hi, exact=exact, **kw)
 
     @classmethod
@@ -134,12 +137,8 @@ class ScaledIntRange:
         qhi = compact(nx.as_int(int_hi), shape)
         s = compact(np.asarray(scale, dtype=np.float64), shape)
         b = compact(np.asarray(bias, dtype=np.float64), shape)
-        if not np.all(np.isfinite(s)) or np.any(s == 0):
-            raise ValueError("scale must be finite and non-zero")
-        if not np.all(np.isfinite(b)):
-            raise ValueError("bias must be finite")
         if np.any(qlo > qhi):
-            raise ValueError("empty integer range")
+            raise ValueError("empty integer range: int_lo exceeds int_hi")
         lo, hi = nx.affine_bounds(s, qlo, qhi, b)
         # A derived scale or bias (a product, a quotient) is float64-rounded,
         # so its grid bounds may sit an ulp inside the truth: where the caller
@@ -229,7 +228,25 @@ class ScaledIntRange:
         )
 
     def replace(self, **changes) -> "ScaledIntRange":
+        """The range with some fields changed; the invariants are checked
+        again (see :func:`_check_invariants`)."""
         return dataclasses.replace(self, **changes)
+
+    def with_bounds(self, lo, hi) -> "ScaledIntRange":
+        """The range with real bounds computed soundly for the exact semantics
+        of an op. Used where the grid's float64 scale is a rounded value (1/c,
+        BN's multiplier, s*s, s/n): the grid is exact only up to that
+        rounding, and its own bounds must not narrow the sound ones."""
+        return self.replace(lo=compact(np.asarray(lo, dtype=np.float64), self.shape), hi=compact(np.asarray(hi, dtype=np.float64), self.shape))
+
+    def broadcast(self, shape) -> "ScaledIntRange":
+        """The range laid out on ``shape`` (ONNX broadcasting), provenance
+        cleared: what an op that passes one operand through produces."""
+        if self.is_scaled_int:
+            return ScaledIntRange.scaled(
+                shape, self.int_lo, self.int_hi, self.scale, self.bias, exact=self.exact, clamp_lo=self.lo, clamp_hi=self.hi, notes=self.notes
+            )
+        return ScaledIntRange.real(shape, self.lo, self.hi, exact=self.exact, notes=self.notes)
 
     def with_note(self, note: str) -> "ScaledIntRange":
         return dataclasses.replace(self, notes=self.notes + (note,))
@@ -238,13 +255,6 @@ class ScaledIntRange:
         """The same range, marked sound-but-not-tight."""
         notes = self.notes + ((note,) if note else ())
         return dataclasses.replace(self, exact=False, notes=notes)
-
-    def drop_int(self, note: str = "") -> "ScaledIntRange":
-        """The same real range without integer information."""
-        notes = self.notes + ((note,) if note else ())
-        return dataclasses.replace(
-            self, int_lo=None, int_hi=None, scale=None, bias=None, scale_sources=frozenset(), bias_sources=frozenset(), notes=notes
-        )
 
     # ------------------------------------------------------------------
     # inspection
@@ -257,10 +267,6 @@ class ScaledIntRange:
     @property
     def is_const(self) -> bool:
         return self.value is not None
-
-    @property
-    def is_point(self) -> bool:
-        return bool(np.all(self.lo == self.hi))
 
     @property
     def ndim(self) -> int:
@@ -305,9 +311,6 @@ class ScaledIntRange:
         if self.value is None:
             raise ValueError("range is not a constant")
         return self.value
-
-    def uniform_scale_bias(self) -> bool:
-        return self.is_scaled_int and self.scale.size == 1 and self.bias.size == 1
 
     def zero_bias_form(self, max_den: int = 16) -> Optional["ScaledIntRange"]:
         """The same set of values as a grid with zero bias, or None.
@@ -456,37 +459,153 @@ class ScaledIntRange:
 
     def union(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
         """The hull of two ranges (for ops whose output is one of its inputs,
-        e.g. Max/Min/Where). Keeps the integer form when the grids agree."""
+        e.g. Where, or a nearest Resize that may pick either neighbour).
+        Keeps the integer form when both lie on one grid (see
+        :meth:`grid_bounds`). Exact: both end points are attained."""
         shape = tuple(out_shape) if out_shape is not None else tuple(np.broadcast_shapes(self.shape, other.shape))
         lo = np.minimum(self.lo, other.lo)
         hi = np.maximum(self.hi, other.hi)
-        if (
-            self.is_scaled_int
-            and other.is_scaled_int
-            and _same(self.scale, other.scale)
-            and _same(self.bias, other.bias)
-        ):
-            grid = (np.minimum(self.int_lo, other.int_lo), np.maximum(self.int_hi, other.int_hi), self.scale, self.bias)
-            return ScaledIntRange.derived(shape, lo, hi, (self, other), grid)
+        for g in (self, other):
+            qa, qb = self.grid_bounds(g), other.grid_bounds(g)
+            if qa is not None and qb is not None:
+                grid = (nx.int_minimum(qa[0], qb[0]), nx.int_maximum(qa[1], qb[1]), g.scale, g.bias)
+                return ScaledIntRange.derived(shape, lo, hi, (self, other), grid)
         return ScaledIntRange.derived(shape, lo, hi, (self, other))
 
+    def maximum(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
+        """max(self, other) elementwise: exact real bounds for independent
+        operands. When one operand dominates the other everywhere the result
+        is that operand; otherwise the integer form is kept when both lie on
+        one grid (same scale and bias, or a constant on the other's grid)."""
+        return self._extreme(other, out_shape, take_max=True)
+
+    def minimum(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
+        """min(self, other) elementwise; as :meth:`maximum`."""
+        return self._extreme(other, out_shape, take_max=False)
+
+    def _extreme(self, other: "ScaledIntRange", out_shape, take_max: bool) -> "ScaledIntRange":
+        shape = tuple(out_shape) if out_shape is not None else tuple(np.broadcast_shapes(self.shape, other.shape))
+        pick = np.maximum if take_max else np.minimum
+        lo, hi = pick(self.lo, other.lo), pick(self.hi, other.hi)
+
+        def dominates(u, v):  # u is the result wherever it is defined
+            return bool(np.all(u.lo >= v.hi) if take_max else np.all(u.hi <= v.lo))
+
+        if dominates(self, other):
+            return self.broadcast(shape)
+        if dominates(other, self):
+            return other.broadcast(shape)
+        for g in (self, other):
+            qa, qb = self.grid_bounds(g), other.grid_bounds(g)
+            if qa is None or qb is None:
+                continue
+            # a larger value is a larger q for a positive scale, a smaller one otherwise
+            up = (g.scale > 0) == take_max
+            qlo = np.where(up, nx.int_maximum(qa[0], qb[0]), nx.int_minimum(qa[0], qb[0]))
+            qhi = np.where(up, nx.int_maximum(qa[1], qb[1]), nx.int_minimum(qa[1], qb[1]))
+            return ScaledIntRange.scaled(
+                shape, nx.as_int(qlo), nx.as_int(qhi), g.scale, g.bias, exact=self.exact and other.exact,
+                clamp_lo=lo, clamp_hi=hi, notes=self.notes + other.notes,
+            )
+        notes = ("the operands do not lie on one integer grid (e.g. a clip bound off the input's grid); integer form dropped",) if self.is_scaled_int or other.is_scaled_int else ()
+        return ScaledIntRange.real(shape, lo, hi, exact=self.exact and other.exact, notes=self.notes + other.notes + notes)
+
     def clip_real(self, lo_bound, hi_bound) -> "ScaledIntRange":
-        """Intersect with [lo_bound, hi_bound] where the op is a clamp whose
-        bounds lie on the grid; falls back to real bounds otherwise."""
+        """Intersect with [lo_bound, hi_bound] (arrays; -inf/inf for no
+        bound), as a clamp does. The integer form is kept where the finite
+        bounds lie exactly on the grid; real bounds only otherwise."""
+        lo_bound = np.asarray(lo_bound, dtype=np.float64)
+        hi_bound = np.asarray(hi_bound, dtype=np.float64)
         lo = np.minimum(np.maximum(self.lo, lo_bound), hi_bound)
         hi = np.maximum(np.minimum(self.hi, hi_bound), lo_bound)
-        if self.is_scaled_int:
-            q_a = _grid_index(lo_bound, self.scale, self.bias)
-            q_b = _grid_index(hi_bound, self.scale, self.bias)
-            if q_a is not None and q_b is not None:
-                pos = self.scale > 0
-                qmin = np.where(pos, q_a, q_b)
-                qmax = np.where(pos, q_b, q_a)
-                qlo = np.minimum(np.maximum(self.int_lo, qmin), qmax)
-                qhi = np.maximum(np.minimum(self.int_hi, qmax), qmin)
-                grid = (nx.as_int(qlo), nx.as_int(qhi), self.scale, self.bias)
-                return ScaledIntRange.derived(self.shape, lo, hi, (self,), grid)
-        return ScaledIntRange.derived(self.shape, lo, hi, (self,))
+        if not self.is_scaled_int:
+            return ScaledIntRange.derived(self.shape, lo, hi, (self,))
+        pos = self.scale > 0
+        # an absent (infinite) bound clamps nothing: it stands for the own end
+        q_a = self.grid_index(np.where(np.isfinite(lo_bound), lo_bound, 0.0), where=np.isfinite(lo_bound))
+        q_b = self.grid_index(np.where(np.isfinite(hi_bound), hi_bound, 0.0), where=np.isfinite(hi_bound))
+        if q_a is None or q_b is None:
+            return ScaledIntRange.derived(self.shape, lo, hi, (self,))
+        own_min = np.where(pos, self.int_lo, self.int_hi)
+        own_max = np.where(pos, self.int_hi, self.int_lo)
+        q_a = np.where(np.isfinite(lo_bound), q_a, own_min)
+        q_b = np.where(np.isfinite(hi_bound), q_b, own_max)
+        qmin = np.where(pos, q_a, q_b)
+        qmax = np.where(pos, q_b, q_a)
+        qlo = np.minimum(np.maximum(self.int_lo, qmin), qmax)
+        qhi = np.maximum(np.minimum(self.int_hi, qmax), qmin)
+        grid = (nx.as_int(qlo), nx.as_int(qhi), self.scale, self.bias)
+        return ScaledIntRange.derived(self.shape, lo, hi, (self,), grid)
+
+    def hull_along(self, axes: Sequence[int], out_shape, regroup=lambda a: a) -> "ScaledIntRange":
+        """Every output element is *some* element along ``axes`` (which one
+        is not known statically): the hull over those axes, per position of
+        the other axes. ``regroup`` maps the reduced compact arrays to the
+        output's rank. The integer form survives when scale and bias do not
+        vary along ``axes``."""
+        axes = tuple(axes)
+
+        def red(a, f):
+            return regroup(f(a, axis=axes, keepdims=True))
+
+        lo, hi = red(self.lo, np.min), red(self.hi, np.max)
+        if self.is_scaled_int and all(self.scale.shape[a] == 1 and self.bias.shape[a] == 1 for a in axes):
+            grid = (red(self.int_lo, np.min), red(self.int_hi, np.max), regroup(self.scale), regroup(self.bias))
+            return ScaledIntRange.derived(out_shape, lo, hi, (self,), grid)
+        return ScaledIntRange.derived(out_shape, lo, hi, (self,))
+
+    # ------------------------------------------------------------------
+    # the integer grid
+    # ------------------------------------------------------------------
+
+    def grid_index(self, v, where=None) -> Optional[np.ndarray]:
+        """Compact integers k with ``scale*k + bias == v`` exactly (as
+        rationals) for every element (every element where ``where`` is
+        set; 0 elsewhere), or None when some value is off the grid."""
+        if not self.is_scaled_int:
+            return None
+        k, on = grid_match(v, self.scale, self.bias)
+        if where is not None:
+            on = on | ~np.asarray(where, dtype=bool)
+            k = np.where(on & np.asarray(where, dtype=bool), k, 0)
+        return nx.as_int(k) if np.all(on) else None
+
+    def grid_bounds(self, g: "ScaledIntRange") -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """Integer bounds of this range on the grid of ``g``: its own when it
+        has that grid, the exact index of a point range lying on it, else
+        None."""
+        if not g.is_scaled_int:
+            return None
+        if self.is_scaled_int and _same(self.scale, g.scale) and _same(self.bias, g.bias):
+            return self.int_lo, self.int_hi
+        if np.all(self.lo == self.hi) and np.all(np.isfinite(self.lo)):
+            k = g.grid_index(self.lo)
+            if k is not None:
+                return k, k
+        return None
+
+    def centered_int_bounds(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """Bounds of q' = q + bias/scale when that shift is an exact integer
+        everywhere, so that the values are ``scale * q'`` (bias 0) and real
+        0 sits at q' = 0; None when 0 is off the grid somewhere."""
+        k = self.grid_index(np.zeros_like(self.bias))
+        if k is None:
+            return None
+        shift = nx.int_neg(k)  # 0 = scale*k + bias, so bias = scale*(-k)
+        return nx.int_add(self.int_lo, shift), nx.int_add(self.int_hi, shift)
+
+    def misses_any(self, points: Sequence[float]) -> bool:
+        """True when a point c lies strictly inside some element's range but
+        the range is known to take only grid values and c is not one of
+        them: an interior extremum at c is then not attained (bounds over
+        the interval stay sound, just not tight)."""
+        if not self.is_scaled_int:
+            return False
+        for c in points:
+            inside = (self.lo < c) & (c < self.hi)
+            if np.any(inside & ~grid_match(np.full(np.shape(inside), c), self.scale, self.bias)[1]):
+                return True
+        return False
 
     # ------------------------------------------------------------------
     # data movement
@@ -628,15 +747,82 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
         return False
 
 
-def _grid_index(v, scale, bias):
-    """Integer k with v == scale*k + bias for every element, else None."""
-    v = np.asarray(v, dtype=np.float64)
-    if not np.all(np.isfinite(v)):
+def grid_match(v, scale, bias) -> tuple[np.ndarray, np.ndarray]:
+    """Per element, a grid index k of v (float64, integral) and whether
+    ``scale*k + bias == v`` holds exactly as rational numbers.
+
+    The nearest index is checked with error-free transforms (the product
+    and the sum exact and equal to v); a near miss, where float64 rounding
+    may hide an exact identity (a non-dyadic scale such as 0.1), is settled
+    with rationals, element by element — there are few of them, as the
+    arrays are compact."""
+    v, scale, bias = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (v, scale, bias)))
+    finite = np.isfinite(v) & np.isfinite(scale) & np.isfinite(bias) & (scale != 0)
+    with np.errstate(all="ignore"):
+        k = np.rint((v - bias) / scale)
+    k = np.where(finite & np.isfinite(k) & (np.abs(k) < nx.FLOAT_EXACT_INT), k, 0.0)
+    p = nx.mul_down(scale, k)
+    # Dekker's product error is exact only away from underflow
+    reliable = (k == 0) | (np.abs(p) > _UNDERFLOW_SAFE)
+    on = finite & reliable & (p == nx.mul_up(scale, k)) & (nx.add_down(p, bias) == v) & (nx.add_up(p, bias) == v)
+    with np.errstate(all="ignore"):
+        near = finite & ~on & (np.abs((p + bias) - v) <= _NEAR_MISS * (np.abs(v) + np.abs(bias) + np.abs(p)) + _UNDERFLOW_SAFE)
+    if np.any(near):
+        k, on = k.copy(), on.copy()
+        for idx in zip(*np.nonzero(near)):
+            q = (Fraction(float(v[idx])) - Fraction(float(bias[idx]))) / Fraction(float(scale[idx]))
+            if q.denominator == 1 and abs(q.numerator) < nx.FLOAT_EXACT_INT:
+                k[idx], on[idx] = float(q.numerator), True
+    return k, on
+
+
+def integer_ratio(scale: np.ndarray, unit: np.ndarray, max_factor: int = 2**20) -> Optional[np.ndarray]:
+    """Integers k with ``scale == k * unit`` exactly (elementwise,
+    broadcasting) and |k| <= max_factor, or None. Sums of terms with such
+    scales (per-channel scales that are power-of-two multiples of the
+    smallest, say) share the grid of ``unit``."""
+    with np.errstate(all="ignore"):
+        k = np.rint(np.asarray(scale, dtype=np.float64) / unit)
+    if not (np.all(np.isfinite(k)) and np.all(np.abs(k) <= max_factor)):
         return None
-    k = np.round((v - bias) / scale)
-    if np.all(scale * k + bias == v):
-        return k.astype(np.int64)
-    return None
+    exact = (nx.mul_down(k, unit) == scale) & (nx.mul_up(k, unit) == scale) & (np.abs(nx.mul0(k, unit)) > _UNDERFLOW_SAFE)
+    return nx.as_int(k) if np.all(exact) else None
+
+
+def _check_invariants(r: ScaledIntRange) -> None:
+    """What every range satisfies, checked on construction and on every
+    :meth:`~ScaledIntRange.replace`: fields broadcast to the shape, no NaN,
+    lo <= hi, int_lo <= int_hi, a finite non-zero scale and a finite bias,
+    and real bounds that meet the grid's bounds (up to the float32 rounding
+    of a stored constant). Vectorized over the compact arrays."""
+    fields = [r.lo, r.hi] + ([r.int_lo, r.int_hi, r.scale, r.bias] if r.int_lo is not None else [])
+    try:
+        np.broadcast_shapes(r.shape, *(np.shape(a) for a in fields))
+    except ValueError:
+        raise ValueError(f"range fields of shapes {[np.shape(a) for a in fields]} do not broadcast to {list(r.shape)}") from None
+    if any(np.ndim(a) > len(r.shape) for a in fields):
+        raise ValueError(f"a range field has more axes than the tensor shape {list(r.shape)}")
+    if np.any(np.isnan(r.lo)) or np.any(np.isnan(r.hi)):
+        raise ValueError("NaN in range bounds")
+    if np.any(r.lo > r.hi):
+        raise ValueError("empty range: a lower bound exceeds its upper bound")
+    if r.int_lo is None:
+        if any(f is not None for f in (r.int_hi, r.scale, r.bias)):
+            raise ValueError("a partial integer form: int_lo, int_hi, scale and bias go together")
+        return
+    if r.int_hi is None or r.scale is None or r.bias is None:
+        raise ValueError("a partial integer form: int_lo, int_hi, scale and bias go together")
+    if np.any(r.int_lo > r.int_hi):
+        raise ValueError("empty integer range: int_lo exceeds int_hi")
+    if not np.all(np.isfinite(r.scale)) or np.any(r.scale == 0):
+        raise ValueError("scale must be finite and non-zero")
+    if not np.all(np.isfinite(r.bias)):
+        raise ValueError("bias must be finite")
+    glo, ghi = nx.affine_bounds(r.scale, r.int_lo, r.int_hi, r.bias)
+    with np.errstate(invalid="ignore", over="ignore"):
+        meets = (r.lo <= ghi + _CONSISTENCY * np.abs(ghi)) & (glo - _CONSISTENCY * np.abs(glo) <= r.hi)
+    if not np.all(meets):
+        raise ValueError("real bounds and integer grid disagree: [lo, hi] misses every grid value scale*q + bias with q in [int_lo, int_hi]")
 
 
 def _add_bounds(alo, ahi, blo, bhi):

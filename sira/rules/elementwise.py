@@ -26,13 +26,13 @@ from __future__ import annotations
 import functools
 import math
 from fractions import Fraction
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from .. import numerics as nx
 from ..errors import RuleError
-from ..range import ScaledIntRange, compact
+from ..range import ScaledIntRange
 from . import EXACT, RuleContext, rule
 
 _INF = np.inf
@@ -64,23 +64,6 @@ def _reset(r: ScaledIntRange) -> ScaledIntRange:
     return r.replace(scale_sources=frozenset(), bias_sources=frozenset())
 
 
-def _broadcast(r: ScaledIntRange, shape) -> ScaledIntRange:
-    """``r`` laid out on ``shape`` (ONNX broadcasting), provenance cleared."""
-    if r.is_scaled_int:
-        return ScaledIntRange.scaled(
-            shape, r.int_lo, r.int_hi, r.scale, r.bias, exact=r.exact, clamp_lo=r.lo, clamp_hi=r.hi, notes=r.notes
-        )
-    return ScaledIntRange.real(shape, r.lo, r.hi, exact=r.exact, notes=r.notes)
-
-
-def _with_bounds(r: ScaledIntRange, lo, hi) -> ScaledIntRange:
-    """``r`` with its real bounds replaced by bounds computed soundly for the
-    exact semantics. Used where the grid's float64 scale is a rounded value
-    (1/c, BN's multiplier, s*s): the grid is then exact only up to that rounding,
-    and its own bounds must not narrow the sound ones."""
-    return r.replace(lo=compact(np.asarray(lo, dtype=np.float64), r.shape), hi=compact(np.asarray(hi, dtype=np.float64), r.shape))
-
-
 def _dynamic(r: ScaledIntRange) -> ScaledIntRange:
     """Result of two dynamic operands: sound, tight only if independent."""
     return r.replace(exact=False)
@@ -98,49 +81,6 @@ def _same_tensor(ctx: RuleContext) -> bool:
 
 def _nan_to(a: np.ndarray, fill: float) -> np.ndarray:
     return np.where(np.isnan(a), fill, a)
-
-
-def _grid_match(v, scale, bias) -> tuple[np.ndarray, np.ndarray]:
-    """Per element, the nearest grid index k of v and whether
-    ``scale*k + bias == v`` holds exactly (as real numbers)."""
-    v = np.asarray(v, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        k = np.round((v - bias) / scale)
-    k = np.where(np.isfinite(k), k, 0.0)
-    p = nx.mul_down(scale, k)
-    on = (p == nx.mul_up(scale, k)) & (nx.add_down(p, bias) == v) & (nx.add_up(p, bias) == v)
-    return k, on
-
-
-def _exact_grid_index(v, scale, bias) -> Optional[np.ndarray]:
-    """Integers k with ``scale*k + bias == v`` exactly for every element, else None."""
-    k, on = _grid_match(v, scale, bias)
-    return nx.as_int(k) if np.all(on) else None
-
-
-def _misses_critical(x: ScaledIntRange, critical: Sequence[float]) -> bool:
-    """True when an interior extremum c of a non-monotone function may not be
-    attained: c lies strictly inside some element's range, but x is known to
-    take only grid values and c is not one of them. (Bounds over the
-    interval stay sound; they are just not attained.)"""
-    if not x.is_scaled_int:
-        return False
-    for c in critical:
-        inside = (x.lo < c) & (c < x.hi)
-        if np.any(inside & ~_grid_match(np.full(np.shape(inside), c), x.scale, x.bias)[1]):
-            return True
-    return False
-
-
-def _fold_bias(x: ScaledIntRange):
-    """``(qlo + k, qhi + k)`` with ``k = bias/scale`` when that is an exact
-    integer everywhere, so that ``x = scale * (q + k)`` has bias 0 and real 0
-    sits at integer 0; None otherwise."""
-    k = _exact_grid_index(np.zeros_like(x.bias), x.scale, x.bias)
-    if k is None:
-        return None
-    k = nx.int_neg(k)  # 0 = scale*(-k) + bias, so bias = scale*k
-    return nx.int_add(x.int_lo, k), nx.int_add(x.int_hi, k)
 
 
 def _dyadic(alpha: np.ndarray):
@@ -163,24 +103,6 @@ def _min_all(arrays):
 
 def _max_all(arrays):
     return functools.reduce(np.maximum, arrays)
-
-
-def _int_extreme(fn, arrays) -> np.ndarray:
-    """Elementwise min / max of exact integer arrays. Once one of them holds
-    Python ints, everything is kept as object arrays: numpy hands back a
-    0-d result as a bare int, which it would then force into int64."""
-    arrs = [np.asarray(a) for a in arrays]
-    if all(a.dtype != object for a in arrs):
-        return functools.reduce(fn, arrs)
-    return nx.as_int(functools.reduce(lambda u, v: np.asarray(fn(u, v), dtype=object), [a.astype(object) for a in arrs]))
-
-
-def _imin(*arrays) -> np.ndarray:
-    return _int_extreme(np.minimum, arrays)
-
-
-def _imax(*arrays) -> np.ndarray:
-    return _int_extreme(np.maximum, arrays)
 
 
 # --------------------------------------------------------------------------
@@ -235,18 +157,18 @@ def _square(x: ScaledIntRange, shape) -> ScaledIntRange:
     straddle = (x.lo < 0) & (x.hi > 0)
     lo = np.where(straddle, 0.0, np.minimum(nx.mul_down(x.lo, x.lo), nx.mul_down(x.hi, x.hi)))
     hi = np.maximum(nx.mul_up(x.lo, x.lo), nx.mul_up(x.hi, x.hi))
-    folded = _fold_bias(x) if x.is_scaled_int else None
+    folded = x.centered_int_bounds() if x.is_scaled_int else None
     if folded is None:
-        return _real(shape, lo, hi, x, exact=not _misses_critical(x, (0.0,)))
+        return _real(shape, lo, hi, x, exact=not x.misses_any((0.0,)))
     qlo, qhi = folded
     qsq_lo, qsq_hi = nx.int_mul(qlo, qlo), nx.int_mul(qhi, qhi)
     qstraddle = (qlo < 0) & (qhi > 0)
-    qlo = np.where(qstraddle, 0, _imin(qsq_lo, qsq_hi))
-    qhi = _imax(qsq_lo, qsq_hi)
+    qlo = np.where(qstraddle, 0, nx.int_minimum(qsq_lo, qsq_hi))
+    qhi = nx.int_maximum(qsq_lo, qsq_hi)
     r = ScaledIntRange.scaled(shape, qlo, qhi, x.scale * x.scale, 0.0, exact=x.exact, notes=x.notes)
     if np.all(x.bias == 0):  # bilinear in the scale: the provenance carries over, as in ``mul``
         r = r.replace(scale_sources=x.scale_sources, bias_sources=x.bias_sources)
-    return _with_bounds(r, lo, hi)
+    return r.with_bounds(lo, hi)
 
 
 @rule("Mul", exactness=EXACT)
@@ -357,7 +279,7 @@ def _div_const(x: ScaledIntRange, c: np.ndarray, source: str, shape) -> ScaledIn
     if not (np.all(np.isfinite(new_scale)) and np.all(new_scale != 0)):
         return _real(shape, lo, hi, x, note="Div: the divided scale over- or underflows float64; integer form dropped")
     r = x.mul_const(recip, source=source, out_shape=shape)
-    return _with_bounds(r, lo, hi)
+    return r.with_bounds(lo, hi)
 
 
 # --------------------------------------------------------------------------
@@ -426,7 +348,7 @@ def batchnorm_rule(ctx: RuleContext):
         scale_sources=r.scale_sources | {ctx.input_name(4)},
         bias_sources=r.bias_sources | {ctx.input_name(3)},
     )
-    return [_with_bounds(r, lo, hi)]
+    return [r.with_bounds(lo, hi)]
 
 
 # --------------------------------------------------------------------------
@@ -454,10 +376,10 @@ def _kink_int(x: ScaledIntRange, alpha: np.ndarray, name: str, lo, hi, shape) ->
     f(x) = (s/r) * g(q'), g(q') = r*q' on the non-negative side, p*q' on the
     other; g is monotone on each side, so its extremes are among g(qlo'),
     g(qhi') and g(0) = 0 — exact integer bounds."""
-    folded = _fold_bias(x)
+    folded = x.centered_int_bounds()
     if folded is None:
         # for a negative slope 0 is the minimum, attained only if on the grid
-        loose = bool(np.any(alpha < 0)) and _misses_critical(x, (0.0,))
+        loose = bool(np.any(alpha < 0)) and x.misses_any((0.0,))
         return _real(shape, lo, hi, x, exact=not loose, note=f"{name}: 0 is not on the input grid (bias/scale is not an integer); integer form dropped")
     ratio = _dyadic(alpha)
     if ratio is None:
@@ -473,8 +395,8 @@ def _kink_int(x: ScaledIntRange, alpha: np.ndarray, name: str, lo, hi, shape) ->
     straddle = (qlo < 0) & (qhi > 0)
     zero = np.zeros((1,) * len(shape), dtype=np.int64)
     glo, ghi = g(qlo), g(qhi)
-    out_lo = np.where(straddle, _imin(glo, ghi, zero), _imin(glo, ghi))
-    out_hi = np.where(straddle, _imax(glo, ghi, zero), _imax(glo, ghi))
+    out_lo = np.where(straddle, nx.int_minimum(glo, ghi, zero), nx.int_minimum(glo, ghi))
+    out_hi = np.where(straddle, nx.int_maximum(glo, ghi, zero), nx.int_maximum(glo, ghi))
     return ScaledIntRange.scaled(
         shape, nx.as_int(out_lo), nx.as_int(out_hi), x.scale / r, 0.0, exact=x.exact, clamp_lo=lo, clamp_hi=hi, notes=x.notes
     )
@@ -533,67 +455,12 @@ def abs_rule(ctx: RuleContext):
 # --------------------------------------------------------------------------
 
 
-def _on_grid(r: ScaledIntRange, scale, bias):
-    """Integer bounds of ``r`` on the grid (scale, bias): its own when it has
-    that grid, the exact index of a point range lying on it, else None."""
-    if r.is_scaled_int and _same(r.scale, scale) and _same(r.bias, bias):
-        return r.int_lo, r.int_hi
-    if np.all(r.lo == r.hi) and np.all(np.isfinite(r.lo)):
-        k = _exact_grid_index(r.lo, scale, bias)
-        if k is not None:
-            return k, k
-    return None
-
-
-def _same(a, b) -> bool:
-    try:
-        return bool(np.all(a == b))
-    except ValueError:
-        return False
-
-
-def _extreme2(a: ScaledIntRange, b: ScaledIntRange, shape, take_max: bool, name: str) -> ScaledIntRange:
-    """max(a, b) (or min) elementwise. Exact real bounds for independent
-    operands. When one operand dominates the other everywhere the result is
-    that operand; otherwise the integer form is kept when both lie on one
-    grid (same scale and bias, or a constant on the other's grid)."""
-    pick = np.maximum if take_max else np.minimum
-    lo, hi = pick(a.lo, b.lo), pick(a.hi, b.hi)
-
-    def dominates(u, v):  # u is the result wherever it is defined
-        return bool(np.all(u.lo >= v.hi) if take_max else np.all(u.hi <= v.lo))
-
-    if dominates(a, b):
-        return _broadcast(a, shape)
-    if dominates(b, a):
-        return _broadcast(b, shape)
-    for g in (a, b):
-        if not g.is_scaled_int:
-            continue
-        qa, qb = _on_grid(a, g.scale, g.bias), _on_grid(b, g.scale, g.bias)
-        if qa is None or qb is None:
-            continue
-        # a larger value is a larger q for a positive scale, a smaller one otherwise
-        up = (g.scale > 0) == take_max
-        qlo = np.where(up, _imax(qa[0], qb[0]), _imin(qa[0], qb[0]))
-        qhi = np.where(up, _imax(qa[1], qb[1]), _imin(qa[1], qb[1]))
-        return ScaledIntRange.scaled(
-            shape, nx.as_int(qlo), nx.as_int(qhi), g.scale, g.bias, exact=a.exact and b.exact,
-            clamp_lo=lo, clamp_hi=hi, notes=_notes(a, b),
-        )
-    note = ""
-    if a.is_scaled_int or b.is_scaled_int:
-        note = f"{name}: the operands do not lie on one integer grid (e.g. a clip bound off the input's grid); integer form dropped"
-    return _real(shape, lo, hi, a, b, note=note)
-
-
 def _nary_extreme(ctx: RuleContext, take_max: bool):
     ins = [r for r in ctx.inputs if r is not None]
     if not ins:
         raise RuleError("needs at least one input")
     shape = ctx.out_shape(0, fallback=np.broadcast_shapes(*(r.shape for r in ins)))
-    name = ctx.op_type
-    out = functools.reduce(lambda acc, r: _extreme2(acc, r, shape, take_max, name), ins[1:], _broadcast(ins[0], shape))
+    out = functools.reduce(lambda acc, r: acc.maximum(r, shape) if take_max else acc.minimum(r, shape), ins[1:], ins[0].broadcast(shape))
     if sum(not r.is_const for r in ins) > 1:
         out = _dynamic(out)
     return [out]
@@ -604,7 +471,7 @@ def max_rule(ctx: RuleContext):
     """y = max(x1, ..., xn) elementwise (broadcasting). Exact for a single
     dynamic operand (e.g. max(x, c)); several dynamic operands are exact
     only if independent (marked sound). Integer form kept when the operands
-    share a grid (see ``_extreme2``)."""
+    share a grid (see :meth:`ScaledIntRange.maximum`)."""
     return _nary_extreme(ctx, take_max=True)
 
 
@@ -635,11 +502,11 @@ def clip_rule(ctx: RuleContext):
     x = ctx.inp(0)
     shape = ctx.out_shape(0, fallback=x.shape)
     lower, upper = _clip_bounds(ctx)
-    r = _broadcast(x, shape)
+    r = x.broadcast(shape)
     if lower is not None:
-        r = _extreme2(r, lower, shape, True, "Clip")
+        r = r.maximum(lower, shape)
     if upper is not None:
-        r = _extreme2(r, upper, shape, False, "Clip")
+        r = r.minimum(upper, shape)
     if any(b is not None and not b.is_const for b in (lower, upper)):
         r = _dynamic(r)
     return [r]
@@ -654,8 +521,8 @@ def hard_sigmoid_rule(ctx: RuleContext):
     alpha = _float_attr(ctx, "alpha", 0.2)
     beta = _float_attr(ctx, "beta", 0.5)
     y = x.mul_const(alpha).add_const(beta)
-    y = _extreme2(y, ScaledIntRange.constant(np.float64(0.0)), x.shape, True, "HardSigmoid")
-    return [_extreme2(y, ScaledIntRange.constant(np.float64(1.0)), x.shape, False, "HardSigmoid")]
+    y = y.maximum(ScaledIntRange.constant(np.float64(0.0)), x.shape)
+    return [y.minimum(ScaledIntRange.constant(np.float64(1.0)), x.shape)]
 
 
 # --------------------------------------------------------------------------
@@ -739,7 +606,7 @@ def _smooth(ctx: RuleContext, f, critical: Sequence[float] = (), **kw):
     a nonlinear map. Loose only if an interior extremum is off the grid."""
     x = ctx.inp(0)
     lo, hi = _eval_bounds(f, x.lo, x.hi, critical, **kw)
-    return [_real(x.shape, lo, hi, x, exact=not _misses_critical(x, critical))]
+    return [_real(x.shape, lo, hi, x, exact=not x.misses_any(critical))]
 
 
 def _sigmoid(x):
