@@ -155,6 +155,29 @@ def int_maximum(*arrays) -> np.ndarray:
     return _int_extreme(np.maximum, arrays)
 
 
+def int_linear_bounds(op, qlo, qhi, w, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact integer range of ``op(q, w)`` for q elementwise in [qlo, qhi]
+    and point integer weights, ``op`` a bilinear map that sums ``n_terms``
+    products per output (a matrix product, a convolution).
+
+    The per-term extremes add up to (lo+hi)@w -/+ (hi-lo)@|w|, all halved:
+    two products instead of four, integral because the doubled form is. They
+    run in float64 (BLAS speed) when every partial sum is provably below
+    2**53, in int64 below 2**62, in Python integers beyond."""
+    bound = 2 * n_terms * max(absmax(qlo), absmax(qhi), 1) * max(absmax(w), 1)
+    if bound < FLOAT_EXACT_INT:
+        kind, cast = np.float64, (lambda a: a.astype(np.int64))
+    elif bound < INT64_SAFE:
+        kind, cast = np.int64, (lambda a: a)
+    else:
+        kind, cast = object, as_int
+    wk = w.astype(kind)
+    lo_k, hi_k = qlo.astype(kind), qhi.astype(kind)
+    center = op(lo_k + hi_k, wk)
+    spread = op(hi_k - lo_k, np.abs(wk))
+    return cast((center - spread) // 2), cast((center + spread) // 2)
+
+
 def is_integral(values: np.ndarray) -> bool:
     """True when every element is a finite integer value."""
     arr = np.asarray(values)
@@ -504,6 +527,76 @@ def div_down(a, b) -> np.ndarray:
 def div_up(a, b) -> np.ndarray:
     """Smallest float64 >= a / b for finite non-zero b (a may be infinite)."""
     return _div_directed(a, b, +1)
+
+
+def linear_bounds(op, lo, hi, w, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sound real bounds of ``op(x, w)`` for x in [lo, hi] and point weights.
+
+    The float64 sums are exact when inputs and weights lie on power-of-two
+    grids with small enough totals (the common case: quantized values);
+    otherwise they are widened by (n+2)*eps*sum|x_k*w_k| (twice the
+    classical bound gamma_(n+1) on the rounding error of an n-term dot
+    product, covering the rounding of the magnitude itself) plus the smallest
+    normal for underflow. An infinite input bound makes exactly those outputs
+    infinite that a non-zero weight connects it to (0 * inf = 0).
+    """
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    flo = np.where(np.isfinite(lo), lo, 0.0)
+    fhi = np.where(np.isfinite(hi), hi, 0.0)
+    wpos = np.maximum(w, 0.0)
+    wneg = np.minimum(w, 0.0)
+    mag = op(np.maximum(np.abs(flo), np.abs(fhi)), np.abs(w))
+    err = (n_terms + 2) * _EPS * mag + _TINY
+    # on a common grid 2**e every product and partial sum is exact while the
+    # magnitude stays below 2**(53+e) (2**(51+e) leaves room for mag's rounding)
+    e = common_grid_exponent(flo, fhi) + common_grid_exponent(w)
+    if e >= -1074:
+        err = np.where(mag < np.ldexp(1.0, min(e + 51, 1023)), 0.0, err)
+    out_lo = (op(flo, wpos) + op(fhi, wneg)) - err
+    out_hi = (op(fhi, wpos) + op(flo, wneg)) + err
+    if np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)):
+        return out_lo, out_hi
+    neg_inf = (lo == -np.inf).astype(np.float64)
+    pos_inf = (hi == np.inf).astype(np.float64)
+    to_minus = op(neg_inf, (w > 0).astype(np.float64)) + op(pos_inf, (w < 0).astype(np.float64))
+    to_plus = op(pos_inf, (w > 0).astype(np.float64)) + op(neg_inf, (w < 0).astype(np.float64))
+    return np.where(to_minus > 0, -np.inf, out_lo), np.where(to_plus > 0, np.inf, out_hi)
+
+
+def interval_div(alo, ahi, blo, bhi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sound bounds of x / y for x in [alo, ahi], y in [blo, bhi].
+
+    Where [blo, bhi] does not contain 0 the quotient is monotone in each
+    argument, so the four corners (rounded outward) are exact bounds.
+    Where it contains or touches 0 the quotient is unbounded (or NaN):
+    those elements get [-inf, inf]. Returns (lo, hi, zero_mask)."""
+    blo = np.asarray(blo, dtype=np.float64)
+    bhi = np.asarray(bhi, dtype=np.float64)
+    zero = (blo <= 0) & (bhi >= 0)
+    blo_s = np.where(zero, 1.0, blo)
+    bhi_s = np.where(zero, 1.0, bhi)
+    corners = [(alo, blo_s), (alo, bhi_s), (ahi, blo_s), (ahi, bhi_s)]
+    with np.errstate(all="ignore"):
+        lo = functools.reduce(np.minimum, [_div_corner(x, y, down=True) for x, y in corners])
+        hi = functools.reduce(np.maximum, [_div_corner(x, y, down=False) for x, y in corners])
+    return np.where(zero, -np.inf, lo), np.where(zero, np.inf, hi), zero
+
+
+def _div_corner(x, y, down: bool) -> np.ndarray:
+    """Bound of x / y at a corner of the box (y != 0), rounded outward.
+
+    An infinite bound stands for an unbounded side, so a corner with an
+    infinite divisor is a limit: 0 for a finite dividend; for an infinite
+    one, the quotients along the two edges into that corner tend to 0 and
+    to +-inf, so both are candidates."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    fin = np.isfinite(y)
+    q = (div_down if down else div_up)(x, np.where(fin, y, 1.0))
+    signed_inf = np.sign(x) * np.sign(y) * np.inf
+    both = (np.minimum if down else np.maximum)(0.0, signed_inf)
+    return np.where(fin, q, np.where(np.isfinite(x), 0.0, both))
 
 
 def common_grid_exponent(*arrays) -> int:

@@ -457,6 +457,53 @@ class ScaledIntRange:
             return ScaledIntRange.derived(shape, lo, hi, (self, other), (qlo, qhi, self.scale * other.scale, 0.0))
         return ScaledIntRange.derived(shape, lo, hi, (self, other))
 
+    def div(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
+        """self / other for independent operands: the exact four corners,
+        rounded outward, where the divisor excludes 0; unbounded (with a
+        note, and loose) where it contains or touches 0, never a finite
+        bound that division by a value near 0 could break. Off the grid."""
+        shape = tuple(out_shape) if out_shape is not None else tuple(np.broadcast_shapes(self.shape, other.shape))
+        lo, hi, zero = nx.interval_div(self.lo, self.hi, other.lo, other.hi)
+        if not np.any(zero):
+            return ScaledIntRange.derived(shape, lo, hi, (self, other), exact=self.exact and other.exact)
+        note = (
+            f"divisor range [{np.min(other.lo):g}, {np.max(other.hi):g}] contains 0: the quotient is unbounded "
+            "(or NaN) there; bound the divisor away from 0 (e.g. add an epsilon or clip it) for a finite range"
+        )
+        return ScaledIntRange.derived(shape, lo, hi, (self, other), exact=False, notes=(note,))
+
+    def div_const(self, c, source: Optional[str] = None, out_shape=None) -> "ScaledIntRange":
+        """self / c for a constant non-zero array c. Exact: the real bounds
+        are the exact quotients rounded outward; the integer form is that of
+        ``self * (1/c)`` (scale s/c, bias b/c in float64, so the grid is
+        exact up to the rounding of 1/c), dropped with a note where s/c
+        over- or underflows."""
+        c = np.asarray(c, dtype=np.float64)
+        shape = tuple(out_shape) if out_shape is not None else tuple(np.broadcast_shapes(self.shape, c.shape))
+        lo, hi, _ = nx.interval_div(self.lo, self.hi, c, c)
+        if not self.is_scaled_int:
+            return ScaledIntRange.real(shape, lo, hi, exact=self.exact, notes=self.notes)
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            recip = 1.0 / c
+            new_scale = self.scale * recip
+        if not (np.all(np.isfinite(new_scale)) and np.all(new_scale != 0)):
+            note = "Div: the divided scale over- or underflows float64; integer form dropped"
+            return ScaledIntRange.real(shape, lo, hi, exact=self.exact, notes=self.notes + (note,))
+        return self.mul_const(recip, source=source, out_shape=shape).with_bounds(lo, hi)
+
+    def linear_bounds(self, op: Callable, w: np.ndarray, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sound real bounds of ``op(x, w)`` for x in this range and point
+        weights w, ``op`` a bilinear map summing ``n_terms`` products per
+        output (x @ W, a convolution): per output, the positive weights times
+        the input's upper end plus the negative ones times its lower end (and
+        the mirror), rounded outward. Exact for independent elements."""
+        return nx.linear_bounds(op, self.lo, self.hi, w, n_terms)
+
+    def int_linear_bounds(self, op: Callable, wq: np.ndarray, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact bounds of ``op(q, wq)`` for q in [int_lo, int_hi] and point
+        integer weights: the integer part of a layer with constant weights."""
+        return nx.int_linear_bounds(op, self.int_lo, self.int_hi, wq, n_terms)
+
     def union(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
         """The hull of two ranges (for ops whose output is one of its inputs,
         e.g. Where, or a nearest Resize that may pick either neighbour).
@@ -644,54 +691,6 @@ class ScaledIntRange:
         f = np.min if reduce == "min" else np.max
         red = f(a, axis=others) if others else a
         return np.broadcast_to(np.asarray(red).reshape(-1), (self.shape[axis],)) if red.size == 1 else np.asarray(red).reshape(-1)
-
-
-def concat_ranges_field(ranges: Sequence[ScaledIntRange], field: str, axis: int, out_shape) -> np.ndarray:
-    """One field of a concatenation, compact: parts are broadcast to a common
-    compact shape on the other axes, then joined along ``axis``."""
-    parts = []
-    for r in ranges:
-        a = getattr(r, field)
-        target = list(a.shape)
-        target[axis] = r.shape[axis]
-        parts.append(np.broadcast_to(a, target))
-    common = [1] * len(out_shape)
-    for p in parts:
-        for i, d in enumerate(p.shape):
-            if i != axis and d > 1:
-                common[i] = out_shape[i]
-    aligned = []
-    for p in parts:
-        t = list(common)
-        t[axis] = p.shape[axis]
-        aligned.append(np.broadcast_to(p, t))
-    return compact(np.concatenate(aligned, axis=axis), out_shape)
-
-
-def concat_ranges(ranges: Sequence[ScaledIntRange], axis: int, out_shape) -> ScaledIntRange:
-    """Concatenation along ``axis``. Exact. Integer form kept when every part
-    has one: with one common scale when the parts' per-tensor scales share a
-    grid (see :func:`part_grid_factors`), else with scales per position
-    along ``axis``."""
-    out_shape = tuple(int(d) for d in out_shape)
-    axis = axis % len(out_shape)
-
-    def cat(field):
-        return concat_ranges_field(ranges, field, axis, out_shape)
-
-    lo, hi = cat("lo"), cat("hi")
-    value = np.concatenate([r.value for r in ranges], axis=axis) if all(r.is_const for r in ranges) else None
-    if not all(r.is_scaled_int for r in ranges):
-        return ScaledIntRange.derived(out_shape, lo, hi, ranges).replace(value=value)
-    factors = part_grid_factors(ranges)
-    if factors is None:  # scales differ per position along the axis
-        grid = (cat("int_lo"), cat("int_hi"), cat("scale"), cat("bias"))
-    else:  # one common scale t: part i contributes k_i * q_i
-        k, t = factors
-        scaled = [nx.int_range_product(np.asarray(ki), np.asarray(ki), r.int_lo, r.int_hi) for ki, r in zip(k, ranges)]
-        parts = [dataclasses.replace(r, int_lo=a, int_hi=b) for r, (a, b) in zip(ranges, scaled)]
-        grid = (concat_ranges_field(parts, "int_lo", axis, out_shape), concat_ranges_field(parts, "int_hi", axis, out_shape), t, cat("bias"))
-    return ScaledIntRange.derived(out_shape, lo, hi, ranges, grid).replace(value=value)
 
 
 def part_grid_factors(ranges: Sequence[ScaledIntRange]):

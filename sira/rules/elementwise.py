@@ -193,50 +193,6 @@ def mul_rule(ctx: RuleContext):
     return [_dynamic(a.mul(b, out_shape=shape))]
 
 
-def _interval_div(alo, ahi, blo, bhi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sound bounds of x / y for x in [alo, ahi], y in [blo, bhi].
-
-    Where [blo, bhi] does not contain 0 the quotient is monotone in each
-    argument, so the four corners (rounded outward) are exact bounds.
-    Where it contains or touches 0 the quotient is unbounded (or NaN):
-    those elements get [-inf, inf]. Returns (lo, hi, zero_mask)."""
-    zero = (blo <= 0) & (bhi >= 0)
-    blo_s = np.where(zero, 1.0, blo)
-    bhi_s = np.where(zero, 1.0, bhi)
-    corners = [(alo, blo_s), (alo, bhi_s), (ahi, blo_s), (ahi, bhi_s)]
-    with np.errstate(all="ignore"):
-        lo = _min_all([_div_corner(x, y, down=True) for x, y in corners])
-        hi = _max_all([_div_corner(x, y, down=False) for x, y in corners])
-    return np.where(zero, -_INF, lo), np.where(zero, _INF, hi), zero
-
-
-def _div_corner(x, y, down: bool) -> np.ndarray:
-    """Bound of x / y at a corner of the box (y != 0), rounded outward.
-
-    An infinite bound stands for an unbounded side, so a corner with an
-    infinite divisor is a limit: 0 for a finite dividend; for an infinite
-    one, the quotients along the two edges into that corner tend to 0 and
-    to +-inf, so both are candidates."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    fin = np.isfinite(y)
-    q = (nx.div_down if down else nx.div_up)(x, np.where(fin, y, 1.0))
-    signed_inf = np.sign(x) * np.sign(y) * _INF
-    both = (np.minimum if down else np.maximum)(0.0, signed_inf)
-    return np.where(fin, q, np.where(np.isfinite(x), 0.0, both))
-
-
-def _div_general(a: ScaledIntRange, b: ScaledIntRange, shape, dynamic: bool) -> ScaledIntRange:
-    lo, hi, zero = _interval_div(a.lo, a.hi, b.lo, b.hi)
-    note = ""
-    if np.any(zero):
-        note = (
-            f"divisor range [{np.min(b.lo):g}, {np.max(b.hi):g}] contains 0: the quotient is unbounded "
-            "(or NaN) there; bound the divisor away from 0 (e.g. add an epsilon or clip it) for a finite range"
-        )
-    return _real(shape, lo, hi, a, b, exact=not dynamic and not np.any(zero), note=note)
-
-
 @rule("Div", exactness=EXACT)
 def div_rule(ctx: RuleContext):
     """y = a / b (float division, broadcasting).
@@ -253,10 +209,11 @@ def div_rule(ctx: RuleContext):
     a, b = ctx.inp(0), ctx.inp(1)
     shape = _out_shape(ctx, a, b)
     if ctx.is_const(1) and np.all(np.asarray(b.value) != 0):
-        return [_div_const(a, np.asarray(b.value, dtype=np.float64), ctx.input_name(1), shape)]
+        return [a.div_const(b.value, source=ctx.input_name(1), out_shape=shape)]
     if _same_tensor(ctx):
         return [_div_self(a, shape)]
-    return [_div_general(a, b, shape, dynamic=not (ctx.is_const(0) or ctx.is_const(1)))]
+    q = a.div(b, out_shape=shape)
+    return [_dynamic(q) if not (ctx.is_const(0) or ctx.is_const(1)) else q]
 
 
 def _div_self(x: ScaledIntRange, shape) -> ScaledIntRange:
@@ -267,19 +224,6 @@ def _div_self(x: ScaledIntRange, shape) -> ScaledIntRange:
         return ScaledIntRange.scaled(shape, 1, 1, 1.0, 0.0, exact=x.exact, notes=x.notes)
     note = "x / x with x reaching 0: NaN there, range unbounded"
     return _real(shape, np.where(nonzero, 1.0, -_INF), np.where(nonzero, 1.0, _INF), x, exact=False, note=note)
-
-
-def _div_const(x: ScaledIntRange, c: np.ndarray, source: str, shape) -> ScaledIntRange:
-    lo, hi, _ = _interval_div(x.lo, x.hi, c, c)
-    if not x.is_scaled_int:
-        return _real(shape, lo, hi, x)
-    with np.errstate(over="ignore", under="ignore"):
-        recip = 1.0 / c
-        new_scale = x.scale * recip
-    if not (np.all(np.isfinite(new_scale)) and np.all(new_scale != 0)):
-        return _real(shape, lo, hi, x, note="Div: the divided scale over- or underflows float64; integer form dropped")
-    r = x.mul_const(recip, source=source, out_shape=shape)
-    return r.with_bounds(lo, hi)
 
 
 # --------------------------------------------------------------------------

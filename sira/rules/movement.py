@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import numerics as nx
 from ..errors import RuleError
-from ..range import ScaledIntRange, compact, concat_ranges, move_along
+from ..range import ScaledIntRange, compact, move_along, part_grid_factors
 from . import EXACT, RuleContext, rule
 
 Shape = tuple[int, ...]
@@ -267,6 +267,57 @@ def space_to_depth_rule(ctx: RuleContext):
 # --------------------------------------------------------------------------
 # joining and splitting
 # --------------------------------------------------------------------------
+
+
+def _concat_field(arrays: Sequence[np.ndarray], lengths: Sequence[int], axis: int, out_shape) -> np.ndarray:
+    """One field of a concatenation, compact: the parts' compact arrays
+    (``lengths`` along ``axis``) are broadcast to a common compact shape on
+    the other axes, then joined along ``axis``."""
+    parts = []
+    for a, n in zip(arrays, lengths):
+        target = list(a.shape)
+        target[axis] = n
+        parts.append(np.broadcast_to(a, target))
+    common = [1] * len(out_shape)
+    for p in parts:
+        for i, d in enumerate(p.shape):
+            if i != axis and d > 1:
+                common[i] = out_shape[i]
+    aligned = []
+    for p in parts:
+        t = list(common)
+        t[axis] = p.shape[axis]
+        aligned.append(np.broadcast_to(p, t))
+    return compact(np.concatenate(aligned, axis=axis), out_shape)
+
+
+def concat_ranges(ranges: Sequence[ScaledIntRange], axis: int, out_shape) -> ScaledIntRange:
+    """Concatenation along ``axis``. Exact. Integer form kept when every part
+    has one: with one common scale when the parts' per-tensor scales share a
+    grid (see :func:`~sira.range.part_grid_factors`), else with scales per
+    position along ``axis``."""
+    out_shape = tuple(int(d) for d in out_shape)
+    axis = axis % len(out_shape)
+    lengths = [r.shape[axis] for r in ranges]
+
+    def cat(arrays):
+        return _concat_field(arrays, lengths, axis, out_shape)
+
+    def field(name):
+        return cat([getattr(r, name) for r in ranges])
+
+    lo, hi = field("lo"), field("hi")
+    value = np.concatenate([r.value for r in ranges], axis=axis) if all(r.is_const for r in ranges) else None
+    if not all(r.is_scaled_int for r in ranges):
+        return ScaledIntRange.derived(out_shape, lo, hi, ranges).replace(value=value)
+    factors = part_grid_factors(ranges)
+    if factors is None:  # scales differ per position along the axis
+        grid = (field("int_lo"), field("int_hi"), field("scale"), field("bias"))
+    else:  # one common scale t: part i contributes k_i * q_i
+        k, t = factors
+        scaled = [nx.int_range_product(np.asarray(ki), np.asarray(ki), r.int_lo, r.int_hi) for ki, r in zip(k, ranges)]
+        grid = (cat([q[0] for q in scaled]), cat([q[1] for q in scaled]), t, field("bias"))
+    return ScaledIntRange.derived(out_shape, lo, hi, ranges, grid).replace(value=value)
 
 
 @rule("Concat", exactness=EXACT)
