@@ -504,6 +504,16 @@ class ScaledIntRange:
         integer weights: the integer part of a layer with constant weights."""
         return nx.int_linear_bounds(op, self.int_lo, self.int_hi, wq, n_terms)
 
+    def monotone_image(self, f: Callable[[np.ndarray], np.ndarray], integers: bool = False) -> "ScaledIntRange":
+        """The range of f(x) for a non-decreasing elementwise f that float64
+        evaluates exactly (floor, ceil, round, sign): [f(lo), f(hi)], exact.
+        With ``integers`` (f takes integer values) a finite result is an
+        integer grid of scale 1."""
+        lo, hi = f(self.lo), f(self.hi)
+        if integers and np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)):
+            return ScaledIntRange.scaled(self.shape, nx.as_int(lo), nx.as_int(hi), 1.0, 0.0, exact=self.exact, notes=self.notes)
+        return ScaledIntRange.real(self.shape, lo, hi, exact=self.exact, notes=self.notes)
+
     def union(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
         """The hull of two ranges (for ops whose output is one of its inputs,
         e.g. Where, or a nearest Resize that may pick either neighbour).
@@ -567,21 +577,23 @@ class ScaledIntRange:
         hi = np.maximum(np.minimum(self.hi, hi_bound), lo_bound)
         if not self.is_scaled_int:
             return ScaledIntRange.derived(self.shape, lo, hi, (self,))
-        pos = self.scale > 0
-        # an absent (infinite) bound clamps nothing: it stands for the own end
-        q_a = self.grid_index(np.where(np.isfinite(lo_bound), lo_bound, 0.0), where=np.isfinite(lo_bound))
-        q_b = self.grid_index(np.where(np.isfinite(hi_bound), hi_bound, 0.0), where=np.isfinite(hi_bound))
+        has_lo, has_hi = np.isfinite(lo_bound), np.isfinite(hi_bound)
+        q_a = self.grid_index(np.where(has_lo, lo_bound, 0.0), where=has_lo)
+        q_b = self.grid_index(np.where(has_hi, hi_bound, 0.0), where=has_hi)
         if q_a is None or q_b is None:
             return ScaledIntRange.derived(self.shape, lo, hi, (self,))
-        own_min = np.where(pos, self.int_lo, self.int_hi)
-        own_max = np.where(pos, self.int_hi, self.int_lo)
-        q_a = np.where(np.isfinite(lo_bound), q_a, own_min)
-        q_b = np.where(np.isfinite(hi_bound), q_b, own_max)
-        qmin = np.where(pos, q_a, q_b)
-        qmax = np.where(pos, q_b, q_a)
-        qlo = np.minimum(np.maximum(self.int_lo, qmin), qmax)
-        qhi = np.maximum(np.minimum(self.int_hi, qmax), qmin)
-        grid = (nx.as_int(qlo), nx.as_int(qhi), self.scale, self.bias)
+        pos = self.scale > 0
+
+        def clamp(q):
+            # max with the lower bound first, then min with the upper one (so
+            # lo > hi gives hi); a negative scale swaps them in q-space
+            up = np.where(has_lo, nx.int_maximum(q, q_a), q)
+            up = np.where(has_hi, nx.int_minimum(up, q_b), up)
+            down = np.where(has_lo, nx.int_minimum(q, q_a), q)
+            down = np.where(has_hi, nx.int_maximum(down, q_b), down)
+            return nx.as_int(np.where(pos, up, down))
+
+        grid = (clamp(self.int_lo), clamp(self.int_hi), self.scale, self.bias)
         return ScaledIntRange.derived(self.shape, lo, hi, (self,), grid)
 
     def hull_along(self, axes: Sequence[int], out_shape, regroup=lambda a: a) -> "ScaledIntRange":
@@ -756,6 +768,8 @@ def grid_match(v, scale, bias) -> tuple[np.ndarray, np.ndarray]:
     with rationals, element by element — there are few of them, as the
     arrays are compact."""
     v, scale, bias = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (v, scale, bias)))
+    shape = v.shape
+    v, scale, bias = (np.atleast_1d(a) for a in (v, scale, bias))
     finite = np.isfinite(v) & np.isfinite(scale) & np.isfinite(bias) & (scale != 0)
     with np.errstate(all="ignore"):
         k = np.rint((v - bias) / scale)
@@ -772,7 +786,7 @@ def grid_match(v, scale, bias) -> tuple[np.ndarray, np.ndarray]:
             q = (Fraction(float(v[idx])) - Fraction(float(bias[idx]))) / Fraction(float(scale[idx]))
             if q.denominator == 1 and abs(q.numerator) < nx.FLOAT_EXACT_INT:
                 k[idx], on[idx] = float(q.numerator), True
-    return k, on
+    return k.reshape(shape), on.reshape(shape)
 
 
 def integer_ratio(scale: np.ndarray, unit: np.ndarray, max_factor: int = 2**20) -> Optional[np.ndarray]:

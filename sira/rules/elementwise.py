@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 from fractions import Fraction
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -474,37 +474,28 @@ def hard_sigmoid_rule(ctx: RuleContext):
 # --------------------------------------------------------------------------
 
 
-def _integer_valued(x: ScaledIntRange, fn: Callable[[np.ndarray], np.ndarray]) -> ScaledIntRange:
-    """A monotone (non-decreasing) op with integer outputs: exact bounds
-    fn(lo), fn(hi), on the grid of scale 1 when both are finite."""
-    lo, hi = fn(x.lo), fn(x.hi)
-    if np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)):
-        return ScaledIntRange.scaled(x.shape, nx.as_int(lo), nx.as_int(hi), 1.0, 0.0, exact=x.exact, notes=x.notes)
-    return _real(x.shape, lo, hi, x)
-
-
 @rule("Floor", exactness=EXACT)
 def floor_rule(ctx: RuleContext):
     """y = floor(x). Exact; integers (scale 1, bias 0) when bounded."""
-    return [_integer_valued(ctx.inp(0), np.floor)]
+    return [ctx.inp(0).monotone_image(np.floor, integers=True)]
 
 
 @rule("Ceil", exactness=EXACT)
 def ceil_rule(ctx: RuleContext):
     """y = ceil(x). Exact; integers (scale 1, bias 0) when bounded."""
-    return [_integer_valued(ctx.inp(0), np.ceil)]
+    return [ctx.inp(0).monotone_image(np.ceil, integers=True)]
 
 
 @rule("Round", exactness=EXACT)
 def round_rule(ctx: RuleContext):
     """y = round(x), ties to even as ONNX specifies. Exact; integers."""
-    return [_integer_valued(ctx.inp(0), np.round)]
+    return [ctx.inp(0).monotone_image(np.round, integers=True)]
 
 
 @rule("Sign", exactness=EXACT)
 def sign_rule(ctx: RuleContext):
     """y = sign(x) in {-1, 0, 1}. Exact; integers."""
-    return [_integer_valued(ctx.inp(0), np.sign)]
+    return [ctx.inp(0).monotone_image(np.sign, integers=True)]
 
 
 @rule("Neg", exactness=EXACT)
