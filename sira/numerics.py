@@ -25,6 +25,8 @@ INT64_SAFE = 2**62
 FLOAT_EXACT_INT = 2**53
 _EPS = np.finfo(np.float64).eps  # 2**-52
 _TINY = np.finfo(np.float64).tiny  # smallest normal; covers underflow
+#: magnitude of a product above which Dekker's error term is exact
+_DEKKER_SAFE = 2.0**-960
 
 
 # --------------------------------------------------------------------------
@@ -241,51 +243,60 @@ def mul0(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where((np.asarray(a) == 0) | (np.asarray(b) == 0), 0.0, p)
 
 
-def _directed(r: np.ndarray, err: np.ndarray, direction: int) -> np.ndarray:
+def _directed(r: np.ndarray, err: np.ndarray, direction: int, finite_args: np.ndarray) -> np.ndarray:
     """Round a correctly rounded result r with exact error err (true = r + err)
-    one step in ``direction`` where that is needed to enclose the true value."""
+    one step in ``direction`` where that is needed to enclose the true value.
+    A finite true value that overflowed to the infinity on the wrong side
+    (+inf for a lower bound) steps back to the largest float."""
     r = np.asarray(r, dtype=np.float64)
     need = (err < 0) if direction < 0 else (err > 0)
-    need = need & np.isfinite(r)
+    wrong_infinity = np.isinf(r) & finite_args & ((r > 0) if direction < 0 else (r < 0))
+    need = (need & np.isfinite(r)) | wrong_infinity
     if not np.any(need):
         return r
     return np.where(need, np.nextafter(r, -np.inf if direction < 0 else np.inf), r)
 
 
-def add_down(a, b) -> np.ndarray:
-    """Largest float64 <= a + b (directed rounding by an error-free sum)."""
+def _add_directed(a, b, direction: int) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         r = a + b
-    r = np.where(np.isnan(r), -np.inf, r)
-    return _directed(r, _two_sum_err(a, b, r), -1)
+    r = np.where(np.isnan(r), -np.inf if direction < 0 else np.inf, r)
+    return _directed(r, _two_sum_err(a, b, r), direction, np.isfinite(a) & np.isfinite(b))
+
+
+def _mul_directed(a, b, direction: int) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore"):
+        r = mul0(a, b)
+    finite = np.isfinite(a) & np.isfinite(b)
+    err = _two_product_err(a, b, r)
+    # the error term is exact only while the product does not underflow:
+    # there the correctly rounded r is stepped unconditionally
+    tiny = finite & (a != 0) & (b != 0) & (np.abs(r) < _DEKKER_SAFE)
+    return _directed(r, np.where(tiny, float(direction), err), direction, finite)
+
+
+def add_down(a, b) -> np.ndarray:
+    """Largest float64 <= a + b (directed rounding by an error-free sum)."""
+    return _add_directed(a, b, -1)
 
 
 def add_up(a, b) -> np.ndarray:
     """Smallest float64 >= a + b."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        r = a + b
-    r = np.where(np.isnan(r), np.inf, r)
-    return _directed(r, _two_sum_err(a, b, r), +1)
+    return _add_directed(a, b, +1)
 
 
 def mul_down(a, b) -> np.ndarray:
     """Largest float64 <= a * b, with 0 * inf = 0."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    r = mul0(a, b)
-    return _directed(r, _two_product_err(a, b, r), -1)
+    return _mul_directed(a, b, -1)
 
 
 def mul_up(a, b) -> np.ndarray:
     """Smallest float64 >= a * b, with 0 * inf = 0."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    r = mul0(a, b)
-    return _directed(r, _two_product_err(a, b, r), +1)
+    return _mul_directed(a, b, +1)
 
 
 def mul_is_exact(a, b) -> bool:
@@ -435,7 +446,8 @@ def narrowest_int_type(lo: int, hi: int) -> str:
     if lo >= 0:
         bits = max(hi.bit_length(), 1)
         return "BINARY" if bits == 1 else f"UINT{bits}"
-    bits = max((-lo - 1).bit_length(), hi.bit_length()) + 1
+    # a negative hi needs no more bits than lo does
+    bits = max((-lo - 1).bit_length(), max(hi, 0).bit_length()) + 1
     return f"INT{bits}"
 
 
