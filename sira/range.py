@@ -43,8 +43,6 @@ _CONSISTENCY = 2.0**-20
 #: relative distance below which an off-grid verdict in float64 may be an
 #: artifact of rounding and is settled with rationals
 _NEAR_MISS = 2.0**-40
-#: magnitude above which the error of a float64 product is exactly known
-_UNDERFLOW_SAFE = 2.0**-960
 
 
 def compact(a, shape: Sequence[int]) -> np.ndarray:
@@ -775,11 +773,9 @@ def grid_match(v, scale, bias) -> tuple[np.ndarray, np.ndarray]:
         k = np.rint((v - bias) / scale)
     k = np.where(finite & np.isfinite(k) & (np.abs(k) < nx.FLOAT_EXACT_INT), k, 0.0)
     p = nx.mul_down(scale, k)
-    # Dekker's product error is exact only away from underflow
-    reliable = (k == 0) | (np.abs(p) > _UNDERFLOW_SAFE)
-    on = finite & reliable & (p == nx.mul_up(scale, k)) & (nx.add_down(p, bias) == v) & (nx.add_up(p, bias) == v)
+    on = finite & (p == nx.mul_up(scale, k)) & (nx.add_down(p, bias) == v) & (nx.add_up(p, bias) == v)
     with np.errstate(all="ignore"):
-        near = finite & ~on & (np.abs((p + bias) - v) <= _NEAR_MISS * (np.abs(v) + np.abs(bias) + np.abs(p)) + _UNDERFLOW_SAFE)
+        near = finite & ~on & (np.abs((p + bias) - v) <= _NEAR_MISS * (np.abs(v) + np.abs(bias) + np.abs(p)))
     if np.any(near):
         k, on = k.copy(), on.copy()
         for idx in zip(*np.nonzero(near)):
@@ -798,7 +794,7 @@ def integer_ratio(scale: np.ndarray, unit: np.ndarray, max_factor: int = 2**20) 
         k = np.rint(np.asarray(scale, dtype=np.float64) / unit)
     if not (np.all(np.isfinite(k)) and np.all(np.abs(k) <= max_factor)):
         return None
-    exact = (nx.mul_down(k, unit) == scale) & (nx.mul_up(k, unit) == scale) & (np.abs(nx.mul0(k, unit)) > _UNDERFLOW_SAFE)
+    exact = (nx.mul_down(k, unit) == scale) & (nx.mul_up(k, unit) == scale)
     return nx.as_int(k) if np.all(exact) else None
 
 

@@ -113,4 +113,4 @@ class RuleContext:
 
 
 # the rule families register themselves on import
-from . import quant, linear, elementwise, pooling, movement, resize, misc  # noqa: E402,F401
+from . import quant, linear, elementwise, smooth, pooling, movement, resize, misc  # noqa: E402,F401

@@ -1,8 +1,7 @@
 """Elementwise rules: arithmetic (Add, Sub, Mul, Div, BatchNormalization),
 piecewise-linear activations (Relu, LeakyRelu, Abs, Clip, Max, Min,
-HardSigmoid), integer-valued ops (Floor, Ceil, Round, Sign, Neg) and smooth
-activations (Sigmoid, Tanh, Erf, Exp, Log, Sqrt, Softplus, Elu, Selu, Celu,
-HardSwish).
+HardSigmoid) and integer-valued ops (Floor, Ceil, Round, Sign, Neg); the
+smooth activations are in :mod:`sira.rules.smooth`.
 
 Conventions shared by every rule here:
 
@@ -24,9 +23,7 @@ Conventions shared by every rule here:
 from __future__ import annotations
 
 import functools
-import math
 from fractions import Fraction
-from typing import Sequence
 
 import numpy as np
 
@@ -69,7 +66,7 @@ def _dynamic(r: ScaledIntRange) -> ScaledIntRange:
     return r.replace(exact=False)
 
 
-def _float_attr(ctx: RuleContext, name: str, default: float) -> float:
+def float_attr(ctx: RuleContext, name: str, default: float) -> float:
     """A float attribute; the default rounded to float32 like a stored one
     (ONNX float attributes are float32: the default 0.2 means 0.2f)."""
     return float(ctx.attr(name, float(np.float32(default))))
@@ -77,10 +74,6 @@ def _float_attr(ctx: RuleContext, name: str, default: float) -> float:
 
 def _same_tensor(ctx: RuleContext) -> bool:
     return bool(ctx.input_name(0)) and ctx.input_name(0) == ctx.input_name(1)
-
-
-def _nan_to(a: np.ndarray, fill: float) -> np.ndarray:
-    return np.where(np.isnan(a), fill, a)
 
 
 def _dyadic(alpha: np.ndarray):
@@ -276,7 +269,7 @@ def batchnorm_rule(ctx: RuleContext):
     beta = _channel_param(ctx, 2, "bias (beta, input 2)", nd)
     mean = _channel_param(ctx, 3, "mean (input 3)", nd)
     var = _channel_param(ctx, 4, "variance (input 4)", nd)
-    eps = _float_attr(ctx, "epsilon", 1e-5)
+    eps = float_attr(ctx, "epsilon", 1e-5)
     var_eps = (nx.add_down(var, eps), nx.add_up(var, eps))
     if np.any(var_eps[0] <= 0):
         raise RuleError(f"variance + epsilon is not positive (min {np.min(var + eps):g}); the normalization divides by its square root")
@@ -384,7 +377,7 @@ def leaky_relu_rule(ctx: RuleContext):
     Integer form as for Relu, with the grid refined to scale/r where alpha
     = p/r is a short binary fraction (e.g. 1/8: q' -> 8q' or q'); a slope
     like 0.01 has no short exact fraction and drops the integer form."""
-    return [_kink(ctx.inp(0), _float_attr(ctx, "alpha", 0.01), "LeakyRelu")]
+    return [_kink(ctx.inp(0), float_attr(ctx, "alpha", 0.01), "LeakyRelu")]
 
 
 @rule("Abs", exactness=EXACT)
@@ -462,8 +455,8 @@ def hard_sigmoid_rule(ctx: RuleContext):
     rounded) then a clamp; the integer form survives where 0 and 1 lie on
     the grid of alpha*x + beta."""
     x = ctx.inp(0)
-    alpha = _float_attr(ctx, "alpha", 0.2)
-    beta = _float_attr(ctx, "beta", 0.5)
+    alpha = float_attr(ctx, "alpha", 0.2)
+    beta = float_attr(ctx, "beta", 0.5)
     y = x.mul_const(alpha).add_const(beta)
     y = y.maximum(ScaledIntRange.constant(np.float64(0.0)), x.shape)
     return [y.minimum(ScaledIntRange.constant(np.float64(1.0)), x.shape)]
@@ -503,163 +496,3 @@ def neg_rule(ctx: RuleContext):
     """y = -x. Exact; a linear op, so the integer form and its provenance
     are kept (scale and bias negated)."""
     return [ctx.inp(0).neg()]
-
-
-# --------------------------------------------------------------------------
-# smooth activations
-# --------------------------------------------------------------------------
-
-#: the float64 evaluations below are within a few ulps of the exact
-#: function (libm-quality exp/tanh/erf/log, a handful of rounded + - * /)
-_ULPS = 8.0
-
-
-def _eval_bounds(f, lo, hi, critical: Sequence[float] = (), codomain=(-_INF, _INF), ulps=_ULPS):
-    """Sound bounds of f over [lo, hi] for f continuous and monotone between
-    consecutive ``critical`` points: the extremes are among f(lo), f(hi) and
-    f(c) for critical c inside. Each evaluation is widened by ``ulps``
-    (a number or a function of the point) and the result is clipped to the
-    codomain, where f provably lies. A 0 computed at the point 0 is kept:
-    the functions here either vanish at 0 exactly or are far from 0 there
-    (libm returns exact zeros for tanh, erf, expm1 at 0)."""
-    points = [lo, hi] + [np.where((lo < c) & (c < hi), c, lo) for c in critical]
-    los, his = [], []
-    for p in points:
-        with np.errstate(all="ignore"):
-            v = f(p)
-        w = ulps(p) if callable(ulps) else ulps
-        vlo, vhi = nx.round_outward(v, v, rel_ops=w)
-        exact_zero = (p == 0) & (v == 0)
-        vlo, vhi = np.where(exact_zero, 0.0, vlo), np.where(exact_zero, 0.0, vhi)
-        los.append(_nan_to(vlo, -_INF))
-        his.append(_nan_to(vhi, _INF))
-    return np.clip(_min_all(los), *codomain), np.clip(_max_all(his), *codomain)
-
-
-def _smooth(ctx: RuleContext, f, critical: Sequence[float] = (), **kw):
-    """Real bounds of a smooth activation; the integer form does not survive
-    a nonlinear map. Loose only if an interior extremum is off the grid."""
-    x = ctx.inp(0)
-    lo, hi = _eval_bounds(f, x.lo, x.hi, critical, **kw)
-    return [_real(x.shape, lo, hi, x, exact=not x.misses_any(critical))]
-
-
-def _sigmoid(x):
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-_erf_obj = np.frompyfunc(math.erf, 1, 1)
-
-
-def _erf(x):
-    return np.asarray(_erf_obj(x), dtype=np.float64)
-
-
-@rule("Sigmoid", exactness=EXACT)
-def sigmoid_rule(ctx: RuleContext):
-    """y = 1/(1 + exp(-x)). Monotone: exact up to a few ulps of outward
-    rounding, within [0, 1]."""
-    return _smooth(ctx, _sigmoid, codomain=(0.0, 1.0))
-
-
-@rule("Tanh", exactness=EXACT)
-def tanh_rule(ctx: RuleContext):
-    """y = tanh(x). Monotone: exact up to outward rounding, within [-1, 1]."""
-    return _smooth(ctx, np.tanh, codomain=(-1.0, 1.0))
-
-
-@rule("Erf", exactness=EXACT)
-def erf_rule(ctx: RuleContext):
-    """y = erf(x). Monotone: exact up to outward rounding, within [-1, 1]."""
-    return _smooth(ctx, _erf, codomain=(-1.0, 1.0))
-
-
-@rule("Exp", exactness=EXACT)
-def exp_rule(ctx: RuleContext):
-    """y = exp(x). Monotone: exact up to outward rounding, within [0, inf]."""
-    return _smooth(ctx, np.exp, codomain=(0.0, _INF))
-
-
-@rule("Softplus", exactness=EXACT)
-def softplus_rule(ctx: RuleContext):
-    """y = log(1 + exp(x)). Monotone: exact up to outward rounding."""
-    return _smooth(ctx, lambda v: np.logaddexp(0.0, v), codomain=(0.0, _INF))
-
-
-@rule("Elu", exactness=EXACT)
-def elu_rule(ctx: RuleContext):
-    """y = x (x > 0), alpha*(exp(x) - 1) (x <= 0). Monotone on each side of
-    0 (for any alpha): exact up to outward rounding."""
-    alpha = _float_attr(ctx, "alpha", 1.0)
-    return _smooth(ctx, lambda v: np.where(v > 0, v, alpha * np.expm1(v)), critical=(0.0,) if alpha < 0 else ())
-
-
-@rule("Selu", exactness=EXACT)
-def selu_rule(ctx: RuleContext):
-    """y = gamma*x (x > 0), gamma*alpha*(exp(x) - 1) (x <= 0). Monotone on
-    each side of 0: exact up to outward rounding."""
-    alpha = _float_attr(ctx, "alpha", 1.67326319217681884765625)
-    gamma = _float_attr(ctx, "gamma", 1.05070102214813232421875)
-    monotone = gamma * alpha >= 0
-    return _smooth(ctx, lambda v: np.where(v > 0, gamma * v, gamma * (alpha * np.expm1(v))), critical=() if monotone else (0.0,))
-
-
-@rule("Celu", exactness=EXACT)
-def celu_rule(ctx: RuleContext):
-    """y = max(0, x) + min(0, alpha*(exp(x/alpha) - 1)), increasing for any
-    alpha != 0: exact up to outward rounding (widened with |x/alpha|, the
-    condition of exp at a rounded argument)."""
-    alpha = _float_attr(ctx, "alpha", 1.0)
-    if alpha == 0:
-        raise RuleError("alpha must be non-zero (the op divides by it)")
-    return _smooth(
-        ctx,
-        lambda v: np.where(v > 0, v, alpha * np.expm1(v / alpha)),
-        ulps=lambda v: _ULPS + np.where(np.isfinite(v), np.abs(v / alpha), 0.0),
-    )
-
-
-def _hard_swish(x):
-    return np.where(x >= 3.0, x, np.where(x <= -3.0, 0.0, x * (x + 3.0) / 6.0))
-
-
-@rule("HardSwish", exactness=EXACT)
-def hard_swish_rule(ctx: RuleContext):
-    """y = x * max(0, min(1, x/6 + 1/2)). Not monotone: decreasing on
-    [-3, -1.5], increasing elsewhere (0 below -3), so the minimum over a
-    range containing -1.5 is f(-1.5) = -0.375. Exact up to outward rounding."""
-    return _smooth(ctx, _hard_swish, critical=(-1.5,))
-
-
-def _domain_restricted(ctx: RuleContext, f, name: str, codomain) -> list:
-    """A monotone function defined for x >= 0 (Log, Sqrt): bounds over the
-    part of the range inside the domain. Inputs below 0 produce NaN at run
-    time; a note says so and the output is marked sound. An element whose
-    whole range lies below 0 has no value in the domain: unbounded."""
-    x = ctx.inp(0)
-    below = x.lo < 0
-    lo, hi = _eval_bounds(f, np.maximum(x.lo, 0.0), np.maximum(x.hi, 0.0), codomain=codomain)
-    none = x.hi < 0
-    lo, hi = np.where(none, -_INF, lo), np.where(none, _INF, hi)
-    note = ""
-    if np.any(below):
-        note = (
-            f"{name}: the input range reaches below 0 (min {np.min(x.lo):g}), where {name} is NaN; "
-            "the range covers only the inputs inside the domain"
-        )
-    return [_real(x.shape, lo, hi, x, exact=not np.any(below), note=note)]
-
-
-@rule("Log", exactness=EXACT)
-def log_rule(ctx: RuleContext):
-    """y = log(x). Increasing on [0, inf) (log 0 = -inf): exact up to
-    outward rounding inside the domain; see ``_domain_restricted``."""
-    return _domain_restricted(ctx, np.log, "Log", (-_INF, _INF))
-
-
-@rule("Sqrt", exactness=EXACT)
-def sqrt_rule(ctx: RuleContext):
-    """y = sqrt(x). Increasing on [0, inf): exact up to outward rounding
-    inside the domain; see ``_domain_restricted``."""
-    return _domain_restricted(ctx, np.sqrt, "Sqrt", (0.0, _INF))
