@@ -18,8 +18,14 @@ stored as shape ``(1, C, 1, 1)``; nothing is materialized per element unless
 the data really differs per element (zero-padding borders, for instance).
 
 The arithmetic that rules share lives here (in the spirit of LLVM's
-``ConstantRange``): adding or multiplying by constants, adding or multiplying
-two ranges, unions, data movement. Rules stay small by composing it.
+``ConstantRange``), and rules carry no versions of their own: constants
+added, multiplied or divided in; sums, products and quotients of two ranges;
+hulls, clamps and elementwise max/min (sharing a grid where they can); the
+bounds of a dot product with constant weights; images under monotone maps;
+data movement. Grid membership is decided in one place,
+:func:`grid_match`, exactly in the rationals. Every range is checked
+against its invariants when it is built or edited (see
+:func:`_check_invariants`).
 """
 
 from __future__ import annotations
