@@ -522,22 +522,23 @@ class ScaledIntRange:
         """The hull of two ranges (for ops whose output is one of its inputs,
         e.g. Where, or a nearest Resize that may pick either neighbour).
         Keeps the integer form when both lie on one grid (see
-        :meth:`grid_bounds`). Exact: both end points are attained."""
+        :meth:`_shared_grid`). Exact: both end points are attained."""
         shape = tuple(out_shape) if out_shape is not None else tuple(np.broadcast_shapes(self.shape, other.shape))
         lo = np.minimum(self.lo, other.lo)
         hi = np.maximum(self.hi, other.hi)
-        for g in (self, other):
-            qa, qb = self.grid_bounds(g), other.grid_bounds(g)
-            if qa is not None and qb is not None:
-                grid = (nx.int_minimum(qa[0], qb[0]), nx.int_maximum(qa[1], qb[1]), g.scale, g.bias)
-                return ScaledIntRange.derived(shape, lo, hi, (self, other), grid)
-        return ScaledIntRange.derived(shape, lo, hi, (self, other))
+        shared = self._shared_grid(other)
+        if shared is None:
+            return ScaledIntRange.derived(shape, lo, hi, (self, other))
+        qa, qb, scale, bias = shared
+        grid = (nx.int_minimum(qa[0], qb[0]), nx.int_maximum(qa[1], qb[1]), scale, bias)
+        return ScaledIntRange.derived(shape, lo, hi, (self, other), grid)
 
     def maximum(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
         """max(self, other) elementwise: exact real bounds for independent
         operands. When one operand dominates the other everywhere the result
         is that operand; otherwise the integer form is kept when both lie on
-        one grid (same scale and bias, or a constant on the other's grid)."""
+        one grid (same scale and bias, a constant on the other's grid, or
+        scales in a small rational ratio with equal biases)."""
         return self._extreme(other, out_shape, take_max=True)
 
     def minimum(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
@@ -556,20 +557,39 @@ class ScaledIntRange:
             return self.broadcast(shape)
         if dominates(other, self):
             return other.broadcast(shape)
-        for g in (self, other):
-            qa, qb = self.grid_bounds(g), other.grid_bounds(g)
-            if qa is None or qb is None:
-                continue
+        shared = self._shared_grid(other)
+        if shared is not None:
+            qa, qb, scale, bias = shared
             # a larger value is a larger q for a positive scale, a smaller one otherwise
-            up = (g.scale > 0) == take_max
+            up = (scale > 0) == take_max
             qlo = np.where(up, nx.int_maximum(qa[0], qb[0]), nx.int_minimum(qa[0], qb[0]))
             qhi = np.where(up, nx.int_maximum(qa[1], qb[1]), nx.int_minimum(qa[1], qb[1]))
             return ScaledIntRange.scaled(
-                shape, nx.as_int(qlo), nx.as_int(qhi), g.scale, g.bias, exact=self.exact and other.exact,
+                shape, nx.as_int(qlo), nx.as_int(qhi), scale, bias, exact=self.exact and other.exact,
                 clamp_lo=lo, clamp_hi=hi, notes=self.notes + other.notes,
             )
         notes = ("the operands do not lie on one integer grid (e.g. a clip bound off the input's grid); integer form dropped",) if self.is_scaled_int or other.is_scaled_int else ()
         return ScaledIntRange.real(shape, lo, hi, exact=self.exact and other.exact, notes=self.notes + other.notes + notes)
+
+    def _shared_grid(self, other: "ScaledIntRange"):
+        """Integer bounds of both ranges on one grid, with its scale and
+        bias: the grid of either when the other lies on it (see
+        :meth:`grid_bounds`), else, for equal biases and scales in a small
+        rational ratio, their common refinement (see :func:`common_grid`);
+        None when there is none."""
+        for g in (self, other):
+            qa, qb = self.grid_bounds(g), other.grid_bounds(g)
+            if qa is not None and qb is not None:
+                return qa, qb, g.scale, g.bias
+        if not (self.is_scaled_int and other.is_scaled_int and _same(self.bias, other.bias)):
+            return None
+        found = common_grid(self.scale, other.scale)
+        if found is None:
+            return None
+        ka, kb, t = found
+        qa = nx.int_range_product(ka, ka, self.int_lo, self.int_hi)
+        qb = nx.int_range_product(kb, kb, other.int_lo, other.int_hi)
+        return qa, qb, t, self.bias
 
     def clip_real(self, lo_bound, hi_bound) -> "ScaledIntRange":
         """Intersect with [lo_bound, hi_bound] (arrays; -inf/inf for no
