@@ -339,22 +339,20 @@ class ScaledIntRange:
             num[idx], den[idx] = ratio.numerator, ratio.denominator
         d = nx.as_int(den)
         offset = nx.as_int(num)
-        return dataclasses.replace(
-            ScaledIntRange.scaled(
-                self.shape,
-                nx.int_add(nx.int_mul(d, self.int_lo), offset),
-                nx.int_add(nx.int_mul(d, self.int_hi), offset),
-                sc / den,
-                0.0,
-                exact=self.exact,
-                clamp_lo=self.lo,
-                clamp_hi=self.hi,
-                scale_sources=self.scale_sources,
-                bias_sources=self.bias_sources,
-                notes=self.notes,
-            ),
-            value=self.value,
+        grid = ScaledIntRange.scaled(
+            self.shape,
+            nx.int_add(nx.int_mul(d, self.int_lo), offset),
+            nx.int_add(nx.int_mul(d, self.int_hi), offset),
+            sc / den,
+            0.0,
+            exact=self.exact,
+            scale_sources=self.scale_sources,
+            bias_sources=self.bias_sources,
+            notes=self.notes,
         )
+        # the same values, so the same real bounds: a constant's are its
+        # stored (float32) value, which the grid reproduces only up to rounding
+        return grid.replace(lo=self.lo, hi=self.hi, value=self.value)
 
     # ------------------------------------------------------------------
     # arithmetic (shared by the op rules)
@@ -671,6 +669,8 @@ class ScaledIntRange:
         """Bounds of q' = q + bias/scale when that shift is an exact integer
         everywhere, so that the values are ``scale * q'`` (bias 0) and real
         0 sits at q' = 0; None when 0 is off the grid somewhere."""
+        if not self.is_scaled_int:
+            return None
         k = self.grid_index(np.zeros_like(self.bias))
         if k is None:
             return None
@@ -686,7 +686,8 @@ class ScaledIntRange:
             return False
         for c in points:
             inside = (self.lo < c) & (c < self.hi)
-            if np.any(inside & ~grid_match(np.full(np.shape(inside), c), self.scale, self.bias)[1]):
+            # checked on the compact grid arrays, not per element of the bounds
+            if np.any(inside & ~grid_match(np.float64(c), self.scale, self.bias)[1]):
                 return True
         return False
 

@@ -473,3 +473,17 @@ def test_grid_match_large_indices(k, g):
         assert q.denominator == 1 and kk == q
     elif abs(q) < 2**50:
         assert q.denominator != 1
+
+
+def test_zero_bias_form_of_a_stored_constant():
+    """A weight constant with zero-points (stored in float32, so only close
+    to its exact grid values) folds the zero-point into the integers and
+    keeps its own real bounds."""
+    q = np.array([[-3, 5, 0]])
+    s = np.array([[0.3, 0.1, 0.7]])
+    z = np.array([[1.0, -2.0, 4.0]])  # zero-points whose products with s are exact
+    value = ((q - z) * s).astype(np.float32)
+    r = ScaledIntRange.on_grid(value, q, s, -z * s)
+    g = r.zero_bias_form()
+    assert np.all(g.bias == 0) and np.array_equal(g.int_lo, q - z) and np.array_equal(g.int_hi, q - z)
+    assert np.array_equal(g.lo, r.lo) and np.array_equal(g.hi, r.hi) and g.value is r.value

@@ -150,7 +150,7 @@ def _square(x: ScaledIntRange, shape) -> ScaledIntRange:
     straddle = (x.lo < 0) & (x.hi > 0)
     lo = np.where(straddle, 0.0, np.minimum(nx.mul_down(x.lo, x.lo), nx.mul_down(x.hi, x.hi)))
     hi = np.maximum(nx.mul_up(x.lo, x.lo), nx.mul_up(x.hi, x.hi))
-    folded = x.centered_int_bounds() if x.is_scaled_int else None
+    folded = x.centered_int_bounds()
     if folded is None:
         return _real(shape, lo, hi, x, exact=not x.misses_any((0.0,)))
     qlo, qhi = folded
