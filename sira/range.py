@@ -459,6 +459,27 @@ class ScaledIntRange:
             return ScaledIntRange.derived(shape, lo, hi, (self, other), (qlo, qhi, self.scale * other.scale, 0.0))
         return ScaledIntRange.derived(shape, lo, hi, (self, other))
 
+    def square(self, out_shape=None) -> "ScaledIntRange":
+        """self * self (one tensor, not two independent ones): exact,
+        including the minimum 0 when the range straddles 0. Integer form
+        q'*q' with scale s*s when 0 lies on the grid (see
+        :meth:`centered_int_bounds`); otherwise real, and loose if the
+        minimum 0 is off the grid."""
+        shape = tuple(out_shape) if out_shape is not None else self.shape
+        straddle = (self.lo < 0) & (self.hi > 0)
+        lo = np.where(straddle, 0.0, np.minimum(nx.mul_down(self.lo, self.lo), nx.mul_down(self.hi, self.hi)))
+        hi = np.maximum(nx.mul_up(self.lo, self.lo), nx.mul_up(self.hi, self.hi))
+        centered = self.centered_int_bounds()
+        if centered is None:
+            return ScaledIntRange.real(shape, lo, hi, exact=self.exact and not self.misses_any((0.0,)), notes=self.notes)
+        qlo, qhi = centered
+        at_lo, at_hi = nx.int_mul(qlo, qlo), nx.int_mul(qhi, qhi)
+        sq_lo = np.where((qlo < 0) & (qhi > 0), 0, nx.int_minimum(at_lo, at_hi))
+        r = ScaledIntRange.scaled(shape, sq_lo, nx.int_maximum(at_lo, at_hi), self.scale * self.scale, 0.0, exact=self.exact, notes=self.notes)
+        if np.all(self.bias == 0):  # bilinear in the scale: the provenance carries over, as in ``mul``
+            r = r.replace(scale_sources=self.scale_sources, bias_sources=self.bias_sources)
+        return r.with_bounds(lo, hi)
+
     def div(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
         """self / other for independent operands: the exact four corners,
         rounded outward, where the divisor excludes 0; unbounded (with a

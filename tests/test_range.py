@@ -292,6 +292,33 @@ def test_const_arithmetic_exhaustive(g, c):
 
 
 @pytest.mark.parametrize("g", GRIDS)
+def test_square_exhaustive(g):
+    """x * x of one tensor: exact, 0 included where the interval straddles
+    0; on the grid s*s when 0 is a grid value, with attained integer bounds."""
+    x = ScaledIntRange.scaled((136,), _A4, _B4, *g)
+    r = x.square()
+    vals = [v * v for v in grid_values(*g, _Q4)]
+    order = sorted(set(vals))
+    rank = np.array([order.index(v) for v in vals])
+    table = np.array(order, dtype=object)
+    vmin = table[np.where(_M4, rank, len(order)).min(axis=1)]
+    vmax = table[np.where(_M4, rank, -1).max(axis=1)]
+    zero_on_grid = (F(g[1]) / F(g[0])).denominator == 1
+    # off the grid, 0 is a bound that is not attained where the interval straddles it
+    attained = np.array([zero_on_grid or not (x.lo[i] < 0 < x.hi[i]) for i in range(136)])
+    assert r.exact == bool(np.all(attained))
+    assert_bounds(r, vmin, vmax, exact=False, dyadic=False)
+    part = ScaledIntRange.real((int(attained.sum()),), r.lo[attained], r.hi[attained])
+    assert_bounds(part, vmin[attained], vmax[attained], exact=True, dyadic=g in DYADIC)
+    assert r.is_scaled_int == zero_on_grid
+    if r.is_scaled_int:
+        shift = int(F(g[1]) / F(g[0]))
+        sq = (_Q4 + shift) ** 2
+        assert np.array_equal(r.int_lo, np.where(_M4, sq, 999).min(axis=1))
+        assert np.array_equal(r.int_hi, np.where(_M4, sq, -1).max(axis=1))
+
+
+@pytest.mark.parametrize("g", GRIDS)
 @pytest.mark.parametrize("f", [np.floor, np.ceil, np.round, np.sign], ids=["floor", "ceil", "round", "sign"])
 def test_monotone_image_exhaustive(f, g):
     x = ScaledIntRange.scaled((136,), _A4, _B4, *g)

@@ -143,27 +143,6 @@ def sub_rule(ctx: RuleContext):
     return [_dynamic(a.sub(b, out_shape=shape))]
 
 
-def _square(x: ScaledIntRange, shape) -> ScaledIntRange:
-    """x * x: exact, including the minimum 0 when the range straddles 0.
-    Integer form q'*q' with scale s*s when 0 lies on the grid (bias folded
-    as in Relu); otherwise real, and loose if the minimum 0 is off-grid."""
-    straddle = (x.lo < 0) & (x.hi > 0)
-    lo = np.where(straddle, 0.0, np.minimum(nx.mul_down(x.lo, x.lo), nx.mul_down(x.hi, x.hi)))
-    hi = np.maximum(nx.mul_up(x.lo, x.lo), nx.mul_up(x.hi, x.hi))
-    folded = x.centered_int_bounds()
-    if folded is None:
-        return _real(shape, lo, hi, x, exact=not x.misses_any((0.0,)))
-    qlo, qhi = folded
-    qsq_lo, qsq_hi = nx.int_mul(qlo, qlo), nx.int_mul(qhi, qhi)
-    qstraddle = (qlo < 0) & (qhi > 0)
-    qlo = np.where(qstraddle, 0, nx.int_minimum(qsq_lo, qsq_hi))
-    qhi = nx.int_maximum(qsq_lo, qsq_hi)
-    r = ScaledIntRange.scaled(shape, qlo, qhi, x.scale * x.scale, 0.0, exact=x.exact, notes=x.notes)
-    if np.all(x.bias == 0):  # bilinear in the scale: the provenance carries over, as in ``mul``
-        r = r.replace(scale_sources=x.scale_sources, bias_sources=x.bias_sources)
-    return r.with_bounds(lo, hi)
-
-
 @rule("Mul", exactness=EXACT)
 def mul_rule(ctx: RuleContext):
     """y = a * b (broadcasting).
@@ -182,7 +161,7 @@ def mul_rule(ctx: RuleContext):
     if ctx.is_const(0):
         return [b.mul_const(a.value, source=ctx.input_name(0), out_shape=shape)]
     if _same_tensor(ctx):
-        return [_square(a, shape)]
+        return [a.square(out_shape=shape)]
     return [_dynamic(a.mul(b, out_shape=shape))]
 
 
