@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import functools
 from fractions import Fraction
-from typing import Iterable
-
 import numpy as np
 
 #: Magnitude below which int64 arithmetic on two operands cannot overflow.
@@ -27,6 +25,8 @@ INT64_SAFE = 2**62
 FLOAT_EXACT_INT = 2**53
 _EPS = np.finfo(np.float64).eps  # 2**-52
 _TINY = np.finfo(np.float64).tiny  # smallest normal; covers underflow
+#: magnitude of a product above which Dekker's error term is exact
+_DEKKER_SAFE = 2.0**-960
 
 
 # --------------------------------------------------------------------------
@@ -137,17 +137,47 @@ def int_range_product(alo, ahi, blo, bhi) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def int_interval_matmul_const(lo: np.ndarray, hi: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact bounds of x @ w for x elementwise in [lo, hi] and integer point w.
+def _int_extreme(fn, arrays) -> np.ndarray:
+    """Elementwise min / max of exact integer arrays. Once one of them holds
+    Python ints, everything is kept as object arrays: numpy hands back a
+    0-d result as a bare int, which it would then force into int64."""
+    arrs = [np.asarray(a) for a in arrays]
+    if all(a.dtype != object for a in arrs):
+        return functools.reduce(fn, arrs)
+    return as_int(functools.reduce(lambda u, v: np.asarray(fn(u, v), dtype=object), [a.astype(object) for a in arrs]))
 
-    Each output is a sum of independent terms, so per-term extremes add up to
-    the attained extremes: lo @ max(w,0) + hi @ min(w,0) and symmetrically.
-    """
-    wpos = np.maximum(w, 0) if w.dtype != object else np.vectorize(lambda v: max(v, 0), otypes=[object])(w)
-    wneg = int_add(w, int_neg(wpos))
-    out_lo = int_add(int_matmul(lo, wpos), int_matmul(hi, wneg))
-    out_hi = int_add(int_matmul(hi, wpos), int_matmul(lo, wneg))
-    return out_lo, out_hi
+
+def int_minimum(*arrays) -> np.ndarray:
+    """Exact elementwise minimum of integer arrays (broadcasting)."""
+    return _int_extreme(np.minimum, arrays)
+
+
+def int_maximum(*arrays) -> np.ndarray:
+    """Exact elementwise maximum of integer arrays (broadcasting)."""
+    return _int_extreme(np.maximum, arrays)
+
+
+def int_linear_bounds(op, qlo, qhi, w, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact integer range of ``op(q, w)`` for q elementwise in [qlo, qhi]
+    and point integer weights, ``op`` a bilinear map that sums ``n_terms``
+    products per output (a matrix product, a convolution).
+
+    The per-term extremes add up to (lo+hi)@w -/+ (hi-lo)@|w|, all halved:
+    two products instead of four, integral because the doubled form is. They
+    run in float64 (BLAS speed) when every partial sum is provably below
+    2**53, in int64 below 2**62, in Python integers beyond."""
+    bound = 2 * n_terms * max(absmax(qlo), absmax(qhi), 1) * max(absmax(w), 1)
+    if bound < FLOAT_EXACT_INT:
+        kind, cast = np.float64, (lambda a: a.astype(np.int64))
+    elif bound < INT64_SAFE:
+        kind, cast = np.int64, (lambda a: a)
+    else:
+        kind, cast = object, as_int
+    wk = w.astype(kind)
+    lo_k, hi_k = qlo.astype(kind), qhi.astype(kind)
+    center = op(lo_k + hi_k, wk)
+    spread = op(hi_k - lo_k, np.abs(wk))
+    return cast((center - spread) // 2), cast((center + spread) // 2)
 
 
 def is_integral(values: np.ndarray) -> bool:
@@ -213,51 +243,60 @@ def mul0(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where((np.asarray(a) == 0) | (np.asarray(b) == 0), 0.0, p)
 
 
-def _directed(r: np.ndarray, err: np.ndarray, direction: int) -> np.ndarray:
+def _directed(r: np.ndarray, err: np.ndarray, direction: int, finite_args: np.ndarray) -> np.ndarray:
     """Round a correctly rounded result r with exact error err (true = r + err)
-    one step in ``direction`` where that is needed to enclose the true value."""
+    one step in ``direction`` where that is needed to enclose the true value.
+    A finite true value that overflowed to the infinity on the wrong side
+    (+inf for a lower bound) steps back to the largest float."""
     r = np.asarray(r, dtype=np.float64)
     need = (err < 0) if direction < 0 else (err > 0)
-    need = need & np.isfinite(r)
+    wrong_infinity = np.isinf(r) & finite_args & ((r > 0) if direction < 0 else (r < 0))
+    need = (need & np.isfinite(r)) | wrong_infinity
     if not np.any(need):
         return r
     return np.where(need, np.nextafter(r, -np.inf if direction < 0 else np.inf), r)
 
 
-def add_down(a, b) -> np.ndarray:
-    """Largest float64 <= a + b (directed rounding by an error-free sum)."""
+def _add_directed(a, b, direction: int) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         r = a + b
-    r = np.where(np.isnan(r), -np.inf, r)
-    return _directed(r, _two_sum_err(a, b, r), -1)
+    r = np.where(np.isnan(r), -np.inf if direction < 0 else np.inf, r)
+    return _directed(r, _two_sum_err(a, b, r), direction, np.isfinite(a) & np.isfinite(b))
+
+
+def _mul_directed(a, b, direction: int) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore"):
+        r = mul0(a, b)
+    finite = np.isfinite(a) & np.isfinite(b)
+    err = _two_product_err(a, b, r)
+    # the error term is exact only while the product does not underflow:
+    # there the correctly rounded r is stepped unconditionally
+    tiny = finite & (a != 0) & (b != 0) & (np.abs(r) < _DEKKER_SAFE)
+    return _directed(r, np.where(tiny, float(direction), err), direction, finite)
+
+
+def add_down(a, b) -> np.ndarray:
+    """Largest float64 <= a + b (directed rounding by an error-free sum)."""
+    return _add_directed(a, b, -1)
 
 
 def add_up(a, b) -> np.ndarray:
     """Smallest float64 >= a + b."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        r = a + b
-    r = np.where(np.isnan(r), np.inf, r)
-    return _directed(r, _two_sum_err(a, b, r), +1)
+    return _add_directed(a, b, +1)
 
 
 def mul_down(a, b) -> np.ndarray:
     """Largest float64 <= a * b, with 0 * inf = 0."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    r = mul0(a, b)
-    return _directed(r, _two_product_err(a, b, r), -1)
+    return _mul_directed(a, b, -1)
 
 
 def mul_up(a, b) -> np.ndarray:
     """Smallest float64 >= a * b, with 0 * inf = 0."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    r = mul0(a, b)
-    return _directed(r, _two_product_err(a, b, r), +1)
+    return _mul_directed(a, b, +1)
 
 
 def mul_is_exact(a, b) -> bool:
@@ -443,14 +482,6 @@ def to_fraction(v) -> Fraction:
     return Fraction(float(v))
 
 
-def fraction_array(values: Iterable) -> np.ndarray:
-    arr = np.asarray(values)
-    out = np.empty(arr.shape, dtype=object)
-    for idx, v in np.ndenumerate(arr):
-        out[idx] = to_fraction(v)
-    return out
-
-
 # --------------------------------------------------------------------------
 # QONNX integer datatypes
 # --------------------------------------------------------------------------
@@ -467,7 +498,8 @@ def narrowest_int_type(lo: int, hi: int) -> str:
     if lo >= 0:
         bits = max(hi.bit_length(), 1)
         return "BINARY" if bits == 1 else f"UINT{bits}"
-    bits = max((-lo - 1).bit_length(), hi.bit_length()) + 1
+    # a negative hi needs no more bits than lo does
+    bits = max((-lo - 1).bit_length(), max(hi, 0).bit_length()) + 1
     return f"INT{bits}"
 
 
@@ -576,21 +608,74 @@ def div_up(a, b) -> np.ndarray:
     return _div_directed(a, b, +1)
 
 
-def exact_int_quotient(num, den) -> np.ndarray | None:
-    """Integers k with ``num == den * k`` exactly (elementwise, broadcasting),
-    or None when some quotient is not an exact integer. Used to fold a
-    zero-point bias that is a whole number of scale steps into the integer
-    part (s*q + s*k = s*(q + k))."""
-    num = np.asarray(num, dtype=np.float64)
-    den = np.asarray(den, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        k = np.round(num / den)
-        p = den * k
-    if not (np.all(np.isfinite(k)) and np.all(p == num)):
-        return None
-    if np.any(_two_product_err(den, k, p) != 0):
-        return None
-    return as_int(k)
+def linear_bounds(op, lo, hi, w, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sound real bounds of ``op(x, w)`` for x in [lo, hi] and point weights.
+
+    The float64 sums are exact when inputs and weights lie on power-of-two
+    grids with small enough totals (the common case: quantized values);
+    otherwise they are widened by (n+2)*eps*sum|x_k*w_k| (twice the
+    classical bound gamma_(n+1) on the rounding error of an n-term dot
+    product, covering the rounding of the magnitude itself) plus the smallest
+    normal for underflow. An infinite input bound makes exactly those outputs
+    infinite that a non-zero weight connects it to (0 * inf = 0).
+    """
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    flo = np.where(np.isfinite(lo), lo, 0.0)
+    fhi = np.where(np.isfinite(hi), hi, 0.0)
+    wpos = np.maximum(w, 0.0)
+    wneg = np.minimum(w, 0.0)
+    mag = op(np.maximum(np.abs(flo), np.abs(fhi)), np.abs(w))
+    err = (n_terms + 2) * _EPS * mag + _TINY
+    # on a common grid 2**e every product and partial sum is exact while the
+    # magnitude stays below 2**(53+e) (2**(51+e) leaves room for mag's rounding)
+    e = common_grid_exponent(flo, fhi) + common_grid_exponent(w)
+    if e >= -1074:
+        err = np.where(mag < np.ldexp(1.0, min(e + 51, 1023)), 0.0, err)
+    out_lo = (op(flo, wpos) + op(fhi, wneg)) - err
+    out_hi = (op(fhi, wpos) + op(flo, wneg)) + err
+    if np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)):
+        return out_lo, out_hi
+    neg_inf = (lo == -np.inf).astype(np.float64)
+    pos_inf = (hi == np.inf).astype(np.float64)
+    to_minus = op(neg_inf, (w > 0).astype(np.float64)) + op(pos_inf, (w < 0).astype(np.float64))
+    to_plus = op(pos_inf, (w > 0).astype(np.float64)) + op(neg_inf, (w < 0).astype(np.float64))
+    return np.where(to_minus > 0, -np.inf, out_lo), np.where(to_plus > 0, np.inf, out_hi)
+
+
+def interval_div(alo, ahi, blo, bhi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sound bounds of x / y for x in [alo, ahi], y in [blo, bhi].
+
+    Where [blo, bhi] does not contain 0 the quotient is monotone in each
+    argument, so the four corners (rounded outward) are exact bounds.
+    Where it contains or touches 0 the quotient is unbounded (or NaN):
+    those elements get [-inf, inf]. Returns (lo, hi, zero_mask)."""
+    blo = np.asarray(blo, dtype=np.float64)
+    bhi = np.asarray(bhi, dtype=np.float64)
+    zero = (blo <= 0) & (bhi >= 0)
+    blo_s = np.where(zero, 1.0, blo)
+    bhi_s = np.where(zero, 1.0, bhi)
+    corners = [(alo, blo_s), (alo, bhi_s), (ahi, blo_s), (ahi, bhi_s)]
+    with np.errstate(all="ignore"):
+        lo = functools.reduce(np.minimum, [_div_corner(x, y, down=True) for x, y in corners])
+        hi = functools.reduce(np.maximum, [_div_corner(x, y, down=False) for x, y in corners])
+    return np.where(zero, -np.inf, lo), np.where(zero, np.inf, hi), zero
+
+
+def _div_corner(x, y, down: bool) -> np.ndarray:
+    """Bound of x / y at a corner of the box (y != 0), rounded outward.
+
+    An infinite bound stands for an unbounded side, so a corner with an
+    infinite divisor is a limit: 0 for a finite dividend; for an infinite
+    one, the quotients along the two edges into that corner tend to 0 and
+    to +-inf, so both are candidates."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    fin = np.isfinite(y)
+    q = (div_down if down else div_up)(x, np.where(fin, y, 1.0))
+    signed_inf = np.sign(x) * np.sign(y) * np.inf
+    both = (np.minimum if down else np.maximum)(0.0, signed_inf)
+    return np.where(fin, q, np.where(np.isfinite(x), 0.0, both))
 
 
 def common_grid_exponent(*arrays) -> int:

@@ -18,8 +18,14 @@ stored as shape ``(1, C, 1, 1)``; nothing is materialized per element unless
 the data really differs per element (zero-padding borders, for instance).
 
 The arithmetic that rules share lives here (in the spirit of LLVM's
-``ConstantRange``): adding or multiplying by constants, adding or multiplying
-two ranges, unions, data movement. Rules stay small by composing it.
+``ConstantRange``), and rules carry no versions of their own: constants
+added, multiplied or divided in; sums, products and quotients of two ranges;
+hulls, clamps and elementwise max/min (sharing a grid where they can); the
+bounds of a dot product with constant weights; images under monotone maps;
+data movement. Grid membership is decided in one place,
+:func:`grid_match`, exactly in the rationals. Every range is checked
+against its invariants when it is built or edited (see
+:func:`_check_invariants`).
 """
 
 from __future__ import annotations
@@ -37,6 +43,12 @@ Shape = tuple[int, ...]
 #: relative error allowed for a float64 scale/bias derived through a chain of
 #: float64 operations (2**-40: thousands of roundings)
 GRID_ROUNDING = 2.0**-40
+#: relative disagreement allowed between real bounds and grid bounds: a
+#: constant's real value is its stored float32 value, the grid's is exact
+_CONSISTENCY = 2.0**-20
+#: relative distance below which an off-grid verdict in float64 may be an
+#: artifact of rounding and is settled with rationals
+_NEAR_MISS = 2.0**-40
 
 
 def compact(a, shape: Sequence[int]) -> np.ndarray:
@@ -64,10 +76,6 @@ def _full(a: np.ndarray, shape: Shape) -> np.ndarray:
     return np.broadcast_to(a, shape)
 
 
-def _is_scalar_compact(a: Optional[np.ndarray]) -> bool:
-    return a is None or a.size == 1
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class ScaledIntRange:
     """Sound range of a tensor, and its scaled-integer form where one exists."""
@@ -89,6 +97,9 @@ class ScaledIntRange:
     #: human-readable remarks (why a range is loose, what was lost)
     notes: tuple = ()
 
+    def __post_init__(self):
+        _check_invariants(self)
+
     # ------------------------------------------------------------------
     # construction
     # ------------------------------------------------------------------
@@ -99,10 +110,6 @@ class ScaledIntRange:
         shape = tuple(int(d) for d in shape)
         lo = compact(np.asarray(lo, dtype=np.float64), shape)
         hi = compact(np.asarray(hi, dtype=np.float64), shape)
-        if np.any(np.isnan(lo)) or np.any(np.isnan(hi)):
-            raise ValueError("NaN in range bounds")
-        if np.any(lo > hi):
-            raise ValueError("empty range: a lower bound exceeds its upper bound")
         return cls(shape=shape, lo=lo, hi=hi, exact=exact, **kw)
 
     @classmethod
@@ -134,12 +141,8 @@ class ScaledIntRange:
         qhi = compact(nx.as_int(int_hi), shape)
         s = compact(np.asarray(scale, dtype=np.float64), shape)
         b = compact(np.asarray(bias, dtype=np.float64), shape)
-        if not np.all(np.isfinite(s)) or np.any(s == 0):
-            raise ValueError("scale must be finite and non-zero")
-        if not np.all(np.isfinite(b)):
-            raise ValueError("bias must be finite")
         if np.any(qlo > qhi):
-            raise ValueError("empty integer range")
+            raise ValueError("empty integer range: int_lo exceeds int_hi")
         lo, hi = nx.affine_bounds(s, qlo, qhi, b)
         # A derived scale or bias (a product, a quotient) is float64-rounded,
         # so its grid bounds may sit an ulp inside the truth: where the caller
@@ -229,7 +232,25 @@ class ScaledIntRange:
         )
 
     def replace(self, **changes) -> "ScaledIntRange":
+        """The range with some fields changed; the invariants are checked
+        again (see :func:`_check_invariants`)."""
         return dataclasses.replace(self, **changes)
+
+    def with_bounds(self, lo, hi) -> "ScaledIntRange":
+        """The range with real bounds computed soundly for the exact semantics
+        of an op. Used where the grid's float64 scale is a rounded value (1/c,
+        BN's multiplier, s*s, s/n): the grid is exact only up to that
+        rounding, and its own bounds must not narrow the sound ones."""
+        return self.replace(lo=compact(np.asarray(lo, dtype=np.float64), self.shape), hi=compact(np.asarray(hi, dtype=np.float64), self.shape))
+
+    def broadcast(self, shape) -> "ScaledIntRange":
+        """The range laid out on ``shape`` (ONNX broadcasting), provenance
+        cleared: what an op that passes one operand through produces."""
+        if self.is_scaled_int:
+            return ScaledIntRange.scaled(
+                shape, self.int_lo, self.int_hi, self.scale, self.bias, exact=self.exact, clamp_lo=self.lo, clamp_hi=self.hi, notes=self.notes
+            )
+        return ScaledIntRange.real(shape, self.lo, self.hi, exact=self.exact, notes=self.notes)
 
     def with_note(self, note: str) -> "ScaledIntRange":
         return dataclasses.replace(self, notes=self.notes + (note,))
@@ -238,13 +259,6 @@ class ScaledIntRange:
         """The same range, marked sound-but-not-tight."""
         notes = self.notes + ((note,) if note else ())
         return dataclasses.replace(self, exact=False, notes=notes)
-
-    def drop_int(self, note: str = "") -> "ScaledIntRange":
-        """The same real range without integer information."""
-        notes = self.notes + ((note,) if note else ())
-        return dataclasses.replace(
-            self, int_lo=None, int_hi=None, scale=None, bias=None, scale_sources=frozenset(), bias_sources=frozenset(), notes=notes
-        )
 
     # ------------------------------------------------------------------
     # inspection
@@ -257,10 +271,6 @@ class ScaledIntRange:
     @property
     def is_const(self) -> bool:
         return self.value is not None
-
-    @property
-    def is_point(self) -> bool:
-        return bool(np.all(self.lo == self.hi))
 
     @property
     def ndim(self) -> int:
@@ -306,9 +316,6 @@ class ScaledIntRange:
             raise ValueError("range is not a constant")
         return self.value
 
-    def uniform_scale_bias(self) -> bool:
-        return self.is_scaled_int and self.scale.size == 1 and self.bias.size == 1
-
     def zero_bias_form(self, max_den: int = 16) -> Optional["ScaledIntRange"]:
         """The same set of values as a grid with zero bias, or None.
 
@@ -332,22 +339,20 @@ class ScaledIntRange:
             num[idx], den[idx] = ratio.numerator, ratio.denominator
         d = nx.as_int(den)
         offset = nx.as_int(num)
-        return dataclasses.replace(
-            ScaledIntRange.scaled(
-                self.shape,
-                nx.int_add(nx.int_mul(d, self.int_lo), offset),
-                nx.int_add(nx.int_mul(d, self.int_hi), offset),
-                sc / den,
-                0.0,
-                exact=self.exact,
-                clamp_lo=self.lo,
-                clamp_hi=self.hi,
-                scale_sources=self.scale_sources,
-                bias_sources=self.bias_sources,
-                notes=self.notes,
-            ),
-            value=self.value,
+        grid = ScaledIntRange.scaled(
+            self.shape,
+            nx.int_add(nx.int_mul(d, self.int_lo), offset),
+            nx.int_add(nx.int_mul(d, self.int_hi), offset),
+            sc / den,
+            0.0,
+            exact=self.exact,
+            scale_sources=self.scale_sources,
+            bias_sources=self.bias_sources,
+            notes=self.notes,
         )
+        # the same values, so the same real bounds: a constant's are its
+        # stored (float32) value, which the grid reproduces only up to rounding
+        return grid.replace(lo=self.lo, hi=self.hi, value=self.value)
 
     # ------------------------------------------------------------------
     # arithmetic (shared by the op rules)
@@ -454,39 +459,258 @@ class ScaledIntRange:
             return ScaledIntRange.derived(shape, lo, hi, (self, other), (qlo, qhi, self.scale * other.scale, 0.0))
         return ScaledIntRange.derived(shape, lo, hi, (self, other))
 
+    def square(self, out_shape=None) -> "ScaledIntRange":
+        """self * self (one tensor, not two independent ones): exact,
+        including the minimum 0 when the range straddles 0. Integer form
+        q'*q' with scale s*s when 0 lies on the grid (see
+        :meth:`centered_int_bounds`); otherwise real, and loose if the
+        minimum 0 is off the grid."""
+        shape = tuple(out_shape) if out_shape is not None else self.shape
+        straddle = (self.lo < 0) & (self.hi > 0)
+        lo = np.where(straddle, 0.0, np.minimum(nx.mul_down(self.lo, self.lo), nx.mul_down(self.hi, self.hi)))
+        hi = np.maximum(nx.mul_up(self.lo, self.lo), nx.mul_up(self.hi, self.hi))
+        centered = self.centered_int_bounds()
+        if centered is None:
+            return ScaledIntRange.real(shape, lo, hi, exact=self.exact and not self.misses_any((0.0,)), notes=self.notes)
+        qlo, qhi = centered
+        at_lo, at_hi = nx.int_mul(qlo, qlo), nx.int_mul(qhi, qhi)
+        sq_lo = np.where((qlo < 0) & (qhi > 0), 0, nx.int_minimum(at_lo, at_hi))
+        r = ScaledIntRange.scaled(shape, sq_lo, nx.int_maximum(at_lo, at_hi), self.scale * self.scale, 0.0, exact=self.exact, notes=self.notes)
+        if np.all(self.bias == 0):  # bilinear in the scale: the provenance carries over, as in ``mul``
+            r = r.replace(scale_sources=self.scale_sources, bias_sources=self.bias_sources)
+        return r.with_bounds(lo, hi)
+
+    def div(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
+        """self / other for independent operands: the exact four corners,
+        rounded outward, where the divisor excludes 0; unbounded (with a
+        note, and loose) where it contains or touches 0, never a finite
+        bound that division by a value near 0 could break. Off the grid."""
+        shape = tuple(out_shape) if out_shape is not None else tuple(np.broadcast_shapes(self.shape, other.shape))
+        lo, hi, zero = nx.interval_div(self.lo, self.hi, other.lo, other.hi)
+        if not np.any(zero):
+            return ScaledIntRange.derived(shape, lo, hi, (self, other), exact=self.exact and other.exact)
+        note = (
+            f"divisor range [{np.min(other.lo):g}, {np.max(other.hi):g}] contains 0: the quotient is unbounded "
+            "(or NaN) there; bound the divisor away from 0 (e.g. add an epsilon or clip it) for a finite range"
+        )
+        return ScaledIntRange.derived(shape, lo, hi, (self, other), exact=False, notes=(note,))
+
+    def div_const(self, c, source: Optional[str] = None, out_shape=None) -> "ScaledIntRange":
+        """self / c for a constant non-zero array c. Exact: the real bounds
+        are the exact quotients rounded outward; the integer form is that of
+        ``self * (1/c)`` (scale s/c, bias b/c in float64, so the grid is
+        exact up to the rounding of 1/c), dropped with a note where s/c
+        over- or underflows."""
+        c = np.asarray(c, dtype=np.float64)
+        shape = tuple(out_shape) if out_shape is not None else tuple(np.broadcast_shapes(self.shape, c.shape))
+        lo, hi, _ = nx.interval_div(self.lo, self.hi, c, c)
+        if not self.is_scaled_int:
+            return ScaledIntRange.real(shape, lo, hi, exact=self.exact, notes=self.notes)
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            recip = 1.0 / c
+            new_scale = self.scale * recip
+        if not (np.all(np.isfinite(new_scale)) and np.all(new_scale != 0)):
+            note = "Div: the divided scale over- or underflows float64; integer form dropped"
+            return ScaledIntRange.real(shape, lo, hi, exact=self.exact, notes=self.notes + (note,))
+        return self.mul_const(recip, source=source, out_shape=shape).with_bounds(lo, hi)
+
+    def linear_bounds(self, op: Callable, w: np.ndarray, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sound real bounds of ``op(x, w)`` for x in this range and point
+        weights w, ``op`` a bilinear map summing ``n_terms`` products per
+        output (x @ W, a convolution): per output, the positive weights times
+        the input's upper end plus the negative ones times its lower end (and
+        the mirror), rounded outward. Exact for independent elements."""
+        return nx.linear_bounds(op, self.lo, self.hi, w, n_terms)
+
+    def int_linear_bounds(self, op: Callable, wq: np.ndarray, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact bounds of ``op(q, wq)`` for q in [int_lo, int_hi] and point
+        integer weights: the integer part of a layer with constant weights."""
+        return nx.int_linear_bounds(op, self.int_lo, self.int_hi, wq, n_terms)
+
+    def monotone_image(self, f: Callable[[np.ndarray], np.ndarray], integers: bool = False) -> "ScaledIntRange":
+        """The range of f(x) for a non-decreasing elementwise f that float64
+        evaluates exactly (floor, ceil, round, sign): [f(lo), f(hi)], exact.
+        With ``integers`` (f takes integer values) a finite result is an
+        integer grid of scale 1."""
+        lo, hi = f(self.lo), f(self.hi)
+        if integers and np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)):
+            return ScaledIntRange.scaled(self.shape, nx.as_int(lo), nx.as_int(hi), 1.0, 0.0, exact=self.exact, notes=self.notes)
+        return ScaledIntRange.real(self.shape, lo, hi, exact=self.exact, notes=self.notes)
+
     def union(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
         """The hull of two ranges (for ops whose output is one of its inputs,
-        e.g. Max/Min/Where). Keeps the integer form when the grids agree."""
+        e.g. Where, or a nearest Resize that may pick either neighbour).
+        Keeps the integer form when both lie on one grid (see
+        :meth:`_shared_grid`). Exact: both end points are attained."""
         shape = tuple(out_shape) if out_shape is not None else tuple(np.broadcast_shapes(self.shape, other.shape))
         lo = np.minimum(self.lo, other.lo)
         hi = np.maximum(self.hi, other.hi)
-        if (
-            self.is_scaled_int
-            and other.is_scaled_int
-            and _same(self.scale, other.scale)
-            and _same(self.bias, other.bias)
-        ):
-            grid = (np.minimum(self.int_lo, other.int_lo), np.maximum(self.int_hi, other.int_hi), self.scale, self.bias)
-            return ScaledIntRange.derived(shape, lo, hi, (self, other), grid)
-        return ScaledIntRange.derived(shape, lo, hi, (self, other))
+        shared = self._shared_grid(other)
+        if shared is None:
+            return ScaledIntRange.derived(shape, lo, hi, (self, other))
+        qa, qb, scale, bias = shared
+        grid = (nx.int_minimum(qa[0], qb[0]), nx.int_maximum(qa[1], qb[1]), scale, bias)
+        return ScaledIntRange.derived(shape, lo, hi, (self, other), grid)
+
+    def maximum(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
+        """max(self, other) elementwise: exact real bounds for independent
+        operands. When one operand dominates the other everywhere the result
+        is that operand; otherwise the integer form is kept when both lie on
+        one grid (same scale and bias, a constant on the other's grid, or
+        scales in a small rational ratio with equal biases)."""
+        return self._extreme(other, out_shape, take_max=True)
+
+    def minimum(self, other: "ScaledIntRange", out_shape=None) -> "ScaledIntRange":
+        """min(self, other) elementwise; as :meth:`maximum`."""
+        return self._extreme(other, out_shape, take_max=False)
+
+    def _extreme(self, other: "ScaledIntRange", out_shape, take_max: bool) -> "ScaledIntRange":
+        shape = tuple(out_shape) if out_shape is not None else tuple(np.broadcast_shapes(self.shape, other.shape))
+        pick = np.maximum if take_max else np.minimum
+        lo, hi = pick(self.lo, other.lo), pick(self.hi, other.hi)
+
+        def dominates(u, v):  # u is the result wherever it is defined
+            return bool(np.all(u.lo >= v.hi) if take_max else np.all(u.hi <= v.lo))
+
+        if dominates(self, other):
+            return self.broadcast(shape)
+        if dominates(other, self):
+            return other.broadcast(shape)
+        shared = self._shared_grid(other)
+        if shared is not None:
+            qa, qb, scale, bias = shared
+            # a larger value is a larger q for a positive scale, a smaller one otherwise
+            up = (scale > 0) == take_max
+            qlo = np.where(up, nx.int_maximum(qa[0], qb[0]), nx.int_minimum(qa[0], qb[0]))
+            qhi = np.where(up, nx.int_maximum(qa[1], qb[1]), nx.int_minimum(qa[1], qb[1]))
+            return ScaledIntRange.scaled(
+                shape, nx.as_int(qlo), nx.as_int(qhi), scale, bias, exact=self.exact and other.exact,
+                clamp_lo=lo, clamp_hi=hi, notes=self.notes + other.notes,
+            )
+        notes = ("the operands do not lie on one integer grid (e.g. a clip bound off the input's grid); integer form dropped",) if self.is_scaled_int or other.is_scaled_int else ()
+        return ScaledIntRange.real(shape, lo, hi, exact=self.exact and other.exact, notes=self.notes + other.notes + notes)
+
+    def _shared_grid(self, other: "ScaledIntRange"):
+        """Integer bounds of both ranges on one grid, with its scale and
+        bias: the grid of either when the other lies on it (see
+        :meth:`grid_bounds`), else, for equal biases and scales in a small
+        rational ratio, their common refinement (see :func:`common_grid`);
+        None when there is none."""
+        for g in (self, other):
+            qa, qb = self.grid_bounds(g), other.grid_bounds(g)
+            if qa is not None and qb is not None:
+                return qa, qb, g.scale, g.bias
+        if not (self.is_scaled_int and other.is_scaled_int and _same(self.bias, other.bias)):
+            return None
+        found = common_grid(self.scale, other.scale)
+        if found is None:
+            return None
+        ka, kb, t = found
+        qa = nx.int_range_product(ka, ka, self.int_lo, self.int_hi)
+        qb = nx.int_range_product(kb, kb, other.int_lo, other.int_hi)
+        return qa, qb, t, self.bias
 
     def clip_real(self, lo_bound, hi_bound) -> "ScaledIntRange":
-        """Intersect with [lo_bound, hi_bound] where the op is a clamp whose
-        bounds lie on the grid; falls back to real bounds otherwise."""
+        """Intersect with [lo_bound, hi_bound] (arrays; -inf/inf for no
+        bound), as a clamp does. The integer form is kept where the finite
+        bounds lie exactly on the grid; real bounds only otherwise."""
+        lo_bound = np.asarray(lo_bound, dtype=np.float64)
+        hi_bound = np.asarray(hi_bound, dtype=np.float64)
         lo = np.minimum(np.maximum(self.lo, lo_bound), hi_bound)
         hi = np.maximum(np.minimum(self.hi, hi_bound), lo_bound)
-        if self.is_scaled_int:
-            q_a = _grid_index(lo_bound, self.scale, self.bias)
-            q_b = _grid_index(hi_bound, self.scale, self.bias)
-            if q_a is not None and q_b is not None:
-                pos = self.scale > 0
-                qmin = np.where(pos, q_a, q_b)
-                qmax = np.where(pos, q_b, q_a)
-                qlo = np.minimum(np.maximum(self.int_lo, qmin), qmax)
-                qhi = np.maximum(np.minimum(self.int_hi, qmax), qmin)
-                grid = (nx.as_int(qlo), nx.as_int(qhi), self.scale, self.bias)
-                return ScaledIntRange.derived(self.shape, lo, hi, (self,), grid)
-        return ScaledIntRange.derived(self.shape, lo, hi, (self,))
+        if not self.is_scaled_int:
+            return ScaledIntRange.derived(self.shape, lo, hi, (self,))
+        has_lo, has_hi = np.isfinite(lo_bound), np.isfinite(hi_bound)
+        q_a = self.grid_index(np.where(has_lo, lo_bound, 0.0), where=has_lo)
+        q_b = self.grid_index(np.where(has_hi, hi_bound, 0.0), where=has_hi)
+        if q_a is None or q_b is None:
+            return ScaledIntRange.derived(self.shape, lo, hi, (self,))
+        pos = self.scale > 0
+
+        def clamp(q):
+            # max with the lower bound first, then min with the upper one (so
+            # lo > hi gives hi); a negative scale swaps them in q-space
+            up = np.where(has_lo, nx.int_maximum(q, q_a), q)
+            up = np.where(has_hi, nx.int_minimum(up, q_b), up)
+            down = np.where(has_lo, nx.int_minimum(q, q_a), q)
+            down = np.where(has_hi, nx.int_maximum(down, q_b), down)
+            return nx.as_int(np.where(pos, up, down))
+
+        grid = (clamp(self.int_lo), clamp(self.int_hi), self.scale, self.bias)
+        return ScaledIntRange.derived(self.shape, lo, hi, (self,), grid)
+
+    def hull_along(self, axes: Sequence[int], out_shape, regroup=lambda a: a) -> "ScaledIntRange":
+        """Every output element is *some* element along ``axes`` (which one
+        is not known statically): the hull over those axes, per position of
+        the other axes. ``regroup`` maps the reduced compact arrays to the
+        output's rank. The integer form survives when scale and bias do not
+        vary along ``axes``."""
+        axes = tuple(axes)
+
+        def red(a, f):
+            return regroup(f(a, axis=axes, keepdims=True))
+
+        lo, hi = red(self.lo, np.min), red(self.hi, np.max)
+        if self.is_scaled_int and all(self.scale.shape[a] == 1 and self.bias.shape[a] == 1 for a in axes):
+            grid = (red(self.int_lo, np.min), red(self.int_hi, np.max), regroup(self.scale), regroup(self.bias))
+            return ScaledIntRange.derived(out_shape, lo, hi, (self,), grid)
+        return ScaledIntRange.derived(out_shape, lo, hi, (self,))
+
+    # ------------------------------------------------------------------
+    # the integer grid
+    # ------------------------------------------------------------------
+
+    def grid_index(self, v, where=None) -> Optional[np.ndarray]:
+        """Compact integers k with ``scale*k + bias == v`` exactly (as
+        rationals) for every element (every element where ``where`` is
+        set; 0 elsewhere), or None when some value is off the grid."""
+        if not self.is_scaled_int:
+            return None
+        k, on = grid_match(v, self.scale, self.bias)
+        if where is not None:
+            on = on | ~np.asarray(where, dtype=bool)
+            k = np.where(on & np.asarray(where, dtype=bool), k, 0)
+        return nx.as_int(k) if np.all(on) else None
+
+    def grid_bounds(self, g: "ScaledIntRange") -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """Integer bounds of this range on the grid of ``g``: its own when it
+        has that grid, the exact index of a point range lying on it, else
+        None."""
+        if not g.is_scaled_int:
+            return None
+        if self.is_scaled_int and _same(self.scale, g.scale) and _same(self.bias, g.bias):
+            return self.int_lo, self.int_hi
+        if np.all(self.lo == self.hi) and np.all(np.isfinite(self.lo)):
+            k = g.grid_index(self.lo)
+            if k is not None:
+                return k, k
+        return None
+
+    def centered_int_bounds(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """Bounds of q' = q + bias/scale when that shift is an exact integer
+        everywhere, so that the values are ``scale * q'`` (bias 0) and real
+        0 sits at q' = 0; None when 0 is off the grid somewhere."""
+        if not self.is_scaled_int:
+            return None
+        k = self.grid_index(np.zeros_like(self.bias))
+        if k is None:
+            return None
+        shift = nx.int_neg(k)  # 0 = scale*k + bias, so bias = scale*(-k)
+        return nx.int_add(self.int_lo, shift), nx.int_add(self.int_hi, shift)
+
+    def misses_any(self, points: Sequence[float]) -> bool:
+        """True when a point c lies strictly inside some element's range but
+        the range is known to take only grid values and c is not one of
+        them: an interior extremum at c is then not attained (bounds over
+        the interval stay sound, just not tight)."""
+        if not self.is_scaled_int:
+            return False
+        for c in points:
+            inside = (self.lo < c) & (c < self.hi)
+            # checked on the compact grid arrays, not per element of the bounds
+            if np.any(inside & ~grid_match(np.float64(c), self.scale, self.bias)[1]):
+                return True
+        return False
 
     # ------------------------------------------------------------------
     # data movement
@@ -525,54 +749,6 @@ class ScaledIntRange:
         f = np.min if reduce == "min" else np.max
         red = f(a, axis=others) if others else a
         return np.broadcast_to(np.asarray(red).reshape(-1), (self.shape[axis],)) if red.size == 1 else np.asarray(red).reshape(-1)
-
-
-def concat_ranges_field(ranges: Sequence[ScaledIntRange], field: str, axis: int, out_shape) -> np.ndarray:
-    """One field of a concatenation, compact: parts are broadcast to a common
-    compact shape on the other axes, then joined along ``axis``."""
-    parts = []
-    for r in ranges:
-        a = getattr(r, field)
-        target = list(a.shape)
-        target[axis] = r.shape[axis]
-        parts.append(np.broadcast_to(a, target))
-    common = [1] * len(out_shape)
-    for p in parts:
-        for i, d in enumerate(p.shape):
-            if i != axis and d > 1:
-                common[i] = out_shape[i]
-    aligned = []
-    for p in parts:
-        t = list(common)
-        t[axis] = p.shape[axis]
-        aligned.append(np.broadcast_to(p, t))
-    return compact(np.concatenate(aligned, axis=axis), out_shape)
-
-
-def concat_ranges(ranges: Sequence[ScaledIntRange], axis: int, out_shape) -> ScaledIntRange:
-    """Concatenation along ``axis``. Exact. Integer form kept when every part
-    has one: with one common scale when the parts' per-tensor scales share a
-    grid (see :func:`part_grid_factors`), else with scales per position
-    along ``axis``."""
-    out_shape = tuple(int(d) for d in out_shape)
-    axis = axis % len(out_shape)
-
-    def cat(field):
-        return concat_ranges_field(ranges, field, axis, out_shape)
-
-    lo, hi = cat("lo"), cat("hi")
-    value = np.concatenate([r.value for r in ranges], axis=axis) if all(r.is_const for r in ranges) else None
-    if not all(r.is_scaled_int for r in ranges):
-        return ScaledIntRange.derived(out_shape, lo, hi, ranges).replace(value=value)
-    factors = part_grid_factors(ranges)
-    if factors is None:  # scales differ per position along the axis
-        grid = (cat("int_lo"), cat("int_hi"), cat("scale"), cat("bias"))
-    else:  # one common scale t: part i contributes k_i * q_i
-        k, t = factors
-        scaled = [nx.int_range_product(np.asarray(ki), np.asarray(ki), r.int_lo, r.int_hi) for ki, r in zip(k, ranges)]
-        parts = [dataclasses.replace(r, int_lo=a, int_hi=b) for r, (a, b) in zip(ranges, scaled)]
-        grid = (concat_ranges_field(parts, "int_lo", axis, out_shape), concat_ranges_field(parts, "int_hi", axis, out_shape), t, cat("bias"))
-    return ScaledIntRange.derived(out_shape, lo, hi, ranges, grid).replace(value=value)
 
 
 def part_grid_factors(ranges: Sequence[ScaledIntRange]):
@@ -628,15 +804,82 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
         return False
 
 
-def _grid_index(v, scale, bias):
-    """Integer k with v == scale*k + bias for every element, else None."""
-    v = np.asarray(v, dtype=np.float64)
-    if not np.all(np.isfinite(v)):
+def grid_match(v, scale, bias) -> tuple[np.ndarray, np.ndarray]:
+    """Per element, a grid index k of v (float64, integral) and whether
+    ``scale*k + bias == v`` holds exactly as rational numbers.
+
+    The nearest index is checked with error-free transforms (the product
+    and the sum exact and equal to v); a near miss, where float64 rounding
+    may hide an exact identity (a non-dyadic scale such as 0.1), is settled
+    with rationals, element by element — there are few of them, as the
+    arrays are compact."""
+    v, scale, bias = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (v, scale, bias)))
+    shape = v.shape
+    v, scale, bias = (np.atleast_1d(a) for a in (v, scale, bias))
+    finite = np.isfinite(v) & np.isfinite(scale) & np.isfinite(bias) & (scale != 0)
+    with np.errstate(all="ignore"):
+        k = np.rint((v - bias) / scale)
+    k = np.where(finite & np.isfinite(k) & (np.abs(k) < nx.FLOAT_EXACT_INT), k, 0.0)
+    p = nx.mul_down(scale, k)
+    on = finite & (p == nx.mul_up(scale, k)) & (nx.add_down(p, bias) == v) & (nx.add_up(p, bias) == v)
+    with np.errstate(all="ignore"):
+        near = finite & ~on & (np.abs((p + bias) - v) <= _NEAR_MISS * (np.abs(v) + np.abs(bias) + np.abs(p)))
+    if np.any(near):
+        k, on = k.copy(), on.copy()
+        for idx in zip(*np.nonzero(near)):
+            q = (Fraction(float(v[idx])) - Fraction(float(bias[idx]))) / Fraction(float(scale[idx]))
+            if q.denominator == 1 and abs(q.numerator) < nx.FLOAT_EXACT_INT:
+                k[idx], on[idx] = float(q.numerator), True
+    return k.reshape(shape), on.reshape(shape)
+
+
+def integer_ratio(scale: np.ndarray, unit: np.ndarray, max_factor: int = 2**20) -> Optional[np.ndarray]:
+    """Integers k with ``scale == k * unit`` exactly (elementwise,
+    broadcasting) and |k| <= max_factor, or None. Sums of terms with such
+    scales (per-channel scales that are power-of-two multiples of the
+    smallest, say) share the grid of ``unit``."""
+    with np.errstate(all="ignore"):
+        k = np.rint(np.asarray(scale, dtype=np.float64) / unit)
+    if not (np.all(np.isfinite(k)) and np.all(np.abs(k) <= max_factor)):
         return None
-    k = np.round((v - bias) / scale)
-    if np.all(scale * k + bias == v):
-        return k.astype(np.int64)
-    return None
+    exact = (nx.mul_down(k, unit) == scale) & (nx.mul_up(k, unit) == scale)
+    return nx.as_int(k) if np.all(exact) else None
+
+
+def _check_invariants(r: ScaledIntRange) -> None:
+    """What every range satisfies, checked on construction and on every
+    :meth:`~ScaledIntRange.replace`: fields broadcast to the shape, no NaN,
+    lo <= hi, int_lo <= int_hi, a finite non-zero scale and a finite bias,
+    and real bounds that meet the grid's bounds (up to the float32 rounding
+    of a stored constant). Vectorized over the compact arrays."""
+    fields = [r.lo, r.hi] + ([r.int_lo, r.int_hi, r.scale, r.bias] if r.int_lo is not None else [])
+    try:
+        np.broadcast_shapes(r.shape, *(np.shape(a) for a in fields))
+    except ValueError:
+        raise ValueError(f"range fields of shapes {[np.shape(a) for a in fields]} do not broadcast to {list(r.shape)}") from None
+    if any(np.ndim(a) > len(r.shape) for a in fields):
+        raise ValueError(f"a range field has more axes than the tensor shape {list(r.shape)}")
+    if np.any(np.isnan(r.lo)) or np.any(np.isnan(r.hi)):
+        raise ValueError("NaN in range bounds")
+    if np.any(r.lo > r.hi):
+        raise ValueError("empty range: a lower bound exceeds its upper bound")
+    if r.int_lo is None:
+        if any(f is not None for f in (r.int_hi, r.scale, r.bias)):
+            raise ValueError("a partial integer form: int_lo, int_hi, scale and bias go together")
+        return
+    if r.int_hi is None or r.scale is None or r.bias is None:
+        raise ValueError("a partial integer form: int_lo, int_hi, scale and bias go together")
+    if np.any(r.int_lo > r.int_hi):
+        raise ValueError("empty integer range: int_lo exceeds int_hi")
+    if not np.all(np.isfinite(r.scale)) or np.any(r.scale == 0):
+        raise ValueError("scale must be finite and non-zero")
+    if not np.all(np.isfinite(r.bias)):
+        raise ValueError("bias must be finite")
+    glo, ghi = nx.affine_bounds(r.scale, r.int_lo, r.int_hi, r.bias)
+    with np.errstate(invalid="ignore", over="ignore"):
+        meets = (r.lo <= ghi + _CONSISTENCY * np.abs(ghi)) & (glo - _CONSISTENCY * np.abs(glo) <= r.hi)
+    if not np.all(meets):
+        raise ValueError("real bounds and integer grid disagree: [lo, hi] misses every grid value scale*q + bias with q in [int_lo, int_hi]")
 
 
 def _add_bounds(alo, ahi, blo, bhi):

@@ -24,7 +24,8 @@ import sira
 from sira.errors import RuleError, SiraError
 from sira.range import ScaledIntRange
 from sira.rules import RULES, RuleContext
-from sira.rules.movement import ResizeSpec, nearest_candidates, reshape_target, slice_bounds
+from sira.rules.movement import reshape_target, slice_bounds
+from sira.rules.resize import ResizeSpec, nearest_candidates
 
 SPEC = (-10.0, 10.0)
 EXAMPLES = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -4,7 +4,7 @@ importing this package registers them all."""
 
 from __future__ import annotations
 
-from . import quant, linear, elementwise, pooling, movement, misc  # noqa: F401  (registering, in this order)
+from . import quant, linear, elementwise, smooth, pooling, movement, resize, misc  # noqa: F401  (registering, in this order)
 from .registry import EXACT, RULES, SOUND, Rule, RuleContext, rule
 
 __all__ = ["EXACT", "SOUND", "RULES", "Rule", "RuleContext", "rule"]

@@ -1,8 +1,7 @@
 """Elementwise rules: arithmetic (Add, Sub, Mul, Div, BatchNormalization),
 piecewise-linear activations (Relu, LeakyRelu, Abs, Clip, Max, Min,
-HardSigmoid), integer-valued ops (Floor, Ceil, Round, Sign, Neg) and smooth
-activations (Sigmoid, Tanh, Erf, Exp, Log, Sqrt, Softplus, Elu, Selu, Celu,
-HardSwish).
+HardSigmoid) and integer-valued ops (Floor, Ceil, Round, Sign, Neg); the
+smooth activations are in :mod:`sira.rules.smooth`.
 
 Conventions shared by every rule here:
 
@@ -24,16 +23,14 @@ Conventions shared by every rule here:
 from __future__ import annotations
 
 import functools
-import math
 from fractions import Fraction
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from .. import numerics as nx
 from ..errors import RuleError
-from ..range import ScaledIntRange, compact
-from ..semantics import LIBM_ULPS, Sigmoid, Tanh, batchnorm_bounds, libm_value_bounds
+from ..range import ScaledIntRange
+from ..semantics import batchnorm_bounds
 from .registry import EXACT, RuleContext, rule
 
 _INF = np.inf
@@ -65,29 +62,12 @@ def _reset(r: ScaledIntRange) -> ScaledIntRange:
     return r.replace(scale_sources=frozenset(), bias_sources=frozenset())
 
 
-def _broadcast(r: ScaledIntRange, shape) -> ScaledIntRange:
-    """``r`` laid out on ``shape`` (ONNX broadcasting), provenance cleared."""
-    if r.is_scaled_int:
-        return ScaledIntRange.scaled(
-            shape, r.int_lo, r.int_hi, r.scale, r.bias, exact=r.exact, clamp_lo=r.lo, clamp_hi=r.hi, notes=r.notes
-        )
-    return ScaledIntRange.real(shape, r.lo, r.hi, exact=r.exact, notes=r.notes)
-
-
-def _with_bounds(r: ScaledIntRange, lo, hi) -> ScaledIntRange:
-    """``r`` with its real bounds replaced by bounds computed soundly for the
-    exact semantics. Used where the grid's float64 scale is a rounded value
-    (1/c, BN's multiplier, s*s): the grid is then exact only up to that rounding,
-    and its own bounds must not narrow the sound ones."""
-    return r.replace(lo=compact(np.asarray(lo, dtype=np.float64), r.shape), hi=compact(np.asarray(hi, dtype=np.float64), r.shape))
-
-
 def _dynamic(r: ScaledIntRange) -> ScaledIntRange:
     """Result of two dynamic operands: sound, tight only if independent."""
     return r.replace(exact=False)
 
 
-def _float_attr(ctx: RuleContext, name: str, default: float) -> float:
+def float_attr(ctx: RuleContext, name: str, default: float) -> float:
     """A float attribute; the default rounded to float32 like a stored one
     (ONNX float attributes are float32: the default 0.2 means 0.2f)."""
     return float(ctx.attr(name, float(np.float32(default))))
@@ -95,49 +75,6 @@ def _float_attr(ctx: RuleContext, name: str, default: float) -> float:
 
 def _same_tensor(ctx: RuleContext) -> bool:
     return bool(ctx.input_name(0)) and ctx.input_name(0) == ctx.input_name(1)
-
-
-def _grid_match(v, scale, bias) -> tuple[np.ndarray, np.ndarray]:
-    """Per element, the nearest grid index k of v and whether
-    ``scale*k + bias == v`` holds exactly (as real numbers)."""
-    v = np.asarray(v, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        k = np.round((v - bias) / scale)
-    k = np.where(np.isfinite(k), k, 0.0)
-    p = nx.mul_down(scale, k)
-    on = (p == nx.mul_up(scale, k)) & (nx.add_down(p, bias) == v) & (nx.add_up(p, bias) == v)
-    return k, on
-
-
-def _exact_grid_index(v, scale, bias) -> Optional[np.ndarray]:
-    """Integers k with ``scale*k + bias == v`` exactly for every element, else None."""
-    k, on = _grid_match(v, scale, bias)
-    return nx.as_int(k) if np.all(on) else None
-
-
-def _misses_critical(x: ScaledIntRange, critical: Sequence[float]) -> bool:
-    """True when an interior extremum c of a non-monotone function may not be
-    attained: c lies strictly inside some element's range, but x is known to
-    take only grid values and c is not one of them. (Bounds over the
-    interval stay sound; they are just not attained.)"""
-    if not x.is_scaled_int:
-        return False
-    for c in critical:
-        inside = (x.lo < c) & (c < x.hi)
-        if np.any(inside & ~_grid_match(np.full(np.shape(inside), c), x.scale, x.bias)[1]):
-            return True
-    return False
-
-
-def _fold_bias(x: ScaledIntRange):
-    """``(qlo + k, qhi + k)`` with ``k = bias/scale`` when that is an exact
-    integer everywhere, so that ``x = scale * (q + k)`` has bias 0 and real 0
-    sits at integer 0; None otherwise."""
-    k = _exact_grid_index(np.zeros_like(x.bias), x.scale, x.bias)
-    if k is None:
-        return None
-    k = nx.int_neg(k)  # 0 = scale*(-k) + bias, so bias = scale*k
-    return nx.int_add(x.int_lo, k), nx.int_add(x.int_hi, k)
 
 
 def _dyadic(alpha: np.ndarray):
@@ -160,24 +97,6 @@ def _min_all(arrays):
 
 def _max_all(arrays):
     return functools.reduce(np.maximum, arrays)
-
-
-def _int_extreme(fn, arrays) -> np.ndarray:
-    """Elementwise min / max of exact integer arrays. Once one of them holds
-    Python ints, everything is kept as object arrays: numpy hands back a
-    0-d result as a bare int, which it would then force into int64."""
-    arrs = [np.asarray(a) for a in arrays]
-    if all(a.dtype != object for a in arrs):
-        return functools.reduce(fn, arrs)
-    return nx.as_int(functools.reduce(lambda u, v: np.asarray(fn(u, v), dtype=object), [a.astype(object) for a in arrs]))
-
-
-def _imin(*arrays) -> np.ndarray:
-    return _int_extreme(np.minimum, arrays)
-
-
-def _imax(*arrays) -> np.ndarray:
-    return _int_extreme(np.maximum, arrays)
 
 
 # --------------------------------------------------------------------------
@@ -225,27 +144,6 @@ def sub_rule(ctx: RuleContext):
     return [_dynamic(a.sub(b, out_shape=shape))]
 
 
-def _square(x: ScaledIntRange, shape) -> ScaledIntRange:
-    """x * x: exact, including the minimum 0 when the range straddles 0.
-    Integer form q'*q' with scale s*s when 0 lies on the grid (bias folded
-    as in Relu); otherwise real, and loose if the minimum 0 is off-grid."""
-    straddle = (x.lo < 0) & (x.hi > 0)
-    lo = np.where(straddle, 0.0, np.minimum(nx.mul_down(x.lo, x.lo), nx.mul_down(x.hi, x.hi)))
-    hi = np.maximum(nx.mul_up(x.lo, x.lo), nx.mul_up(x.hi, x.hi))
-    folded = _fold_bias(x) if x.is_scaled_int else None
-    if folded is None:
-        return _real(shape, lo, hi, x, exact=not _misses_critical(x, (0.0,)))
-    qlo, qhi = folded
-    qsq_lo, qsq_hi = nx.int_mul(qlo, qlo), nx.int_mul(qhi, qhi)
-    qstraddle = (qlo < 0) & (qhi > 0)
-    qlo = np.where(qstraddle, 0, _imin(qsq_lo, qsq_hi))
-    qhi = _imax(qsq_lo, qsq_hi)
-    r = ScaledIntRange.scaled(shape, qlo, qhi, x.scale * x.scale, 0.0, exact=x.exact, notes=x.notes)
-    if np.all(x.bias == 0):  # bilinear in the scale: the provenance carries over, as in ``mul``
-        r = r.replace(scale_sources=x.scale_sources, bias_sources=x.bias_sources)
-    return _with_bounds(r, lo, hi)
-
-
 @rule("Mul", exactness=EXACT)
 def mul_rule(ctx: RuleContext):
     """y = a * b (broadcasting).
@@ -264,52 +162,8 @@ def mul_rule(ctx: RuleContext):
     if ctx.is_const(0):
         return [b.mul_const(a.value, source=ctx.input_name(0), out_shape=shape)]
     if _same_tensor(ctx):
-        return [_square(a, shape)]
+        return [a.square(out_shape=shape)]
     return [_dynamic(a.mul(b, out_shape=shape))]
-
-
-def _interval_div(alo, ahi, blo, bhi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sound bounds of x / y for x in [alo, ahi], y in [blo, bhi].
-
-    Where [blo, bhi] does not contain 0 the quotient is monotone in each
-    argument, so the four corners (rounded outward) are exact bounds.
-    Where it contains or touches 0 the quotient is unbounded (or NaN):
-    those elements get [-inf, inf]. Returns (lo, hi, zero_mask)."""
-    zero = (blo <= 0) & (bhi >= 0)
-    blo_s = np.where(zero, 1.0, blo)
-    bhi_s = np.where(zero, 1.0, bhi)
-    corners = [(alo, blo_s), (alo, bhi_s), (ahi, blo_s), (ahi, bhi_s)]
-    with np.errstate(all="ignore"):
-        lo = _min_all([_div_corner(x, y, down=True) for x, y in corners])
-        hi = _max_all([_div_corner(x, y, down=False) for x, y in corners])
-    return np.where(zero, -_INF, lo), np.where(zero, _INF, hi), zero
-
-
-def _div_corner(x, y, down: bool) -> np.ndarray:
-    """Bound of x / y at a corner of the box (y != 0), rounded outward.
-
-    An infinite bound stands for an unbounded side, so a corner with an
-    infinite divisor is a limit: 0 for a finite dividend; for an infinite
-    one, the quotients along the two edges into that corner tend to 0 and
-    to +-inf, so both are candidates."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    fin = np.isfinite(y)
-    q = (nx.div_down if down else nx.div_up)(x, np.where(fin, y, 1.0))
-    signed_inf = np.sign(x) * np.sign(y) * _INF
-    both = (np.minimum if down else np.maximum)(0.0, signed_inf)
-    return np.where(fin, q, np.where(np.isfinite(x), 0.0, both))
-
-
-def _div_general(a: ScaledIntRange, b: ScaledIntRange, shape, dynamic: bool) -> ScaledIntRange:
-    lo, hi, zero = _interval_div(a.lo, a.hi, b.lo, b.hi)
-    note = ""
-    if np.any(zero):
-        note = (
-            f"divisor range [{np.min(b.lo):g}, {np.max(b.hi):g}] contains 0: the quotient is unbounded "
-            "(or NaN) there; bound the divisor away from 0 (e.g. add an epsilon or clip it) for a finite range"
-        )
-    return _real(shape, lo, hi, a, b, exact=not dynamic and not np.any(zero), note=note)
 
 
 @rule("Div", exactness=EXACT)
@@ -328,10 +182,11 @@ def div_rule(ctx: RuleContext):
     a, b = ctx.inp(0), ctx.inp(1)
     shape = _out_shape(ctx, a, b)
     if ctx.is_const(1) and np.all(np.asarray(b.value) != 0):
-        return [_div_const(a, np.asarray(b.value, dtype=np.float64), ctx.input_name(1), shape)]
+        return [a.div_const(b.value, source=ctx.input_name(1), out_shape=shape)]
     if _same_tensor(ctx):
         return [_div_self(a, shape)]
-    return [_div_general(a, b, shape, dynamic=not (ctx.is_const(0) or ctx.is_const(1)))]
+    q = a.div(b, out_shape=shape)
+    return [_dynamic(q) if not (ctx.is_const(0) or ctx.is_const(1)) else q]
 
 
 def _div_self(x: ScaledIntRange, shape) -> ScaledIntRange:
@@ -342,19 +197,6 @@ def _div_self(x: ScaledIntRange, shape) -> ScaledIntRange:
         return ScaledIntRange.scaled(shape, 1, 1, 1.0, 0.0, exact=x.exact, notes=x.notes)
     note = "x / x with x reaching 0: NaN there, range unbounded"
     return _real(shape, np.where(nonzero, 1.0, -_INF), np.where(nonzero, 1.0, _INF), x, exact=False, note=note)
-
-
-def _div_const(x: ScaledIntRange, c: np.ndarray, source: str, shape) -> ScaledIntRange:
-    lo, hi, _ = _interval_div(x.lo, x.hi, c, c)
-    if not x.is_scaled_int:
-        return _real(shape, lo, hi, x)
-    with np.errstate(over="ignore", under="ignore"):
-        recip = 1.0 / c
-        new_scale = x.scale * recip
-    if not (np.all(np.isfinite(new_scale)) and np.all(new_scale != 0)):
-        return _real(shape, lo, hi, x, note="Div: the divided scale over- or underflows float64; integer form dropped")
-    r = x.mul_const(recip, source=source, out_shape=shape)
-    return _with_bounds(r, lo, hi)
 
 
 # --------------------------------------------------------------------------
@@ -393,7 +235,7 @@ def batchnorm_rule(ctx: RuleContext):
     beta = _channel_param(ctx, 2, "bias (beta, input 2)", nd)
     mean = _channel_param(ctx, 3, "mean (input 3)", nd)
     var = _channel_param(ctx, 4, "variance (input 4)", nd)
-    eps = _float_attr(ctx, "epsilon", 1e-5)
+    eps = float_attr(ctx, "epsilon", 1e-5)
     if np.any(nx.add_down(var, eps) <= 0):
         raise RuleError(f"variance + epsilon is not positive (min {np.min(var + eps):g}); the normalization divides by its square root")
     lo, hi = batchnorm_bounds(x.lo, x.hi, gamma, beta, mean, var, eps)
@@ -405,7 +247,7 @@ def batchnorm_rule(ctx: RuleContext):
         scale_sources=r.scale_sources | {ctx.input_name(4)},
         bias_sources=r.bias_sources | {ctx.input_name(3)},
     )
-    return [_with_bounds(r, lo, hi)]
+    return [r.with_bounds(lo, hi)]
 
 
 # --------------------------------------------------------------------------
@@ -433,10 +275,10 @@ def _kink_int(x: ScaledIntRange, alpha: np.ndarray, name: str, lo, hi, shape) ->
     f(x) = (s/r) * g(q'), g(q') = r*q' on the non-negative side, p*q' on the
     other; g is monotone on each side, so its extremes are among g(qlo'),
     g(qhi') and g(0) = 0 — exact integer bounds."""
-    folded = _fold_bias(x)
+    folded = x.centered_int_bounds()
     if folded is None:
         # for a negative slope 0 is the minimum, attained only if on the grid
-        loose = bool(np.any(alpha < 0)) and _misses_critical(x, (0.0,))
+        loose = bool(np.any(alpha < 0)) and x.misses_any((0.0,))
         return _real(shape, lo, hi, x, exact=not loose, note=f"{name}: 0 is not on the input grid (bias/scale is not an integer); integer form dropped")
     ratio = _dyadic(alpha)
     if ratio is None:
@@ -452,8 +294,8 @@ def _kink_int(x: ScaledIntRange, alpha: np.ndarray, name: str, lo, hi, shape) ->
     straddle = (qlo < 0) & (qhi > 0)
     zero = np.zeros((1,) * len(shape), dtype=np.int64)
     glo, ghi = g(qlo), g(qhi)
-    out_lo = np.where(straddle, _imin(glo, ghi, zero), _imin(glo, ghi))
-    out_hi = np.where(straddle, _imax(glo, ghi, zero), _imax(glo, ghi))
+    out_lo = np.where(straddle, nx.int_minimum(glo, ghi, zero), nx.int_minimum(glo, ghi))
+    out_hi = np.where(straddle, nx.int_maximum(glo, ghi, zero), nx.int_maximum(glo, ghi))
     return ScaledIntRange.scaled(
         shape, nx.as_int(out_lo), nx.as_int(out_hi), x.scale / r, 0.0, exact=x.exact, clamp_lo=lo, clamp_hi=hi, notes=x.notes
     )
@@ -497,7 +339,7 @@ def leaky_relu_rule(ctx: RuleContext):
     Integer form as for Relu, with the grid refined to scale/r where alpha
     = p/r is a short binary fraction (e.g. 1/8: q' -> 8q' or q'); a slope
     like 0.01 has no short exact fraction and drops the integer form."""
-    return [_kink(ctx.inp(0), _float_attr(ctx, "alpha", 0.01), "LeakyRelu")]
+    return [_kink(ctx.inp(0), float_attr(ctx, "alpha", 0.01), "LeakyRelu")]
 
 
 @rule("Abs", exactness=EXACT)
@@ -512,67 +354,12 @@ def abs_rule(ctx: RuleContext):
 # --------------------------------------------------------------------------
 
 
-def _on_grid(r: ScaledIntRange, scale, bias):
-    """Integer bounds of ``r`` on the grid (scale, bias): its own when it has
-    that grid, the exact index of a point range lying on it, else None."""
-    if r.is_scaled_int and _same(r.scale, scale) and _same(r.bias, bias):
-        return r.int_lo, r.int_hi
-    if np.all(r.lo == r.hi) and np.all(np.isfinite(r.lo)):
-        k = _exact_grid_index(r.lo, scale, bias)
-        if k is not None:
-            return k, k
-    return None
-
-
-def _same(a, b) -> bool:
-    try:
-        return bool(np.all(a == b))
-    except ValueError:
-        return False
-
-
-def _extreme2(a: ScaledIntRange, b: ScaledIntRange, shape, take_max: bool, name: str) -> ScaledIntRange:
-    """max(a, b) (or min) elementwise. Exact real bounds for independent
-    operands. When one operand dominates the other everywhere the result is
-    that operand; otherwise the integer form is kept when both lie on one
-    grid (same scale and bias, or a constant on the other's grid)."""
-    pick = np.maximum if take_max else np.minimum
-    lo, hi = pick(a.lo, b.lo), pick(a.hi, b.hi)
-
-    def dominates(u, v):  # u is the result wherever it is defined
-        return bool(np.all(u.lo >= v.hi) if take_max else np.all(u.hi <= v.lo))
-
-    if dominates(a, b):
-        return _broadcast(a, shape)
-    if dominates(b, a):
-        return _broadcast(b, shape)
-    for g in (a, b):
-        if not g.is_scaled_int:
-            continue
-        qa, qb = _on_grid(a, g.scale, g.bias), _on_grid(b, g.scale, g.bias)
-        if qa is None or qb is None:
-            continue
-        # a larger value is a larger q for a positive scale, a smaller one otherwise
-        up = (g.scale > 0) == take_max
-        qlo = np.where(up, _imax(qa[0], qb[0]), _imin(qa[0], qb[0]))
-        qhi = np.where(up, _imax(qa[1], qb[1]), _imin(qa[1], qb[1]))
-        return ScaledIntRange.scaled(
-            shape, nx.as_int(qlo), nx.as_int(qhi), g.scale, g.bias, exact=a.exact and b.exact,
-            clamp_lo=lo, clamp_hi=hi, notes=_notes(a, b),
-        )
-    note = ""
-    if a.is_scaled_int or b.is_scaled_int:
-        note = f"{name}: the operands do not lie on one integer grid (e.g. a clip bound off the input's grid); integer form dropped"
-    return _real(shape, lo, hi, a, b, note=note)
-
-
 def _nary_extreme(ctx: RuleContext, take_max: bool):
     ins = [r for r in ctx.inputs if r is not None]
     if not ins:
         raise RuleError("needs at least one input")
     shape = ctx.out_shape(0, fallback=np.broadcast_shapes(*(r.shape for r in ins)))
-    name = ctx.op_type
-    out = functools.reduce(lambda acc, r: _extreme2(acc, r, shape, take_max, name), ins[1:], _broadcast(ins[0], shape))
+    out = functools.reduce(lambda acc, r: acc.maximum(r, shape) if take_max else acc.minimum(r, shape), ins[1:], ins[0].broadcast(shape))
     if sum(not r.is_const for r in ins) > 1:
         out = _dynamic(out)
     return [out]
@@ -583,7 +370,7 @@ def max_rule(ctx: RuleContext):
     """y = max(x1, ..., xn) elementwise (broadcasting). Exact for a single
     dynamic operand (e.g. max(x, c)); several dynamic operands are exact
     only if independent (marked sound). Integer form kept when the operands
-    share a grid (see ``_extreme2``)."""
+    share a grid (see :meth:`ScaledIntRange.maximum`)."""
     return _nary_extreme(ctx, take_max=True)
 
 
@@ -614,11 +401,11 @@ def clip_rule(ctx: RuleContext):
     x = ctx.inp(0)
     shape = ctx.out_shape(0, fallback=x.shape)
     lower, upper = _clip_bounds(ctx)
-    r = _broadcast(x, shape)
+    r = x.broadcast(shape)
     if lower is not None:
-        r = _extreme2(r, lower, shape, True, "Clip")
+        r = r.maximum(lower, shape)
     if upper is not None:
-        r = _extreme2(r, upper, shape, False, "Clip")
+        r = r.minimum(upper, shape)
     if any(b is not None and not b.is_const for b in (lower, upper)):
         r = _dynamic(r)
     return [r]
@@ -630,11 +417,11 @@ def hard_sigmoid_rule(ctx: RuleContext):
     rounded) then a clamp; the integer form survives where 0 and 1 lie on
     the grid of alpha*x + beta."""
     x = ctx.inp(0)
-    alpha = _float_attr(ctx, "alpha", 0.2)
-    beta = _float_attr(ctx, "beta", 0.5)
+    alpha = float_attr(ctx, "alpha", 0.2)
+    beta = float_attr(ctx, "beta", 0.5)
     y = x.mul_const(alpha).add_const(beta)
-    y = _extreme2(y, ScaledIntRange.constant(np.float64(0.0)), x.shape, True, "HardSigmoid")
-    return [_extreme2(y, ScaledIntRange.constant(np.float64(1.0)), x.shape, False, "HardSigmoid")]
+    y = y.maximum(ScaledIntRange.constant(np.float64(0.0)), x.shape)
+    return [y.minimum(ScaledIntRange.constant(np.float64(1.0)), x.shape)]
 
 
 # --------------------------------------------------------------------------
@@ -642,37 +429,28 @@ def hard_sigmoid_rule(ctx: RuleContext):
 # --------------------------------------------------------------------------
 
 
-def _integer_valued(x: ScaledIntRange, fn: Callable[[np.ndarray], np.ndarray]) -> ScaledIntRange:
-    """A monotone (non-decreasing) op with integer outputs: exact bounds
-    fn(lo), fn(hi), on the grid of scale 1 when both are finite."""
-    lo, hi = fn(x.lo), fn(x.hi)
-    if np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)):
-        return ScaledIntRange.scaled(x.shape, nx.as_int(lo), nx.as_int(hi), 1.0, 0.0, exact=x.exact, notes=x.notes)
-    return _real(x.shape, lo, hi, x)
-
-
 @rule("Floor", exactness=EXACT)
 def floor_rule(ctx: RuleContext):
     """y = floor(x). Exact; integers (scale 1, bias 0) when bounded."""
-    return [_integer_valued(ctx.inp(0), np.floor)]
+    return [ctx.inp(0).monotone_image(np.floor, integers=True)]
 
 
 @rule("Ceil", exactness=EXACT)
 def ceil_rule(ctx: RuleContext):
     """y = ceil(x). Exact; integers (scale 1, bias 0) when bounded."""
-    return [_integer_valued(ctx.inp(0), np.ceil)]
+    return [ctx.inp(0).monotone_image(np.ceil, integers=True)]
 
 
 @rule("Round", exactness=EXACT)
 def round_rule(ctx: RuleContext):
     """y = round(x), ties to even as ONNX specifies. Exact; integers."""
-    return [_integer_valued(ctx.inp(0), np.round)]
+    return [ctx.inp(0).monotone_image(np.round, integers=True)]
 
 
 @rule("Sign", exactness=EXACT)
 def sign_rule(ctx: RuleContext):
     """y = sign(x) in {-1, 0, 1}. Exact; integers."""
-    return [_integer_valued(ctx.inp(0), np.sign)]
+    return [ctx.inp(0).monotone_image(np.sign, integers=True)]
 
 
 @rule("Neg", exactness=EXACT)
@@ -680,146 +458,3 @@ def neg_rule(ctx: RuleContext):
     """y = -x. Exact; a linear op, so the integer form and its provenance
     are kept (scale and bias negated)."""
     return [ctx.inp(0).neg()]
-
-
-# --------------------------------------------------------------------------
-# smooth activations
-# --------------------------------------------------------------------------
-
-#: the float64 evaluations below are within a few ulps of the exact
-#: function (see sira.semantics.LIBM_ULPS)
-_ULPS = LIBM_ULPS
-
-
-def _eval_bounds(f, lo, hi, critical: Sequence[float] = (), codomain=(-_INF, _INF), ulps=_ULPS):
-    """Sound bounds of f over [lo, hi] for f continuous and monotone between
-    consecutive ``critical`` points: the extremes are among f(lo), f(hi) and
-    f(c) for critical c inside, each bounded by :func:`libm_value_bounds`;
-    the result is clipped to the codomain, where f provably lies."""
-    points = [lo, hi] + [np.where((lo < c) & (c < hi), c, lo) for c in critical]
-    los, his = zip(*(libm_value_bounds(f, p, ulps) for p in points))
-    return np.clip(_min_all(los), *codomain), np.clip(_max_all(his), *codomain)
-
-
-def _smooth(ctx: RuleContext, f, critical: Sequence[float] = (), **kw):
-    """Real bounds of a smooth activation; the integer form does not survive
-    a nonlinear map. Loose only if an interior extremum is off the grid."""
-    x = ctx.inp(0)
-    lo, hi = _eval_bounds(f, x.lo, x.hi, critical, **kw)
-    return [_real(x.shape, lo, hi, x, exact=not _misses_critical(x, critical))]
-
-
-_erf_obj = np.frompyfunc(math.erf, 1, 1)
-
-
-def _erf(x):
-    return np.asarray(_erf_obj(x), dtype=np.float64)
-
-
-@rule("Sigmoid", exactness=EXACT)
-def sigmoid_rule(ctx: RuleContext):
-    """y = 1/(1 + exp(-x)). Monotone: exact up to a few ulps of outward
-    rounding, within [0, 1]."""
-    return _smooth(ctx, Sigmoid.floats, codomain=Sigmoid.codomain)
-
-
-@rule("Tanh", exactness=EXACT)
-def tanh_rule(ctx: RuleContext):
-    """y = tanh(x). Monotone: exact up to outward rounding, within [-1, 1]."""
-    return _smooth(ctx, Tanh.floats, codomain=Tanh.codomain)
-
-
-@rule("Erf", exactness=EXACT)
-def erf_rule(ctx: RuleContext):
-    """y = erf(x). Monotone: exact up to outward rounding, within [-1, 1]."""
-    return _smooth(ctx, _erf, codomain=(-1.0, 1.0))
-
-
-@rule("Exp", exactness=EXACT)
-def exp_rule(ctx: RuleContext):
-    """y = exp(x). Monotone: exact up to outward rounding, within [0, inf]."""
-    return _smooth(ctx, np.exp, codomain=(0.0, _INF))
-
-
-@rule("Softplus", exactness=EXACT)
-def softplus_rule(ctx: RuleContext):
-    """y = log(1 + exp(x)). Monotone: exact up to outward rounding."""
-    return _smooth(ctx, lambda v: np.logaddexp(0.0, v), codomain=(0.0, _INF))
-
-
-@rule("Elu", exactness=EXACT)
-def elu_rule(ctx: RuleContext):
-    """y = x (x > 0), alpha*(exp(x) - 1) (x <= 0). Monotone on each side of
-    0 (for any alpha): exact up to outward rounding."""
-    alpha = _float_attr(ctx, "alpha", 1.0)
-    return _smooth(ctx, lambda v: np.where(v > 0, v, alpha * np.expm1(v)), critical=(0.0,) if alpha < 0 else ())
-
-
-@rule("Selu", exactness=EXACT)
-def selu_rule(ctx: RuleContext):
-    """y = gamma*x (x > 0), gamma*alpha*(exp(x) - 1) (x <= 0). Monotone on
-    each side of 0: exact up to outward rounding."""
-    alpha = _float_attr(ctx, "alpha", 1.67326319217681884765625)
-    gamma = _float_attr(ctx, "gamma", 1.05070102214813232421875)
-    monotone = gamma * alpha >= 0
-    return _smooth(ctx, lambda v: np.where(v > 0, gamma * v, gamma * (alpha * np.expm1(v))), critical=() if monotone else (0.0,))
-
-
-@rule("Celu", exactness=EXACT)
-def celu_rule(ctx: RuleContext):
-    """y = max(0, x) + min(0, alpha*(exp(x/alpha) - 1)), increasing for any
-    alpha != 0: exact up to outward rounding (widened with |x/alpha|, the
-    condition of exp at a rounded argument)."""
-    alpha = _float_attr(ctx, "alpha", 1.0)
-    if alpha == 0:
-        raise RuleError("alpha must be non-zero (the op divides by it)")
-    return _smooth(
-        ctx,
-        lambda v: np.where(v > 0, v, alpha * np.expm1(v / alpha)),
-        ulps=lambda v: _ULPS + np.where(np.isfinite(v), np.abs(v / alpha), 0.0),
-    )
-
-
-def _hard_swish(x):
-    return np.where(x >= 3.0, x, np.where(x <= -3.0, 0.0, x * (x + 3.0) / 6.0))
-
-
-@rule("HardSwish", exactness=EXACT)
-def hard_swish_rule(ctx: RuleContext):
-    """y = x * max(0, min(1, x/6 + 1/2)). Not monotone: decreasing on
-    [-3, -1.5], increasing elsewhere (0 below -3), so the minimum over a
-    range containing -1.5 is f(-1.5) = -0.375. Exact up to outward rounding."""
-    return _smooth(ctx, _hard_swish, critical=(-1.5,))
-
-
-def _domain_restricted(ctx: RuleContext, f, name: str, codomain) -> list:
-    """A monotone function defined for x >= 0 (Log, Sqrt): bounds over the
-    part of the range inside the domain. Inputs below 0 produce NaN at run
-    time; a note says so and the output is marked sound. An element whose
-    whole range lies below 0 has no value in the domain: unbounded."""
-    x = ctx.inp(0)
-    below = x.lo < 0
-    lo, hi = _eval_bounds(f, np.maximum(x.lo, 0.0), np.maximum(x.hi, 0.0), codomain=codomain)
-    none = x.hi < 0
-    lo, hi = np.where(none, -_INF, lo), np.where(none, _INF, hi)
-    note = ""
-    if np.any(below):
-        note = (
-            f"{name}: the input range reaches below 0 (min {np.min(x.lo):g}), where {name} is NaN; "
-            "the range covers only the inputs inside the domain"
-        )
-    return [_real(x.shape, lo, hi, x, exact=not np.any(below), note=note)]
-
-
-@rule("Log", exactness=EXACT)
-def log_rule(ctx: RuleContext):
-    """y = log(x). Increasing on [0, inf) (log 0 = -inf): exact up to
-    outward rounding inside the domain; see ``_domain_restricted``."""
-    return _domain_restricted(ctx, np.log, "Log", (-_INF, _INF))
-
-
-@rule("Sqrt", exactness=EXACT)
-def sqrt_rule(ctx: RuleContext):
-    """y = sqrt(x). Increasing on [0, inf): exact up to outward rounding
-    inside the domain; see ``_domain_restricted``."""
-    return _domain_restricted(ctx, np.sqrt, "Sqrt", (0.0, _INF))

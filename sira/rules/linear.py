@@ -45,8 +45,6 @@ from .registry import EXACT, RuleContext, rule
 #: array ``x`` with weights ``w``. Works on float64, int64 and object arrays.
 LinearOp = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
-_EPS = np.finfo(np.float64).eps
-_TINY = np.finfo(np.float64).tiny
 #: element budget of one term tensor for two dynamic operands
 _CHUNK = 1 << 22
 
@@ -57,65 +55,8 @@ _CORRELATION_NOTE = (
 
 
 # --------------------------------------------------------------------------
-# bounds of a linear op with constant weights
+# a linear op with constant weights
 # --------------------------------------------------------------------------
-
-
-def _int_bounds(op: LinearOp, qlo, qhi, w, n_terms: int):
-    """Exact integer range of ``op(q, w)`` for q elementwise in [qlo, qhi]
-    and point integer weights.
-
-    The per-term extremes add up to (lo+hi)@w -/+ (hi-lo)@|w|, all halved:
-    two products instead of four, integral because the doubled form is. They
-    run in float64 (BLAS speed) when every partial sum is provably below
-    2**53, in int64 below 2**62, in Python integers beyond."""
-    bound = 2 * n_terms * max(nx.absmax(qlo), nx.absmax(qhi), 1) * max(nx.absmax(w), 1)
-    if bound < nx.FLOAT_EXACT_INT:
-        kind, cast = np.float64, (lambda a: a.astype(np.int64))
-    elif bound < nx.INT64_SAFE:
-        kind, cast = np.int64, (lambda a: a)
-    else:
-        kind, cast = object, nx.as_int
-    wk = w.astype(kind)
-    lo_k, hi_k = qlo.astype(kind), qhi.astype(kind)
-    center = op(lo_k + hi_k, wk)
-    spread = op(hi_k - lo_k, np.abs(wk))
-    return cast((center - spread) // 2), cast((center + spread) // 2)
-
-
-def _real_bounds(op: LinearOp, lo, hi, w, n_terms: int):
-    """Sound real bounds of ``op(x, w)`` for x in [lo, hi] and point weights.
-
-    The float64 sums are exact when inputs and weights lie on power-of-two
-    grids with small enough totals (the common case: quantized values);
-    otherwise they are widened by (n+2)*eps*sum|x_k*w_k| (twice the
-    classical bound gamma_(n+1) on the rounding error of an n-term dot
-    product, covering the rounding of the magnitude itself) plus the smallest
-    normal for underflow. An infinite input bound makes exactly those outputs
-    infinite that a non-zero weight connects it to (0 * inf = 0).
-    """
-    lo = np.asarray(lo, dtype=np.float64)
-    hi = np.asarray(hi, dtype=np.float64)
-    flo = np.where(np.isfinite(lo), lo, 0.0)
-    fhi = np.where(np.isfinite(hi), hi, 0.0)
-    wpos = np.maximum(w, 0.0)
-    wneg = np.minimum(w, 0.0)
-    mag = op(np.maximum(np.abs(flo), np.abs(fhi)), np.abs(w))
-    err = (n_terms + 2) * _EPS * mag + _TINY
-    # on a common grid 2**e every product and partial sum is exact while the
-    # magnitude stays below 2**(53+e) (2**(51+e) leaves room for mag's rounding)
-    e = nx.common_grid_exponent(flo, fhi) + nx.common_grid_exponent(w)
-    if e >= -1074:
-        err = np.where(mag < np.ldexp(1.0, min(e + 51, 1023)), 0.0, err)
-    out_lo = (op(flo, wpos) + op(fhi, wneg)) - err
-    out_hi = (op(fhi, wpos) + op(flo, wneg)) + err
-    if np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)):
-        return out_lo, out_hi
-    neg_inf = (lo == -np.inf).astype(np.float64)
-    pos_inf = (hi == np.inf).astype(np.float64)
-    to_minus = op(neg_inf, (w > 0).astype(np.float64)) + op(pos_inf, (w < 0).astype(np.float64))
-    to_plus = op(pos_inf, (w > 0).astype(np.float64)) + op(neg_inf, (w < 0).astype(np.float64))
-    return np.where(to_minus > 0, -np.inf, out_lo), np.where(to_plus > 0, np.inf, out_hi)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,19 +96,19 @@ def _linear_const(x: ScaledIntRange, op: LinearOp, n_terms: int, wts: _Weights, 
     exact.
     """
     if not x.is_scaled_int:
-        lo, hi = _real_bounds(op, x.lo, x.hi, wts.real, n_terms)
+        lo, hi = x.linear_bounds(op, wts.real, n_terms)
         return ScaledIntRange.real(out_shape, lo, hi, notes=x.notes)
     scale, reason = (None, wts.note) if wts.note else out_scale(x.scale, wts.scale)
     if reason:
-        lo, hi = _real_bounds(op, x.lo, x.hi, wts.real, n_terms)
+        lo, hi = x.linear_bounds(op, wts.real, n_terms)
         return ScaledIntRange.real(out_shape, lo, hi, notes=x.notes + (reason,))
-    qlo, qhi = _int_bounds(op, x.int_lo, x.int_hi, wts.q, n_terms)
+    qlo, qhi = x.int_linear_bounds(op, wts.q, n_terms)
     sources = dict(scale_sources=x.scale_sources | wts.scale_sources, bias_sources=x.bias_sources | wts.bias_sources, notes=x.notes)
     if np.all(x.bias == 0):
         # exact integers on a zero-bias grid: the grid gives the real bounds
         rounded = not (nx.mul_is_exact(x.scale, wts.scale))
         return ScaledIntRange.scaled(out_shape, qlo, qhi, scale, 0.0, rounded=rounded, **sources)
-    lo, hi = _real_bounds(op, x.lo, x.hi, wts.real, n_terms)
+    lo, hi = x.linear_bounds(op, wts.real, n_terms)
     return ScaledIntRange.scaled(out_shape, qlo, qhi, scale, op(x.bias, wts.real), clamp_lo=lo, clamp_hi=hi, **sources)
 
 

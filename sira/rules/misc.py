@@ -1,13 +1,16 @@
-"""Rules for Softmax, LogSoftmax, TopK, ArgMax and ArgMin.
+"""Rules for Softmax, LogSoftmax, TopK, ArgMax, ArgMin and Cast.
 
-These ops compare or normalize along one axis, so they need the bounds of
-every element along that axis; only that axis is broadcast to full length,
-the others stay compact.
+The first five compare or normalize along one axis, so they need the bounds
+of every element along that axis; only that axis is broadcast to full
+length, the others stay compact. Cast is a type conversion: a rounding map,
+monotone, so still exact.
 """
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
+from onnx import TensorProto
 
 from .. import numerics as nx
 from ..errors import RuleError
@@ -293,3 +296,98 @@ def argmax_rule(ctx: RuleContext):
 def argmin_rule(ctx: RuleContext):
     """ArgMin: ArgMax of the negated input. Exact."""
     return _arg_extreme(ctx, largest=False)
+
+
+# --------------------------------------------------------------------------
+# Cast
+# --------------------------------------------------------------------------
+
+_INT_TYPES = {
+    TensorProto.UINT8: (0, 2**8 - 1),
+    TensorProto.INT8: (-(2**7), 2**7 - 1),
+    TensorProto.UINT16: (0, 2**16 - 1),
+    TensorProto.INT16: (-(2**15), 2**15 - 1),
+    TensorProto.UINT32: (0, 2**32 - 1),
+    TensorProto.INT32: (-(2**31), 2**31 - 1),
+    TensorProto.UINT64: (0, 2**64 - 1),
+    TensorProto.INT64: (-(2**63), 2**63 - 1),
+    TensorProto.UINT4: (0, 15),
+    TensorProto.INT4: (-8, 7),
+}
+
+#: float type -> (significand bits, numpy type used to round to it)
+_FLOAT_TYPES = {
+    TensorProto.FLOAT: (24, np.float32),
+    TensorProto.DOUBLE: (53, np.float64),
+    TensorProto.FLOAT16: (11, np.float16),
+    TensorProto.BFLOAT16: (8, ml_dtypes.bfloat16),
+}
+
+
+#: relative distance between the exact values a range describes and their
+#: float32 evaluation at run time that casts allow for (16 float32 ulps)
+_RUNTIME_SLACK = 2.0**-20
+
+
+def _monotone_bounds(x: ScaledIntRange, f) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A monotone map ``f`` applied to the bounds, widened first so that it
+    also bounds float32 run-time values just beyond an exact bound (7*0.7f
+    is 6.99999988 exactly but 7.0 in float32). Exact where the widening
+    does not change the result."""
+    wlo = nx.add_down(x.lo, -_RUNTIME_SLACK * np.abs(x.lo))
+    whi = nx.add_up(x.hi, _RUNTIME_SLACK * np.abs(x.hi))
+    with np.errstate(over="ignore"):
+        lo, hi = f(wlo), f(whi)
+        exact = x.exact and np.array_equal(lo, f(x.lo)) and np.array_equal(hi, f(x.hi))
+    return lo, hi, exact
+
+
+def _cast_int(x: ScaledIntRange, type_name: str, tmin: int, tmax: int) -> ScaledIntRange:
+    """Float -> integer truncates toward zero, a monotone map, so the
+    integer range is [trunc(lo), trunc(hi)]. Values outside the type's range
+    convert to unspecified values: then the whole type range, loose."""
+    lo, hi, exact = _monotone_bounds(x, np.trunc)
+    if np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and lo.min() >= tmin and hi.max() <= tmax:
+        return ScaledIntRange.scaled(x.shape, nx.as_int(lo), nx.as_int(hi), 1.0, 0.0, exact=exact, notes=x.notes)
+    return ScaledIntRange.scaled(x.shape, tmin, tmax, 1.0, 0.0, exact=False, notes=x.notes + (f"Cast to {type_name}: values may fall outside the type and convert to unspecified values",))
+
+
+def _cast_bool(x: ScaledIntRange) -> ScaledIntRange:
+    """x != 0 as {0, 1}. Exact unless 0 lies strictly inside the range
+    (then it is not known that 0 is attained)."""
+    can_be_zero = (x.lo <= 0) & (x.hi >= 0)
+    can_be_nonzero = (x.lo != 0) | (x.hi != 0)
+    exact = x.exact and not np.any((x.lo < 0) & (x.hi > 0))
+    return ScaledIntRange.scaled(x.shape, np.where(can_be_zero, 0, 1), np.where(can_be_nonzero, 1, 0), 1.0, 0.0, exact=exact, notes=x.notes)
+
+
+def _cast_float(x: ScaledIntRange, type_name: str, bits: int, np_type) -> ScaledIntRange:
+    """Identity when the values fit the target: magnitudes up to 2**bits and
+    either at least float32 precision (the analyzed tensors are float32) or
+    an integer grid. Otherwise round-to-nearest, a monotone map applied to
+    the bounds; the values leave the integer grid."""
+    mag = float(max(np.max(np.abs(x.lo)), np.max(np.abs(x.hi))))
+    integer_grid = x.is_scaled_int and nx.is_integral(x.scale) and nx.is_integral(x.bias)
+    if mag <= 2.0**bits and (bits >= 24 or integer_grid):
+        return x
+    lo, hi, exact = _monotone_bounds(x, lambda a: a.astype(np_type).astype(np.float64))
+    return ScaledIntRange.real(x.shape, lo, hi, exact=exact, notes=x.notes + (f"Cast to {type_name} rounds: integer form dropped",))
+
+
+@rule("Cast", exactness=EXACT)
+def cast_rule(ctx: RuleContext):
+    """Cast: to integer types truncation toward zero, to bool x != 0, to
+    float types round-to-nearest; all monotone, so exact (see the helpers
+    for when the integer form survives)."""
+    x = ctx.inp(0)
+    to = int(ctx.attr("to", 0))
+    name = TensorProto.DataType.Name(to) if to in TensorProto.DataType.values() else str(to)
+    if to == TensorProto.BOOL:
+        return [_cast_bool(x)]
+    if to in _INT_TYPES:
+        return [_cast_int(x, name, *_INT_TYPES[to])]
+    if to in _FLOAT_TYPES:
+        return [_cast_float(x, name, *_FLOAT_TYPES[to])]
+    if name.startswith("FLOAT"):
+        return [ScaledIntRange.unbounded(x.shape, note=f"Cast to {name}: no rounding model for this type")]
+    raise RuleError(f"Cast to {name} is not supported for range analysis")

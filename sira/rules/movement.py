@@ -1,6 +1,6 @@
 """Data-movement rules: Identity, Reshape, Flatten, Squeeze, Unsqueeze,
-Transpose, Concat, Split, Slice, Gather, Pad, Resize, Upsample, Expand,
-Tile, DepthToSpace, SpaceToDepth, Cast.
+Transpose, Concat, Split, Slice, Gather, Pad, Expand, Tile, DepthToSpace,
+SpaceToDepth (Resize and Upsample are in :mod:`sira.rules.resize`).
 
 Every output element of a movement op is one input element, picked by a
 position map that depends only on the node's constant parameters (shape,
@@ -14,25 +14,20 @@ by ones (its defect D11) and dropped every output of a multi-output Split
 (D9).
 
 The exceptions say so where they occur: constant padding (padded positions
-hold the pad value itself, never a NaN grid as in the reference's D12),
-dynamic Gather indices and linear/cubic Resize (sound hulls, marked loose),
-Cast (a rounding map, monotone, so still exact).
+hold the pad value itself, never a NaN grid as in the reference's D12) and
+dynamic Gather indices (a sound hull, marked loose).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from fractions import Fraction
 from typing import Callable, Optional, Sequence
 
-import ml_dtypes
 import numpy as np
-from onnx import TensorProto
 
 from .. import numerics as nx
 from ..errors import RuleError
-from ..range import ScaledIntRange, compact, concat_ranges, move_along
+from ..range import ScaledIntRange, compact, move_along, part_grid_factors
 from .registry import EXACT, RuleContext, rule
 
 Shape = tuple[int, ...]
@@ -51,7 +46,7 @@ def _axis(axis, rank: int, what: str = "axis") -> int:
     return a % rank
 
 
-def _distinct_axes(axes: Sequence[int], rank: int, what: str = "axes") -> list[int]:
+def distinct_axes(axes: Sequence[int], rank: int, what: str = "axes") -> list[int]:
     out = [_axis(a, rank, what) for a in axes]
     if len(set(out)) != len(out):
         raise RuleError(f"{what} {list(axes)} name an axis twice")
@@ -66,7 +61,7 @@ def _int_input(ctx: RuleContext, i: int, what: str) -> np.ndarray:
     return v.astype(np.int64)
 
 
-def _ints(ctx: RuleContext, i: int, attr: str, what: str) -> Optional[list[int]]:
+def int_params(ctx: RuleContext, i: int, attr: str, what: str) -> Optional[list[int]]:
     """An integer list given as input ``i`` (newer opsets) or as attribute
     ``attr`` (older opsets); None when the node has neither."""
     if ctx.has_input(i):
@@ -138,7 +133,7 @@ def reshape_rule(ctx: RuleContext):
     """Reshape (shape input from opset 5, attribute before): elements keep
     their row-major order. Exact. The shape must be a constant."""
     x = ctx.inp(0)
-    spec = _ints(ctx, 1, "shape", "shape (input 1)")
+    spec = int_params(ctx, 1, "shape", "shape (input 1)")
     if spec is None:
         raise RuleError("the node has no shape (input 1)")
     out = _checked_shape(ctx, 0, reshape_target(x.shape, spec, bool(ctx.attr("allowzero", 0))))
@@ -164,10 +159,10 @@ def squeeze_rule(ctx: RuleContext):
     """Squeeze: drop length-1 axes (attribute before opset 13, input from
     13; all length-1 axes when none are given). Exact."""
     x = ctx.inp(0)
-    axes = _ints(ctx, 1, "axes", "axes (input 1)")
+    axes = int_params(ctx, 1, "axes", "axes (input 1)")
     if axes is None:
         axes = [i for i, d in enumerate(x.shape) if d == 1]
-    axes = _distinct_axes(axes, x.ndim)
+    axes = distinct_axes(axes, x.ndim)
     for a in axes:
         if x.shape[a] != 1:
             raise RuleError(f"cannot squeeze axis {a}: it has length {x.shape[a]}, not 1")
@@ -180,11 +175,11 @@ def unsqueeze_rule(ctx: RuleContext):
     """Unsqueeze: insert length-1 axes at ``axes`` of the output (attribute
     before opset 13, input from 13). Exact."""
     x = ctx.inp(0)
-    axes = _ints(ctx, 1, "axes", "axes (input 1)")
+    axes = int_params(ctx, 1, "axes", "axes (input 1)")
     if not axes:
         raise RuleError("the node has no axes; Unsqueeze needs the axes to insert")
     rank = x.ndim + len(axes)
-    axes = _distinct_axes(axes, rank)
+    axes = distinct_axes(axes, rank)
     dims = iter(x.shape)
     out = _checked_shape(ctx, 0, [1 if i in axes else next(dims) for i in range(rank)])
     return [move_along(x, lambda a: np.expand_dims(a, tuple(axes)), out, ())]
@@ -207,7 +202,7 @@ def expand_rule(ctx: RuleContext):
     """Expand: numpy-style broadcast to ``shape`` (input 1). Exact: every
     output element copies one input element."""
     x = ctx.inp(0)
-    spec = tuple(_ints(ctx, 1, "shape", "shape (input 1)") or ())
+    spec = tuple(int_params(ctx, 1, "shape", "shape (input 1)") or ())
     try:
         target = np.broadcast_shapes(x.shape, spec)
     except ValueError:
@@ -220,7 +215,7 @@ def expand_rule(ctx: RuleContext):
 def tile_rule(ctx: RuleContext):
     """Tile by ``repeats`` (input 1). Exact."""
     x = ctx.inp(0)
-    reps = _ints(ctx, 1, "repeats", "repeats (input 1)")
+    reps = int_params(ctx, 1, "repeats", "repeats (input 1)")
     if reps is None or len(reps) != x.ndim or any(r < 0 for r in reps):
         raise RuleError(f"repeats {reps} must hold one non-negative count per input axis ({x.ndim})")
     out = _checked_shape(ctx, 0, [d * r for d, r in zip(x.shape, reps)])
@@ -274,6 +269,57 @@ def space_to_depth_rule(ctx: RuleContext):
 # --------------------------------------------------------------------------
 
 
+def _concat_field(arrays: Sequence[np.ndarray], lengths: Sequence[int], axis: int, out_shape) -> np.ndarray:
+    """One field of a concatenation, compact: the parts' compact arrays
+    (``lengths`` along ``axis``) are broadcast to a common compact shape on
+    the other axes, then joined along ``axis``."""
+    parts = []
+    for a, n in zip(arrays, lengths):
+        target = list(a.shape)
+        target[axis] = n
+        parts.append(np.broadcast_to(a, target))
+    common = [1] * len(out_shape)
+    for p in parts:
+        for i, d in enumerate(p.shape):
+            if i != axis and d > 1:
+                common[i] = out_shape[i]
+    aligned = []
+    for p in parts:
+        t = list(common)
+        t[axis] = p.shape[axis]
+        aligned.append(np.broadcast_to(p, t))
+    return compact(np.concatenate(aligned, axis=axis), out_shape)
+
+
+def concat_ranges(ranges: Sequence[ScaledIntRange], axis: int, out_shape) -> ScaledIntRange:
+    """Concatenation along ``axis``. Exact. Integer form kept when every part
+    has one: with one common scale when the parts' per-tensor scales share a
+    grid (see :func:`~sira.range.part_grid_factors`), else with scales per
+    position along ``axis``."""
+    out_shape = tuple(int(d) for d in out_shape)
+    axis = axis % len(out_shape)
+    lengths = [r.shape[axis] for r in ranges]
+
+    def cat(arrays):
+        return _concat_field(arrays, lengths, axis, out_shape)
+
+    def field(name):
+        return cat([getattr(r, name) for r in ranges])
+
+    lo, hi = field("lo"), field("hi")
+    value = np.concatenate([r.value for r in ranges], axis=axis) if all(r.is_const for r in ranges) else None
+    if not all(r.is_scaled_int for r in ranges):
+        return ScaledIntRange.derived(out_shape, lo, hi, ranges).replace(value=value)
+    factors = part_grid_factors(ranges)
+    if factors is None:  # scales differ per position along the axis
+        grid = (field("int_lo"), field("int_hi"), field("scale"), field("bias"))
+    else:  # one common scale t: part i contributes k_i * q_i
+        k, t = factors
+        scaled = [nx.int_range_product(np.asarray(ki), np.asarray(ki), r.int_lo, r.int_hi) for ki, r in zip(k, ranges)]
+        grid = (cat([q[0] for q in scaled]), cat([q[1] for q in scaled]), t, field("bias"))
+    return ScaledIntRange.derived(out_shape, lo, hi, ranges, grid).replace(value=value)
+
+
 @rule("Concat", exactness=EXACT)
 def concat_rule(ctx: RuleContext):
     """Concat along ``axis``. Exact. Parts with different grids keep the
@@ -295,7 +341,7 @@ def split_sizes(ctx: RuleContext, dim: int, n_out: int) -> list[int]:
     """Part lengths of a Split: the ``split`` attribute (before opset 13) or
     input (from 13), else ``num_outputs`` chunks of ceil(dim/n) with a
     smaller last one (opset 18), else equal parts."""
-    sizes = _ints(ctx, 1, "split", "split (input 1)")
+    sizes = int_params(ctx, 1, "split", "split (input 1)")
     if sizes is None:
         num = ctx.attr("num_outputs")
         if num is not None:
@@ -351,41 +397,22 @@ def slice_rule(ctx: RuleContext):
     """Slice (starts/ends/axes/steps inputs from opset 10, attributes
     before), with negative indices, negative steps and ONNX clamping. Exact."""
     x = ctx.inp(0)
-    starts = _ints(ctx, 1, "starts", "starts (input 1)")
-    ends = _ints(ctx, 2, "ends", "ends (input 2)")
+    starts = int_params(ctx, 1, "starts", "starts (input 1)")
+    ends = int_params(ctx, 2, "ends", "ends (input 2)")
     if starts is None or ends is None:
         raise RuleError("the node needs starts and ends")
-    axes = _ints(ctx, 3, "axes", "axes (input 3)")
+    axes = int_params(ctx, 3, "axes", "axes (input 3)")
     axes = list(range(len(starts))) if axes is None else axes
-    steps = _ints(ctx, 4, "steps", "steps (input 4)") or [1] * len(starts)
+    steps = int_params(ctx, 4, "steps", "steps (input 4)") or [1] * len(starts)
     if not len(starts) == len(ends) == len(axes) == len(steps):
         raise RuleError(f"starts, ends, axes and steps must have one entry per sliced axis, got {len(starts)}, {len(ends)}, {len(axes)}, {len(steps)}")
-    axes = _distinct_axes(axes, x.ndim)
+    axes = distinct_axes(axes, x.ndim)
     index = [slice(None)] * x.ndim
     shape = list(x.shape)
     for a, s, e, st in zip(axes, starts, ends, steps):
         index[a], shape[a] = slice_bounds(x.shape[a], s, e, st)
     out = _checked_shape(ctx, 0, shape)
     return [move_along(x, lambda arr: arr[tuple(index)], out, axes)]
-
-
-def _hull_along(x: ScaledIntRange, axes: Sequence[int], out_shape: Shape, regroup=lambda a: a) -> ScaledIntRange:
-    """Every output element is *some* element along ``axes`` (which one is
-    not known statically): the hull over those axes, per position of the
-    other axes. ``regroup`` maps the reduced compact arrays to the output's
-    rank. The integer form survives when scale and bias do not vary along
-    ``axes``."""
-    axes = tuple(axes)
-
-    def red(a, f):
-        return regroup(f(a, axis=axes, keepdims=True))
-
-    lo, hi = red(x.lo, np.min), red(x.hi, np.max)
-    grid_uniform = x.is_scaled_int and all(x.scale.shape[a] == 1 and x.bias.shape[a] == 1 for a in axes)
-    if grid_uniform:
-        grid = (red(x.int_lo, np.min), red(x.int_hi, np.max), regroup(x.scale), regroup(x.bias))
-        return ScaledIntRange.derived(out_shape, lo, hi, (x,), grid)
-    return ScaledIntRange.derived(out_shape, lo, hi, (x,))
 
 
 @rule("Gather", exactness=EXACT)
@@ -403,7 +430,7 @@ def gather_rule(ctx: RuleContext):
         def regroup(a):
             return a.reshape(a.shape[:axis] + (1,) * len(idx_shape) + a.shape[axis + 1 :])
 
-        hull = _hull_along(x, [axis], out, regroup)
+        hull = x.hull_along([axis], out, regroup)
         return [hull.loose(f"Gather indices '{ctx.input_name(1)}' are computed at run time: hull of the input along axis {axis}")]
     idx = _int_input(ctx, 1, "indices (input 1)")
     if idx.size and (idx.min() < -dim or idx.max() >= dim):
@@ -426,10 +453,10 @@ def _pad_params(ctx: RuleContext, rank: int) -> tuple[list[int], float]:
         value = float(ctx.attr("value", 0.0))
         axes = list(range(rank))
     else:
-        pads = _ints(ctx, 1, "pads", "pads (input 1)")
+        pads = int_params(ctx, 1, "pads", "pads (input 1)")
         value = float(np.asarray(ctx.const(2, "constant_value (input 2)")).reshape(-1)[0]) if ctx.has_input(2) else 0.0
-        axes_in = _ints(ctx, 3, "axes", "axes (input 3)")
-        axes = list(range(rank)) if axes_in is None else _distinct_axes(axes_in, rank)
+        axes_in = int_params(ctx, 3, "axes", "axes (input 3)")
+        axes = list(range(rank)) if axes_in is None else distinct_axes(axes_in, rank)
     if pads is None or len(pads) != 2 * len(axes):
         raise RuleError(f"pads {pads} must hold a begin and an end count for each of the {len(axes)} padded axes")
     if not math.isfinite(value):
@@ -447,19 +474,13 @@ def _pad_mask(core_shape: Sequence[int], width) -> np.ndarray:
     return np.pad(core, width, constant_values=True)
 
 
-def _pad_grid_index(c: float, scale: np.ndarray, bias: np.ndarray, mask: np.ndarray) -> Optional[np.ndarray]:
+def _pad_grid_index(c: float, edge: ScaledIntRange, mask: np.ndarray) -> Optional[np.ndarray]:
     """Compact integer q with scale*q + bias == c exactly wherever ``mask``
     is set, or None when c is off the grid somewhere there. The check runs
     on the compact grid arrays, not per element."""
-    grid_axes = tuple(i for i in range(mask.ndim) if scale.shape[i] == 1 and bias.shape[i] == 1)
+    grid_axes = tuple(i for i in range(mask.ndim) if edge.scale.shape[i] == 1 and edge.bias.shape[i] == 1)
     relevant = np.any(mask, axis=grid_axes, keepdims=True)
-    with np.errstate(over="ignore", divide="ignore"):
-        k = np.where(relevant, np.round((c - bias) / scale), 0.0)
-    if not np.all(np.isfinite(k)):
-        return None
-    q = nx.as_int(k)
-    glo, ghi = nx.affine_bounds(scale, q, q, bias)
-    return q if np.all(~relevant | ((glo == c) & (ghi == c))) else None
+    return edge.grid_index(np.full(relevant.shape, c), where=relevant)
 
 
 def _pad_constant(x: ScaledIntRange, pad: Callable, touched, width, core_shape, c: float, out_shape: Shape) -> ScaledIntRange:
@@ -471,7 +492,7 @@ def _pad_constant(x: ScaledIntRange, pad: Callable, touched, width, core_shape, 
     lo = compact(np.where(mask, c, edge.lo), out_shape)
     hi = compact(np.where(mask, c, edge.hi), out_shape)
     value = None if x.value is None else pad(x.value, mode="constant", constant_values=c)
-    q = _pad_grid_index(c, edge.scale, edge.bias, mask) if x.is_scaled_int else None
+    q = _pad_grid_index(c, edge, mask) if x.is_scaled_int else None
     if q is None:
         r = ScaledIntRange.real(out_shape, lo, hi, exact=x.exact, notes=x.notes, value=value)
         return r.with_note(f"pad value {c:g} is not on the input's integer grid: integer form dropped") if x.is_scaled_int else r
@@ -515,352 +536,3 @@ def pad_rule(ctx: RuleContext):
     if mode in ("reflect", "edge", "wrap"):
         return [move_along(x, lambda a: pad(a, mode=mode), out, touched)]
     raise RuleError(f"unknown mode {mode!r}; Pad modes are constant, reflect, edge and wrap")
-
-
-# --------------------------------------------------------------------------
-# Resize / Upsample
-# --------------------------------------------------------------------------
-
-#: relative slack covering float32 rounding of an interpolation (a few taps,
-#: float32 weights that sum to 1 only up to rounding): 256 float32 ulps
-_INTERP_SLACK = 2.0**-16
-#: relative distance to a nearest-mode rounding boundary below which float32
-#: evaluation may fall on either side (float32 resolves 2**-24)
-_TIE_MARGIN = Fraction(1, 2**17)
-
-
-@dataclasses.dataclass(frozen=True)
-class ResizeSpec:
-    """What a Resize/Upsample node does, per axis, as the runtime does it."""
-
-    mode: str  # nearest | linear | cubic
-    coord: str  # coordinate_transformation_mode
-    nearest: str  # nearest_mode, or "simple" (opset < 11 and Upsample)
-    scales: tuple  # per axis, float32 like onnxruntime
-    out_shape: Shape
-    roi: Optional[np.ndarray]
-
-    def resized_axes(self, in_shape: Shape) -> list[int]:
-        """Axes along which output positions do not map 1:1 to input ones."""
-        roi_moves = self.coord == "tf_crop_and_resize"
-        return [a for a, (d, m, s) in enumerate(zip(in_shape, self.out_shape, self.scales)) if d != m or s != 1 or roi_moves]
-
-
-def _float_params(ctx: RuleContext, i: int, what: str) -> Optional[np.ndarray]:
-    """A constant float parameter input; None when absent or empty (Resize
-    passes an empty tensor for "not given")."""
-    if not ctx.has_input(i):
-        return None
-    v = np.asarray(ctx.const(i, what), dtype=np.float64).reshape(-1)
-    return v if v.size else None
-
-
-def _resize_scales(ctx: RuleContext, in_shape: Shape, axes, scales, sizes) -> tuple[list[float], list[int]]:
-    """Per-axis scales (float32, as onnxruntime computes them) and the output
-    shape, from either scales or sizes (with keep_aspect_ratio_policy)."""
-    r = len(in_shape)
-    f32 = np.float32
-    full = [f32(1.0)] * r
-    out = list(in_shape)
-    if scales is not None:
-        if len(scales) != len(axes) or np.any(scales <= 0):
-            raise RuleError(f"scales {scales.tolist()} must hold one positive factor per resized axis ({len(axes)})")
-        for a, s in zip(axes, scales):
-            full[a] = f32(s)
-            out[a] = int(math.floor(in_shape[a] * float(f32(s))))
-        return full, out
-    if sizes is None or len(sizes) != len(axes) or min(sizes) < 1:
-        raise RuleError("the node needs either scales or sizes, with one positive entry per resized axis")
-    ratios = [f32(s) / f32(in_shape[a]) for a, s in zip(axes, sizes)]
-    policy = ctx.attr("keep_aspect_ratio_policy", "stretch")
-    if policy != "stretch":
-        if policy not in ("not_larger", "not_smaller"):
-            raise RuleError(f"unknown keep_aspect_ratio_policy {policy!r}; use stretch, not_larger or not_smaller")
-        s = min(ratios) if policy == "not_larger" else max(ratios)
-        ratios = [s] * len(axes)
-        sizes = [int(math.floor(float(s) * in_shape[a] + 0.5)) for a in axes]
-    for a, s, m in zip(axes, ratios, sizes):
-        full[a], out[a] = f32(s), int(m)
-    return full, out
-
-
-def resize_spec(ctx: RuleContext, in_shape: Shape) -> ResizeSpec:
-    """Parameters of Upsample (scales attribute in opset 7, input in 9),
-    Resize-10 (scales input) and Resize-11+ (roi, scales, sizes inputs; axes
-    and keep_aspect_ratio_policy in 18)."""
-    r = len(in_shape)
-    mode = {"bilinear": "linear", "trilinear": "linear"}.get(ctx.attr("mode", "nearest"), ctx.attr("mode", "nearest"))
-    if mode not in ("nearest", "linear", "cubic"):
-        raise RuleError(f"unknown mode {mode!r}; Resize modes are nearest, linear and cubic")
-    legacy = ctx.op_type == "Upsample" or ctx.opset < 11
-    if legacy:
-        attr_scales = ctx.attr("scales")
-        scales = np.asarray(attr_scales, dtype=np.float64) if attr_scales is not None else _float_params(ctx, 1, "scales (input 1)")
-        sizes, roi, axes = None, None, list(range(r))
-        coord, nearest = "asymmetric", "simple"
-    else:
-        roi = _float_params(ctx, 1, "roi (input 1)")
-        scales = _float_params(ctx, 2, "scales (input 2)")
-        sizes = _ints(ctx, 3, "sizes", "sizes (input 3)") if ctx.has_input(3) else None
-        axes_attr = ctx.attr("axes")
-        axes = list(range(r)) if axes_attr is None else _distinct_axes(axes_attr, r)
-        coord = ctx.attr("coordinate_transformation_mode", "half_pixel")
-        nearest = ctx.attr("nearest_mode", "round_prefer_floor")
-    full, out = _resize_scales(ctx, in_shape, axes, scales, sizes)
-    return ResizeSpec(mode, coord, nearest, tuple(full), ctx.out_shape(0, fallback=out), roi)
-
-
-def source_coordinate(y: int, scale: Fraction, L: int, M: int, coord: str) -> Fraction:
-    """ONNX coordinate_transformation_mode: the exact input coordinate of
-    output index ``y`` (axis length L -> M) for the runtime's scale value."""
-    half = Fraction(1, 2)
-    if coord == "pytorch_half_pixel" and M == 1:
-        return Fraction(0)
-    if coord in ("half_pixel", "pytorch_half_pixel"):
-        return (y + half) / scale - half
-    if coord == "half_pixel_symmetric":
-        offset = Fraction(L, 2) * (1 - M / (scale * L))
-        return offset + (y + half) / scale - half
-    if coord == "align_corners":
-        return Fraction(0) if M == 1 else Fraction(y * (L - 1), M - 1)
-    if coord == "asymmetric":
-        return y / scale
-    if coord == "tf_half_pixel_for_nn":
-        return (y + half) / scale
-    raise RuleError(
-        f"unknown coordinate_transformation_mode {coord!r}; use half_pixel, half_pixel_symmetric, pytorch_half_pixel, "
-        "align_corners, asymmetric, tf_half_pixel_for_nn or tf_crop_and_resize"
-    )
-
-
-def nearest_index(x: Fraction, mode: str, downsample: bool) -> int:
-    """ONNX nearest_mode on an exact coordinate ("simple": onnxruntime's rule
-    for Upsample and Resize-10: truncate when upsampling, ceil when
-    downsampling)."""
-    fl = math.floor(x)
-    if mode == "round_prefer_floor":
-        return fl + (x - fl > Fraction(1, 2))
-    if mode == "round_prefer_ceil":
-        return fl + (x - fl >= Fraction(1, 2))
-    if mode == "floor":
-        return fl
-    if mode == "ceil":
-        return math.ceil(x)
-    if mode == "simple":
-        return math.ceil(x) if downsample else math.trunc(x)
-    raise RuleError(f"unknown nearest_mode {mode!r}; use round_prefer_floor, round_prefer_ceil, floor or ceil")
-
-
-def _on_boundary(x: Fraction, mode: str) -> bool:
-    """x sits exactly where ``mode`` switches index (an exact tie)."""
-    frac = x - math.floor(x)
-    return frac == Fraction(1, 2) if mode.startswith("round") else frac == 0
-
-
-def runtime_coordinates(M: int, scale: np.float32, L: int, coord: str) -> np.ndarray:
-    """The source coordinates as onnxruntime evaluates them: float32, except
-    half_pixel_symmetric, which finishes in double."""
-    f = np.float32
-    y = np.arange(M, dtype=f)
-    if coord == "half_pixel_symmetric":
-        offset = f(L) / f(2) * (f(1) - f(M) / (scale * f(L)))
-        return (np.float64(offset) + (y.astype(np.float64) + 0.5) / np.float64(scale) - 0.5).astype(f)
-    if coord == "align_corners":
-        return np.zeros(M, dtype=f) if M == 1 else y * f(L - 1) / f(M - 1)
-    if coord == "pytorch_half_pixel" and M == 1:
-        return np.zeros(M, dtype=f)
-    shifted = y if coord == "asymmetric" else y + f(0.5)
-    return shifted / scale - (f(0.5) if coord in ("half_pixel", "pytorch_half_pixel") else f(0))
-
-
-def nearest_candidates(spec: ResizeSpec, axis: int, L: int) -> tuple[np.ndarray, np.ndarray]:
-    """Lowest and highest input index each output position of ``axis`` can
-    read. They differ where the exact coordinate lies within a tiny margin
-    of a rounding boundary, or exactly on one that float32 evaluation
-    misses: there the runtime may land on either side (onnxruntime is not
-    always correctly rounded). Ties that float32 reproduces exactly are
-    resolved by the nearest mode."""
-    M, s32 = spec.out_shape[axis], np.float32(spec.scales[axis])
-    scale, down = Fraction(float(s32)), s32 < 1
-    runtime = runtime_coordinates(M, s32, L, spec.coord)
-    lo, hi = np.empty(M, dtype=np.int64), np.empty(M, dtype=np.int64)
-    for y in range(M):
-        x = source_coordinate(y, scale, L, M, spec.coord)
-        a = b = nearest_index(x, spec.nearest, down)
-        if not (_on_boundary(x, spec.nearest) and Fraction(float(runtime[y])) == x):
-            margin = max(abs(x), Fraction(1)) * _TIE_MARGIN
-            a, b = nearest_index(x - margin, spec.nearest, down), nearest_index(x + margin, spec.nearest, down)
-        lo[y], hi[y] = min(max(a, 0), L - 1), min(max(b, 0), L - 1)
-    return lo, hi
-
-
-def _resize_nearest(x: ScaledIntRange, spec: ResizeSpec) -> ScaledIntRange:
-    """Nearest resize copies input elements: exact data movement, axis by
-    axis. Axes with scale 1 map 1:1 (as onnxruntime does). Where rounding
-    could pick either of two input positions, their union is taken (per
-    axis, so every combination is covered) and the range marked loose."""
-    r = x
-    for a in spec.resized_axes(x.shape):
-        lo, hi = nearest_candidates(spec, a, x.shape[a])
-        shape = r.shape[:a] + (len(lo),) + r.shape[a + 1 :]
-        moved = move_along(r, lambda arr, idx=lo, ax=a: np.take(arr, idx, axis=ax), shape, [a])
-        if not np.array_equal(lo, hi):
-            other = move_along(r, lambda arr, idx=hi, ax=a: np.take(arr, idx, axis=ax), shape, [a])
-            moved = moved.union(other).loose(f"nearest Resize: float rounding may pick either of two neighbours along axis {a}")
-        r = moved
-    return r
-
-
-def _cubic_negative_mass(ctx: RuleContext, n_axes: int) -> Optional[float]:
-    """Total weight of the negative taps of a separable cubic interpolation
-    over ``n_axes`` axes, or None when no bound is known.
-
-    The Keys kernel's four taps sum to 1; for a in [-2, 0] the inner taps
-    are >= 0 and the outer ones sum to a*t*(1-t) >= a/4 (t the fractional
-    position), so one axis has negative mass N1 = -a/4 and sum|w| = 1 + 2*N1;
-    the product of d axes has negative mass ((1 + 2*N1)**d - 1) / 2.
-    """
-    a = float(ctx.attr("cubic_coeff_a", -0.75))
-    if not -2.0 <= a <= 0.0 or ctx.attr("exclude_outside", 0) or ctx.attr("antialias", 0):
-        return None
-    return ((1.0 - a / 2.0) ** n_axes - 1.0) / 2.0
-
-
-def _interpolation_hull(x: ScaledIntRange, axes, out_shape: Shape, neg_mass: float, note: str) -> ScaledIntRange:
-    """Sound bound of sum_i w_i x_i with sum w_i = 1 and negative weights
-    summing to ``neg_mass`` in magnitude: [L - N*W, H + N*W] with [L, H] the
-    hull of the neighbourhood (here: the whole input along ``axes``) and
-    W = H - L, widened for float32 evaluation. Off the integer grid."""
-    h = _hull_along(x, axes, out_shape)
-    lo, hi = h.lo, h.hi
-    if neg_mass:
-        with np.errstate(invalid="ignore"):
-            width = hi - lo
-            lo, hi = lo - neg_mass * width, hi + neg_mass * width
-    slack = _INTERP_SLACK * (1.0 + 2.0 * neg_mass) * np.maximum(np.abs(lo), np.abs(hi)) + np.finfo(np.float64).tiny
-    lo, hi = nx.add_down(lo, -slack), nx.add_up(hi, slack)
-    return ScaledIntRange.real(out_shape, lo, hi, exact=False, notes=x.notes + (note,))
-
-
-@rule("Resize", "Upsample", exactness=EXACT)
-def resize_rule(ctx: RuleContext):
-    """Resize / Upsample. Mode nearest copies input elements: exact. Linear
-    is a convex combination of neighbours and cubic a combination whose
-    negative taps are bounded, so both get a sound hull over the resized
-    axes (loose, off the grid); cubic without a known tap bound, and
-    tf_crop_and_resize's extrapolation value, are handled soundly too."""
-    x = ctx.inp(0)
-    spec = resize_spec(ctx, x.shape)
-    if len(spec.out_shape) != x.ndim:
-        raise RuleError(f"output rank {len(spec.out_shape)} differs from input rank {x.ndim}")
-    axes = spec.resized_axes(x.shape)
-    if spec.coord != "tf_crop_and_resize" and spec.mode == "nearest":
-        return [_resize_nearest(x, spec)]
-    if spec.mode == "cubic":
-        neg = _cubic_negative_mass(ctx, len(axes))
-        if neg is None:
-            return [ScaledIntRange.unbounded(spec.out_shape, note="cubic Resize with exclude_outside, antialias or cubic_coeff_a outside [-2, 0]: taps not bounded")]
-        out = _interpolation_hull(x, axes, spec.out_shape, neg, f"cubic Resize: input hull along axes {axes} widened by the negative taps ({neg:.3g})")
-    elif spec.mode == "linear":
-        out = _interpolation_hull(x, axes, spec.out_shape, 0.0, f"linear Resize: hull of the input along axes {axes}")
-    else:
-        out = _hull_along(x, axes, spec.out_shape).loose(f"Resize with tf_crop_and_resize: hull of the input along axes {axes}")
-    if spec.coord == "tf_crop_and_resize":
-        ev = float(ctx.attr("extrapolation_value", 0.0))
-        out = ScaledIntRange.real(spec.out_shape, np.minimum(out.lo, ev), np.maximum(out.hi, ev), exact=False, notes=out.notes)
-    return [out]
-
-
-# --------------------------------------------------------------------------
-# Cast
-# --------------------------------------------------------------------------
-
-_INT_TYPES = {
-    TensorProto.UINT8: (0, 2**8 - 1),
-    TensorProto.INT8: (-(2**7), 2**7 - 1),
-    TensorProto.UINT16: (0, 2**16 - 1),
-    TensorProto.INT16: (-(2**15), 2**15 - 1),
-    TensorProto.UINT32: (0, 2**32 - 1),
-    TensorProto.INT32: (-(2**31), 2**31 - 1),
-    TensorProto.UINT64: (0, 2**64 - 1),
-    TensorProto.INT64: (-(2**63), 2**63 - 1),
-    TensorProto.UINT4: (0, 15),
-    TensorProto.INT4: (-8, 7),
-}
-
-#: float type -> (significand bits, numpy type used to round to it)
-_FLOAT_TYPES = {
-    TensorProto.FLOAT: (24, np.float32),
-    TensorProto.DOUBLE: (53, np.float64),
-    TensorProto.FLOAT16: (11, np.float16),
-    TensorProto.BFLOAT16: (8, ml_dtypes.bfloat16),
-}
-
-
-#: relative distance between the exact values a range describes and their
-#: float32 evaluation at run time that casts allow for (16 float32 ulps)
-_RUNTIME_SLACK = 2.0**-20
-
-
-def _monotone_bounds(x: ScaledIntRange, f) -> tuple[np.ndarray, np.ndarray, bool]:
-    """A monotone map ``f`` applied to the bounds, widened first so that it
-    also bounds float32 run-time values just beyond an exact bound (7*0.7f
-    is 6.99999988 exactly but 7.0 in float32). Exact where the widening
-    does not change the result."""
-    wlo = nx.add_down(x.lo, -_RUNTIME_SLACK * np.abs(x.lo))
-    whi = nx.add_up(x.hi, _RUNTIME_SLACK * np.abs(x.hi))
-    with np.errstate(over="ignore"):
-        lo, hi = f(wlo), f(whi)
-        exact = x.exact and np.array_equal(lo, f(x.lo)) and np.array_equal(hi, f(x.hi))
-    return lo, hi, exact
-
-
-def _cast_int(x: ScaledIntRange, type_name: str, tmin: int, tmax: int) -> ScaledIntRange:
-    """Float -> integer truncates toward zero, a monotone map, so the
-    integer range is [trunc(lo), trunc(hi)]. Values outside the type's range
-    convert to unspecified values: then the whole type range, loose."""
-    lo, hi, exact = _monotone_bounds(x, np.trunc)
-    if np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and lo.min() >= tmin and hi.max() <= tmax:
-        return ScaledIntRange.scaled(x.shape, nx.as_int(lo), nx.as_int(hi), 1.0, 0.0, exact=exact, notes=x.notes)
-    return ScaledIntRange.scaled(x.shape, tmin, tmax, 1.0, 0.0, exact=False, notes=x.notes + (f"Cast to {type_name}: values may fall outside the type and convert to unspecified values",))
-
-
-def _cast_bool(x: ScaledIntRange) -> ScaledIntRange:
-    """x != 0 as {0, 1}. Exact unless 0 lies strictly inside the range
-    (then it is not known that 0 is attained)."""
-    can_be_zero = (x.lo <= 0) & (x.hi >= 0)
-    can_be_nonzero = (x.lo != 0) | (x.hi != 0)
-    exact = x.exact and not np.any((x.lo < 0) & (x.hi > 0))
-    return ScaledIntRange.scaled(x.shape, np.where(can_be_zero, 0, 1), np.where(can_be_nonzero, 1, 0), 1.0, 0.0, exact=exact, notes=x.notes)
-
-
-def _cast_float(x: ScaledIntRange, type_name: str, bits: int, np_type) -> ScaledIntRange:
-    """Identity when the values fit the target: magnitudes up to 2**bits and
-    either at least float32 precision (the analyzed tensors are float32) or
-    an integer grid. Otherwise round-to-nearest, a monotone map applied to
-    the bounds; the values leave the integer grid."""
-    mag = float(max(np.max(np.abs(x.lo)), np.max(np.abs(x.hi))))
-    integer_grid = x.is_scaled_int and nx.is_integral(x.scale) and nx.is_integral(x.bias)
-    if mag <= 2.0**bits and (bits >= 24 or integer_grid):
-        return x
-    lo, hi, exact = _monotone_bounds(x, lambda a: a.astype(np_type).astype(np.float64))
-    return ScaledIntRange.real(x.shape, lo, hi, exact=exact, notes=x.notes + (f"Cast to {type_name} rounds: integer form dropped",))
-
-
-@rule("Cast", exactness=EXACT)
-def cast_rule(ctx: RuleContext):
-    """Cast: to integer types truncation toward zero, to bool x != 0, to
-    float types round-to-nearest; all monotone, so exact (see the helpers
-    for when the integer form survives)."""
-    x = ctx.inp(0)
-    to = int(ctx.attr("to", 0))
-    name = TensorProto.DataType.Name(to) if to in TensorProto.DataType.values() else str(to)
-    if to == TensorProto.BOOL:
-        return [_cast_bool(x)]
-    if to in _INT_TYPES:
-        return [_cast_int(x, name, *_INT_TYPES[to])]
-    if to in _FLOAT_TYPES:
-        return [_cast_float(x, name, *_FLOAT_TYPES[to])]
-    if name.startswith("FLOAT"):
-        return [ScaledIntRange.unbounded(x.shape, note=f"Cast to {name}: no rounding model for this type")]
-    raise RuleError(f"Cast to {name} is not supported for range analysis")

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import numerics as nx
 from ..errors import RuleError
-from ..range import ScaledIntRange, compact
+from ..range import ScaledIntRange, compact, integer_ratio
 from .registry import EXACT, RuleContext, rule
 
 # --------------------------------------------------------------------------
@@ -259,10 +259,10 @@ def window_sum(x: ScaledIntRange, wins: dict[int, Windows], out_shape, average: 
         notes=x.notes,
     )
     # the sound bounds, not those of the rounded scale s/n
-    return r.replace(lo=real.lo, hi=real.hi)
+    return r.with_bounds(real.lo, real.hi)
 
 
-def _common_unit(x: ScaledIntRange, wins: dict[int, Windows], max_factor: int = 2**20):
+def _common_unit(x: ScaledIntRange, wins: dict[int, Windows]):
     """Integer form of a whole-axis sum whose scale varies along a reduced
     axis (per-channel scales summed over channels, say): s_i*q_i = t*(k_i*q_i)
     with t the smallest |scale| over the reduced axes and k_i = s_i/t, when
@@ -271,11 +271,9 @@ def _common_unit(x: ScaledIntRange, wins: dict[int, Windows], max_factor: int = 
     if not all(w.is_whole for w in wins.values()):
         return None
     t = np.min(np.abs(x.scale), axis=tuple(wins), keepdims=True)
-    k = x.scale / t
-    exact = (k == np.round(k)) & (np.abs(k) <= max_factor) & (nx.mul_down(k, t) == x.scale) & (nx.mul_up(k, t) == x.scale)
-    if not np.all(exact):
+    k = integer_ratio(x.scale, t)
+    if k is None:
         return None
-    k = nx.as_int(k)
     qlo, qhi = nx.int_range_product(k, k, x.int_lo, x.int_hi)
     return qlo, qhi, t
 
