@@ -164,6 +164,8 @@ def _channel_array(values, what: str, shape: tuple, axis: Optional[int]) -> np.n
             axis = 1 if len(shape) > 1 else 0
         if not shape:
             raise SiraError(f"{what}: a per-channel list needs a tensor with at least one axis")
+        if not -len(shape) <= axis < len(shape):
+            raise SiraError(f"{what}: axis {axis} does not exist: the input has {len(shape)} axes ({list(shape)})")
         ax = axis % len(shape)
         if arr.size != shape[ax] and arr.size != 1:
             raise SiraError(f"{what}: {arr.size} values given but axis {ax} of the input has {shape[ax]} entries")

@@ -299,7 +299,7 @@ MLP_MUTATIONS: list[tuple[str, str, Callable]] = [
     ("negative-bits", REFUSE, _scale("act0_quant_bits", -4.0)),
     ("fractional-bits", REFUSE, _scale("act0_quant_bits", 2.5)),
     ("nan-bits", REFUSE, _scale("act0_quant_bits", np.nan)),
-    ("huge-bits", ANALYZE, _scale("act0_quant_bits", 100.0)),
+    ("huge-bits", REFUSE, _scale("act0_quant_bits", 100.0)),
     ("fractional-zeropoint", ANALYZE, _scale("act0_quant_zeropt", 0.5)),
     ("bad-rounding-mode", REFUSE, _attr("act0_quant", "rounding_mode", "BOGUS")),
     ("signed-7", REFUSE, _attr("act0_quant", "signed", 7)),
@@ -317,12 +317,12 @@ MLP_MUTATIONS: list[tuple[str, str, Callable]] = [
     ("negative-dim", REFUSE, _input_dim(1, -64)),
     ("zero-dim", REFUSE, _input_dim(0, 0)),
     ("billion-dim", REFUSE, _input_dim(1, 10**9)),
-    ("huge-batch", REFUSE, _input_dim(0, 200_000)),
-    ("no-input-shape", ANALYZE, _no_input_shape),
-    ("opset-1", REFUSE, _opset(1)),
+    ("huge-batch", ANALYZE, _input_dim(0, 200_000)),
+    ("no-input-shape", REFUSE, _no_input_shape),
+    ("opset-1", ANALYZE, _opset(1)),
     ("opset-99", REFUSE, _opset(99)),
     ("ir-99", REFUSE, _ir(99)),
-    ("float-model", REFUSE, _float_model),
+    ("float-model", ANALYZE, _float_model),
     ("bad-scale-shape", REFUSE, _bad_scale_shape),
     ("bad-weight-shape", REFUSE, _bad_weight_shape),
     ("constant-graph", ANALYZE, _constant_graph),
@@ -446,7 +446,7 @@ def variants() -> list[Variant]:
     for name, expect, write in FILE_VARIANTS + SPEC_VARIANTS:
         out.append(Variant(name, expect, lambda d, n=name, e=expect, w=write: w(d, n, e)))
     for name, expect, mutate in [("conv-hostile-names", ACCEPT, _names(lambda n: f"{n}\"';$(x)")),
-                                 ("conv-huge-batch", REFUSE, _input_dim(0, 200_000))]:  # fmt: skip
+                                 ("conv-huge-batch", ANALYZE, _input_dim(0, 200_000))]:  # fmt: skip
         write = _mutated(CONV, CONV_SPEC, mutate)
         out.append(Variant(name, expect, lambda d, n=name, e=expect, w=write: w(d, n, e)))
     return out
