@@ -1,8 +1,9 @@
 """Shared helpers for tests: build small real ONNX/QONNX models, analyze them
-and check ranges against execution."""
+and check ranges against execution; small hardware layers by hand."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -11,9 +12,15 @@ from onnx import TensorProto, helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 
 import sira
+from sira import hw
+from sira.hw import StreamType
 from sira.model import quiet
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
+
+#: the bundled MLP example and its input spec
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sira_mlp.onnx"
+EXAMPLE_SPEC = EXAMPLE.with_name("sira_mlp.spec.json")
 
 
 def make_model(
@@ -85,15 +92,11 @@ def assert_contains(r: sira.ScaledIntRange, value: np.ndarray, tol: float = 1e-6
         assert np.all((qr >= qlo) & (qr <= qhi)), f"{name}: integer parts outside [int_lo, int_hi]"
 
 
-def run_rule(node: onnx.NodeProto, inputs: Sequence, out_shapes: Sequence, out_datatypes: Optional[Sequence] = None):
-    """Call the registered rule for ``node`` directly on given input ranges
-    (None for absent inputs); returns its list of output ranges."""
-    from sira.rules import RULES, RuleContext
 
-    ctx = RuleContext(
-        node=node,
-        inputs=list(inputs),
-        out_shapes=[tuple(s) if s is not None else None for s in out_shapes],
-        out_datatypes=list(out_datatypes or [None] * len(out_shapes)),
-    )
-    return RULES[node.op_type].fn(ctx)
+def mvau(name="mv", mw=8, mh=6, nv=(), **kw) -> hw.MVAU:
+    """A small matrix-vector unit (4-bit unsigned in, 2-bit weights of 1)
+    for folding and lint checks that need a layer, not a model."""
+    return hw.MVAU(name=name, inputs=("x",), outputs=(name + "_out",), in_shape=(1, mw), out_shape=(1, mh),
+                   in_type=StreamType(4, False), out_type=StreamType(12, True), mw=mw, mh=mh, num_input_vectors=nv,
+                   weights=np.ones((mw, mh), dtype=np.int64), weight_type=StreamType(2, True),
+                   acc_type=StreamType(12, True), acc_range=(-100, 100), **kw)
