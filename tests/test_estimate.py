@@ -11,7 +11,7 @@ from sira.cli import main
 from sira.estimate import RESOURCE_KEYS, baseline_layers, estimate, layer_cost, multiply_bindings, prepare
 from sira.errors import SiraError
 
-from conftest import ZOO_MODELS, zoo_path
+from tests.helpers import ZOO_MODELS, zoo_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(HERE, "..", "examples", "sira_mlp.onnx")

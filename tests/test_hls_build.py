@@ -21,7 +21,7 @@ from sira.hls.simulate import unavailable
 from sira.hls import build, build_layers, csim
 from sira.hls.names import Namer
 
-from conftest import ZOO_MODELS, zoo_path
+from tests.helpers import ZOO_MODELS, zoo_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(HERE, "..", "examples")
