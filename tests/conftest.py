@@ -11,10 +11,7 @@ import pytest
 
 from sira.hls import build
 from sira.hls.simulate import unavailable
-from tests.helpers import ZOO_MODELS, zoo_path
-
-#: zoo models every fast run analyzes; the whole zoo is the slow tier's
-FAST_ZOO = ("TFC_2W2A", "unsw_nb15_mlp_w2a2")
+from tests.helpers import FAST_ZOO, ZOO_MODELS, zoo_path
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
 

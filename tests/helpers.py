@@ -38,6 +38,10 @@ ZOO_MODELS = {
 }
 
 
+#: zoo models every fast run checks; the whole zoo is the slow tier's
+FAST_ZOO = ("TFC_2W2A", "unsw_nb15_mlp_w2a2")
+
+
 def zoo_path(name: str) -> str:
     """Where the zoo model ``name`` is; skips the test when the zoo is absent."""
     path = os.path.join(ZOO, ZOO_MODELS[name][0])
