@@ -824,6 +824,7 @@ def sweep_projects(request, tmp_path_factory):
     return simulate_selected(request, tmp_path_factory, "test_kernels_bit_exact_sweep", big=True, samples=10)
 
 
+@pytest.mark.prebuild
 @pytest.mark.parametrize("group,seed", FAST)
 def test_kernels_bit_exact(group, seed, fast_projects):
     """Every layer of a seeded-random project is bit-exact in C simulation
