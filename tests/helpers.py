@@ -1,19 +1,58 @@
 """Shared helpers for tests: build small real ONNX/QONNX models, analyze them
-and check ranges against execution."""
+and check ranges against execution; small hardware layers by hand."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 
 import sira
+from sira import hw
+from sira.hw import StreamType
 from sira.model import quiet
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
+
+#: the QONNX model zoo, read in place (never copied)
+HERE = os.path.dirname(os.path.abspath(__file__))
+ZOO = os.environ.get("SIRA_ZOO", os.path.normpath(os.path.join(HERE, "..", "..", "shared", "models", "zoo")))
+
+#: zoo model -> (relative path, input spec). Ranges from the zoo's README:
+#: MNIST pixels are the uint8 grid scaled by 1/255; the keyword-spotting MLP
+#: is clipped by its own 8-bit input quantizer (about +-105.4); jet-tagging
+#: features are standardized (+-4); UNSW's input is annotated BIPOLAR.
+ZOO_MODELS = {
+    "TFC_1W1A": ("MNIST/Brevitas_FINN_TFC/TFC/TFC_1W1A.onnx", {"inputs": {"*": {"int_min": 0, "int_max": 255, "scale": "1/255"}}}),
+    "TFC_1W2A": ("MNIST/Brevitas_FINN_TFC/TFC/TFC_1W2A.onnx", {"inputs": {"*": {"int_min": 0, "int_max": 255, "scale": "1/255"}}}),
+    "TFC_2W2A": ("MNIST/Brevitas_FINN_TFC/TFC/TFC_2W2A.onnx", {"inputs": {"*": {"int_min": 0, "int_max": 255, "scale": "1/255"}}}),
+    "kwsmlp_w3a3": ("GSCV2/kwsmlp_w3a3/kwsmlp_w3a3.onnx", (-106.0, 106.0)),
+    "qkeras_jettagging": ("JetTagging/QKeras_hls4ml_3layer/qkeras_jettagging.onnx", (-4.0, 4.0)),
+    "unsw_nb15_mlp_w2a2": ("UNSW_NB15/unsw_nb15_mlp_w2a2/unsw_nb15-mlp-w2a2.onnx", None),
+}
+
+
+#: zoo models every fast run checks; the whole zoo is the slow tier's
+FAST_ZOO = ("TFC_2W2A", "unsw_nb15_mlp_w2a2")
+
+
+def zoo_path(name: str) -> str:
+    """Where the zoo model ``name`` is; skips the test when the zoo is absent."""
+    path = os.path.join(ZOO, ZOO_MODELS[name][0])
+    if not os.path.exists(path):
+        pytest.skip(f"QONNX model zoo not found at {ZOO} (set SIRA_ZOO to its folder); zoo tests need it")
+    return path
+
+
+#: the bundled MLP example and its input spec
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sira_mlp.onnx"
+EXAMPLE_SPEC = EXAMPLE.with_name("sira_mlp.spec.json")
 
 
 def make_model(
@@ -85,15 +124,11 @@ def assert_contains(r: sira.ScaledIntRange, value: np.ndarray, tol: float = 1e-6
         assert np.all((qr >= qlo) & (qr <= qhi)), f"{name}: integer parts outside [int_lo, int_hi]"
 
 
-def run_rule(node: onnx.NodeProto, inputs: Sequence, out_shapes: Sequence, out_datatypes: Optional[Sequence] = None):
-    """Call the registered rule for ``node`` directly on given input ranges
-    (None for absent inputs); returns its list of output ranges."""
-    from sira.rules import RULES, RuleContext
 
-    ctx = RuleContext(
-        node=node,
-        inputs=list(inputs),
-        out_shapes=[tuple(s) if s is not None else None for s in out_shapes],
-        out_datatypes=list(out_datatypes or [None] * len(out_shapes)),
-    )
-    return RULES[node.op_type].fn(ctx)
+def mvau(name="mv", mw=8, mh=6, nv=(), **kw) -> hw.MVAU:
+    """A small matrix-vector unit (4-bit unsigned in, 2-bit weights of 1)
+    for folding and lint checks that need a layer, not a model."""
+    return hw.MVAU(name=name, inputs=("x",), outputs=(name + "_out",), in_shape=(1, mw), out_shape=(1, mh),
+                   in_type=StreamType(4, False), out_type=StreamType(12, True), mw=mw, mh=mh, num_input_vectors=nv,
+                   weights=np.ones((mw, mh), dtype=np.int64), weight_type=StreamType(2, True),
+                   acc_type=StreamType(12, True), acc_range=(-100, 100), **kw)

@@ -215,7 +215,7 @@ def test_json_output(capsys, tmp_path, builds):
 def test_zoo_estimates_and_analyses(capsys, tmp_path):
     """A zoo model's estimate and analysis reports, against themselves and
     against a copy where one MAC layer got wider and costlier."""
-    from conftest import ZOO_MODELS, zoo_path
+    from tests.helpers import ZOO_MODELS, zoo_path
 
     from sira.estimate import estimate
     from sira.report import report_json

@@ -11,7 +11,7 @@ from sira.cli import main
 from sira.estimate import RESOURCE_KEYS, baseline_layers, estimate, layer_cost, multiply_bindings, prepare
 from sira.errors import SiraError
 
-from conftest import ZOO_MODELS, zoo_path
+from tests.helpers import ZOO_MODELS, zoo_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(HERE, "..", "examples", "sira_mlp.onnx")
@@ -200,8 +200,9 @@ def test_every_zoo_model_estimates(zoo_model, mode):
 
 
 def test_cli_layer_too_large_for_the_part_exit_2(tmp_path, capsys):
-    """8.4 Mbit of 8-bit weights in one layer do not fit an xc7z020 (about
-    5 Mbit of BRAM): a one-line error naming the layer and the fix."""
+    """6.3 Mbit of 24-bit weights in one layer (16384 x 16: few outputs keep
+    the optimization quick) do not fit an xc7z020 (about 5 Mbit of BRAM):
+    a one-line error naming the layer and the fix."""
     import numpy as np
     import onnx
     from onnx import helper
@@ -210,21 +211,22 @@ def test_cli_layer_too_large_for_the_part_exit_2(tmp_path, capsys):
 
     rng = np.random.default_rng(0)
     inits = {
-        "w": rng.normal(size=(1024, 1024)).astype(np.float32),
-        "ws": np.float32(0.05),
+        "w": rng.normal(size=(16384, 16)).astype(np.float32),
+        "ws": np.float32(2.0**-21),  # integers up to about 2**23: 24 bits
+        "b24": np.float32(24),
         "s": np.float32(1 / 64),
         "z": np.float32(0),
         "b8": np.float32(8),
     }
     nodes = [
         quant_node("x", "s", "z", "b8", "xq"),
-        quant_node("w", "ws", "z", "b8", "wq"),
+        quant_node("w", "ws", "z", "b24", "wq"),
         helper.make_node("MatMul", ["xq", "wq"], ["acc"]),
         helper.make_node("Relu", ["acc"], ["r"]),
         quant_node("r", "s", "z", "b8", "y", signed=0),
     ]
     path = tmp_path / "big.onnx"
-    onnx.save(make_model(nodes, {"x": [1, 1024]}, {"y": [1, 1024]}, inits).model, str(path))
+    onnx.save(make_model(nodes, {"x": [1, 16384]}, {"y": [1, 16]}, inits).model, str(path))
     out = tmp_path / "est.json"
     code = main(["estimate", str(path), "--input-range=-1,1", "--part", "xc7z020clg400-1", "--format", "json", "-o", str(out)])
     err = capsys.readouterr().err

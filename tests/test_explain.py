@@ -16,7 +16,7 @@ import sira
 from sira.cli import main
 from sira.explain import explain, explain_text
 from sira.report import report_json
-from tests.conftest import ZOO_MODELS, zoo_path
+from tests.helpers import ZOO_MODELS, zoo_path
 from tests.helpers import make_model, quant_node
 
 HERE = os.path.dirname(os.path.abspath(__file__))

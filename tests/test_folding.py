@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,19 +14,8 @@ from sira import folding as F
 from sira import hw
 from sira.errors import SiraError
 from sira.hw import StreamType
+from tests.helpers import EXAMPLE, EXAMPLE_SPEC, mvau
 from transforms.to_hw import lower_to_hw
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "sira_mlp.onnx"
-EXAMPLE_SPEC = ROOT / "examples" / "sira_mlp.spec.json"
-
-
-def mvau(name="mv", mw=8, mh=6, nv=(), **kw):
-    return hw.MVAU(name=name, inputs=("x",), outputs=(name + "_out",), in_shape=(1, mw), out_shape=(1, mh),
-                   in_type=StreamType(4, False), out_type=StreamType(12, True), mw=mw, mh=mh, num_input_vectors=nv,
-                   weights=np.ones((mw, mh), dtype=np.int64), weight_type=StreamType(2, True),
-                   acc_type=StreamType(12, True), acc_range=(-100, 100), **kw)
-
 
 def thresholding(name="thr", channels=4):
     return hw.Thresholding(name=name, inputs=("x",), outputs=(name + "_out",), in_shape=(1, 5, 5, channels),

@@ -21,7 +21,7 @@ from sira.hls.simulate import unavailable
 from sira.hls import build, build_layers, csim
 from sira.hls.names import Namer
 
-from conftest import ZOO_MODELS, zoo_path
+from tests.helpers import ZOO_MODELS, zoo_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(HERE, "..", "examples")
@@ -39,16 +39,9 @@ def _spec(name: str) -> dict:
 pytestmark = pytest.mark.skipif(bool(unavailable()), reason=f"C simulation unavailable: {unavailable()}")
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("SIRA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "csim-cache"))
-
-
 @pytest.fixture(scope="module")
-def mlp_project(tmp_path_factory):
-    os.environ.setdefault("SIRA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "csim-cache"))
-    dest = tmp_path_factory.mktemp("mlp") / "mlp_hls"
-    return build(MLP, str(dest), _spec("sira_mlp"), samples=30, run_csim=True)
+def mlp_project(example_build):
+    return example_build("sira_mlp")
 
 
 # --------------------------------------------------------------------------

@@ -44,14 +44,6 @@ _SKIP = unavailable()
 pytestmark = pytest.mark.skipif(bool(_SKIP), reason=f"C simulation unavailable: {_SKIP}")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _private_csim_cache(tmp_path_factory):
-    """Compiled testbenches go to a temporary folder, not the user's cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SIRA_CACHE_DIR", str(tmp_path_factory.mktemp("sira-csim-cache")))
-        yield
-
-
 # --------------------------------------------------------------------------
 # random building blocks
 # --------------------------------------------------------------------------
@@ -827,15 +819,16 @@ def simulate_selected(request, tmp_path_factory, test_name: str, big: bool, samp
 
 
 @pytest.fixture(scope="module")
-def fast_projects(request, tmp_path_factory, _private_csim_cache):
+def fast_projects(request, tmp_path_factory):
     return simulate_selected(request, tmp_path_factory, "test_kernels_bit_exact", big=False, samples=6)
 
 
 @pytest.fixture(scope="module")
-def sweep_projects(request, tmp_path_factory, _private_csim_cache):
+def sweep_projects(request, tmp_path_factory):
     return simulate_selected(request, tmp_path_factory, "test_kernels_bit_exact_sweep", big=True, samples=10)
 
 
+@pytest.mark.prebuild
 @pytest.mark.parametrize("group,seed", FAST)
 def test_kernels_bit_exact(group, seed, fast_projects):
     """Every layer of a seeded-random project is bit-exact in C simulation

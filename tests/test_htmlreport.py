@@ -18,11 +18,8 @@ import pytest
 
 from sira.errors import SiraError
 from sira.hls.simulate import unavailable
-from sira.hls import build
 from sira.htmlreport import REPORT_PATH, render_report, write_report
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-EXAMPLES = os.path.join(HERE, "..", "examples")
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_QUOTES = "x\" onmouseover=\"alert(2)' <marquee>"
 NO_BROWSER = "no headless browser installed; .ci/run installs Debian's chromium"
@@ -30,22 +27,10 @@ NO_BROWSER = "no headless browser installed; .ci/run installs Debian's chromium"
 
 
 
-def _spec(name: str) -> dict:
-    with open(os.path.join(EXAMPLES, f"{name}.spec.json")) as f:
-        return json.load(f)
-
-
 @pytest.fixture(scope="module")
-def projects(tmp_path_factory) -> dict[str, str]:
-    """The two examples built (and C-simulated where g++ can) into temporary folders."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SIRA_CACHE_DIR", str(tmp_path_factory.mktemp("csim-cache")))
-        out = {}
-        for name in ("sira_mlp", "sira_conv"):
-            dest = tmp_path_factory.mktemp(name) / f"{name}_hls"
-            build(os.path.join(EXAMPLES, f"{name}.onnx"), str(dest), _spec(name), samples=10, run_csim=not unavailable())
-            out[name] = str(dest)
-        return out
+def projects(example_build) -> dict[str, str]:
+    """The two examples built (and C-simulated where g++ can), shared with the other tests."""
+    return {name: example_build(name).path for name in ("sira_mlp", "sira_conv")}
 
 
 @pytest.fixture(params=["sira_mlp", "sira_conv"])

@@ -16,7 +16,7 @@ from sira import hw
 from sira import numerics as nx
 from sira.errors import SiraError
 from sira.hw import StreamType
-from tests.conftest import ZOO_MODELS, zoo_path
+from tests.helpers import ZOO_MODELS, zoo_path
 from tests.helpers import make_model
 from transforms.to_hw import channels_last, lower_to_hw
 from transforms.widths import mac_width_report

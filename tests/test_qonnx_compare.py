@@ -30,7 +30,7 @@ import pytest
 
 import sira
 from sira.model import quiet
-from tests.helpers import execute
+from tests.helpers import FAST_ZOO, execute
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))  # the benchmark's synthetic models
@@ -165,7 +165,9 @@ def _compare(name: str, model, irange) -> None:
     assert unsound == QONNX_UNSOUND.get(name, set()), f"{name}: tensors where execution leaves qonnx's range"
 
 
-@pytest.mark.parametrize("rel", sorted(ZOO_MODELS), ids=lambda r: Path(r).stem)
+@pytest.mark.parametrize(
+    "rel", [pytest.param(rel, marks=() if Path(rel).stem.replace("-", "_") in FAST_ZOO else pytest.mark.slow) for rel in sorted(ZOO_MODELS)], ids=lambda r: Path(r).stem
+)
 def test_zoo_model(rel):
     _compare(Path(rel).stem, sira.load(_zoo_path(rel)), ZOO_MODELS[rel])
 

@@ -24,8 +24,9 @@ from onnx import helper
 import sira
 from sira import ScaledIntRange
 from sira.errors import RuleError, SiraError
-from sira.rules import EXACT, RULES, RuleContext
-from tests.helpers import assert_contains, execute, make_model, quant_node
+from sira.rules import EXACT, RULES
+from tests.helpers import make_model, quant_node
+from tests.rules_harness import check_node, check_ranges, rule_outputs
 
 # every integer interval [a, b] within 4 bits, one per position
 _A, _B = np.array([(a, b) for a in range(-8, 8) for b in range(a, 8)]).T
@@ -50,8 +51,7 @@ def apply(op, inputs, attrs=None, opset=13, names=None, out_shape=None) -> Scale
     names = names or [f"in{i}" if r is not None else "" for i, r in enumerate(inputs)]
     node = helper.make_node(op, names, ["y"], **(attrs or {}))
     shape = out_shape or np.broadcast_shapes(*(r.shape for r in inputs if r is not None))
-    ctx = RuleContext(node=node, inputs=list(inputs), out_shapes=[tuple(shape)], out_datatypes=[None], opset=opset)
-    (out,) = RULES[op].fn(ctx)
+    (out,) = rule_outputs(node, inputs, [shape], opset=opset)
     assert out.shape == tuple(shape)
     return out
 
@@ -178,6 +178,18 @@ def test_unary_exhaustive(op, attrs, ref, rtol, critical):
         v, mask = unary_points(s, b)
         x = intervals(s, b)
         check_unary(apply(op, [x], attrs), x, v, mask, ref, critical, rtol=rtol)
+
+
+#: piecewise-linear unary ops, monotone in their input (either way): float32
+#: execution reaches their exact bounds to an ulp
+MONOTONE = ["Relu", "LeakyRelu", "Neg", "Floor", "Ceil", "Round", "Sign", "HardSigmoid"]
+
+
+@pytest.mark.parametrize("op", MONOTONE)
+def test_monotone_unary_in_a_model(op):
+    """qonnx execution stays in the range and on its grid, and the
+    saturated corners of the quantizer reach the exact bounds."""
+    check_node(op, (2, 3), quant={"scale": np.array([[0.25, 0.5, 1.0]]), "bits": 4}, exact=True)
 
 
 @pytest.mark.parametrize("op,ref", [("Log", np.log), ("Sqrt", np.sqrt)])
@@ -509,12 +521,9 @@ def _feed(shape, lo, hi, n_random=64):
 
 
 def _check_model(model, feed, spec, skip=()):
-    report = sira.analyze(model, input_spec=spec)
-    values = execute(model, feed)
-    for name in report.dynamic_tensors():
-        if name not in skip:
-            assert_contains(report[name], values[name], name=name)
-    return report, values
+    """Every dynamic tensor but ``skip`` through the shared harness."""
+    checked = check_ranges(model, spec, [feed], skip=skip)
+    return checked.report, checked.runs[0]
 
 
 def _inits(**kw):

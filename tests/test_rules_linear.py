@@ -22,8 +22,8 @@ from onnx import helper
 import sira
 from sira.errors import RuleError, SiraError
 from sira.range import ScaledIntRange
-
-from helpers import assert_contains, execute, make_model, quant_node, run_rule
+from tests.helpers import assert_contains, execute, make_model, quant_node
+from tests.rules_harness import assert_attains, check_ranges, rule_outputs
 
 FAST = settings(max_examples=25, deadline=None)
 
@@ -87,19 +87,16 @@ def check_linear(make_op, x_shape, w_int, w_scale, lo, hi, *, axis=1, batch_axis
     xs = np.moveaxis(samples.reshape((len(samples),) + sample), 0, batch_axis)
     model = _model(make_op, xs.shape, w_int, w_scale, quant_in=quant_in, bias=bias)
     spec = {"x": {"min": list(np.ravel(lo)), "max": list(np.ravel(hi)), "axis": axis}}
-    r = sira.analyze(model, spec)["y"]
-    y = execute(model, {"x": xs})["y"]
-    assert_contains(r, y, tol=1e-5, name="y")
+    checked = check_ranges(model, spec, [{"x": xs}], ["y"], tol=1e-5)
+    r, y = checked["y"], checked.runs[0]["y"]
     if r.exact:
         n_out = pos.shape[0]
         flat = np.moveaxis(y, out_batch_axis, 0).reshape(len(samples), -1)
         rhi = np.moveaxis(np.broadcast_to(r.hi, r.shape), out_batch_axis, 0)[0].reshape(-1)
         rlo = np.moveaxis(np.broadcast_to(r.lo, r.shape), out_batch_axis, 0)[0].reshape(-1)
-        tol = 1e-5 * (1 + np.abs(rhi) + np.abs(rlo))
         got_hi = flat[np.arange(n_out), np.arange(n_out)]
         got_lo = flat[n_out + np.arange(n_out), np.arange(n_out)]
-        assert np.all(np.abs(got_hi - rhi) <= tol), f"upper bounds not attained: {rhi} vs {got_hi}"
-        assert np.all(np.abs(got_lo - rlo) <= tol), f"lower bounds not attained: {rlo} vs {got_lo}"
+        assert_attains(rlo, rhi, got_lo, got_hi, atol=1e-5 * (1 + np.abs(rhi) + np.abs(rlo)), name="y")
     return r
 
 
@@ -338,12 +335,12 @@ def test_matmul_infinite_bounds():
     weight on it."""
     x = ScaledIntRange.real((1, 2), [[-np.inf, 0.0]], [[1.0, 2.0]])
     w = ScaledIntRange.constant(np.array([[1.0, 0.0], [2.0, -3.0]], np.float32))
-    (r,) = run_rule(helper.make_node("MatMul", ["x", "W"], ["y"]), [x, w], [(1, 2)])
+    (r,) = rule_outputs(helper.make_node("MatMul", ["x", "W"], ["y"]), [x, w], [(1, 2)])
     np.testing.assert_array_equal(r.lo, [[-np.inf, -6.0]])
     np.testing.assert_array_equal(r.hi, [[5.0, 0.0]])
     # two dynamic operands: a factor that may be zero does not stop the infinity
     y = ScaledIntRange.real((2, 2), [[0.0, 0.0], [-1.0, 0.0]], [[1.0, 0.0], [1.0, 1.0]])
-    (r,) = run_rule(helper.make_node("MatMul", ["x", "y"], ["z"]), [x, y], [(1, 2)])
+    (r,) = rule_outputs(helper.make_node("MatMul", ["x", "y"], ["z"]), [x, y], [(1, 2)])
     np.testing.assert_array_equal(r.lo, [[-np.inf, 0.0]])
     np.testing.assert_array_equal(r.hi, [[3.0, 2.0]])
 
@@ -352,7 +349,7 @@ def test_matmul_mismatched_shapes():
     x = ScaledIntRange.real((2, 3), -1, 1)
     w = ScaledIntRange.constant(np.ones((4, 2), np.float32))
     with pytest.raises(RuleError, match="contraction sizes differ"):
-        run_rule(helper.make_node("MatMul", ["x", "W"], ["y"]), [x, w], [None])
+        rule_outputs(helper.make_node("MatMul", ["x", "W"], ["y"]), [x, w], [None])
 
 
 # --------------------------------------------------------------------------
@@ -527,9 +524,9 @@ def test_conv_malformed_group():
     x = ScaledIntRange.real((1, 4, 3, 3), -1, 1)
     w = ScaledIntRange.constant(np.ones((2, 3, 1, 1), np.float32))
     with pytest.raises(RuleError, match="group=2"):
-        run_rule(helper.make_node("Conv", ["x", "W"], ["y"], group=2), [x, w], [None])
+        rule_outputs(helper.make_node("Conv", ["x", "W"], ["y"], group=2), [x, w], [None])
     with pytest.raises(RuleError, match="kernel extent"):
-        run_rule(helper.make_node("Conv", ["x", "W"], ["y"]), [x, ScaledIntRange.constant(np.ones((2, 4, 5, 1), np.float32))], [None])
+        rule_outputs(helper.make_node("Conv", ["x", "W"], ["y"]), [x, ScaledIntRange.constant(np.ones((2, 4, 5, 1), np.float32))], [None])
 
 
 def test_conv_3d():
@@ -638,7 +635,7 @@ def test_exact_integer_convolution(transposed, magnitude):
         assert x.int_lo.shape == varying
         op = "ConvTranspose" if transposed else "Conv"
         node = helper.make_node(op, ["x", "W"], ["y"], group=group, strides=list(strides), dilations=list(dilations), pads=pads)
-        (r,) = run_rule(node, [x, ScaledIntRange.constant(w.astype(np.float32))], [None])
+        (r,) = rule_outputs(node, [x, ScaledIntRange.constant(w.astype(np.float32))], [None])
         ref_lo, ref_hi = _reference_bounds(lo, hi, w, group, strides, pads[:2], dilations, r.shape[2:], transposed)
         assert np.broadcast_to(r.int_lo, r.shape)[0].tolist() == ref_lo
         assert np.broadcast_to(r.int_hi, r.shape)[0].tolist() == ref_hi
@@ -648,7 +645,7 @@ def test_gemm_dynamic_c_is_sound():
     x = ScaledIntRange.scaled((1, 2), 0, 3, 0.5)
     w = ScaledIntRange.constant(np.array([[1, -1, 0], [2, 0, 3]], np.float32))
     c = ScaledIntRange.scaled((3,), [-1, 0, 2], [1, 0, 4], 0.5)
-    (r,) = run_rule(helper.make_node("Gemm", ["x", "W", "C"], ["y"], beta=2.0), [x, w, c], [(1, 3)])
+    (r,) = rule_outputs(helper.make_node("Gemm", ["x", "W", "C"], ["y"], beta=2.0), [x, w, c], [(1, 3)])
     np.testing.assert_array_equal(r.lo.reshape(-1), [0 - 1, -1.5 + 0, 0 + 2])
     np.testing.assert_array_equal(r.hi.reshape(-1), [4.5 + 1, 0 + 0, 4.5 + 4])
     assert r.is_scaled_int and not r.exact

@@ -15,7 +15,6 @@ import math
 
 import numpy as np
 import pytest
-from helpers import assert_contains, execute, make_model, quant_node
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
@@ -23,9 +22,10 @@ from onnx import TensorProto, helper
 import sira
 from sira.errors import RuleError, SiraError
 from sira.range import ScaledIntRange
-from sira.rules import RULES, RuleContext
 from sira.rules.movement import reshape_target, slice_bounds
 from sira.rules.resize import ResizeSpec, nearest_candidates
+from tests.helpers import assert_contains, execute, make_model, quant_node
+from tests.rules_harness import assert_attains, check_ranges, corner_feeds, rule_outputs
 
 SPEC = (-10.0, 10.0)
 EXAMPLES = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -55,26 +55,19 @@ def quantized(nodes, in_shape, outputs, params, inits=None, opset=13, signed=1):
 
 
 def check(model, outputs, exact=True, seed=0):
-    """Analyze, execute on corners and random inputs and check containment.
-    ``exact``: the ranges must claim exactness. Wherever they do, the corners
-    must attain the bounds everywhere."""
-    rep = sira.analyze(model, SPEC)
-    if exact:
-        assert all(rep[o].exact for o in outputs), [o for o in outputs if not rep[o].exact]
-    shape = model.get_tensor_shape("x")
-    rng = np.random.default_rng(seed)
-    feeds = [np.full(shape, SPEC[1]), np.full(shape, SPEC[0]), rng.uniform(*SPEC, shape), rng.uniform(-1, 1, shape)]
-    for i, x in enumerate(feeds):
-        ctx = execute(model, {"x": x})
-        for o in outputs:
-            r = rep[o]
-            assert tuple(np.shape(ctx[o])) == r.shape, o
-            assert_contains(r, ctx[o], name=o)
-            if r.exact and i < 2:
-                bound = r.hi if i == 0 else r.lo
-                # float32 execution of s*q may differ from the exact bound by an ulp
-                np.testing.assert_allclose(np.asarray(ctx[o], dtype=np.float64), np.broadcast_to(bound, r.shape), rtol=1e-6, err_msg=o)
-    return rep
+    """The corners and random inputs of SPEC through the shared harness.
+    ``exact``: the ranges must claim exactness. Wherever they do, the
+    all-high and all-low corners must attain the bounds everywhere (data
+    movement is monotone)."""
+    feeds = [{"x": x} for x in corner_feeds(model.get_tensor_shape("x"), SPEC, seed)]
+    checked = check_ranges(model, SPEC, feeds, outputs, exact=exact)
+    at_hi, at_lo = checked.runs[0], checked.runs[1]
+    for o in outputs:
+        r = checked[o]
+        if r.exact:
+            lo, hi = np.broadcast_to(r.lo, r.shape), np.broadcast_to(r.hi, r.shape)
+            assert_attains(lo, hi, at_lo[o], at_hi[o], rtol=1e-6, name=o)
+    return checked.report
 
 
 def ints(name, values):
@@ -83,12 +76,6 @@ def ints(name, values):
 
 def shapes(min_rank=1, max_rank=4, max_dim=4):
     return st.lists(st.integers(1, max_dim), min_size=min_rank, max_size=max_rank)
-
-
-def rule_ctx(op, inputs, attrs=None, out_shapes=None, n_out=1, opset=13):
-    """A RuleContext for calling a rule directly on hand-made ranges."""
-    node = helper.make_node(op, [f"in{i}" for i in range(len(inputs))], [f"out{i}" for i in range(n_out)], **(attrs or {}))
-    return RuleContext(node=node, inputs=list(inputs), out_shapes=out_shapes or [None] * n_out, out_datatypes=[None] * n_out, opset=opset)
 
 
 def dyn(shape):
@@ -211,10 +198,10 @@ def test_per_channel_range_is_not_materialized():
         ("Expand", [x, C(np.array([3, 1, 1, 1, 1]))], {}, (1, 1, 8, 1, 1)),
     ]
     for op, inputs, attrs, compact_shape in cases:
-        (r,) = RULES[op].fn(rule_ctx(op, inputs, attrs))
+        (r,) = rule_outputs(op, inputs, attrs=attrs)
         assert r.scale.shape == compact_shape and r.lo.shape == compact_shape, op
         assert r.int_lo.size == 1, op
-    (padded,) = RULES["Pad"].fn(rule_ctx("Pad", [x, C(np.array([0, 0, 1, 1, 0, 0, 1, 1]))]))
+    (padded,) = rule_outputs("Pad", [x, C(np.array([0, 0, 1, 1, 0, 0, 1, 1]))])
     assert padded.scale.shape == (1, 8, 1, 1) and padded.int_lo.shape == (1, 1, 66, 66)
 
 
@@ -578,9 +565,8 @@ def test_cast_to_int_covers_float32_rounding():
 
 
 def test_dynamic_reshape_shape_is_an_error():
-    ctx = rule_ctx("Reshape", [dyn((2, 3)), ScaledIntRange.real((2,), 1, 6)])
     with pytest.raises(RuleError, match=r"shape \(input 1\) must be a constant"):
-        RULES["Reshape"].fn(ctx)
+        rule_outputs("Reshape", [dyn((2, 3)), ScaledIntRange.real((2,), 1, 6)])
 
 
 def test_dynamic_reshape_shape_in_a_model_names_the_node():
@@ -615,13 +601,11 @@ def test_dynamic_reshape_shape_in_a_model_names_the_node():
 )
 def test_malformed_parameters(op, inputs, attrs, match):
     with pytest.raises(RuleError, match=match):
-        RULES[op].fn(rule_ctx(op, inputs, attrs))
+        rule_outputs(op, inputs, attrs=attrs)
 
 
 def test_split_bad_sizes_and_shape_mismatch():
-    ctx = rule_ctx("Split", [dyn((5, 2)), ScaledIntRange.constant(np.array([2, 2]))], {}, n_out=2)
     with pytest.raises(RuleError, match="summing to the axis length 5"):
-        RULES["Split"].fn(ctx)
-    ctx = rule_ctx("Transpose", [dyn((2, 3))], {}, out_shapes=[(2, 3)])
+        rule_outputs("Split", [dyn((5, 2)), ScaledIntRange.constant(np.array([2, 2]))], [None, None])
     with pytest.raises(RuleError, match="shape inference says"):
-        RULES["Transpose"].fn(ctx)
+        rule_outputs("Transpose", [dyn((2, 3))], [(2, 3)])

@@ -17,7 +17,8 @@ from onnx import TensorProto, helper
 import sira
 from sira import ScaledIntRange
 from sira.errors import RuleError, SiraError
-from tests.helpers import assert_contains, execute, make_model, quant_node, run_rule
+from tests.helpers import make_model, quant_node
+from tests.rules_harness import assert_attains, check_ranges, rule_outputs
 
 BATCH = 4  # all-lo, all-hi, lo/hi mixture, random interior
 SETTINGS = settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
@@ -76,19 +77,16 @@ def corner_batch(r: ScaledIntRange, rng: np.random.Generator) -> np.ndarray:
 
 
 def check(model, spec: dict, outputs: list[str], attained: list[str] = (), seed: int = 0):
-    """Analyze, execute on the corner batch, check containment (and the grid)
-    of every output, and attainment of lo/hi for the ``attained`` ones."""
-    report = sira.analyze(model, {"x": spec})
-    feed = corner_batch(report["x"], np.random.default_rng(seed))
-    values = execute(model, {"x": feed})
-    for name in outputs:
-        assert_contains(report[name], values[name], name=name)
+    """The corner batch of the analyzed input through the shared harness:
+    containment (and the grid) of every output, and attainment of lo/hi by
+    batch elements 0/1 for the ``attained`` ones."""
+    checked = check_ranges(model, {"x": spec}, lambda report: [{"x": corner_batch(report["x"], np.random.default_rng(seed))}], outputs)
+    values = checked.runs[0]
     for name in attained:
-        r = report[name]
+        r = checked[name]
         lo, hi = np.broadcast_to(r.lo, r.shape)[0], np.broadcast_to(r.hi, r.shape)[0]
-        np.testing.assert_allclose(values[name][0], lo, rtol=1e-6, atol=1e-6, err_msg=f"{name}: lo not attained")
-        np.testing.assert_allclose(values[name][1], hi, rtol=1e-6, atol=1e-6, err_msg=f"{name}: hi not attained")
-    return report, values
+        assert_attains(lo, hi, values[name][0], values[name][1], rtol=1e-6, atol=1e-6, name=name)
+    return checked.report, values
 
 
 # --------------------------------------------------------------------------
@@ -308,7 +306,7 @@ def test_reduce_over_channels_with_different_scales():
     r = report["y"]
     assert r.int_bounds() == (-4 - 6, 3 + 8) and r.scale.item() == 0.25 and r.bias.item() == 0.5
     x = ScaledIntRange.scaled((2, 2, 3), -4, 3, np.array([0.25, 0.375]).reshape(1, 2, 1), 0.0)
-    loose = run_rule(node, [x, ScaledIntRange.constant(inits["axes"])], [(2, 1, 3)])[0]
+    loose = rule_outputs(node, [x, ScaledIntRange.constant(inits["axes"])], [(2, 1, 3)])[0]
     assert not loose.is_scaled_int and "no integer multiples" in loose.notes[-1]
     assert (loose.lo.item(), loose.hi.item()) == (-2.5, 1.875)
 
@@ -357,7 +355,7 @@ def test_softmax_bounds_are_attained(op):
 
     mpmath.mp.dps = 50
     lo, hi = np.array([-1.0, 0.0, 2.0, -700.0]), np.array([1.0, 0.5, 30.0, -650.0])
-    r = run_rule(helper.make_node(op, ["x"], ["y"], axis=-1), [ScaledIntRange.real((4,), lo, hi)], [(4,)])[0]
+    r = rule_outputs(helper.make_node(op, ["x"], ["y"], axis=-1), [ScaledIntRange.real((4,), lo, hi)], [(4,)])[0]
 
     def exact(v, i):
         y = mpmath.exp(v[i]) / mpmath.fsum(mpmath.exp(mpmath.mpf(float(t))) for t in v)
@@ -373,13 +371,13 @@ def test_softmax_bounds_are_attained(op):
 def test_softmax_extreme_and_infinite_inputs():
     lo = np.array([-np.inf, -1e6, 0.0, 700.0])
     hi = np.array([0.0, -1e6, 1e6, np.inf])
-    r = run_rule(helper.make_node("Softmax", ["x"], ["y"]), [ScaledIntRange.real((4,), lo, hi)], [(4,)])[0]
+    r = rule_outputs(helper.make_node("Softmax", ["x"], ["y"]), [ScaledIntRange.real((4,), lo, hi)], [(4,)])[0]
     assert np.all(r.lo >= 0) and np.all(r.hi <= 1) and np.all(r.lo <= r.hi)
     np.testing.assert_array_equal(r.lo, 0.0)
     assert r.hi[1] == pytest.approx(0.0, abs=1e-300) and r.hi[3] == 1.0
     # one element: softmax is exactly 1, log-softmax exactly 0, whatever the range
     for op, value in (("Softmax", 1.0), ("LogSoftmax", 0.0)):
-        one = run_rule(helper.make_node(op, ["x"], ["y"]), [ScaledIntRange.real((2, 1), -np.inf, 1e300)], [(2, 1)])[0]
+        one = rule_outputs(helper.make_node(op, ["x"], ["y"]), [ScaledIntRange.real((2, 1), -np.inf, 1e300)], [(2, 1)])[0]
         assert one.lo.item() == value and one.hi.item() == value
 
 
@@ -419,7 +417,7 @@ def test_topk_values_are_not_indices():
     """Defect D1 of the reference: the index range belongs on output 1."""
     x = ScaledIntRange.real((1, 10), -5.0, 5.0)
     k = ScaledIntRange.constant(np.array([3], dtype=np.int64))
-    vals, idx = run_rule(helper.make_node("TopK", ["x", "k"], ["v", "i"]), [x, k], [(1, 3), (1, 3)])
+    vals, idx = rule_outputs(helper.make_node("TopK", ["x", "k"], ["v", "i"]), [x, k], [(1, 3), (1, 3)])
     assert float(vals.lo.min()) == -5.0 and float(vals.hi.max()) == 5.0 and not vals.is_scaled_int
     assert idx.int_bounds() == (0, 9)
 
@@ -455,7 +453,7 @@ def test_argmax_is_exact(op, keepdims, last, data):
 def test_maxpool_without_kernel_shape_is_rejected():
     x = ScaledIntRange.real((1, 1, 4, 4), 0.0, 1.0)
     with pytest.raises(RuleError, match="kernel_shape.*required"):
-        run_rule(helper.make_node("MaxPool", ["x"], ["y"]), [x], [None])
+        rule_outputs(helper.make_node("MaxPool", ["x"], ["y"]), [x], [None])
 
 
 @pytest.mark.parametrize(
@@ -470,4 +468,4 @@ def test_maxpool_without_kernel_shape_is_rejected():
 )
 def test_malformed_nodes(node, inputs, message):
     with pytest.raises(RuleError, match=message):
-        run_rule(node, inputs, [None] * len(node.output))
+        rule_outputs(node, inputs, [None] * len(node.output))

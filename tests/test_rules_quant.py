@@ -16,7 +16,8 @@ from qonnx.custom_op.general.trunc import trunc_v1, trunc_v2
 
 from sira import ScaledIntRange
 from sira.errors import RuleError
-from tests.helpers import QONNX_DOMAIN, execute, make_model, quant_node, run_rule
+from tests.helpers import QONNX_DOMAIN, execute, make_model, quant_node
+from tests.rules_harness import rule_outputs
 
 MODES = ["ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN"]
 # grid of inputs: multiples of 1/16 hit every tie of scales 0.25 and 0.5 exactly
@@ -95,7 +96,7 @@ def test_quant_exhaustive(mode, signed, narrow, step):
         exact = lambda xs: _exact_quant(xs, scale, zp, bits, signed, narrow, mode)  # noqa: E731
         for a, b in _intervals(GRID, step=step):
             x = ScaledIntRange.real((1,), a, b)
-            (r,) = run_rule(node, [x, _const(scale), _const(zp), _const(bits)], [(1,)])
+            (r,) = rule_outputs(node, [x, _const(scale), _const(zp), _const(bits)], [(1,)])
             _check_interval(r, a, b, fn, exact)
 
 
@@ -105,8 +106,8 @@ def test_quant_tie_half_even_vs_half_up():
     node_up = quant_node("x", "s", "z", "b", "y", signed=1, rounding_mode="HALF_UP")
     x = ScaledIntRange.real((1,), 0.625, 0.625)  # 2.5 steps of 0.25
     args = [x, _const(0.25), _const(0.0), _const(4)]
-    (even,) = run_rule(node_even, args, [(1,)])
-    (up,) = run_rule(node_up, args, [(1,)])
+    (even,) = rule_outputs(node_even, args, [(1,)])
+    (up,) = rule_outputs(node_up, args, [(1,)])
     assert (int(even.int_lo.item()), int(even.int_hi.item())) == (2, 2)
     assert (int(up.int_lo.item()), int(up.int_hi.item())) == (3, 3)
 
@@ -116,7 +117,7 @@ def test_quant_per_channel_constant_weights_are_exact_integers():
     w = rng.normal(size=(6, 4)).astype(np.float32)
     scale = (np.abs(w).max(axis=0, keepdims=True) / 7).astype(np.float32)
     node = quant_node("w", "s", "z", "b", "y", signed=1, narrow=1)
-    (r,) = run_rule(node, [_const(w), _const(scale), _const(0.0), _const(4)], [(6, 4)])
+    (r,) = rule_outputs(node, [_const(w), _const(scale), _const(0.0), _const(4)], [(6, 4)])
     expected = int_quant(w, scale, np.float32(0), np.float32(4), 1, 1, "ROUND")
     q = np.round(expected / scale).astype(np.int64)
     assert r.is_const and np.array_equal(r.value, expected)
@@ -126,7 +127,7 @@ def test_quant_per_channel_constant_weights_are_exact_integers():
 
 def test_quant_unbounded_input_is_clipped():
     node = quant_node("x", "s", "z", "b", "y", signed=0)
-    (r,) = run_rule(node, [ScaledIntRange.unbounded((1, 3)), _const(0.5), _const(0.0), _const(3)], [(1, 3)])
+    (r,) = rule_outputs(node, [ScaledIntRange.unbounded((1, 3)), _const(0.5), _const(0.0), _const(3)], [(1, 3)])
     assert r.int_bounds() == (0, 7) and float(r.hi.max()) == 3.5
 
 
@@ -134,14 +135,14 @@ def test_quant_unbounded_input_is_clipped():
 def test_quant_bad_scale(bad_scale):
     node = quant_node("x", "s", "z", "b", "y")
     with pytest.raises(RuleError, match="scale"):
-        run_rule(node, [ScaledIntRange.real((1,), 0, 1), _const(bad_scale), _const(0.0), _const(4)], [(1,)])
+        rule_outputs(node, [ScaledIntRange.real((1,), 0, 1), _const(bad_scale), _const(0.0), _const(4)], [(1,)])
 
 
 @pytest.mark.parametrize("bits", [0, 65, 2.5])
 def test_quant_bad_bitwidth(bits):
     node = quant_node("x", "s", "z", "b", "y")
     with pytest.raises(RuleError, match="bit width"):
-        run_rule(node, [ScaledIntRange.real((1,), 0, 1), _const(1.0), _const(0.0), _const(bits)], [(1,)])
+        rule_outputs(node, [ScaledIntRange.real((1,), 0, 1), _const(1.0), _const(0.0), _const(bits)], [(1,)])
 
 
 def test_bipolar_quant_exhaustive():
@@ -149,7 +150,7 @@ def test_bipolar_quant_exhaustive():
     for scale in (1.0, 0.5, 3.0):
         fn = lambda xs: np.where(xs / np.float32(scale) >= 0, 1.0, -1.0) * scale  # noqa: E731
         for a, b in _intervals(GRID, step=4):
-            (r,) = run_rule(node, [ScaledIntRange.real((1,), a, b), _const(scale)], [(1,)])
+            (r,) = rule_outputs(node, [ScaledIntRange.real((1,), a, b), _const(scale)], [(1,)])
             _check_interval(r, a, b, fn)
 
 
@@ -159,7 +160,7 @@ def test_trunc_v1_exhaustive(mode):
     s = 0.25
     fn = lambda xs: trunc_v1(xs, np.float32(s), np.float32(0), np.float32(6), np.float32(4), mode)  # noqa: E731
     for a, b in _intervals(GRID, step=4):
-        (r,) = run_rule(node, [ScaledIntRange.real((1,), a, b), _const(s), _const(0.0), _const(6), _const(4)], [(1,)])
+        (r,) = rule_outputs(node, [ScaledIntRange.real((1,), a, b), _const(s), _const(0.0), _const(6), _const(4)], [(1,)])
         _check_interval(r, a, b, fn)
 
 
@@ -170,7 +171,7 @@ def test_trunc_v2_exhaustive(mode):
     fn = lambda xs: trunc_v2(xs, np.float32(s), np.float32(0), np.float32(8), 0, 1, np.float32(out_s), np.float32(4), mode)  # noqa: E731
     for a, b in _intervals(GRID, step=4):
         args = [ScaledIntRange.real((1,), a, b), _const(s), _const(0.0), _const(8), _const(out_s), _const(4)]
-        (r,) = run_rule(node, args, [(1,)])
+        (r,) = rule_outputs(node, args, [(1,)])
         _check_interval(r, a, b, fn)
 
 
@@ -179,7 +180,7 @@ def test_multithreshold_per_channel_exhaustive():
     node = helper.make_node("MultiThreshold", ["x", "T"], ["y"], domain=QONNX_DOMAIN, out_scale=0.5, out_bias=-1.0, out_dtype="UINT2")
     for a, b in _intervals(GRID, step=4):
         x = ScaledIntRange.real((1, 2), a, b)
-        (r,) = run_rule(node, [x, _const(T)], [(1, 2)])
+        (r,) = rule_outputs(node, [x, _const(T)], [(1, 2)])
         xs = GRID[(GRID >= a) & (GRID <= b)]
         xs = np.unique(np.concatenate([xs, [a, b]]))
         vals = np.stack([multithreshold(np.full((1, 2), v, dtype=np.float32), T, 0.5, -1.0) for v in xs])
@@ -234,11 +235,11 @@ def test_qcdq_pair_is_fused_and_exact():
 
 def test_standalone_quantize_and_dequantize_linear():
     ql = helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"])
-    (q,) = run_rule(ql, [ScaledIntRange.real((1, 4), -2.0, 2.0), _const(0.1), ScaledIntRange.constant(np.int8(3))], [(1, 4)])
+    (q,) = rule_outputs(ql, [ScaledIntRange.real((1, 4), -2.0, 2.0), _const(0.1), ScaledIntRange.constant(np.int8(3))], [(1, 4)])
     assert q.int_bounds() == (-17, 23) and np.all(q.scale == 1)
-    (sat,) = run_rule(ql, [ScaledIntRange.real((1, 4), -100.0, 100.0), _const(0.1), ScaledIntRange.constant(np.uint8(0))], [(1, 4)])
+    (sat,) = rule_outputs(ql, [ScaledIntRange.real((1, 4), -100.0, 100.0), _const(0.1), ScaledIntRange.constant(np.uint8(0))], [(1, 4)])
     assert sat.int_bounds() == (0, 255)
     dq = helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["y"])
-    (y,) = run_rule(dq, [q, _const(0.1), ScaledIntRange.constant(np.int8(3))], [(1, 4)])
+    (y,) = rule_outputs(dq, [q, _const(0.1), ScaledIntRange.constant(np.int8(3))], [(1, 4)])
     assert y.int_bounds() == (-17, 23)
     assert float(y.lo.min()) == pytest.approx(-2.0) and float(y.hi.max()) == pytest.approx(2.0)

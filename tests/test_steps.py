@@ -35,11 +35,6 @@ SAMPLES = 10
 
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("SIRA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "csim-cache"))
-
-
 def _cfg(out, **kw) -> SiraBuildConfig:
     kw.setdefault("sira_input_spec", SPEC)
     kw.setdefault("sira_samples", SAMPLES)

@@ -26,7 +26,7 @@ import sira
 from sira import numerics as nx
 from sira.execute import execute_all, to_float64
 from sira.rules.quant import int_limits
-from tests.conftest import ZOO_MODELS, zoo_path
+from tests.helpers import ZOO_MODELS, zoo_path
 from tests.helpers import make_model, quant_node
 from transforms.thresholds import (
     BatchNorm,

@@ -17,7 +17,7 @@ import sira
 from sira import numerics as nx
 from sira.errors import SiraError
 from sira.verification import random_input
-from tests.conftest import ZOO_MODELS, zoo_path
+from tests.helpers import ZOO_MODELS, zoo_path
 from tests.helpers import execute, make_model, quant_node
 from transforms.widths import (
     ACC_DTYPE_KEY,
