@@ -39,7 +39,8 @@ from sira.semantics import (
     Tanh,
     batchnorm_bounds,
 )
-from tests.helpers import quant_node, run_rule
+from tests.helpers import quant_node
+from tests.rules_harness import rule_outputs
 from transforms.thresholds import CHAIN_OPS
 
 MODES = list(nx.ROUNDING_MODES)
@@ -232,4 +233,4 @@ def test_a_quant_node_with_an_unknown_mode_is_a_rule_error():
     node = quant_node("x", "s", "z", "b", "y", signed=1, rounding_mode="NEAREST")
     args = [ScaledIntRange.real((1,), -1.0, 1.0)] + [ScaledIntRange.constant(np.asarray(v, dtype=np.float32)) for v in (0.25, 0.0, 4.0)]
     with pytest.raises(RuleError, match="unknown rounding_mode"):
-        run_rule(node, args, [(1,)])
+        rule_outputs(node, args, [(1,)])
