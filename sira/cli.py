@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -27,9 +28,7 @@ from .cliutil import (
     check_model_path,
     emit,
     input_spec_from_args,
-    positive_arg,
-    samples_arg,
-    seed_arg,
+    check_sampling,
 )
 from .diff import add_parser as add_diff_parser
 from .errors import SiraError
@@ -83,8 +82,7 @@ def cmd_verify(args) -> int:
     from .model import load
     from .verification import verify
 
-    if args.samples < 0:
-        raise SiraError("--samples must be >= 0")
+    check_sampling(args, least=0)
     check_model_path(args.model)
     _check_output(args)
     model = load(args.model)
@@ -114,8 +112,7 @@ def cmd_optimize(args) -> int:
     from .model import load
     from .report import check_output_file, save_model_atomic
 
-    if args.samples < 1:
-        raise SiraError("--samples must be >= 1")
+    check_sampling(args, least=1)
     check_model_path(args.model)
     check_output_file(args.output, inputs=[args.model], force=args.force)
     if args.report:
@@ -236,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model(p)
     add_input_options(p)
     add_output_options(p)
-    p.add_argument("--samples", type=samples_arg, default=200, metavar="N", help="random inputs to execute (default 200), on top of the corner inputs")
-    p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--samples", type=int, default=200, metavar="N", help="random inputs to execute (default 200), on top of the corner inputs")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument(
         "--precision",
         choices=("float64", "float32"),
@@ -263,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.onnx", required=True, help="where to write the optimized model (atomically)")
     p.add_argument("--report", metavar="FILE.json", help="also write the per-layer report as JSON")
     p.add_argument("--format", choices=("table", "json"), default="table", help="table for people (default), json for tools")
-    p.add_argument("--samples", type=samples_arg, default=500, metavar="N", help="random inputs for the final equivalence check (default 500)")
-    p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--samples", type=int, default=500, metavar="N", help="random inputs for the final equivalence check (default 500)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--force", action="store_true", help="allow -o to overwrite the input model")
     p.set_defaults(func=cmd_optimize)
     _add_estimate_parser(sub, common)
@@ -355,9 +352,9 @@ def _add_hardware_options(p: argparse.ArgumentParser) -> None:
     from .devices import DEFAULT_PART
 
     p.add_argument("--part", default=DEFAULT_PART, metavar="PART", help=f"FPGA part (default {DEFAULT_PART})")
-    p.add_argument("--clock-ns", type=positive_arg, default=10.0, metavar="NS", help="clock period in ns (default 10)")
+    p.add_argument("--clock-ns", type=float, default=10.0, metavar="NS", help="clock period in ns (default 10)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--target-fps", type=positive_arg, metavar="N", help="fold each layer just enough to reach N inferences/s")
+    g.add_argument("--target-fps", type=float, metavar="N", help="fold each layer just enough to reach N inferences/s")
     g.add_argument("--folding", metavar="FILE", help="FINN folding config JSON (PE, SIMD, ram_style per layer)")
 
 
@@ -365,10 +362,10 @@ def _check_hardware_options(args) -> None:
     from .devices import get_part
 
     get_part(args.part)  # unknown part: one-line error before any work
-    if args.clock_ns <= 0:
-        raise SiraError(f"--clock-ns must be positive, got {args.clock_ns}")
-    if args.target_fps is not None and args.target_fps <= 0:
-        raise SiraError(f"--target-fps must be positive, got {args.target_fps}")
+    if not (math.isfinite(args.clock_ns) and args.clock_ns > 0):
+        raise SiraError(f"--clock-ns must be a positive number, got {args.clock_ns}")
+    if args.target_fps is not None and not (math.isfinite(args.target_fps) and args.target_fps > 0):
+        raise SiraError(f"--target-fps must be a positive number, got {args.target_fps}")
     if args.folding is not None and not os.path.isfile(args.folding):
         what = "is a folder" if os.path.isdir(args.folding) else "not found"
         raise SiraError(f"folding file '{args.folding}' {what}; give a FINN folding config JSON file")
@@ -379,8 +376,7 @@ def cmd_build(args) -> int:
 
     _check_hardware_options(args)
     check_model_path(args.model)
-    if args.samples < 1:
-        raise SiraError(f"--samples must be at least 1, got {args.samples}")
+    check_sampling(args, least=1)
     steps = [f"optimize: {step}" for step in OPTIMIZE_STEPS] + ["estimate", "plan", "vectors", "write"] + (["csim"] if args.csim else [])
     progress = _step_counter(args, steps)
     result = build(args.model, args.output, input_spec_from_args(args), part=args.part, clock_ns=args.clock_ns, target_fps=args.target_fps,
@@ -442,8 +438,8 @@ def _add_build_parser(sub, common) -> None:
     p.add_argument("-o", "--output", metavar="DIR", required=True, help="project folder to write")
     _add_hardware_options(p)
     p.add_argument("--csim", action="store_true", help="also compile the project with g++ and run its testbench")
-    p.add_argument("--samples", type=samples_arg, default=100, metavar="N", help="random test inputs (default 100), on top of the corner inputs")
-    p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--samples", type=int, default=100, metavar="N", help="random test inputs (default 100), on top of the corner inputs")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--force", action="store_true",
                    help="replace DIR wholesale even where it holds files sira did not write (they are listed)")
     p.set_defaults(func=cmd_build)

@@ -9,7 +9,6 @@ subcommand modules never import ``sira.cli`` (which imports them).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 
@@ -92,36 +91,11 @@ __all__ = [
 MAX_SAMPLES = 1_000_000
 
 
-def samples_arg(text: str) -> int:
-    """``--samples``: a whole number from 0 to :data:`MAX_SAMPLES` (each
-    command says whether 0 is enough)."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of inputs, got {text!r}") from None
-    if not 0 <= n <= MAX_SAMPLES:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SAMPLES:,}, got {n}")
-    return n
-
-
-def seed_arg(text: str) -> int:
-    """``--seed``: a non-negative whole number (numpy's generators take no sign)."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
-    return n
-
-
-def positive_arg(text: str) -> float:
-    """A positive, finite number (clock period, frame rate)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return v
-
+def check_sampling(args, least: int) -> None:
+    """``--samples`` between ``least`` and :data:`MAX_SAMPLES`, ``--seed``
+    non-negative (numpy's generators take no sign): one-line errors before
+    any work."""
+    if not least <= args.samples <= MAX_SAMPLES:
+        raise SiraError(f"--samples must be between {least} and {MAX_SAMPLES:,}, got {args.samples}")
+    if getattr(args, "seed", 0) < 0:
+        raise SiraError(f"--seed must be 0 or more, got {args.seed}")

@@ -40,6 +40,31 @@ BATCH_BYTES = 128 * 2**20
 MAX_BATCH = 256
 
 
+#: memory the tensors of one input of the model may take in float64; a model
+#: past it is refused before anything is allocated (the whole machine
+#: would be spent on one frame)
+MAX_SAMPLE_BYTES = 2**29
+
+
+def check_sample_memory(model: ModelWrapper) -> None:
+    """Refuse, before any allocation, a model whose tensors for one input
+    would take more than :data:`MAX_SAMPLE_BYTES` in float64, naming the
+    largest tensor (usually a batch dimension set far above 1)."""
+    sizes = {}
+    for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
+        dims = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        if dims and all(d > 0 for d in dims):
+            sizes[vi.name] = (math.prod(dims), dims)
+    total = 8 * sum(n for n, _ in sizes.values())
+    if total > MAX_SAMPLE_BYTES:
+        name, (_, dims) = max(sizes.items(), key=lambda kv: kv[1][0])
+        batch = dims[0]
+        hint = (f"its batch dimension is {batch}: set it to 1 (a dataflow accelerator streams one frame at a time)"
+                if batch > 1 else "check the shapes the model declares")  # fmt: skip
+        raise SiraError(f"executing one input of this model takes {total / 2**30:.1f} GiB (tensor '{name}' has shape {dims}), "
+                        f"more than sira's limit of {MAX_SAMPLE_BYTES // 2**20} MiB; {hint}")  # fmt: skip
+
+
 def to_float64(model: ModelWrapper) -> ModelWrapper:
     """A copy of ``model`` whose float32 tensors, initializers and casts are
     float64."""
@@ -389,6 +414,7 @@ class Executor:
         from qonnx.util.basic import get_preferred_qonnx_opset
 
         self.dtype = dtype
+        check_sample_memory(model)
         self.model = to_float64(model) if dtype == np.float64 else model
         graph = self.model.graph
         self.template = self.model.make_empty_exec_context()

@@ -389,7 +389,7 @@ def prepare(model: ModelWrapper) -> ModelWrapper:
     for n in model.graph.node:
         if n.op_type in QONNX_DOMAIN_OPS:
             n.domain = "qonnx.custom_op.general"
-    model = _infer_shapes(model)
+    model = _infer_shapes(model, strict=True)
     _cleanup(model)
     model = _fold_constants(model)
     if _fold_transposes_into_quant_inits(model.graph):
@@ -402,18 +402,25 @@ def prepare(model: ModelWrapper) -> ModelWrapper:
     return model
 
 
-def _infer_shapes(model: ModelWrapper) -> ModelWrapper:
+def _infer_shapes(model: ModelWrapper, strict: bool = False) -> ModelWrapper:
     """qonnx's InferShapes pass: QONNX custom ops hidden behind
     shape-compatible standard ops for onnx's shape inference. Two lookups
     that scan the graph are replaced by indexed ones: the custom ops'
     ValueInfo queries while hiding (:class:`_IndexedValueInfo`), and the
     wrapping of the result (:func:`_wrap`). ``model`` keeps the hidden ops;
-    use the returned model."""
+    use the returned model. ``strict``: shapes the model declares that
+    contradict what its ops compute (an input's batch changed but not its
+    output's) are an error instead of being kept."""
     from onnx import shape_inference
     from qonnx.transformation.infer_shapes import _hide_finn_ops, _restore_finn_ops
 
     hidden = _hide_finn_ops(_IndexedValueInfo(model.model))
-    inferred = _wrap(shape_inference.infer_shapes(model.model))
+    try:
+        inferred = _wrap(shape_inference.infer_shapes(model.model, strict_mode=strict))
+    except shape_inference.InferenceError as e:
+        detail = " ".join(str(e).split())
+        raise SiraError(f"the shapes the model declares contradict what its ops compute ({detail[:300]}); fix the declared "
+                        "shapes (or drop the value_info) and export again") from None  # fmt: skip
     _restore_finn_ops(inferred, hidden)
     return inferred
 
@@ -768,8 +775,6 @@ def load(src: ModelLike, *, rename: bool = True) -> ModelWrapper:
     an input spec may use either. Without it, names are left as they are
     (what an in-memory ``ModelWrapper`` user expects).
     """
-    from qonnx.transformation.infer_shapes import InferShapes
-
     model = read_model(src)
     check_graph(model)
     inits = {x.name for x in model.graph.initializer}
@@ -779,8 +784,9 @@ def load(src: ModelLike, *, rename: bool = True) -> ModelWrapper:
             model = _fuse_qcdq(model)
             if rename:
                 model = prepare(model)
-            else:
-                model = model.transform(InferShapes())
+            else:  # qonnx's InferShapes and the cleanup its transform runs, in linear time
+                model = _infer_shapes(model, strict=True)
+                _cleanup(model)
     except SiraError:
         raise
     except Exception as e:

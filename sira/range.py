@@ -875,6 +875,8 @@ def _check_invariants(r: ScaledIntRange) -> None:
         raise ValueError("scale must be finite and non-zero")
     if not np.all(np.isfinite(r.bias)):
         raise ValueError("bias must be finite")
+    if r.value is not None:
+        return  # a constant's bounds and grid are both computed from its value
     # plain float64 is enough against a tolerance of 2**-20 of the terms'
     # magnitudes (the error-free bounds cost more than the whole analysis)
     with np.errstate(invalid="ignore", over="ignore"):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..cliutil import EXIT_OK, add_input_options, add_model, add_text_output_options, check_model_path, emit, input_spec_from_args, samples_arg
-from ..errors import SiraError
+from ..cliutil import EXIT_OK, add_input_options, add_model, add_text_output_options, check_model_path, emit, input_spec_from_args, check_sampling
 from . import DEFAULT_SAMPLES
 
 EPILOG = """\
@@ -39,7 +38,7 @@ def add_parser(sub, common) -> None:
     p.add_argument("name", metavar="NAME", help="tensor or node name (as listed by sira analyze MODEL), or an original name of the file")
     add_input_options(p)
     add_text_output_options(p)
-    p.add_argument("--samples", type=samples_arg, default=DEFAULT_SAMPLES, metavar="N",
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
                    help=f"random inputs for the final check when sira optimize runs (threshold layers; default {DEFAULT_SAMPLES})")
     p.set_defaults(func=cmd_explain)
 
@@ -49,8 +48,7 @@ def cmd_explain(args) -> int:
     from .core import explain
     from .text import explain_text
 
-    if args.samples < 1:
-        raise SiraError(f"--samples must be at least 1, got {args.samples}")
+    check_sampling(args, least=1)
     check_model_path(args.model)
     doc = explain(args.model, args.name, input_spec_from_args(args), samples=args.samples)
     emit(args, json.dumps(doc, indent=2) if args.format == "json" else explain_text(doc))
