@@ -419,8 +419,12 @@ def _infer_shapes(model: ModelWrapper, strict: bool = False) -> ModelWrapper:
         inferred = _wrap(shape_inference.infer_shapes(model.model, strict_mode=strict))
     except shape_inference.InferenceError as e:
         detail = " ".join(str(e).split())
-        raise SiraError(f"the shapes the model declares contradict what its ops compute ({detail[:300]}); fix the declared "
-                        "shapes (or drop the value_info) and export again") from None  # fmt: skip
+        if "existing shape differ" in detail:
+            raise SiraError(f"the shapes the model declares contradict what its ops compute ({detail[:300]}); fix the "
+                            "declared shapes (or drop the value_info) and export again") from None  # fmt: skip
+        # strict inference also rejects declared element types it would infer
+        # differently: those do not change any range, so they are let through
+        inferred = _wrap(shape_inference.infer_shapes(model.model))
     _restore_finn_ops(inferred, hidden)
     return inferred
 

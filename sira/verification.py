@@ -40,7 +40,7 @@ import numpy as np
 from . import numerics as nx
 from .analysis import RangeReport, analyze
 from .errors import SiraError
-from .execute import Executor
+from .execute import Executor, check_sample_memory
 from .ops import Trait, ops_with
 from .range import ScaledIntRange
 
@@ -335,6 +335,7 @@ def verify_equivalent(
     if report is None:
         report = analyze(original, input_spec)
     orig_model = report.model
+    check_sample_memory(orig_model)
     rng = np.random.default_rng(seed)
     feeds = corner_inputs(report, rng)
     for k in range(samples):

@@ -14,6 +14,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from sira.analysis import analyze
 from sira.errors import SiraError
+from sira.execute import check_sample_memory
 from sira.model import has_quantizers, load
 from sira.report import datatype_name
 from sira.verification import verify_equivalent
@@ -57,6 +58,7 @@ def optimize(
     Returns the optimized model and an :class:`OptimizeReport`.
     """
     original = load(model) if not _prepared(model) else model
+    check_sample_memory(original)  # before any work: every pass executes the model
     integer_inputs = any((original.get_tensor_datatype(i.name) or DataType["FLOAT32"]).is_integer() for i in original.graph.input)
     if not has_quantizers(original) and not integer_inputs:
         raise SiraError("the model has no quantizers (Quant, BipolarQuant, Trunc, MultiThreshold, QuantizeLinear): there "
