@@ -31,7 +31,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from . import exec_kernels as kernels
 from .errors import SiraError
-from .model import node_attrs, quiet, topological_order
+from .model import node_attrs, quiet, topological_order, wrap
 
 #: memory one batch of :meth:`Executor.run_many` may take (every tensor of
 #: every sample, plus the largest im2col matrix)
@@ -68,7 +68,7 @@ def check_sample_memory(model: ModelWrapper) -> None:
 def to_float64(model: ModelWrapper) -> ModelWrapper:
     """A copy of ``model`` whose float32 tensors, initializers and casts are
     float64."""
-    m = ModelWrapper(model.model.SerializeToString())
+    m = wrap(model.model.SerializeToString())
     g = m.graph
     for i, init in enumerate(g.initializer):
         if init.data_type == TensorProto.FLOAT:

@@ -67,6 +67,35 @@ def _wrap(proto: Union[bytes, onnx.ModelProto]) -> ModelWrapper:
     return model
 
 
+def wrap(proto: Union[bytes, onnx.ModelProto]) -> ModelWrapper:
+    """A ModelWrapper around ``proto`` built in linear time (see :func:`_wrap`)."""
+    return _wrap(proto)
+
+
+def transform(model: ModelWrapper, transformation) -> ModelWrapper:
+    """``model.transform(transformation)`` in linear time: the same copy,
+    the same repeated ``apply`` until nothing changes, and the same cleanup
+    afterwards (:func:`_cleanup`, qonnx's passes without their graph scans
+    per tensor). ``model`` is left as it was."""
+    proto = onnx.ModelProto()
+    proto.CopyFrom(model.model)
+    current, changed = _wrap(proto), True
+    while changed:
+        current, changed = transformation.apply(current)
+    _cleanup(current)
+    return current
+
+
+def reinfer_shapes(model: ModelWrapper, cleanup: bool = True) -> ModelWrapper:
+    """``model.transform(InferShapes(), cleanup=cleanup)`` in linear time."""
+    proto = onnx.ModelProto()
+    proto.CopyFrom(model.model)
+    inferred = _infer_shapes(_wrap(proto))
+    if cleanup:
+        _cleanup(inferred)
+    return inferred
+
+
 def _add_initializer_value_info(graph: onnx.GraphProto, nodes) -> None:
     """Give each initializer read or written by ``nodes`` that has no
     ValueInfo one with its shape and element type, appended to

@@ -36,11 +36,10 @@ import numpy as np
 from onnx import helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
-from qonnx.transformation.infer_shapes import InferShapes
 
 from sira.analysis import analyze
 from sira.errors import SiraError
-from sira.model import quiet, tensor_shapes, topological_order
+from sira.model import quiet, reinfer_shapes, tensor_shapes, topological_order
 from sira.ops import Trait, has_trait, is_mac, is_requantizer
 from sira.range import ScaledIntRange, common_grid, part_grid_factors
 
@@ -370,7 +369,7 @@ class AggregateScaleBias(Transformation):
             for node, idx in p.bias_nodes:
                 _set_initializer(model, node.input[idx], 0.0)
         with quiet():
-            model = model.transform(InferShapes())
+            model = reinfer_shapes(model)
         # what each target computes now: the same integers, on the grid that
         # is left once the sources are gone (a bipolar input leaves 2*q - sum(W))
         after = analyze(model, self.input_spec)
@@ -385,10 +384,10 @@ class AggregateScaleBias(Transformation):
                 }
             )
         with quiet():
-            model = model.transform(InferShapes())
+            model = reinfer_shapes(model)
         remove_exact_identities(model)
         with quiet():
-            model = model.transform(InferShapes())
+            model = reinfer_shapes(model)
         return model, False
 
 

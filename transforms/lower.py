@@ -49,10 +49,9 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.general.intquant import int_quant
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.general import RemoveUnusedTensors
-from qonnx.transformation.infer_shapes import InferShapes
 
 from sira import numerics as nx
-from sira.model import node_attr, topological_order
+from sira.model import node_attr, reinfer_shapes, topological_order
 from sira.ops import Trait, ops_with
 
 #: quantizers whose output is a scaled integer of their input
@@ -201,7 +200,7 @@ class _Rewrite:
         ordered = [copy.deepcopy(n) for n in topological_order(model)]
         del g.node[:]
         g.node.extend(ordered)
-        return model.transform(InferShapes(), make_deepcopy=False, cleanup=False), False
+        return reinfer_shapes(model, cleanup=False), False
 
 
 def _aligned(v: np.ndarray, ndim: int) -> np.ndarray:

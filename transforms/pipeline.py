@@ -15,7 +15,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from sira.analysis import analyze
 from sira.errors import SiraError
 from sira.execute import check_sample_memory
-from sira.model import has_quantizers, load
+from sira.model import has_quantizers, load, transform
 from sira.report import datatype_name
 from sira.verification import verify_equivalent
 
@@ -73,7 +73,7 @@ def optimize(
     def run(label: str, transformation, new_spec=None, new_feed_map=None):
         nonlocal current, spec, feed_map
         say(label)
-        candidate = current.transform(transformation)
+        candidate = transform(current, transformation)
         fm = new_feed_map if new_feed_map is not None else feed_map
         verify_equivalent(original, candidate, input_spec, samples=PASS_SAMPLES, seed=seed, label=label, feed_map=fm, report=base)
         current, feed_map = candidate, fm

@@ -13,13 +13,11 @@ from onnx import NodeProto, helper, numpy_helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
-from qonnx.transformation.general import RemoveUnusedTensors
-from qonnx.transformation.infer_shapes import InferShapes
 
 from sira import numerics as nx
 from sira.analysis import analyze
 from sira.inputspec import load_spec
-from sira.model import input_aliases, quiet
+from sira.model import input_aliases, quiet, reinfer_shapes
 
 from .chain import CHAIN_OPS, MOVEMENT_OPS, QUANTIZERS, Chain, NotConvertible, Requantizer, build_chain, data_input, integer_values, node_label, per_channel
 from .search import Conversion, Encoding, convert_chain
@@ -225,8 +223,7 @@ def _rewrite(model: ModelWrapper, nodes: list, start: str, chain: Chain, conv: C
 
 def _finish(model: ModelWrapper) -> ModelWrapper:
     with quiet():
-        model = model.transform(RemoveUnusedTensors())
-        return model.transform(InferShapes())
+        return reinfer_shapes(model)
 
 
 class _ThresholdPass(Transformation):
