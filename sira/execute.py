@@ -22,6 +22,7 @@ rows in another order than the product of one.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Iterable, Iterator, Optional
 
@@ -265,6 +266,44 @@ def _hard_sigmoid_step(node, attrs: dict, _opset: int):
     return step
 
 
+def _numpy_step(fn):
+    """A kernel for an elementwise op that numpy computes correctly rounded,
+    as IEEE arithmetic defines it (so exactly what onnxruntime computes):
+    one vectorised call instead of an onnxruntime session per node."""
+
+    def make(node, _attrs: dict, _opset: int):
+        def step(ctx):
+            with np.errstate(all="ignore"):
+                ctx[node.output[0]] = fn(*(_f64(ctx, name) for name in node.input))
+
+        return step
+
+    return make
+
+
+def _variadic(fn):
+    return lambda *xs: functools.reduce(fn, xs)
+
+
+#: correctly rounded elementwise ops (no transcendental: libm results may
+#: differ in the last bit between implementations)
+_NUMPY_ELEMENTWISE = {
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Div": np.divide,
+    "Neg": np.negative,
+    "Abs": np.abs,
+    "Relu": lambda x: np.maximum(x, 0.0),
+    "Max": _variadic(np.maximum),
+    "Min": _variadic(np.minimum),
+    "Sum": _variadic(np.add),
+    "Identity": lambda x: x,
+    "Floor": np.floor,
+    "Ceil": np.ceil,
+    "Sqrt": np.sqrt,
+}
+
 #: float64 kernels used in place of onnxruntime / qonnx: the ops that carry
 #: the work of a quantized network, and those whose qonnx wrapper rounds the
 #: result to float32 (Quant) or that onnxruntime cannot run in float64 (Conv)
@@ -278,6 +317,7 @@ _FLOAT64_KERNELS = {
     "Trunc": _trunc_step,
     "MultiThreshold": _multithreshold_step,
     "Reshape": _reshape_step,
+    **{op: _numpy_step(fn) for op, fn in _NUMPY_ELEMENTWISE.items()},
 }
 
 #: float64 kernels for ops onnxruntime has no double implementation of (used

@@ -356,3 +356,28 @@ def test_verification_runs_no_qonnx_node_for_ops_with_a_kernel(monkeypatch):
     monkeypatch.setattr(registry, "getCustomOp", lambda *a, **k: pytest.fail("qonnx node execution"))
     ctxs = list(executor.run_many(_feeds((1, 4), 4)))
     assert all(ctx["y"].shape == (1, 4) for ctx in ctxs)
+
+
+# --------------------------------------------------------------------------
+# correctly rounded elementwise ops in numpy
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op, arity", [("Add", 2), ("Sub", 2), ("Mul", 2), ("Div", 2), ("Max", 3), ("Min", 2), ("Sum", 3),
+                                       ("Neg", 1), ("Abs", 1), ("Relu", 1), ("Identity", 1), ("Floor", 1), ("Ceil", 1),
+                                       ("Sqrt", 1)])  # fmt: skip
+def test_numpy_elementwise_kernels_equal_onnxruntime_in_float64(op, arity):
+    """Bit for bit, NaN and infinities included, with broadcasting: these
+    ops are IEEE-exact, so numpy and onnxruntime must agree exactly."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(3)
+    names = [f"x{i}" for i in range(arity)]
+    shapes = [(2, 3, 4), (1, 3, 1), (4,)][:arity]
+    model = to_float64(make_model([helper.make_node(op, names, ["y"])], dict(zip(names, shapes)), {"y": None}))
+    special = np.array([0.0, -0.0, 0.5, -0.5, 1e308, -1e308, np.inf, -np.inf, np.nan, 1e-320, 3.0, -7.25])
+    feed = {n: np.where(rng.random(s) < 0.4, rng.choice(special, s), rng.normal(0, 1e3, s)) for n, s in zip(names, shapes)}
+    ours = execute_all(model, feed)["y"]
+    session = ort.InferenceSession(model.model.SerializeToString(), providers=["CPUExecutionProvider"])
+    theirs = session.run(["y"], feed)[0]
+    np.testing.assert_array_equal(ours, theirs)
