@@ -1,5 +1,9 @@
 """Executing a model for verification, in float32 or float64.
 
+(Slightly longer than sira's usual module: the per-op float64 steps and
+the executor that batches them belong together; the array kernels
+themselves are in :mod:`sira.exec_kernels`.)
+
 The analysis is sound for the mathematical semantics of the model. Its
 float32 execution is an approximation of those semantics whose error can be
 large where a value is the small difference of two large ones (a batch-norm
@@ -32,7 +36,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from . import exec_kernels as kernels
 from .errors import SiraError
-from .model import node_attrs, quiet, topological_order, wrap
+from .model import node_attrs, quiet, topological_order
+from .modelfile import wrap
 
 #: memory one batch of :meth:`Executor.run_many` may take (every tensor of
 #: every sample, plus the largest im2col matrix)

@@ -1,5 +1,9 @@
 """Exact integer arithmetic and sound floating-point bounds.
 
+(Longer than sira's usual module: it is the one home of directed rounding,
+error-free transforms and exact integer kernels, which must not be
+re-implemented elsewhere.)
+
 Two rules hold everywhere in sira (they are what the published reference got
 wrong by working in float32):
 

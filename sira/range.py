@@ -1,5 +1,9 @@
 """The value type of the analysis: :class:`ScaledIntRange`.
 
+(Longer than sira's usual module: the value type owns all interval and
+grid arithmetic, and its methods and the helpers they share stay in one
+place rather than spread over modules that would each need the class.)
+
 A ``ScaledIntRange`` describes every value a tensor can take:
 
 * ``lo``/``hi`` — a real interval per element, sound (never narrower than

@@ -19,7 +19,6 @@ runs.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import os

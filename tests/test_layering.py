@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("sira.errors", "sira.version", "sira.numerics", "sira.devices")),
     ("value type", ("sira.range",)),
     ("op traits", ("sira.ops", "sira.semantics")),
-    ("graph", ("sira.model", "sira.inputspec")),
+    ("graph", ("sira.modelfile", "sira.model", "sira.inputspec")),
     ("rules", ("sira.rules", "sira.rules.*")),
     ("analysis", ("sira.analysis", "sira.report")),
     ("verification", ("sira.exec_kernels", "sira.execute", "sira.verification")),

@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import sira
 from sira.errors import SiraError
-from sira.model import MAX_MODEL_BYTES
+from sira.modelfile import MAX_MODEL_BYTES
 from tests.helpers import QONNX_DOMAIN, quant_node
 
 

@@ -1,6 +1,10 @@
 """Lowering: rewrite a QONNX model into the few ops that scale/bias
 aggregation works on.
 
+(Longer than sira's usual module: it is a list of small passes, each with
+its exactness argument, that share one graph rewriter; :class:`Lower`
+runs them in order.)
+
 After :class:`Lower` a model has no BatchNormalization, Gemm, Conv bias
 input or zero-padding Pad in front of a Conv; constant (weight) quantizers
 are integer initializers whose scale is a Mul after the MatMul/Conv;

@@ -18,7 +18,6 @@ from typing import Sequence
 
 import numpy as np
 
-from .. import numerics as nx
 from ..errors import RuleError
 from ..range import ScaledIntRange
 from ..semantics import LIBM_ULPS, Sigmoid, Tanh, libm_value_bounds
