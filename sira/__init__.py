@@ -19,29 +19,29 @@ listed in ARCHITECTURE.md and enforced by ``tests/test_layering.py``).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from .lazy import lazy_getattr
 from .version import __version__
 
-#: public name -> (owning module, attribute)
+#: public name -> owning module
 _EXPORTS = {
-    "SiraError": ("sira.errors", "SiraError"),
-    "ScaledIntRange": ("sira.range", "ScaledIntRange"),
-    "load": ("sira.model", "load"),
-    "analyze": ("sira.analysis", "analyze"),
-    "AnalysisWarning": ("sira.analysis", "AnalysisWarning"),
-    "RangeReport": ("sira.analysis", "RangeReport"),
-    "RULES": ("sira.rules", "RULES"),
-    "RuleContext": ("sira.rules", "RuleContext"),
-    "rule": ("sira.rules", "rule"),
-    "verify": ("sira.verification", "verify"),
-    "VerifyResult": ("sira.verification", "VerifyResult"),
-    "verify_equivalent": ("sira.verification", "verify_equivalent"),
-    "EquivalenceResult": ("sira.verification", "EquivalenceResult"),
-    "optimize": ("transforms.pipeline", "optimize"),
-    "build": ("sira.hls.builder", "build"),
-    "csim": ("sira.hls.simulate", "csim"),
+    "SiraError": "sira.errors",
+    "ScaledIntRange": "sira.range",
+    "load": "sira.model",
+    "analyze": "sira.analysis",
+    "AnalysisWarning": "sira.analysis",
+    "RangeReport": "sira.analysis",
+    "RULES": "sira.rules",
+    "RuleContext": "sira.rules",
+    "rule": "sira.rules",
+    "verify": "sira.verification",
+    "VerifyResult": "sira.verification",
+    "verify_equivalent": "sira.verification",
+    "EquivalenceResult": "sira.verification",
+    "optimize": "transforms.pipeline",
+    "build": "sira.hls.builder",
+    "csim": "sira.hls.simulate",
 }
 
 #: submodules reachable as attributes (``sira.estimate.estimate(...)``)
@@ -54,15 +54,7 @@ _SUBMODULES = frozenset({
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        module, attr = _EXPORTS[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module 'sira' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals(), _SUBMODULES)
 
 
 def __dir__() -> list[str]:

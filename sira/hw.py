@@ -54,7 +54,46 @@ from .hw_window import ConvolutionInputGenerator, FMPadding, Pool, StreamingMaxP
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
-class MVAU(HWLayer):
+class DotProductUnit(HWLayer):
+    """What MVAU and VVAU share: integer weights, the accumulator, optional
+    thresholds after it, and ``num_input_vectors`` dot products per frame."""
+
+    num_input_vectors: tuple[int, ...] = ()
+    weights: np.ndarray
+    weight_type: StreamType
+    acc_type: StreamType
+    thresholds: Optional[np.ndarray] = None
+    threshold_type: Optional[StreamType] = None
+    activation_bias: int = 0
+    activation_scale: int = 1
+    threshold_mem_style: str = "auto"
+
+    def _check_dot_product(self, weight_shape: tuple[int, int], shape_text: str, channels: int) -> None:
+        """Normalize and check the shared fields: weights of ``weight_shape``
+        (described as ``shape_text``), thresholds for ``channels``."""
+        object.__setattr__(self, "num_input_vectors", tuple(int(v) for v in self.num_input_vectors))
+        if self.acc_range is not None:
+            object.__setattr__(self, "acc_range", tuple(int(v) for v in self.acc_range))
+        w = int_array(self.weights, "weights", self.name)
+        if w.shape != weight_shape:
+            raise SiraError(f"layer '{self.name}' ({self.kind}): weights are {w.shape}, expected {shape_text} = {weight_shape}")
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "thresholds", check_thresholds(self, self.thresholds, channels, self.threshold_type))
+        if self.threshold_mem_style not in MEM_STYLES:
+            raise SiraError(f"layer '{self.name}' ({self.kind}): threshold_mem_style must be one of {', '.join(MEM_STYLES)}")
+
+    @property
+    def has_thresholds(self) -> bool:
+        return self.thresholds is not None
+
+    @property
+    def vectors(self) -> int:
+        """Dot products per output channel and frame."""
+        return int(math.prod(self.num_input_vectors))
+
+
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class MVAU(DotProductUnit):
     """Matrix-vector activation unit: ``acc = x @ weights`` over ``mw`` inputs
     and ``mh`` outputs, repeated for ``num_input_vectors`` (e.g. ``(OH, OW)``
     after a sliding window); optionally followed by thresholds (then the
@@ -69,35 +108,13 @@ class MVAU(HWLayer):
 
     mw: int
     mh: int
-    num_input_vectors: tuple[int, ...] = ()
-    weights: np.ndarray
-    weight_type: StreamType
-    acc_type: StreamType
     #: proven integer range of the accumulator; None for a float MAC (a layer
     #: reading the model's float input), which has no integer accumulator
     acc_range: Optional[tuple[int, int]]
-    thresholds: Optional[np.ndarray] = None
-    threshold_type: Optional[StreamType] = None
-    activation_bias: int = 0
-    activation_scale: int = 1
-    threshold_mem_style: str = "auto"
 
     def __post_init__(self):
-        object.__setattr__(self, "num_input_vectors", tuple(int(v) for v in self.num_input_vectors))
-        if self.acc_range is not None:
-            object.__setattr__(self, "acc_range", tuple(int(v) for v in self.acc_range))
-        w = int_array(self.weights, "weights", self.name)
-        if w.shape != (self.mw, self.mh):
-            raise SiraError(f"layer '{self.name}' (MVAU): weights are {w.shape}, expected (MW, MH) = ({self.mw}, {self.mh})")
-        object.__setattr__(self, "weights", w)
-        object.__setattr__(self, "thresholds", check_thresholds(self, self.thresholds, self.mh, self.threshold_type))
-        if self.threshold_mem_style not in MEM_STYLES:
-            raise SiraError(f"layer '{self.name}' (MVAU): threshold_mem_style must be one of {', '.join(MEM_STYLES)}")
+        self._check_dot_product((self.mw, self.mh), "(MW, MH)", self.mh)
         super().__post_init__()
-
-    @property
-    def has_thresholds(self) -> bool:
-        return self.thresholds is not None
 
     def fold_dims(self):
         return {"pe": ("MH", self.mh), "simd": ("MW", self.mw)}
@@ -118,17 +135,12 @@ class MVAU(HWLayer):
         return self.neuron_folds * self.synapse_folds
 
     @property
-    def vectors(self) -> int:
-        """Input vectors per frame."""
-        return int(math.prod(self.num_input_vectors))
-
-    @property
     def cycles(self) -> int:
         return self.vectors * self.weight_depth
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
-class VVAU(HWLayer):
+class VVAU(DotProductUnit):
     """Vector-vector activation unit (depthwise convolution): per channel a
     dot product over the ``kernel`` window, ``weights`` ``(channels, kh*kw)``
     with the window in row-major (kh, kw) order; optional thresholds as in
@@ -139,34 +151,12 @@ class VVAU(HWLayer):
 
     channels: int
     kernel: tuple[int, int]
-    num_input_vectors: tuple[int, ...] = ()
-    weights: np.ndarray
-    weight_type: StreamType
-    acc_type: StreamType
     acc_range: tuple[int, int]
-    thresholds: Optional[np.ndarray] = None
-    threshold_type: Optional[StreamType] = None
-    activation_bias: int = 0
-    activation_scale: int = 1
-    threshold_mem_style: str = "auto"
 
     def __post_init__(self):
         object.__setattr__(self, "kernel", tuple(int(v) for v in self.kernel))
-        object.__setattr__(self, "num_input_vectors", tuple(int(v) for v in self.num_input_vectors))
-        object.__setattr__(self, "acc_range", tuple(int(v) for v in self.acc_range))
-        w = int_array(self.weights, "weights", self.name)
-        k = int(math.prod(self.kernel))
-        if w.shape != (self.channels, k):
-            raise SiraError(f"layer '{self.name}' (VVAU): weights are {w.shape}, expected (channels, kh*kw) = ({self.channels}, {k})")
-        object.__setattr__(self, "weights", w)
-        object.__setattr__(self, "thresholds", check_thresholds(self, self.thresholds, self.channels, self.threshold_type))
-        if self.threshold_mem_style not in MEM_STYLES:
-            raise SiraError(f"layer '{self.name}' (VVAU): threshold_mem_style must be one of {', '.join(MEM_STYLES)}")
+        self._check_dot_product((self.channels, self.window), "(channels, kh*kw)", self.channels)
         super().__post_init__()
-
-    @property
-    def has_thresholds(self) -> bool:
-        return self.thresholds is not None
 
     def fold_dims(self):
         return {"pe": ("channels", self.channels), "simd": ("kernel size kh*kw", self.window)}
@@ -179,11 +169,6 @@ class VVAU(HWLayer):
     @property
     def channel_folds(self) -> int:
         return self.channels // self.pe
-
-    @property
-    def vectors(self) -> int:
-        """Windows per frame."""
-        return int(math.prod(self.num_input_vectors))
 
     @property
     def cycles(self) -> int:

@@ -13,6 +13,16 @@ from .errors import SiraError
 from .hw_base import HWLayer, StreamType
 
 
+def _simd_over_channels(layer) -> dict:
+    """Folding of a layer whose SIMD lanes take channels side by side."""
+    return {"simd": ("channels", layer.channels)}
+
+
+def _channel_folds_simd(layer) -> int:
+    """Words per pixel when SIMD lanes take channels side by side."""
+    return layer.channels // layer.simd
+
+
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
 class FMPadding(HWLayer):
     """Zero padding of an image stream: ``padding`` is (top, left, bottom,
@@ -30,12 +40,8 @@ class FMPadding(HWLayer):
         object.__setattr__(self, "padding", tuple(int(v) for v in self.padding))
         super().__post_init__()
 
-    def fold_dims(self):
-        return {"simd": ("channels", self.channels)}
-
-    @property
-    def channel_folds(self) -> int:
-        return self.channels // self.simd
+    fold_dims = _simd_over_channels
+    channel_folds = property(_channel_folds_simd)
 
     @property
     def cycles(self) -> int:
@@ -66,12 +72,8 @@ class ConvolutionInputGenerator(HWLayer):
             object.__setattr__(self, f, tuple(int(v) for v in getattr(self, f)))
         super().__post_init__()
 
-    def fold_dims(self):
-        return {"simd": ("channels", self.channels)}
-
-    @property
-    def channel_folds(self) -> int:
-        return self.channels // self.simd
+    fold_dims = _simd_over_channels
+    channel_folds = property(_channel_folds_simd)
 
     @property
     def window_rows(self) -> int:

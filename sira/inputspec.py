@@ -29,13 +29,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
 from fractions import Fraction
 from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
 from .errors import SiraError
+from .modelfile import regular_file
 from .range import ScaledIntRange
 
 SpecLike = Union[None, str, os.PathLike, Mapping[str, Any], tuple, list]
@@ -89,16 +89,7 @@ _EXAMPLE_SPEC = '{"inputs": {"x": {"min": 0, "max": 1}}}'
 def _read_spec_file(path: str) -> Any:
     """The JSON of a spec file, refusing what is not a small regular file
     and JSON nested too deeply to be a spec."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise SiraError(f"input spec '{path}' not found; give a JSON file like {_EXAMPLE_SPEC}") from None
-    except OSError as e:
-        raise SiraError(f"input spec '{path}' cannot be read ({e.strerror})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise SiraError(f"input spec '{path}' is a folder; give a JSON file like {_EXAMPLE_SPEC}")
-    if not stat.S_ISREG(st.st_mode):
-        raise SiraError(f"input spec '{path}' is not a regular file (a pipe, socket or device); give a JSON file")
+    st = regular_file(path, "input spec", f"give a JSON file like {_EXAMPLE_SPEC}")
     if st.st_size > MAX_SPEC_BYTES:
         raise SiraError(f"input spec '{path}' is {st.st_size} bytes, more than a spec ever needs ({MAX_SPEC_BYTES}); is it the right file?")
     try:

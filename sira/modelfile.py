@@ -62,20 +62,28 @@ def _add_initializer_value_info(graph: onnx.GraphProto, nodes) -> None:
 MAX_MODEL_BYTES = 2**31
 
 
-def _model_bytes(path: str) -> bytes:
-    """The bytes of a model file, refusing what is not a regular file of a
-    possible size before reading anything (a FIFO would block forever, a
-    device like /dev/zero would be read until memory runs out)."""
+def regular_file(path: str, what: str, fix: str) -> os.stat_result:
+    """``os.stat`` of ``path`` when it is a regular file, checked before it
+    is opened (a FIFO would block forever, a device like /dev/zero would be
+    read until memory runs out); else a SiraError naming ``what`` it should
+    be and the ``fix``."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise SiraError(f"model file '{path}' not found; give the path to a QONNX .onnx file") from None
+        raise SiraError(f"{what} '{path}' not found; {fix}") from None
     except OSError as e:
-        raise SiraError(f"model file '{path}' cannot be read ({e.strerror}); check the path and its permissions") from None
+        raise SiraError(f"{what} '{path}' cannot be read ({e.strerror}); check the path and its permissions") from None
     if stat.S_ISDIR(st.st_mode):
-        raise SiraError(f"'{path}' is a folder; give the path to a QONNX .onnx file")
+        raise SiraError(f"{what} '{path}' is a folder; {fix}")
     if not stat.S_ISREG(st.st_mode):
-        raise SiraError(f"'{path}' is not a regular file (a pipe, socket or device); give the path to a QONNX .onnx file")
+        raise SiraError(f"{what} '{path}' is not a regular file (a pipe, socket or device); {fix}")
+    return st
+
+
+def _model_bytes(path: str) -> bytes:
+    """The bytes of a model file, refusing what is not a regular file of a
+    possible size before reading anything."""
+    st = regular_file(path, "model file", "give the path to a QONNX .onnx file")
     if st.st_size == 0:
         raise SiraError(f"model file '{path}' is empty")
     if st.st_size >= MAX_MODEL_BYTES:

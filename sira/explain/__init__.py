@@ -41,7 +41,7 @@ The package's modules: :mod:`.core` (names, the document), :mod:`.mac`,
 
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_getattr
 
 #: random inputs of the final equivalence check when explain runs sira.optimize
 DEFAULT_SAMPLES = 50
@@ -61,10 +61,4 @@ _EXPORTS = {
 __all__ = ["DEFAULT_SAMPLES", *_EXPORTS]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'sira.explain' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

@@ -15,8 +15,9 @@ its testbench (:mod:`.simulate`).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ..lazy import lazy_getattr
 
 #: public name -> owning module (imported on first use, PEP 562: importing
 #: ``sira.hls.dataflow`` from the estimate must not pull in the builder)
@@ -31,12 +32,7 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'sira.hls' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
