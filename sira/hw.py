@@ -44,7 +44,7 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from .errors import SiraError
-from .hw_base import MEM_STYLES, HWLayer, StreamType, check_thresholds, int_array
+from .hw_base import MEM_STYLES, HWLayer, StreamType, channel_folds_pe, check_thresholds, int_array, pe_over_channels, pixel_cycles
 from .hw_window import ConvolutionInputGenerator, FMPadding, Pool, StreamingMaxPool
 
 
@@ -193,16 +193,9 @@ class Thresholding(HWLayer):
         object.__setattr__(self, "thresholds", check_thresholds(self, self.thresholds, self.channels, self.threshold_type))
         super().__post_init__()
 
-    def fold_dims(self):
-        return {"pe": ("channels", self.channels)}
-
-    @property
-    def channel_folds(self) -> int:
-        return self.channels // self.pe
-
-    @property
-    def cycles(self) -> int:
-        return self.pixels * self.channel_folds
+    fold_dims = pe_over_channels
+    channel_folds = property(channel_folds_pe)
+    cycles = property(pixel_cycles)
 
 
 ELEMENTWISE_OPS = ("Add", "Sub", "Mul", "Div", "Min", "Max", "RoundClip")
@@ -249,16 +242,9 @@ class Elementwise(HWLayer):
     def input_types(self) -> list[StreamType]:
         return [self.in_type, self.rhs_type] if len(self.inputs) > 1 else [self.in_type]
 
-    def fold_dims(self):
-        return {"pe": ("channels", self.channels)}
-
-    @property
-    def channel_folds(self) -> int:
-        return self.channels // self.pe
-
-    @property
-    def cycles(self) -> int:
-        return self.pixels * self.channel_folds
+    fold_dims = pe_over_channels
+    channel_folds = property(channel_folds_pe)
+    cycles = property(pixel_cycles)
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -275,16 +261,9 @@ class AddStreams(HWLayer):
     def input_types(self) -> list[StreamType]:
         return [self.in_type, self.in_type2]
 
-    def fold_dims(self):
-        return {"pe": ("channels", self.channels)}
-
-    @property
-    def channel_folds(self) -> int:
-        return self.channels // self.pe
-
-    @property
-    def cycles(self) -> int:
-        return self.pixels * self.channel_folds
+    fold_dims = pe_over_channels
+    channel_folds = property(channel_folds_pe)
+    cycles = property(pixel_cycles)
 
 
 # --------------------------------------------------------------------------

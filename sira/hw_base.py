@@ -265,3 +265,32 @@ def check_thresholds(layer: HWLayer, thresholds: Optional[np.ndarray], channels:
 
 
 __all__ = ["StreamType", "HWLayer", "MEM_STYLES", "int_array", "check_thresholds"]
+
+
+# the folding of layers that stream channels side by side: shared as plain
+# functions so each layer class binds the ones that describe it
+
+def pe_over_channels(layer) -> dict:
+    """Folding of a layer whose PE lanes take channels side by side."""
+    return {"pe": ("channels", layer.channels)}
+
+
+def simd_over_channels(layer) -> dict:
+    """Folding of a layer whose SIMD lanes take channels side by side."""
+    return {"simd": ("channels", layer.channels)}
+
+
+def channel_folds_pe(layer) -> int:
+    """Stream words per pixel of a PE-folded image."""
+    return layer.channels // layer.pe
+
+
+def channel_folds_simd(layer) -> int:
+    """Stream words per pixel of a SIMD-folded image."""
+    return layer.channels // layer.simd
+
+
+def pixel_cycles(layer) -> int:
+    """One word per cycle: the pixels of a frame times the words per pixel."""
+    return layer.pixels * layer.channel_folds
+

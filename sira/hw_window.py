@@ -10,17 +10,7 @@ import math
 from typing import ClassVar, Optional
 
 from .errors import SiraError
-from .hw_base import HWLayer, StreamType
-
-
-def _simd_over_channels(layer) -> dict:
-    """Folding of a layer whose SIMD lanes take channels side by side."""
-    return {"simd": ("channels", layer.channels)}
-
-
-def _channel_folds_simd(layer) -> int:
-    """Words per pixel when SIMD lanes take channels side by side."""
-    return layer.channels // layer.simd
+from .hw_base import HWLayer, StreamType, channel_folds_pe, channel_folds_simd, pe_over_channels, pixel_cycles, simd_over_channels
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -40,12 +30,10 @@ class FMPadding(HWLayer):
         object.__setattr__(self, "padding", tuple(int(v) for v in self.padding))
         super().__post_init__()
 
-    fold_dims = _simd_over_channels
-    channel_folds = property(_channel_folds_simd)
+    fold_dims = simd_over_channels
+    channel_folds = property(channel_folds_simd)
 
-    @property
-    def cycles(self) -> int:
-        return self.pixels * self.channel_folds
+    cycles = property(pixel_cycles)
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
@@ -72,8 +60,8 @@ class ConvolutionInputGenerator(HWLayer):
             object.__setattr__(self, f, tuple(int(v) for v in getattr(self, f)))
         super().__post_init__()
 
-    fold_dims = _simd_over_channels
-    channel_folds = property(_channel_folds_simd)
+    fold_dims = simd_over_channels
+    channel_folds = property(channel_folds_simd)
 
     @property
     def window_rows(self) -> int:
@@ -105,11 +93,6 @@ class ConvolutionInputGenerator(HWLayer):
     def cycles(self) -> int:
         window = int(math.prod(self.ofm_dim)) * int(math.prod(self.kernel))
         return max(window, int(math.prod(self.ifm_dim))) * self.channel_folds
-
-
-def _channel_folds_pe(layer) -> int:
-    """Stream words per pixel of a PE-folded image."""
-    return layer.channels // layer.pe
 
 
 def _pool_buffer_rows(layer) -> int:
@@ -151,10 +134,9 @@ class StreamingMaxPool(HWLayer):
             object.__setattr__(self, f, tuple(int(v) for v in getattr(self, f)))
         super().__post_init__()
 
-    def fold_dims(self):
-        return {"pe": ("channels", self.channels)}
+    fold_dims = pe_over_channels
 
-    channel_folds = property(_channel_folds_pe)
+    channel_folds = property(channel_folds_pe)
     buffer_rows = property(_pool_buffer_rows)
     row_words = property(_pool_row_words)
     window_row_words = property(_pool_window_row_words)
@@ -189,8 +171,7 @@ class Pool(HWLayer):
             raise SiraError(f"layer '{self.name}' (Pool): function '{self.function}' is not supported; only 'sum'")
         super().__post_init__()
 
-    def fold_dims(self):
-        return {"pe": ("channels", self.channels)}
+    fold_dims = pe_over_channels
 
     @property
     def is_global(self) -> bool:
@@ -198,7 +179,7 @@ class Pool(HWLayer):
         value per channel, no line buffer."""
         return self.kernel == self.ifm_dim and self.ofm_dim == (1, 1)
 
-    channel_folds = property(_channel_folds_pe)
+    channel_folds = property(channel_folds_pe)
     buffer_rows = property(_pool_buffer_rows)
     row_words = property(_pool_row_words)
     window_row_words = property(_pool_window_row_words)
