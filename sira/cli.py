@@ -25,6 +25,7 @@ from .cliutil import (
     add_input_options,
     add_model,
     add_output_options,
+    add_sampling_options,
     check_model_path,
     emit,
     input_spec_from_args,
@@ -233,8 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model(p)
     add_input_options(p)
     add_output_options(p)
-    p.add_argument("--samples", type=int, default=200, metavar="N", help="random inputs to execute (default 200), on top of the corner inputs")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    add_sampling_options(p, 200, "random inputs to execute, on top of the corner inputs")
     p.add_argument(
         "--precision",
         choices=("float64", "float32"),
@@ -260,8 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.onnx", required=True, help="where to write the optimized model (atomically)")
     p.add_argument("--report", metavar="FILE.json", help="also write the per-layer report as JSON")
     p.add_argument("--format", choices=("table", "json"), default="table", help="table for people (default), json for tools")
-    p.add_argument("--samples", type=int, default=500, metavar="N", help="random inputs for the final equivalence check (default 500)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    add_sampling_options(p, 500, "random inputs for the final equivalence check")
     p.add_argument("--force", action="store_true", help="allow -o to overwrite the input model")
     p.set_defaults(func=cmd_optimize)
     _add_estimate_parser(sub, common)
@@ -438,8 +437,7 @@ def _add_build_parser(sub, common) -> None:
     p.add_argument("-o", "--output", metavar="DIR", required=True, help="project folder to write")
     _add_hardware_options(p)
     p.add_argument("--csim", action="store_true", help="also compile the project with g++ and run its testbench")
-    p.add_argument("--samples", type=int, default=100, metavar="N", help="random test inputs (default 100), on top of the corner inputs")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    add_sampling_options(p, 100, "random test inputs, on top of the corner inputs")
     p.add_argument("--force", action="store_true",
                    help="replace DIR wholesale even where it holds files sira did not write (they are listed)")
     p.set_defaults(func=cmd_build)

@@ -91,6 +91,12 @@ __all__ = [
 MAX_SAMPLES = 1_000_000
 
 
+def add_sampling_options(p: argparse.ArgumentParser, default: int, what: str) -> None:
+    """``--samples N`` (``what`` they are for, ``default``) and ``--seed S``."""
+    p.add_argument("--samples", type=int, default=default, metavar="N", help=f"{what} (default {default})")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+
+
 def check_sampling(args, least: int) -> None:
     """``--samples`` between ``least`` and :data:`MAX_SAMPLES`, ``--seed``
     non-negative (numpy's generators take no sign): one-line errors before
