@@ -26,6 +26,7 @@ from .cliutil import (
     add_model,
     add_output_options,
     add_sampling_options,
+    add_time_budget,
     check_model_path,
     emit,
     input_spec_from_args,
@@ -119,7 +120,8 @@ def cmd_optimize(args) -> int:
     if args.report:
         check_output_file(args.report, inputs=[args.model, args.output], force=args.force)
     step = _step_counter(args)
-    model, report = optimize(load(args.model), input_spec_from_args(args), samples=args.samples, seed=args.seed, progress=step)
+    model, report = optimize(load(args.model), input_spec_from_args(args), samples=args.samples, seed=args.seed, progress=step,
+                             time_budget=args.time_budget)  # fmt: skip
     save_model_atomic(model, args.output)
     doc = report.to_json()
     if args.report:
@@ -262,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json"), default="table", help="table for people (default), json for tools")
     add_sampling_options(p, 500, "random inputs for the final equivalence check")
     p.add_argument("--force", action="store_true", help="allow -o to overwrite the input model")
+    add_time_budget(p)
     p.set_defaults(func=cmd_optimize)
     _add_estimate_parser(sub, common)
     _add_build_parser(sub, common)
@@ -339,7 +342,8 @@ def cmd_estimate(args) -> int:
     check_model_path(args.model)
     _check_output(args)
     doc = estimate(args.model, input_spec_from_args(args), part=args.part, clock_ns=args.clock_ns, mode=args.mode,
-                   target_fps=args.target_fps, folding=args.folding, progress=_step_counter(args, OPTIMIZE_STEPS + ["estimate"]))
+                   target_fps=args.target_fps, folding=args.folding, progress=_step_counter(args, OPTIMIZE_STEPS + ["estimate"]),
+                   time_budget=args.time_budget)  # fmt: skip
     if args.format == "json":
         emit(args, json.dumps(doc, indent=2))
     else:
@@ -380,7 +384,7 @@ def cmd_build(args) -> int:
     progress = _step_counter(args, steps)
     result = build(args.model, args.output, input_spec_from_args(args), part=args.part, clock_ns=args.clock_ns, target_fps=args.target_fps,
                    folding=args.folding, samples=args.samples, seed=args.seed, run_csim=args.csim, progress=progress,
-                   force=args.force)  # fmt: skip
+                   force=args.force, time_budget=args.time_budget)  # fmt: skip
     project = result.project
     if project.replacement.kept and not args.quiet:
         print(f"kept {len(project.replacement.kept)} path(s) sira did not write: {', '.join(project.replacement.kept[:8])}",
@@ -440,6 +444,7 @@ def _add_build_parser(sub, common) -> None:
     add_sampling_options(p, 100, "random test inputs, on top of the corner inputs")
     p.add_argument("--force", action="store_true",
                    help="replace DIR wholesale even where it holds files sira did not write (they are listed)")
+    add_time_budget(p)
     p.set_defaults(func=cmd_build)
 
 
@@ -515,6 +520,7 @@ def _add_estimate_parser(sub, common) -> None:
     _add_hardware_options(p)
     p.add_argument("--mode", choices=("refined", "finn"), default="refined",
                    help="cost model: refined (default, sira's primitive model) or finn (FINN's formulas)")
+    add_time_budget(p)
     p.set_defaults(func=cmd_estimate)
 
 

@@ -97,6 +97,11 @@ def add_sampling_options(p: argparse.ArgumentParser, default: int, what: str) ->
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
 
 
+def add_time_budget(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--time-budget", type=float, metavar="S",
+                   help="stop the optimize passes after S seconds, naming the pass and layer reached (default: no limit)")
+
+
 def check_sampling(args, least: int) -> None:
     """``--samples`` between ``least`` and :data:`MAX_SAMPLES`, ``--seed``
     non-negative (numpy's generators take no sign): one-line errors before

@@ -191,7 +191,7 @@ def _lint(layers, part, costs=None) -> list:
     return [str(i) for i in issues]
 
 
-def prepare(model_or_path, input_spec=None, *, samples: int = 100, seed: int = 0, progress=None):
+def prepare(model_or_path, input_spec=None, *, samples: int = 100, seed: int = 0, progress=None, time_budget=None):
     """(optimized model, report layers list, hw layers, graph input names).
 
     An already optimized model (metadata ``sira_acc_dtype``) is not
@@ -206,7 +206,7 @@ def prepare(model_or_path, input_spec=None, *, samples: int = 100, seed: int = 0
         lowered_spec = input_spec
         report_layers = mac_width_report(analyze(optimized, lowered_spec))
     else:
-        optimized, rep = optimize(model, input_spec, samples=samples, seed=seed, progress=progress)
+        optimized, rep = optimize(model, input_spec, samples=samples, seed=seed, progress=progress, time_budget=time_budget)
         report_layers = rep.layers
         lowered_spec = None
     if lowered_spec is None:
@@ -218,7 +218,8 @@ def prepare(model_or_path, input_spec=None, *, samples: int = 100, seed: int = 0
 
 
 def estimate(model_or_path, input_spec=None, part: str = DEFAULT_PART, clock_ns: float = 10.0, mode: str = "refined",
-             target_fps: Optional[float] = None, folding=None, *, samples: int = 100, seed: int = 0, progress=None) -> dict:
+             target_fps: Optional[float] = None, folding=None, *, samples: int = 100, seed: int = 0, progress=None,
+             time_budget: Optional[float] = None) -> dict:
     """Resource and throughput estimate of ``model_or_path`` (a QONNX model,
     optimized first unless it already is), SIRA versus the FINN baseline.
 
@@ -229,13 +230,13 @@ def estimate(model_or_path, input_spec=None, part: str = DEFAULT_PART, clock_ns:
     multiplies``), ``total``, ``baseline`` (``layers``, ``total``), ``delta``
     (SIRA vs baseline, % of the baseline) and ``performance``. ``progress``
     is called with each step's name (the optimize passes, then
-    ``estimate``)."""
+    ``estimate``); ``time_budget`` limits the optimize passes (seconds)."""
     t0 = time.perf_counter()
     C.check_mode(mode)
     p = get_part(part)
     if not (isinstance(clock_ns, (int, float)) and clock_ns > 0):
         raise SiraError(f"clock period must be positive, got {clock_ns} ns")
-    prepared = prepare(model_or_path, input_spec, samples=samples, seed=seed, progress=progress)
+    prepared = prepare(model_or_path, input_spec, samples=samples, seed=seed, progress=progress, time_budget=time_budget)
     if progress:
         progress("estimate")
     doc, _, _ = estimate_prepared(prepared, p, clock_ns, mode, target_fps, folding)

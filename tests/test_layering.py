@@ -23,7 +23,7 @@ PACKAGES = ("sira", "transforms")
 
 #: lowest first; a module may import its own layer or lower ones
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("sira.errors", "sira.version", "sira.lazy", "sira.numerics", "sira.devices")),
+    ("foundation", ("sira.errors", "sira.version", "sira.lazy", "sira.budget", "sira.numerics", "sira.devices")),
     ("value type", ("sira.range",)),
     ("op traits", ("sira.ops", "sira.semantics")),
     ("graph", ("sira.modelfile", "sira.model", "sira.inputspec")),

@@ -194,3 +194,25 @@ def test_a_read_only_folder_is_refused_before_the_work(tmp_path, capsys):
         assert "not writable" in capsys.readouterr().err
     finally:
         ro.chmod(0o755)
+
+
+def test_a_spent_time_budget_names_the_chain(tmp_path, capsys):
+    """The threshold search stops once its budget is spent, naming the chain
+    it had reached; a budget that is not a positive number is refused."""
+    from sira.budget import TimeBudget
+    from transforms.thresholds import ConvertChainsToThresholds
+
+    import sira
+
+    model = sira.load(MLP)
+    with pytest.raises(SiraError, match=r"time budget of 1e-09 s ran out at the chain of .* \(0 of \d+ chains converted\)"):
+        model.transform(ConvertChainsToThresholds(MLP_SPEC, budget=TimeBudget(1e-9)))
+    assert main(["optimize", MLP, "--input-spec", MLP_SPEC, "-o", str(tmp_path / "x.onnx"), "--time-budget", "0"]) == 2
+    assert "time budget must be a positive number" in capsys.readouterr().err
+
+
+def test_optimize_stops_within_its_time_budget(tmp_path, capsys):
+    out = tmp_path / "opt.onnx"
+    code = main(["optimize", MLP, "--input-spec", MLP_SPEC, "-o", str(out), "--time-budget", "0.000001"])
+    err = capsys.readouterr().err
+    assert code == 2 and "time budget of 1e-06 s ran out before the pass" in err and not out.exists()

@@ -13,6 +13,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 
 from sira.analysis import analyze
+from sira.budget import TimeBudget
 from sira.errors import SiraError
 from sira.execute import check_sample_memory
 from sira.model import has_quantizers, load, transform
@@ -49,6 +50,7 @@ def optimize(
     samples: int = 500,
     seed: int = 0,
     progress: Optional[Callable[[str], None]] = None,
+    time_budget: Optional[float] = None,
 ) -> tuple[ModelWrapper, OptimizeReport]:
     """Run the SIRA pipeline on ``model`` (path or ModelWrapper).
 
@@ -56,6 +58,8 @@ def optimize(
     inputs (``sira.verify_equivalent``, which raises naming the pass and the
     first differing tensor); the final model on ``samples`` of them.
     Returns the optimized model and an :class:`OptimizeReport`.
+    ``time_budget`` (seconds, None for no limit) stops it with the pass and
+    the chain it had reached once spent.
     """
     original = load(model) if not _prepared(model) else model
     check_sample_memory(original)  # before any work: every pass executes the model
@@ -70,8 +74,11 @@ def optimize(
     feed_map = None
     passes = []
 
+    budget = TimeBudget(time_budget)
+
     def run(label: str, transformation, new_spec=None, new_feed_map=None):
         nonlocal current, spec, feed_map
+        budget.check(f"before the pass '{label}'")
         say(label)
         candidate = transform(current, transformation)
         fm = new_feed_map if new_feed_map is not None else feed_map
@@ -87,10 +94,11 @@ def optimize(
 
     run("lower", Lower())
     run("aggregate", AggregateScaleBias(spec))
-    input_pass = ConvertInputQuantToThresholds(spec)
+    input_pass = ConvertInputQuantToThresholds(spec, budget=budget)
     run("input-thresholds", input_pass, new_spec=input_pass.output_spec, new_feed_map=input_pass.feed_map)
-    run("thresholds", ConvertChainsToThresholds(spec))
+    run("thresholds", ConvertChainsToThresholds(spec, budget=budget))
     run("annotate", AnnotateDatatypes(spec))
+    budget.check("before the final check")
     say("verify")
     final = verify_equivalent(original, current, input_spec, samples=samples, seed=seed, label="optimize", feed_map=feed_map, report=base)
     report = OptimizeReport(

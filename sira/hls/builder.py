@@ -45,14 +45,16 @@ def _plain(value):
 
 def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clock_ns: float = 10.0,
           target_fps: Optional[float] = None, folding=None, samples: int = 100, seed: int = 0, run_csim: bool = False,
-          progress: Optional[Callable[[str], None]] = None, force: bool = False) -> BuildResult:
+          progress: Optional[Callable[[str], None]] = None, force: bool = False,
+          time_budget: Optional[float] = None) -> BuildResult:
     """Build the HLS project of ``model`` (a QONNX file or ModelWrapper) in
     ``out_dir``; with ``run_csim`` also C-simulate it. ``samples`` random
     inputs (plus corner inputs) become the testbench's vectors.
 
     An existing ``out_dir`` keeps every file sira did not write there; one
     that is not verifiably sira's is refused before any work unless
-    ``force`` (see :mod:`.folder`). One build at a time per folder."""
+    ``force`` (see :mod:`.folder`). One build at a time per folder.
+    ``time_budget`` limits the optimize passes (seconds, None: no limit)."""
     if samples < 1:
         raise SiraError(f"samples must be at least 1, got {samples}")
     p = get_part(part)
@@ -61,7 +63,7 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
     check_destination(out_dir, force)
     with locked(out_dir):
         project = _write_model_project(model, out_dir, input_spec, p, clock_ns, target_fps, folding, samples, seed,
-                                       progress or (lambda label: None), force)  # fmt: skip
+                                       progress or (lambda label: None), force, time_budget)  # fmt: skip
         result = None
         if run_csim:
             (progress or (lambda label: None))("csim")
@@ -72,7 +74,7 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
 
 
 def _write_model_project(model, out_dir: str, input_spec, p, clock_ns: float, target_fps, folding, samples: int, seed: int,
-                         say: Callable[[str], None], force: bool):
+                         say: Callable[[str], None], force: bool, time_budget: Optional[float]):
     """Optimize, estimate, plan, take test vectors and write the folder."""
     if isinstance(model, (str, bytes, os.PathLike)):
         path = os.fspath(model)
@@ -84,7 +86,7 @@ def _write_model_project(model, out_dir: str, input_spec, p, clock_ns: float, ta
         model_bytes = model.model.SerializeToString()
         model_name = "model.onnx"
         original = load(model)
-    prepared = prepare(original, input_spec, seed=seed, progress=lambda label: say(f"optimize: {label}"))
+    prepared = prepare(original, input_spec, seed=seed, progress=lambda label: say(f"optimize: {label}"), time_budget=time_budget)
     say("estimate")
     doc, layers, costs = estimate_prepared(prepared, p, clock_ns, "refined", target_fps, folding)
     say("plan")

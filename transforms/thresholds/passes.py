@@ -16,6 +16,7 @@ from qonnx.transformation.base import Transformation
 
 from sira import numerics as nx
 from sira.analysis import analyze
+from sira.budget import TimeBudget
 from sira.inputspec import load_spec
 from sira.model import input_aliases, quiet, reinfer_shapes
 
@@ -237,11 +238,12 @@ class _ThresholdPass(Transformation):
     #: the chain's integer is the start tensor's grid index (True) or its value
     on_grid = False
 
-    def __init__(self, input_spec=None, exhaustive_limit: int = 2**20, max_bits: int = 8):
+    def __init__(self, input_spec=None, exhaustive_limit: int = 2**20, max_bits: int = 8, budget: Optional[TimeBudget] = None):
         super().__init__()
         self.input_spec = input_spec
         self.exhaustive_limit = exhaustive_limit
         self.max_bits = max_bits
+        self.budget = budget or TimeBudget()
         self.report = ThresholdReport()
 
     def _start(self, model, ra, cand: _Candidate) -> tuple[Optional[str], Optional[str]]:
@@ -262,7 +264,9 @@ class _ThresholdPass(Transformation):
         model = ra.model
         self.report = ThresholdReport()
         rewritten = False
-        for cand in _candidates(model, ra):
+        candidates = _candidates(model, ra)
+        for done, cand in enumerate(candidates):
+            self.budget.check(f"at the chain of {node_label(cand.quant)} ({done} of {len(candidates)} chains converted)")
             start, reason = self._start(model, ra, cand)
             nodes = cand.ops[cand.starts.index(start) :] + [cand.quant] if start else cand.ops + [cand.quant]
             names = [node_label(n) for n in nodes]
@@ -339,8 +343,8 @@ class ConvertInputQuantToThresholds(_ThresholdPass):
 
     on_grid = True
 
-    def __init__(self, input_spec=None, exhaustive_limit: int = 2**20, max_bits: int = 8):
-        super().__init__(input_spec, exhaustive_limit, max_bits)
+    def __init__(self, input_spec=None, exhaustive_limit: int = 2**20, max_bits: int = 8, budget: Optional[TimeBudget] = None):
+        super().__init__(input_spec, exhaustive_limit, max_bits, budget)
         self.output_spec: dict = {}
         self._grids: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
