@@ -95,33 +95,11 @@ class ConvolutionInputGenerator(HWLayer):
         return max(window, int(math.prod(self.ifm_dim))) * self.channel_folds
 
 
-def _pool_buffer_rows(layer) -> int:
-    """Rows of a pooling line buffer: the kernel's rows plus the stride's
-    rows the next window row needs, read while the current one is reduced."""
-    return layer.kernel[0] + layer.stride[0]
-
-
-def _pool_row_words(layer) -> int:
-    """Stream words of one input row."""
-    return layer.ifm_dim[1] * layer.channel_folds
-
-
-def _pool_prefill_words(layer) -> int:
-    """Stream words read before the first window: the kernel's rows."""
-    return layer.kernel[0] * layer.row_words
-
-
-def _pool_window_row_words(layer) -> int:
-    """Window elements reduced per output row (one word per cycle)."""
-    return layer.ofm_dim[1] * int(math.prod(layer.kernel)) * layer.channel_folds
-
-
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
-class StreamingMaxPool(HWLayer):
-    """Max pooling over ``kernel`` windows with ``stride`` on an image
-    stream (no padding). ``PE`` divides ``channels``."""
-
-    kind: ClassVar[str] = "StreamingMaxPool"
+class PoolingWindow(HWLayer):
+    """What the pooling layers share: ``kernel`` windows with ``stride`` over
+    an ``ifm_dim`` image of ``channels`` (no padding), a line buffer of
+    window rows, one word per cycle. ``PE`` divides ``channels``."""
 
     channels: int
     ifm_dim: tuple[int, int]
@@ -135,12 +113,28 @@ class StreamingMaxPool(HWLayer):
         super().__post_init__()
 
     fold_dims = pe_over_channels
-
     channel_folds = property(channel_folds_pe)
-    buffer_rows = property(_pool_buffer_rows)
-    row_words = property(_pool_row_words)
-    window_row_words = property(_pool_window_row_words)
-    prefill_words = property(_pool_prefill_words)
+
+    @property
+    def buffer_rows(self) -> int:
+        """Rows of the line buffer: the kernel's rows plus the stride's rows
+        the next window row needs, read while the current one is reduced."""
+        return self.kernel[0] + self.stride[0]
+
+    @property
+    def row_words(self) -> int:
+        """Stream words of one input row."""
+        return self.ifm_dim[1] * self.channel_folds
+
+    @property
+    def prefill_words(self) -> int:
+        """Stream words read before the first window: the kernel's rows."""
+        return self.kernel[0] * self.row_words
+
+    @property
+    def window_row_words(self) -> int:
+        """Window elements reduced per output row (one word per cycle)."""
+        return self.ofm_dim[1] * int(math.prod(self.kernel)) * self.channel_folds
 
     @property
     def cycles(self) -> int:
@@ -148,7 +142,15 @@ class StreamingMaxPool(HWLayer):
 
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
-class Pool(HWLayer):
+class StreamingMaxPool(PoolingWindow):
+    """Max pooling over ``kernel`` windows with ``stride`` on an image
+    stream (no padding). ``PE`` divides ``channels``."""
+
+    kind: ClassVar[str] = "StreamingMaxPool"
+
+
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class Pool(PoolingWindow):
     """Pooling by summation (``function`` ``"sum"``): the integer sum over
     each ``kernel`` window; an average pool is this sum, its division folded
     into the next requantization (thresholds or scale). ``PE`` divides
@@ -156,38 +158,19 @@ class Pool(HWLayer):
 
     kind: ClassVar[str] = "Pool"
 
-    channels: int
-    ifm_dim: tuple[int, int]
-    ofm_dim: tuple[int, int]
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
     function: str = "sum"
     acc_type: Optional[StreamType] = None
 
     def __post_init__(self):
-        for f in ("ifm_dim", "ofm_dim", "kernel", "stride"):
-            object.__setattr__(self, f, tuple(int(v) for v in getattr(self, f)))
         if self.function != "sum":
             raise SiraError(f"layer '{self.name}' (Pool): function '{self.function}' is not supported; only 'sum'")
         super().__post_init__()
-
-    fold_dims = pe_over_channels
 
     @property
     def is_global(self) -> bool:
         """One window over the whole image (global pooling): a running
         value per channel, no line buffer."""
         return self.kernel == self.ifm_dim and self.ofm_dim == (1, 1)
-
-    channel_folds = property(channel_folds_pe)
-    buffer_rows = property(_pool_buffer_rows)
-    row_words = property(_pool_row_words)
-    window_row_words = property(_pool_window_row_words)
-    prefill_words = property(_pool_prefill_words)
-
-    @property
-    def cycles(self) -> int:
-        return int(math.prod(self.ifm_dim)) * self.channel_folds
 
 
 __all__ = ["FMPadding", "ConvolutionInputGenerator", "StreamingMaxPool", "Pool"]
