@@ -207,6 +207,10 @@ def _check_single_assignment(graph: onnx.GraphProto) -> None:
     for node in graph.node:
         for o in node.output:
             define(o, f"an output of node '{node.name or node.op_type}' ({node.op_type})")
+    for o in graph.output:
+        if o.name not in defined:
+            raise SiraError(f"graph output '{o.name}' is computed by no node and is neither a graph input nor an initializer; "
+                            "the model is incomplete")  # fmt: skip
 
 
 def _check_standard_ops(proto: onnx.ModelProto) -> None:

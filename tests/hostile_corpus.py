@@ -292,6 +292,24 @@ def _constant_graph(p):
     _node(p, "input_quant").input[0] = "const_in"
 
 
+def _duplicate_input(p):
+    p.graph.input.append(copy_of(p.graph.input[0]))
+
+
+def copy_of(message):
+    out = type(message)()
+    out.CopyFrom(message)
+    return out
+
+
+def _bn_param(name, value):
+    return lambda p: _set_init(p, name, value)
+
+
+def _no_nodes(p):
+    del p.graph.node[:]
+
+
 MLP_MUTATIONS: list[tuple[str, str, Callable]] = [
     ("no-outputs", REFUSE, _drop_outputs),
     ("dangling-tensor", REFUSE, _dangling),
@@ -336,6 +354,10 @@ MLP_MUTATIONS: list[tuple[str, str, Callable]] = [
     ("opset-99", REFUSE, _opset(99)),
     ("ir-99", REFUSE, _ir(99)),
     ("float-model", ANALYZE, _float_model),
+    ("duplicate-graph-input", REFUSE, _duplicate_input),
+    ("bn-negative-variance", REFUSE, _bn_param("bn0_var", -np.ones(32))),
+    ("bn-training-mode", REFUSE, _attr("bn0", "training_mode", 1)),
+    ("no-nodes", REFUSE, _no_nodes),
     ("bad-scale-shape", REFUSE, _bad_scale_shape),
     ("bad-weight-shape", REFUSE, _bad_weight_shape),
     ("constant-graph", ANALYZE, _constant_graph),
@@ -380,6 +402,27 @@ def _truncated() -> bytes:
     return data[: len(data) // 2]
 
 
+def _external(mutate_location: Optional[str]):
+    """The example saved with its weights as external data, then the data
+    file removed (None) or the reference pointed at ``mutate_location``."""
+
+    def write(folder: str, case: str, expect: str) -> Case:
+        path = os.path.join(folder, "model.onnx")
+        onnx.save_model(_load(MLP), path, save_as_external_data=True, location="model.data", size_threshold=0)
+        proto = onnx.load(path, load_external_data=False)
+        if mutate_location is None:
+            os.remove(os.path.join(folder, "model.data"))
+        else:
+            for init in proto.graph.initializer:
+                for entry in init.external_data:
+                    if entry.key == "location":
+                        entry.value = mutate_location
+            onnx.save(proto, path)
+        return Case(case, path, ("--input-spec", MLP_SPEC), expect)
+
+    return write
+
+
 FILE_VARIANTS: list[tuple[str, str, Callable]] = [
     ("missing-file", REFUSE, _path(lambda d: os.path.join(d, "nope.onnx"))),
     ("a-folder", REFUSE, _path(lambda d: d)),
@@ -390,6 +433,9 @@ FILE_VARIANTS: list[tuple[str, str, Callable]] = [
     ("json-file", REFUSE, _file(b'{"graph": []}')),
     ("fifo", REFUSE, _path(_fifo)),
     ("dev-zero", REFUSE, _path(lambda d: "/dev/zero")),
+    ("gzip-file", REFUSE, _file(b"\x1f\x8b\x08\x00" + bytes(64))),
+    ("external-data-missing", REFUSE, _external(None)),
+    ("external-data-outside", REFUSE, _external("../../etc/passwd")),
 ]
 
 
