@@ -224,16 +224,17 @@ def _check_defined(node, ins: list, outs: list) -> None:
     """An op that can produce NaN - or overflow to infinity from finite
     inputs - somewhere on its proven input range has no defined result
     there: the model itself is broken at this node, and no range (nor any
-    hardware) downstream would mean anything. Say so, naming the node."""
-    inputs_finite = all(_finite(r) for r in ins if r is not None)
+    hardware) downstream would mean anything. Say so, naming the node.
+    (Range bounds are never NaN - the value type refuses them - so NaN can
+    only be in a constant's value.)"""
     for o, r in zip(node.output, outs):
         if r.fallback:
             continue
-        if np.any(np.isnan(r.lo)) or np.any(np.isnan(r.hi)) or (r.is_const and np.any(np.isnan(r.value))):
+        if r.is_const and np.any(np.isnan(r.value)):
             raise node_error(node, f"can produce NaN in '{o}' for inputs in their proven ranges (a division by a range that "
                                    "contains 0, a square root or logarithm of a negative value, inf - inf); fix the model "
                                    "or constrain its inputs (--input-range / --input-spec)")  # fmt: skip
-        if inputs_finite and not _finite(r):
+        if not _finite(r) and all(_finite(x) for x in ins if x is not None):
             raise node_error(node, f"can produce an infinite value in '{o}' for inputs in their proven ranges (a division "
                                    "by a range that reaches 0, a logarithm of 0, values past the float range); fix the model "
                                    "or constrain its inputs (--input-range / --input-spec)")  # fmt: skip
