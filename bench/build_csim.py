@@ -29,7 +29,7 @@ from models import benchmark_cases  # noqa: E402
 from sira.errors import SiraError  # noqa: E402
 from sira.hls import build, csim  # noqa: E402
 from sira.report import format_table  # noqa: E402
-from tests.conftest import ZOO, ZOO_MODELS  # noqa: E402
+from tests.helpers import ZOO, ZOO_MODELS  # noqa: E402
 
 
 def main() -> None:

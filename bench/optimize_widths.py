@@ -28,7 +28,7 @@ sys.path.insert(0, HERE)
 from models import MLP_INPUT_RANGE, benchmark_cases, quant_mlp  # noqa: E402
 
 from sira.report import format_table  # noqa: E402
-from tests.conftest import ZOO, ZOO_MODELS  # noqa: E402
+from tests.helpers import ZOO, ZOO_MODELS  # noqa: E402
 from transforms.pipeline import optimize  # noqa: E402
 from transforms.widths import mean_reduction  # noqa: E402
 

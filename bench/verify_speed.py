@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 import sira  # noqa: E402
 from quant_nodes import qonnx_model, quant  # noqa: E402
 from sira.model import quiet  # noqa: E402
-from sira.verify import corner_inputs, random_input  # noqa: E402
+from sira.verification import corner_inputs, random_input  # noqa: E402
 
 CONV_EXAMPLE = ROOT / "examples" / "sira_conv.onnx"
 CONV_SPEC = ROOT / "examples" / "sira_conv.spec.json"
