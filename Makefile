@@ -55,6 +55,7 @@ bench: install
 	$(BIN)/python bench/analysis_speed.py
 	$(BIN)/python bench/load_speed.py
 	$(BIN)/python bench/verify_speed.py
+	$(BIN)/python bench/flow_times.py
 	$(BIN)/python bench/optimize_widths.py
 	$(BIN)/python bench/estimate.py
 	$(BIN)/python bench/build_csim.py
