@@ -303,13 +303,21 @@ def check_output_file(path: str, *, inputs: Sequence[str] = (), force: bool = Fa
     for source in inputs:
         if os.path.exists(target) and os.path.exists(source) and os.path.samefile(target, source) and not force:
             raise SiraError(f"refusing to overwrite the input '{source}' with the output; give another output file, or pass --force")
+    check_creatable(path)
+
+
+def check_creatable(path: str) -> None:
+    """Fail before any work if ``path`` (a file or a folder) cannot be
+    created or replaced: the nearest existing folder on its way is a file,
+    or is not writable."""
+    target = os.path.abspath(os.fspath(path))
     probe = os.path.dirname(target)
     while not os.path.lexists(probe):
         probe = os.path.dirname(probe)
     if not os.path.isdir(probe):
-        raise SiraError(f"cannot write '{path}': '{probe}' is a file, not a folder")
+        raise SiraError(f"cannot write '{path}': '{probe}' is a file, not a folder; choose another output path")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise SiraError(f"cannot write '{path}': the folder '{probe}' is not writable")
+        raise SiraError(f"cannot write '{path}': the folder '{probe}' is not writable; choose another output folder or fix its permissions")
 
 
 def write_atomic(path: str, text: str) -> None:
