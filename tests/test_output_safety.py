@@ -70,11 +70,13 @@ def test_a_rebuild_keeps_what_sira_did_not_write(tmp_path):
     solution.mkdir(parents=True)
     (solution / "csynth.rpt").write_text("hours of synthesis")
     (dest / "firmware" / "my_helper.hpp").write_text("// mine")
+    (dest / "empty_folder_of_mine").mkdir()
     result = _build(dest, shift=1)
     assert (dest / "notes.txt").read_text() == "my notes"
     assert (solution / "csynth.rpt").read_text() == "hours of synthesis"
     assert (dest / "firmware" / "my_helper.hpp").read_text() == "// mine"
-    assert set(result.project.replacement.kept) == {"notes.txt", "top_prj/", "firmware/my_helper.hpp"}
+    assert (dest / "empty_folder_of_mine").is_dir()
+    assert set(result.project.replacement.kept) == {"notes.txt", "top_prj/", "firmware/my_helper.hpp", "empty_folder_of_mine/"}
     manifest = json.loads((dest / "manifest.json").read_text())
     assert survey(str(dest)).changed == () and manifest["files"] and manifest["data_files"]
     fresh = tmp_path / "fresh"

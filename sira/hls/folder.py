@@ -37,7 +37,7 @@ import threading
 from typing import Callable, Iterator, Optional
 
 from ..errors import SiraError
-from ..report import GENERATOR, MANIFEST
+from ..report import GENERATOR, MANIFEST, check_creatable
 #: files sira rewrites after the build (``sira csim``, ``sira report``): its own, not hashed
 REFRESHED = frozenset({"report/csim.json", "report/report.html"})
 #: how many paths an error lists before "and N more"
@@ -69,6 +69,8 @@ class Replacement:
     kept: tuple[str, ...] = ()
     #: paths sira did not write (or edited ones), removed because of ``force``
     removed: tuple[str, ...] = ()
+    #: the previous build's files, which the new build's replace (when kept is not empty)
+    replaced: frozenset[str] = frozenset()
 
 
 def _listing(paths) -> str:
@@ -138,17 +140,11 @@ def survey(path: str) -> Survey:
 
 
 def check_writable(dest: str) -> None:
-    """Fail now, before any work, if ``dest`` cannot be created or written."""
-    dest = os.path.abspath(dest)
-    probe = dest
-    while not os.path.lexists(probe):
-        probe = os.path.dirname(probe)
-    if probe != dest and not os.path.isdir(probe):
-        raise SiraError(f"cannot create '{dest}': '{probe}' is a file, not a folder; choose another output path")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise SiraError(f"cannot write '{dest}': '{probe}' is not writable; choose another output folder or fix its permissions")
-    if probe == dest and os.path.isdir(dest) and not os.access(os.path.dirname(dest), os.W_OK | os.X_OK):
-        raise SiraError(f"cannot replace '{dest}': its parent folder is not writable; choose another output folder")
+    """Fail now, before any work, if the folder ``dest`` cannot be created,
+    replaced, or (when it stays, holding files sira did not write) written."""
+    check_creatable(dest)
+    if os.path.isdir(dest) and not os.access(dest, os.W_OK | os.X_OK):
+        raise SiraError(f"cannot write '{dest}': it is not writable; choose another output folder or fix its permissions")
 
 
 def plan_replacement(dest: str, force: bool = False) -> Replacement:
@@ -174,7 +170,7 @@ def plan_replacement(dest: str, force: bool = False) -> Replacement:
                         f"({_listing(found.changed)}); save your changes elsewhere, or pass --force to replace them")  # fmt: skip
     if force:
         return Replacement(removed=found.foreign + found.changed)
-    return Replacement(kept=found.foreign)
+    return Replacement(kept=found.foreign, replaced=found.owned)
 
 
 @contextlib.contextmanager
@@ -260,7 +256,7 @@ def _files_under(root: str) -> list[str]:
 
 def _move_in(tmp: str, dest: str, owned: frozenset[str], trash: str) -> None:
     """Swap the previous build's files for the new ones inside ``dest``,
-    leaving every other file where it is."""
+    leaving every other file and folder where it is."""
     for rel in sorted(owned):
         src = os.path.join(dest, *rel.split("/"))
         if os.path.lexists(src):
@@ -271,8 +267,11 @@ def _move_in(tmp: str, dest: str, owned: frozenset[str], trash: str) -> None:
         target = os.path.join(dest, *rel.split("/"))
         os.makedirs(os.path.dirname(target), exist_ok=True)
         os.replace(os.path.join(tmp, *rel.split("/")), target)
-    for folder, dirs, files in os.walk(dest, topdown=False):  # folders only the previous build had
-        if folder != dest and not os.listdir(folder):
+    # the folders only the previous build's files lived in, deepest first
+    folders = {"/".join(rel.split("/")[:k]) for rel in owned for k in range(1, rel.count("/") + 1)}
+    for rel in sorted(folders, key=lambda f: -f.count("/")):
+        folder = os.path.join(dest, *rel.split("/"))
+        if os.path.isdir(folder) and not os.listdir(folder):
             os.rmdir(folder)
 
 
@@ -298,7 +297,7 @@ def write_folder(dest: str, fill: Callable[[str], None], force: bool = False) ->
             trash = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.old-", dir=parent)
             with _signals_held():
                 if plan.kept:
-                    _move_in(tmp, dest, survey(dest).owned, trash)
+                    _move_in(tmp, dest, plan.replaced, trash)
                 elif os.path.lexists(dest):
                     os.rmdir(trash)
                     os.replace(dest, trash)
