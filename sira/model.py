@@ -69,9 +69,7 @@ def transform(model: ModelWrapper, transformation) -> ModelWrapper:
     the same repeated ``apply`` until nothing changes, and the same cleanup
     afterwards (:func:`_cleanup`, qonnx's passes without their graph scans
     per tensor). ``model`` is left as it was."""
-    proto = onnx.ModelProto()
-    proto.CopyFrom(model.model)
-    current, changed = _wrap(proto), True
+    current, changed = read_model(model), True
     while changed:
         current, changed = transformation.apply(current)
     _cleanup(current)
@@ -80,9 +78,7 @@ def transform(model: ModelWrapper, transformation) -> ModelWrapper:
 
 def reinfer_shapes(model: ModelWrapper, cleanup: bool = True) -> ModelWrapper:
     """``model.transform(InferShapes(), cleanup=cleanup)`` in linear time."""
-    proto = onnx.ModelProto()
-    proto.CopyFrom(model.model)
-    inferred = _infer_shapes(_wrap(proto))
+    inferred = _infer_shapes(read_model(model))
     if cleanup:
         _cleanup(inferred)
     return inferred

@@ -40,7 +40,7 @@ import numpy as np
 from . import numerics as nx
 from .analysis import RangeReport, analyze
 from .errors import SiraError
-from .execute import Executor, check_sample_memory
+from .execute import Executor
 from .ops import Trait, ops_with
 from .range import ScaledIntRange
 
@@ -335,13 +335,12 @@ def verify_equivalent(
     if report is None:
         report = analyze(original, input_spec)
     orig_model = report.model
-    check_sample_memory(orig_model)
+    run_a = Executor(orig_model)  # refuses a model too large to execute, before any input is drawn
+    run_b = Executor(transformed)
     rng = np.random.default_rng(seed)
     feeds = corner_inputs(report, rng)
     for k in range(samples):
         feeds.append((f"random-{k}", {n: random_input(r, n, rng) for n, r in report.input_ranges.items()}))
-    run_a = Executor(orig_model)
-    run_b = Executor(transformed)
     outputs = [o.name for o in orig_model.graph.output]
     out_b = [o.name for o in transformed.graph.output]
     if len(outputs) != len(out_b):
