@@ -99,7 +99,7 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int, upper: bool) 
     return (small, total - small) if upper else (total - small, small)
 
 
-def _spatial_pads(attrs: dict, sizes, kernel, strides, dilations) -> list[tuple[int, int]]:
+def spatial_pads(attrs: dict, sizes, kernel, strides, dilations) -> list[tuple[int, int]]:
     """(before, after) padding per spatial axis from ``pads`` or ``auto_pad``."""
     nsp = len(kernel)
     auto_pad = attrs.get("auto_pad", "NOTSET")
@@ -109,7 +109,7 @@ def _spatial_pads(attrs: dict, sizes, kernel, strides, dilations) -> list[tuple[
     return [(flat[i], flat[i + nsp]) for i in range(nsp)]
 
 
-def _window_attrs(attrs: dict, nsp: int) -> tuple[list[int], list[int]]:
+def window_attrs(attrs: dict, nsp: int) -> tuple[list[int], list[int]]:
     return list(attrs.get("strides", [1] * nsp)), list(attrs.get("dilations", [1] * nsp))
 
 
@@ -132,8 +132,8 @@ def _conv_step(node, attrs: dict, _opset: int):
 
     def step(ctx):
         x, w = _f64(ctx, node.input[0]), _f64(ctx, node.input[1])
-        strides, dilations = _window_attrs(attrs, w.ndim - 2)
-        pads = _spatial_pads(attrs, x.shape[2:], w.shape[2:], strides, dilations)
+        strides, dilations = window_attrs(attrs, w.ndim - 2)
+        pads = spatial_pads(attrs, x.shape[2:], w.shape[2:], strides, dilations)
         ctx[node.output[0]] = kernels.conv(x, w, _f64(ctx, _optional(node, 2)), strides, dilations, pads, group)
 
     return step
@@ -237,11 +237,11 @@ def _average_pool_step(node, attrs: dict, _opset: int):
     """AveragePool: explicit or SAME pads, strides, dilations, ceil_mode,
     count_include_pad; the output size is the model's when it has one."""
     kernel = list(attrs["kernel_shape"])
-    strides, dilations = _window_attrs(attrs, len(kernel))
+    strides, dilations = window_attrs(attrs, len(kernel))
 
     def step(ctx):
         x = _f64(ctx, node.input[0])
-        pads = _spatial_pads(attrs, x.shape[2:], kernel, strides, dilations)
+        pads = spatial_pads(attrs, x.shape[2:], kernel, strides, dilations)
         known = ctx.get(node.output[0])
         if known is not None:
             out_shape = list(np.shape(known)[2:])
@@ -454,11 +454,15 @@ class Executor:
     precision. ``dtype=np.float32`` runs the model as qonnx does.
     """
 
-    def __init__(self, model: ModelWrapper, dtype=np.float64):
+    def __init__(self, model: ModelWrapper, dtype=np.float64, hook=None):
         from qonnx.custom_op.registry import is_custom_op
         from qonnx.util.basic import get_preferred_qonnx_opset
 
         self.dtype = dtype
+        #: called as hook(node, ctx, samples, first) after every node: may
+        #: rewrite the node's outputs in ctx (``samples`` stacked feeds, the
+        #: first being number ``first`` of the run)
+        self.hook = hook or (lambda node, ctx, samples, first: None)
         check_sample_memory(model)
         self.model = to_float64(model) if dtype == np.float64 else model
         graph = self.model.graph
@@ -487,12 +491,14 @@ class Executor:
         """Compute the nodes that read no graph input into the template
         (the unfolded model stays for a feed that overrides a constant)."""
         self._unfolded = (dict(self.template), self.steps)
+        self.all_steps = self.steps
         self.template = dict(self.template)
         with quiet():
             for node, _attrs, step in self.steps:
                 if not any(o in self.dynamic for o in node.output):
                     step(self.template)
                     self._promote(node, self.template)
+                    self.hook(node, self.template, 1, 0)
         self.steps = [s for s in self.steps if any(o in self.dynamic for o in s[0].output)]
 
     def _batch_size(self) -> int:
@@ -565,9 +571,9 @@ class Executor:
                 if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.dtype != np.float64:
                     ctx[o] = v.astype(np.float64)
 
-    def run(self, feed: dict) -> dict:
+    def run(self, feed: dict, first: int = 0) -> dict:
         """Every tensor of the model for one input ``feed`` (which may also
-        override an initializer)."""
+        override an initializer); ``first`` numbers it for the hook."""
         template, steps = self._unfolded if any(name not in self.dynamic for name in feed) else (self.template, self.steps)
         ctx = dict(template)
         for name, value in feed.items():
@@ -576,6 +582,7 @@ class Executor:
             for node, _attrs, step in steps:
                 step(ctx)
                 self._promote(node, ctx)
+                self.hook(node, ctx, 1, first)
         return ctx
 
     def run_many(self, feeds: Iterable[dict], batch_size: Optional[int] = None) -> Iterator[dict]:
@@ -593,13 +600,13 @@ class Executor:
             chunk = feeds[start : start + size]
             if len(chunk) > 1 and self._batching and all(set(feed) == set(self.inputs) for feed in chunk):
                 try:
-                    yield from self._split(self._run_batch(chunk), len(chunk))
+                    yield from self._split(self._run_batch(chunk, start), len(chunk))
                     continue
                 except _NotBatchable:
                     self._batching = False
-            yield from (self.run(feed) for feed in chunk)
+            yield from (self.run(feed, start + i) for i, feed in enumerate(chunk))
 
-    def _run_batch(self, feeds: list) -> dict:
+    def _run_batch(self, feeds: list, first: int = 0) -> dict:
         """Every tensor for ``feeds`` stacked along axis 0."""
         samples = len(feeds)
         ctx = dict(self.template)
@@ -618,6 +625,7 @@ class Executor:
                 else:
                     self._per_sample(node, step, ctx, samples)
                 self._promote(node, ctx)
+                self.hook(node, ctx, samples, first)
         return ctx
 
     def _per_sample(self, node, step, ctx: dict, samples: int) -> None:

@@ -220,7 +220,7 @@ def int_to_float_bounds(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def _two_product_err(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+def two_product_err(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Exact rounding error a*b - p of p = fl(a*b) (Dekker/Veltkamp), finite inputs."""
     factor = 134217729.0  # 2**27 + 1
     with np.errstate(over="ignore", invalid="ignore"):
@@ -233,7 +233,7 @@ def _two_product_err(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
         return ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
-def _two_sum_err(a: np.ndarray, b: np.ndarray, s: np.ndarray) -> np.ndarray:
+def two_sum_err(a: np.ndarray, b: np.ndarray, s: np.ndarray) -> np.ndarray:
     """Exact rounding error a+b - s of s = fl(a+b) (Knuth), finite inputs."""
     with np.errstate(over="ignore", invalid="ignore"):
         bb = s - a
@@ -267,7 +267,7 @@ def _add_directed(a, b, direction: int) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
         r = a + b
     r = np.where(np.isnan(r), -np.inf if direction < 0 else np.inf, r)
-    return _directed(r, _two_sum_err(a, b, r), direction, np.isfinite(a) & np.isfinite(b))
+    return _directed(r, two_sum_err(a, b, r), direction, np.isfinite(a) & np.isfinite(b))
 
 
 def _mul_directed(a, b, direction: int) -> np.ndarray:
@@ -276,7 +276,7 @@ def _mul_directed(a, b, direction: int) -> np.ndarray:
     with np.errstate(over="ignore", under="ignore"):
         r = mul0(a, b)
     finite = np.isfinite(a) & np.isfinite(b)
-    err = _two_product_err(a, b, r)
+    err = two_product_err(a, b, r)
     # the error term is exact only while the product does not underflow:
     # there the correctly rounded r is stepped unconditionally
     tiny = finite & (a != 0) & (b != 0) & (np.abs(r) < _DEKKER_SAFE)
@@ -308,7 +308,7 @@ def mul_is_exact(a, b) -> bool:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     p = a * b
-    return bool(np.all(np.isfinite(p)) and np.all(_two_product_err(a, b, p) == 0))
+    return bool(np.all(np.isfinite(p)) and np.all(two_product_err(a, b, p) == 0))
 
 
 def interval_mul(alo, ahi, blo, bhi) -> tuple[np.ndarray, np.ndarray]:
@@ -348,8 +348,8 @@ def _affine_end(scale, q, bias, direction: int) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         p = scale * q
         r = p + bias
-    e1 = _two_product_err(scale, q, p)
-    e2 = _two_sum_err(p, bias, r)
+    e1 = two_product_err(scale, q, p)
+    e2 = two_sum_err(p, bias, r)
     inexact = ~((e1 == 0) & (e2 == 0)) | ~np.isfinite(r)
     if not np.any(inexact):
         return r
@@ -593,7 +593,7 @@ def _div_directed(a, b, direction: int) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         q = a / b
         p = q * b
-        e = _two_product_err(q, b, p)
+        e = two_product_err(q, b, p)
         r = a - p
     err_sign = np.sign(r - e) * np.sign(b)  # sign of a/b - q
     reliable = (np.abs(p) > 2.0**-900) & (np.abs(q) < 2.0**900) & (np.abs(b) < 2.0**900) & np.isfinite(q)

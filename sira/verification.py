@@ -279,8 +279,13 @@ def verify(
 
 
 # --------------------------------------------------------------------------
-# equivalence of two models
+# equivalence of two models, against the reference semantics
 # --------------------------------------------------------------------------
+
+#: relative allowance (of an output's range) for float outputs after the
+#: last quantizer: a rewrite may combine the float32 constants of the output
+#: scale and bias, each rounding costing at most 2**-24 of the terms
+FLOAT_TAIL = 2.0**-22
 
 
 @dataclasses.dataclass
@@ -289,27 +294,113 @@ class EquivalenceResult:
     outputs_checked: int
     mismatches: int
     first_mismatch: str
+    #: what float64 execution of the original decides differently from the
+    #: reference (sira.reference.Flip), on these samples
+    float64_flips: list = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.mismatches == 0
 
 
-def _same_output(r: Optional[ScaledIntRange], a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Elementwise agreement of two executions of one output. Identical
-    values agree; for an output with an integer form, equal integer parts
-    agree too (a rewrite may apply the same final scale in another float
-    order, the integers it scales must not change)."""
+def _integer_parts(r: ScaledIntRange, v: np.ndarray) -> np.ndarray:
+    q = (np.asarray(v, dtype=np.float64) - np.broadcast_to(r.bias, r.shape)) / np.broadcast_to(r.scale, r.shape)
+    return np.round(q)
+
+
+def _agree(r: Optional[ScaledIntRange], bound_a, bound_b, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise agreement of a reference output ``a`` and a rewritten
+    one ``b``: identical values; for an output with an integer form, equal
+    integer parts; for a float output, a difference within both runs'
+    proven float64 error plus :data:`FLOAT_TAIL` of the output's range."""
     a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64).reshape(a.shape) if np.size(b) == np.size(a) else np.asarray(b, dtype=np.float64)
     same = a == b
-    if r is not None and r.is_scaled_int and not np.all(same):
-        s = np.broadcast_to(r.scale, r.shape)
-        bias = np.broadcast_to(r.bias, r.shape)
-        qa, qb = (a - bias) / s, (b - bias) / s
-        near = (np.abs(qa - np.round(qa)) < 1e-3) & (np.abs(qb - np.round(qb)) < 1e-3)
-        same = same | (near & (np.round(qa) == np.round(qb)))
-    return same
+    if np.all(same) or r is None:
+        return same
+    if r.is_scaled_int:
+        same = same | (_integer_parts(r, a) == _integer_parts(r, b))
+        if np.all(same):
+            return same
+    err = (bound_a.err if bound_a is not None else np.inf) + (bound_b.err if bound_b is not None else 0.0)
+    mag = float(max(np.max(np.abs(r.lo), initial=0.0), np.max(np.abs(r.hi), initial=0.0)))
+    with np.errstate(invalid="ignore"):
+        return same | (np.abs(a - b) <= err + FLOAT_TAIL * mag)
+
+
+class EquivalenceChecker:
+    """Checks rewrites of one model against its reference semantics
+    (:class:`sira.reference.Reference`) on one set of random and corner
+    inputs, executing the original once for all of them.
+
+    :meth:`check` runs a rewrite - exactly too, when it can be analyzed with
+    the input spec it is given - and requires, per output, equal integer
+    parts where the output has an integer form and agreement within the
+    proven float error elsewhere (:func:`_agree`). On a mismatch it names
+    the label, the output, the input and the first common intermediate
+    tensor whose values differ.
+    """
+
+    def __init__(self, original, input_spec=None, samples: int = 100, seed: int = 0, report: Optional[RangeReport] = None):
+        from .reference import Reference
+
+        self.report = report if report is not None else analyze(original, input_spec)
+        self.spec = input_spec
+        self.reference = Reference(self.report)
+        rng = np.random.default_rng(seed)
+        self.feeds = corner_inputs(self.report, rng)
+        for k in range(samples):
+            self.feeds.append((f"random-{k}", {n: random_input(r, n, rng) for n, r in self.report.input_ranges.items()}))
+        self.outputs = [o.name for o in self.report.model.graph.output]
+        self._feeds64 = [{n: np.asarray(v, dtype=np.float64) for n, v in feed.items()} for _label, feed in self.feeds]
+        self._expected = [{o: np.array(ctx[o]) for o in self.outputs} for ctx in self.reference.run_many(self._feeds64)]
+
+    @property
+    def float64_flips(self) -> list:
+        return self.reference.notes.flips
+
+    def check(self, transformed, label: str = "transform", feed_map=None, spec=None, raise_on_mismatch: bool = True,
+              exact: bool = True, limit: Optional[int] = None) -> EquivalenceResult:  # fmt: skip
+        """Compare ``transformed`` with the reference on every input (the
+        first ``limit`` of them when given).
+        ``feed_map`` turns an input feed of the original into one of the
+        rewrite (raw integers, for a rewrite of the inputs); ``spec`` is the
+        rewrite's input spec (the original's when None and no feed_map)."""
+        out_b = [o.name for o in transformed.graph.output]
+        if len(self.outputs) != len(out_b):
+            raise SiraError(f"{label}: the rewritten model has {len(out_b)} outputs, the original {len(self.outputs)}")
+        from .reference import Reference
+
+        rewritten = None
+        if exact:
+            try:
+                rewritten = Reference(analyze(transformed, spec if (spec is not None or feed_map is not None) else self.spec))
+            except SiraError:
+                rewritten = None
+        runner = rewritten.executor if rewritten is not None else Executor(transformed)
+        bounds_b = rewritten.bounds if rewritten is not None else {}
+        count = len(self.feeds) if limit is None else min(limit, len(self.feeds))
+        feeds_b = [feed_map(f) if feed_map else f for f in self._feeds64[:count]]
+        mismatches = 0
+        first = ""
+        for (label_in, _feed), expected, ctx_b in zip(self.feeds[:count], self._expected, runner.run_many(feeds_b)):
+            for oa, ob in zip(self.outputs, out_b):
+                same = _agree(self.report.ranges.get(oa), self.reference.bounds.get(oa), bounds_b.get(ob), expected[oa], ctx_b[ob])
+                if not np.all(same):
+                    mismatches += 1
+                    if not first:
+                        idx = tuple(int(i) for i in np.argwhere(~same)[0])
+                        ctx_a = next(iter(self.reference.executor.run_many([dict(_feed)])))  # the original's tensors, for the hint
+                        hint = _first_divergence(self.report.model, ctx_a, ctx_b)
+                        first = (
+                            f"{label}: output '{oa}'{list(idx)} differs on input '{label_in}': "
+                            f"{float(np.asarray(expected[oa])[idx])!r} (reference) vs {float(np.asarray(ctx_b[ob]).reshape(np.shape(expected[oa]))[idx])!r} (rewritten)"
+                            + (f"; first differing intermediate tensor: '{hint}'" if hint else "")
+                        )
+        result = EquivalenceResult(count, len(self.outputs), mismatches, first, list(self.float64_flips))
+        if mismatches and raise_on_mismatch:
+            raise SiraError(first)
+        return result
 
 
 def verify_equivalent(
@@ -322,52 +413,20 @@ def verify_equivalent(
     feed_map=None,
     report: Optional[RangeReport] = None,
     raise_on_mismatch: bool = True,
+    transformed_spec=None,
 ) -> EquivalenceResult:
-    """Run ``original`` and ``transformed`` on the same random and corner
-    inputs (float64 execution) and require identical graph outputs - equal
-    values, or equal integer parts for outputs with an integer form.
+    """Check ``transformed`` against the reference semantics of ``original``
+    on random and corner inputs (see :class:`EquivalenceChecker`; to check
+    several rewrites of one model, build one checker).
 
     ``feed_map`` turns an input feed of the original into one of the
     transformed model (for a rewrite that changes the inputs, e.g. to raw
-    integers). On a mismatch a SiraError names ``label``, the output, the
-    input and the first common intermediate tensor whose values differ.
+    integers), ``transformed_spec`` is then the rewrite's input spec. On a
+    mismatch a SiraError names ``label``, the output, the input and the
+    first common intermediate tensor whose values differ.
     """
-    if report is None:
-        report = analyze(original, input_spec)
-    orig_model = report.model
-    run_a = Executor(orig_model)  # refuses a model too large to execute, before any input is drawn
-    run_b = Executor(transformed)
-    rng = np.random.default_rng(seed)
-    feeds = corner_inputs(report, rng)
-    for k in range(samples):
-        feeds.append((f"random-{k}", {n: random_input(r, n, rng) for n, r in report.input_ranges.items()}))
-    outputs = [o.name for o in orig_model.graph.output]
-    out_b = [o.name for o in transformed.graph.output]
-    if len(outputs) != len(out_b):
-        raise SiraError(f"{label}: the rewritten model has {len(out_b)} outputs, the original {len(outputs)}")
-    mismatches = 0
-    first = ""
-    feeds64 = [{n: np.asarray(v, dtype=np.float64) for n, v in feed.items()} for _label, feed in feeds]
-    batch = min(run_a.batch_size, run_b.batch_size)  # one batching for both: the same float summation order
-    runs_a = run_a.run_many(feeds64, batch)
-    runs_b = run_b.run_many((feed_map(f) if feed_map else f for f in feeds64), batch)
-    for (label_in, _feed), ctx_a, ctx_b in zip(feeds, runs_a, runs_b):
-        for oa, ob in zip(outputs, out_b):
-            same = _same_output(report.ranges.get(oa), ctx_a[oa], ctx_b[ob])
-            if not np.all(same):
-                mismatches += 1
-                if not first:
-                    idx = tuple(int(i) for i in np.argwhere(~same)[0])
-                    hint = _first_divergence(orig_model, ctx_a, ctx_b)
-                    first = (
-                        f"{label}: output '{oa}'{list(idx)} differs on input '{label_in}': "
-                        f"{float(np.asarray(ctx_a[oa])[idx])!r} (original) vs {float(np.asarray(ctx_b[ob])[idx])!r} (rewritten)"
-                        + (f"; first differing intermediate tensor: '{hint}'" if hint else "")
-                    )
-    result = EquivalenceResult(len(feeds), len(outputs), mismatches, first)
-    if mismatches and raise_on_mismatch:
-        raise SiraError(first)
-    return result
+    checker = EquivalenceChecker(original, input_spec, samples, seed, report)
+    return checker.check(transformed, label, feed_map, transformed_spec, raise_on_mismatch)
 
 
 def _first_divergence(model, ctx_a: dict, ctx_b: dict) -> str:

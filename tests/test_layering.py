@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("graph", ("sira.modelfile", "sira.model", "sira.inputspec")),
     ("rules", ("sira.rules", "sira.rules.*")),
     ("analysis", ("sira.analysis", "sira.report")),
-    ("verification", ("sira.exec_kernels", "sira.execute", "sira.verification")),
+    ("verification", ("sira.exec_kernels", "sira.execute", "sira.reference", "sira.verification")),
     ("transforms", ("transforms", "transforms.aggregate", "transforms.lower", "transforms.pipeline",
                     "transforms.thresholds", "transforms.thresholds.*", "transforms.widths")),
     ("hardware", ("sira.hw", "sira.hw_base", "sira.hw_window", "sira.formulas", "sira.memory", "sira.multipliers", "sira.cost",

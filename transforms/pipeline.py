@@ -18,15 +18,15 @@ from sira.errors import SiraError
 from sira.execute import check_sample_memory
 from sira.model import has_quantizers, load, transform
 from sira.report import datatype_name
-from sira.verification import verify_equivalent
+from sira.verification import EquivalenceChecker
 
 from .aggregate import AggregateScaleBias, mac_float_islands
 from .lower import Lower, gemm_matmul_name
 from .thresholds import ConvertChainsToThresholds, ConvertInputQuantToThresholds
 from .widths import AnnotateDatatypes, mac_width_report
 
-#: random inputs per pass (each pass is checked against the original), and
-#: for the final model
+#: inputs each pass is checked on (the first of the final check's: the
+#: original's reference runs are computed once for all)
 PASS_SAMPLES = 50
 
 
@@ -69,6 +69,9 @@ def optimize(
                         "is no integer arithmetic to optimize; export it with quantizers (Brevitas, QKeras) first")  # fmt: skip
     base = analyze(original, input_spec)
     say = progress or (lambda _msg: None)
+    say("reference")
+    checker = EquivalenceChecker(original, input_spec, samples=max(samples, PASS_SAMPLES), seed=seed, report=base)
+    pass_inputs = len(checker.feeds) - max(samples, PASS_SAMPLES) + PASS_SAMPLES
     current = original
     spec = input_spec
     feed_map = None
@@ -82,7 +85,7 @@ def optimize(
         say(label)
         candidate = transform(current, transformation)
         fm = new_feed_map if new_feed_map is not None else feed_map
-        verify_equivalent(original, candidate, input_spec, samples=PASS_SAMPLES, seed=seed, label=label, feed_map=fm, report=base)
+        checker.check(candidate, label, feed_map=fm, spec=new_spec if new_spec is not None else spec, limit=pass_inputs)
         current, feed_map = candidate, fm
         if new_spec is not None:
             spec = new_spec
@@ -100,7 +103,7 @@ def optimize(
     run("annotate", AnnotateDatatypes(spec))
     budget.check("before the final check")
     say("verify")
-    final = verify_equivalent(original, current, input_spec, samples=samples, seed=seed, label="optimize", feed_map=feed_map, report=base)
+    final = checker.check(current, "optimize", feed_map=feed_map, spec=spec)
     report = OptimizeReport(
         layers=_with_thresholds(mac_width_report(base), passes, current, base),
         float_islands=mac_float_islands(current, spec),
