@@ -476,6 +476,15 @@ class _Quantizer:
             d = np.abs(tq - (np.floor(tq) + 0.5))
             return d * np.abs(s), terms
 
+    def margin_steps(self, ctx) -> np.ndarray:
+        """The float64 distance of each input element from its nearest
+        boundary, in steps of the quantizer's input grid (for reports)."""
+        margin, _terms = self.margin(ctx)
+        if self.op in ("BipolarQuant", "MultiThreshold"):
+            return margin
+        with np.errstate(all="ignore"):
+            return margin / np.abs(self._params(ctx)[1])
+
     def exact_steps(self, ctx) -> np.ndarray:
         """Where x / s + z is computed without rounding (then the float
         decision on an exact x is the exact one)."""
@@ -605,6 +614,10 @@ class Reference:
         self._index_maps: dict = {}
 
     # -- running -------------------------------------------------------
+
+    def quantizers(self) -> list:
+        """The quantizer nodes, in graph order."""
+        return list(self._quantizers.values())
 
     def run_many(self, feeds: Iterable[dict], batch_size: Optional[int] = None) -> Iterator[dict]:
         """Every tensor, per feed, in the reference semantics."""

@@ -33,6 +33,7 @@ positive, lo where it is negative, and the mirror image).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Optional
 
 import numpy as np
@@ -354,10 +355,8 @@ class EquivalenceChecker:
         self.outputs = [o.name for o in self.report.model.graph.output]
         self._feeds64 = [{n: np.asarray(v, dtype=np.float64) for n, v in feed.items()} for _label, feed in self.feeds]
         self._expected = [{o: np.array(ctx[o]) for o in self.outputs} for ctx in self.reference.run_many(self._feeds64)]
-
-    @property
-    def float64_flips(self) -> list:
-        return self.reference.notes.flips
+        #: where float64 execution of the original rounds differently, on these inputs
+        self.float64_flips = list(self.reference.notes.flips)
 
     def check(self, transformed, label: str = "transform", feed_map=None, spec=None, raise_on_mismatch: bool = True,
               exact: bool = True, limit: Optional[int] = None) -> EquivalenceResult:  # fmt: skip
@@ -440,3 +439,78 @@ def _first_divergence(model, ctx_a: dict, ctx_b: dict) -> str:
             if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape and not np.array_equal(a, b):
                 return o
     return ""
+
+
+# --------------------------------------------------------------------------
+# how float execution of the original agrees with the reference
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FloatAgreement:
+    """Where a float execution of the original model rounds differently
+    from the reference semantics. Per input, the first quantizer (in
+    graph order) whose integers differ is named with the number of its
+    differing elements and the smallest exact distance of their inputs from
+    the rounding boundary, in steps of the quantizer (later quantizers
+    inherit the difference)."""
+
+    precision: str
+    samples: int
+    differing_samples: int
+    quantizers: dict  # node -> {"samples": n, "elements": n, "min_margin": steps}
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def summary(self) -> str:
+        head = f"{self.precision} execution of the original"
+        if not self.differing_samples:
+            return f"{head} agrees with it on {self.samples}/{self.samples} inputs"
+        parts = [f"{node}: {d['elements']} elements on {d['samples']} inputs, margin {d['min_margin']:.3g} steps" for node, d in self.quantizers.items()]
+        return f"{head} rounds differently on {self.differing_samples}/{self.samples} inputs, at rounding ties of " + "; ".join(parts)
+
+
+def flips_agreement(flips: list, samples: int) -> FloatAgreement:
+    """The float64 execution's disagreements found while computing the
+    reference (:class:`sira.reference.Flip`)."""
+    by_sample: dict = {}
+    for f in flips:
+        by_sample.setdefault(f.sample, []).append(f)
+    quantizers: dict = {}
+    for sample_flips in by_sample.values():
+        node = sample_flips[0].node
+        mine = [f for f in sample_flips if f.node == node]
+        d = quantizers.setdefault(node, {"samples": 0, "elements": 0, "min_margin": math.inf})
+        d["samples"] += 1
+        d["elements"] += len(mine)
+        d["min_margin"] = min(d["min_margin"], min(f.margin for f in mine))
+    return FloatAgreement("float64", samples, len(by_sample), quantizers)
+
+
+def float32_agreement(checker: "EquivalenceChecker", limit: int = 100) -> FloatAgreement:
+    """Execute the original in float32 (as qonnx does) on the first
+    ``limit`` inputs of ``checker`` and compare every quantizer's integers
+    with the reference."""
+    reference = checker.reference
+    report = checker.report
+    count = min(limit, len(checker.feeds))
+    feeds = checker._feeds64[:count]
+    run32 = Executor(report.model, np.float32)
+    feeds32 = [{n: as_precision(report.input_ranges[n], v, np.float32) for n, v in f.items()} for f in feeds]
+    quantizers = [(q, report.ranges[q.node.output[0]]) for q in reference.quantizers() if q.node.output[0] in run32.dynamic and report.ranges.get(q.node.output[0]) is not None and report.ranges[q.node.output[0]].is_scaled_int]  # fmt: skip
+    found: dict = {}
+    differing = 0
+    for ctx_ref, ctx32 in zip(reference.run_many(feeds), run32.run_many(feeds32)):
+        for q, r in quantizers:
+            out = q.node.output[0]
+            diff = _integer_parts(r, ctx_ref[out]) != _integer_parts(r, np.asarray(ctx32[out], dtype=np.float64).reshape(np.shape(ctx_ref[out])))
+            if np.any(diff):
+                differing += 1
+                margin = q.margin_steps(ctx_ref)
+                d = found.setdefault(q.node.name, {"samples": 0, "elements": 0, "min_margin": math.inf})
+                d["samples"] += 1
+                d["elements"] += int(np.count_nonzero(diff))
+                d["min_margin"] = min(d["min_margin"], float(np.min(np.broadcast_to(margin, diff.shape)[diff])))
+                break
+    return FloatAgreement("float32", count, differing, found)

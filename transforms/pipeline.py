@@ -18,7 +18,7 @@ from sira.errors import SiraError
 from sira.execute import check_sample_memory
 from sira.model import has_quantizers, load, transform
 from sira.report import datatype_name
-from sira.verification import EquivalenceChecker
+from sira.verification import EquivalenceChecker, flips_agreement, float32_agreement
 
 from .aggregate import AggregateScaleBias, mac_float_islands
 from .lower import Lower, gemm_matmul_name
@@ -38,6 +38,10 @@ class OptimizeReport:
     float_islands: list
     passes: list
     samples: int
+    #: how float64 and float32 execution of the original agree with the
+    #: reference semantics the optimized model was checked against
+    #: (sira.verification.FloatAgreement as JSON, with a one-line summary)
+    agreement: dict = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -104,11 +108,16 @@ def optimize(
     budget.check("before the final check")
     say("verify")
     final = checker.check(current, "optimize", feed_map=feed_map, spec=spec)
+    say("float32")
+    agreement = {}
+    for a in (flips_agreement(checker.float64_flips, final.samples), float32_agreement(checker)):
+        agreement[a.precision] = a.to_json() | {"summary": a.summary()}
     report = OptimizeReport(
         layers=_with_thresholds(mac_width_report(base), passes, current, base),
         float_islands=mac_float_islands(current, spec),
         passes=passes,
         samples=final.samples,
+        agreement=agreement,
     )
     return current, report
 

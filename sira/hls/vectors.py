@@ -1,8 +1,9 @@
 """Test vectors of a generated project, taken from the model itself.
 
 Inputs are drawn inside the input spec (corner inputs and random ones, as
-:func:`sira.verify` does) and the **original** QONNX model is executed on
-them (float64, qonnx's op semantics). The dataflow's integer inputs and
+:func:`sira.verify` does) and the **original** QONNX model is evaluated on
+them in its reference semantics (:mod:`sira.reference`: exact quantizer
+decisions, float64 elsewhere). The dataflow's integer inputs and
 expected outputs are the original model's own tensors mapped to the integer
 domain:
 
@@ -29,7 +30,7 @@ import numpy as np
 from .. import hw
 from ..analysis import analyze
 from ..errors import SiraError
-from ..execute import Executor
+from ..reference import Reference
 from ..verification import corner_inputs, random_input
 from .dataflow import Dataflow
 
@@ -140,13 +141,13 @@ def make_vectors(original, input_spec, df: Dataflow, samples: int = 100, seed: i
         sources.append((node.output[0], report.ranges.get(node.output[0])))
     targets = [_tail_chain(df, p.tensor, graph_outputs, node_names) for p in df.outputs]
 
-    run = Executor(model)
+    run = Reference(report)
     labels: list[str] = []
     ins: list[list[np.ndarray]] = [[] for _ in df.inputs]
     outs: list[list[np.ndarray]] = [[] for _ in df.outputs]
     frames: list[dict[str, np.ndarray]] = []
-    for label, feed in feeds:
-        ctx = run.run({n: np.asarray(v, dtype=np.float64) for n, v in feed.items()})
+    runs = run.run_many([{n: np.asarray(v, dtype=np.float64) for n, v in feed.items()} for _label, feed in feeds])
+    for (label, feed), ctx in zip(feeds, runs):
         values = {}
         for k, (p, (src, r)) in enumerate(zip(df.inputs, sources)):
             q = _to_int(_channels_last(ctx[src]), r, f"dataflow input '{p.tensor}' (model tensor '{src}')", label)

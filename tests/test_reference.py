@@ -1,0 +1,146 @@
+"""The reference semantics (sira.reference) and checking against it.
+
+* the proven float64 error bound of every tensor holds: the float64 value
+  of sampled elements of the examples lies within ``err`` of the exact value
+  recomputed in rationals;
+* a value one float32 ulp above a rounding tie: float32 execution of the
+  original rounds it down, the reference (and the optimized model) up, and
+  the agreement report names the quantizer with the margin;
+* a float64 cancellation that loses the integer entirely is settled exactly
+  through the ops before the quantizer, and reported as float64 flips;
+* a wrong rewrite is still rejected and the first differing tensor named.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import sira
+from sira.analysis import analyze
+from sira.errors import SiraError
+from sira.execute import Executor
+from sira.model import load, transform
+from sira.reference import Reference
+from sira.verification import EquivalenceChecker, float32_agreement, flips_agreement, random_input
+from tests.helpers import EXAMPLE, EXAMPLE_SPEC, make_model, quant_node
+
+CONV = EXAMPLE.with_name("sira_conv.onnx")
+CONV_SPEC = EXAMPLE.with_name("sira_conv.spec.json")
+
+
+def _quantized_input_model(middle: list, inits: dict, out_scale: float = 1.0) -> sira.ModelWrapper:
+    """x -> Quant(scale 1, 4-bit unsigned) -> middle ops (reading ``q``,
+    writing ``m``) -> Quant(scale ``out_scale``, 8-bit unsigned) -> y."""
+    params = {
+        "s_in": np.float32(1.0), "z": np.float32(0.0), "b_in": np.float32(4.0),
+        "s_out": np.float32(out_scale), "b_out": np.float32(8.0),
+    }  # fmt: skip
+    nodes = [quant_node("x", "s_in", "z", "b_in", "q", signed=0)] + middle + [quant_node("m", "s_out", "z", "b_out", "y", signed=0)]
+    return make_model(nodes, {"x": (1, 4)}, {"y": (1, 4)}, {**params, **inits})
+
+
+def _one_ulp_above_tie() -> np.float32:
+    """A float32 c with 3*c one float32 ulp or less above 2.5: float32
+    computes 3*c as exactly 2.5, the exact product is above it."""
+    c = np.float32(2.5 / 3)
+    for _ in range(64):
+        exact = 3 * Fraction(float(c))
+        if exact > Fraction(5, 2) and np.float32(3) * c == np.float32(2.5):
+            return c
+        c = np.nextafter(c, np.float32(1))
+    raise AssertionError("no float32 constant found")
+
+
+def test_error_bounds_hold_on_sampled_elements():
+    rng = np.random.default_rng(3)
+    for path, spec in ((EXAMPLE, EXAMPLE_SPEC), (CONV, CONV_SPEC)):
+        report = analyze(load(str(path)), str(spec))
+        ref = Reference(report)
+        feeds = [{n: random_input(r, n, rng) for n, r in report.input_ranges.items()} for _ in range(4)]
+        inexact = [t for t, b in ref.bounds.items() if not b.exact and t in ref.executor.dynamic]
+        assert inexact, path
+        ref._samples = len(feeds)
+        ctx = ref.executor._run_batch(feeds)
+        ref._ctx = ctx
+        checked = 0
+        for name in inexact:
+            values = np.asarray(ctx[name])
+            per_sample = values.shape[0] // len(feeds)
+            for _ in range(5):
+                k = int(rng.integers(len(feeds)))
+                local = tuple(int(rng.integers(d)) for d in (per_sample,) + values.shape[1:])
+                lo, hi = ref.exact_value(name, k, local, 96)
+                got = Fraction(float(values[(k * per_sample + local[0],) + local[1:]]))
+                err = Fraction(ref.bounds[name].err)
+                assert lo - err <= got <= hi + err, (path.name, name, local, float(got), float(lo), float(hi), float(err))
+                checked += 1
+        assert checked >= 10
+
+
+def test_float32_near_tie_is_reported_with_its_margin_and_not_fatal():
+    c = _one_ulp_above_tie()
+    model = _quantized_input_model([helper.make_node("Mul", ["q", "c"], ["m"])], {"c": np.asarray(c, np.float32)})
+    spec = (0.0, 15.0)
+    report = analyze(model, spec)
+    ref = Reference(report)
+    three = np.array([[3.0, 3.0, 5.0, 0.0]])
+    y_ref = next(iter(ref.run_many([{"x": three}])))["y"]
+    y32 = Executor(report.model, np.float32).run({"x": three.astype(np.float32)})["y"]
+    assert y_ref[0, 0] == 3.0  # exact: 3*c > 2.5 rounds up
+    assert y32[0, 0] == 2.0  # float32: 3*c == 2.5, a tie, rounds to even
+
+    checker = EquivalenceChecker(model, spec, samples=100, report=report)
+    agreement = float32_agreement(checker)
+    assert agreement.differing_samples > 0
+    (node, entry), = agreement.quantizers.items()
+    assert node == report.model.graph.node[-1].name
+    assert 0 < entry["min_margin"] < 2.0**-21, entry
+    assert "rounds differently" in agreement.summary()
+
+    optimized, rep = sira.optimize(model, spec, samples=100)
+    assert "float32" in rep.agreement and rep.agreement["float32"]["differing_samples"] > 0
+    assert rep.agreement["float64"]["differing_samples"] == 0
+
+
+def test_float64_cancellation_is_decided_exactly_through_the_ops_before_the_quantizer():
+    # (q*0.25 + 2**54) - 2**54 loses q entirely in float64; exactly it is q*0.25
+    big = np.float32(2.0**54)
+    middle = [
+        helper.make_node("Mul", ["q", "quarter"], ["a"]),
+        helper.make_node("Add", ["a", "big"], ["b"]),
+        helper.make_node("Sub", ["b", "big"], ["m"]),
+    ]
+    model = _quantized_input_model(middle, {"quarter": np.float32(0.25), "big": big})
+    report = analyze(model, (0.0, 15.0))
+    ref = Reference(report)
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.integers(0, 16, (1, 4)).astype(np.float64)} for _ in range(20)]
+    for feed, ctx in zip(feeds, ref.run_many(feeds)):
+        assert np.array_equal(ctx["y"], np.rint(feed["x"] * 0.25)), (feed["x"], ctx["y"])
+    assert ref.notes.flips, "float64 loses these values; the reference must have corrected some"
+    summary = flips_agreement(ref.notes.flips, len(feeds))
+    assert summary.differing_samples > 0 and "rounds differently" in summary.summary()
+
+
+def test_wrong_rewrite_is_rejected_and_the_first_differing_tensor_named():
+    from transforms.lower import Lower
+
+    model = load(str(EXAMPLE))
+    lowered = transform(model, Lower())
+    matmul = next(n for n in lowered.graph.node if n.op_type == "MatMul" and lowered.get_initializer(n.input[1]) is not None)
+    w = lowered.get_initializer(matmul.input[1]).copy()
+    w.flat[0] += 3.0
+    lowered.set_initializer(matmul.input[1], w)
+    with pytest.raises(SiraError, match=r"wrong: output .* differs on input .*first differing intermediate tensor: '"):
+        sira.verify_equivalent(model, lowered, str(EXAMPLE_SPEC), samples=50, label="wrong")
+
+
+def test_optimize_reports_agreement_of_float_executions():
+    _model, rep = sira.optimize(str(CONV), str(CONV_SPEC), samples=50)
+    assert set(rep.agreement) == {"float64", "float32"}
+    for entry in rep.agreement.values():
+        assert entry["samples"] > 0 and entry["summary"]
