@@ -103,6 +103,8 @@ def cmd_verify(args) -> int:
             f"{result.violation_count} violation(s)"
         ]
         lines += [f"  {v}" for v in result.violations]
+        if result.agreement is not None:
+            lines.append(f"  ranges checked on the reference semantics; {result.agreement.summary()}")
         emit(args, "\n".join(lines))
     return EXIT_OK if result.ok else EXIT_FAIL
 

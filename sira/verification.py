@@ -9,8 +9,9 @@ its range:
 * for scaled-int tensors, on the grid: ``(value - bias) / scale`` is an
   integer ``q`` with ``int_lo <= q <= int_hi``.
 
-By default the model is executed in float64 (see :mod:`sira.execute` for
-why); ``precision="float32"`` checks the original float32 execution. The
+By default the model is evaluated in its reference semantics (float64
+execution whose quantizers decide exactly, see :mod:`sira.reference`);
+``precision="float32"`` checks the original float32 execution. The
 only tolerance is for the rounding of the execution itself: values are
 compared with a slack of 2**-40 (float64) or 2**-18 (float32) of the
 tensor's magnitude, and grid membership with a slack of 1e-6 (float64) or
@@ -71,6 +72,9 @@ class VerifyResult:
     values_checked: int
     violations: list
     violation_count: int
+    #: float64 only: where float64 execution of the original rounds
+    #: differently from the reference semantics the ranges were checked on
+    agreement: Optional["FloatAgreement"] = None
 
     @property
     def ok(self) -> bool:
@@ -84,7 +88,7 @@ class VerifyResult:
             "values_checked": self.values_checked,
             "violation_count": self.violation_count,
             "violations": [dataclasses.asdict(v) | {"index": list(v.index)} for v in self.violations],
-        }
+        } | ({"float64_agreement": self.agreement.to_json() | {"summary": self.agreement.summary()}} if self.agreement else {})
 
 
 # --------------------------------------------------------------------------
@@ -255,7 +259,14 @@ def verify(
     if report is None:
         report = analyze(model, input_spec)
     dtype = np.float64 if precision == "float64" else np.float32
-    executor = Executor(report.model, dtype)
+    reference = None
+    if precision == "float64":
+        from .reference import Reference
+
+        reference = Reference(report)
+        executor = reference.executor
+    else:
+        executor = Executor(report.model, dtype)
     rng = np.random.default_rng(seed)
     feeds = corner_inputs(report, rng)
     for k in range(samples):
@@ -276,7 +287,8 @@ def verify(
                 violations.extend(found[: 50 - len(violations)])
         if progress is not None:
             progress(i + 1, len(feeds))
-    return VerifyResult(len(feeds), len(dynamic), values, violations, total)
+    agreement = flips_agreement(reference.notes.flips, len(feeds)) if reference is not None else None
+    return VerifyResult(len(feeds), len(dynamic), values, violations, total, agreement)
 
 
 # --------------------------------------------------------------------------
