@@ -24,6 +24,7 @@ from transforms.lower import (
     GemmToMatMul,
     Lower,
     SubConstToAdd,
+    ends_in_quantizers,
 )
 
 from helpers import QONNX_DOMAIN, make_model, quant_node
@@ -103,7 +104,11 @@ def test_batchnorm_per_channel_negative_gamma(shape):
         **oi,
     }
     bn = helper.make_node("BatchNormalization", ["x_q", "gamma", "beta", "mean", "var"], ["bn"], epsilon=1e-3)
-    m = make_model(qn + [bn] + on, {"x": shape}, {"y": shape}, inits)
+    # before a quantizer the BN stays (the threshold pass takes its exact semantics) ...
+    before_quant = lowered(make_model(qn + [bn] + on, {"x": shape}, {"y": shape}, inits), BatchNormToAffine(), SPEC)
+    assert "BatchNormalization" in ops(before_quant)
+    # ... on a float output it becomes Mul and Add
+    m = make_model(qn + [bn], {"x": shape}, {"bn": shape}, inits)
     out = lowered(m, BatchNormToAffine(), SPEC)
     assert "BatchNormalization" not in ops(out)
     mul, add = node(out, "Mul"), node(out, "Add")
@@ -429,7 +434,9 @@ def check_lowered(model, lowered_model, spec, samples=100):
     assert [i.name for i in lowered_model.graph.input] == [i.name for i in model.graph.input]
     assert [o.name for o in lowered_model.graph.output] == [o.name for o in model.graph.output]
     present = set(ops(lowered_model))
-    assert not present & {"Gemm", "BatchNormalization", "Pad"}, present
+    assert not present & {"Gemm", "Pad"}, present
+    for bn in (n for n in lowered_model.graph.node if n.op_type == "BatchNormalization"):
+        assert ends_in_quantizers(lowered_model, bn.output[0]), f"{bn.name} stays a BatchNormalization but feeds no quantizer chain"
     _activation_quantizers_are_unit(lowered_model)
     readers: dict[str, int] = {}
     for n in lowered_model.graph.node:

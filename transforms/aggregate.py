@@ -47,8 +47,10 @@ from sira.range import ScaledIntRange, common_grid, part_grid_factors
 def _nonlinear(node) -> bool:
     """Whether the integer chain ends at ``node`` (an activation, a
     quantizer): a float scale and bias cannot be carried through it, so
-    aggregation targets are the tensors that feed only such ops."""
-    return has_trait(node.op_type, Trait.NONLINEAR)
+    aggregation targets are the tensors that feed only such ops. A
+    BatchNormalization left by lowering counts too: its factor is
+    irrational, so scale and bias stay in front of it, exactly."""
+    return has_trait(node.op_type, Trait.NONLINEAR) or node.op_type == "BatchNormalization"
 
 
 @dataclasses.dataclass

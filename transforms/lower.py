@@ -35,7 +35,8 @@ Exactness, in the float64 execution :func:`sira.verify_equivalent` uses:
 * BatchNormToAffine: ``A = gamma/sqrt(var + eps)`` and ``B = beta - mean*A``
   are computed in float64 and rounded once to the model's float32; the
   affine map differs from batch normalization by that rounding only (no
-  float32 constant can hold A exactly).
+  float32 constant can hold A exactly), so a BN that only feeds quantizer
+  chains stays a BN, which the threshold pass handles exactly.
 
 A pass that cannot do a rewrite exactly (an unknown shape, a non-constant
 parameter, a weight quantizer whose integers differ between float32 and
@@ -247,13 +248,19 @@ class BatchNormToAffine(Transformation):
     constants are computed in float64 and rounded once (qonnx rounds each
     step in float32), and the node's parameters are not modified in place.
     A BN with non-constant parameters, unknown input rank or used training
-    outputs is left as it is.
+    outputs is left as it is, and so is a BN whose every path ends in a
+    quantizer through monotone elementwise ops: the threshold pass derives
+    that chain's thresholds from BN's exact semantics (the square root
+    enclosed), where float32 constants A and B would move values lying
+    within their rounding of a rounding boundary to its other side.
     """
 
     def apply(self, model):
         rw = _Rewrite(model)
         for k, n in enumerate(list(rw.nodes)):
             if n.op_type != "BatchNormalization" or any(o for o in n.output[1:]):
+                continue
+            if ends_in_quantizers(model, n.output[0]):
                 continue
             params = [rw.value(t) for t in n.input[1:5]]
             shape = model.get_tensor_shape(n.input[0])
@@ -269,6 +276,22 @@ class BatchNormToAffine(Transformation):
             add = rw.op("Add", f"{base}_add", [mul.output[0]], const=b.reshape(channel).astype(dtype), out=n.output[0])
             rw.replace(k, [mul, add])
         return rw.finish()
+
+
+def ends_in_quantizers(model: ModelWrapper, tensor: str, depth: int = 8) -> bool:
+    """Whether every path from ``tensor`` reaches a quantizer through ops with
+    an exact monotone semantics only (a chain the threshold pass converts)."""
+    from sira.semantics import SEMANTICS
+
+    consumers = model.find_consumers(tensor)
+    if not consumers or depth == 0 or tensor in {o.name for o in model.graph.output}:
+        return False
+    for c in consumers:
+        if c.op_type in REAL_QUANTIZERS:
+            continue
+        if c.op_type not in SEMANTICS or not ends_in_quantizers(model, c.output[0], depth - 1):
+            return False
+    return True
 
 
 def gemm_matmul_name(gemm: str) -> str:
