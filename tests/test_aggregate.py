@@ -182,3 +182,27 @@ def test_concat_of_branches_with_different_scales_feeds_an_integer_matmul():
     assert p.report.aligned_joins
     assert not mac_float_islands(out, spec)
     sira.verify_equivalent(m, out, spec, samples=200, label="AggregateScaleBias")
+
+
+def test_restoring_affine_keeps_the_exact_product_of_the_scale_sources():
+    """Two float32 scales multiply to a float64 that float32 cannot hold: the
+    restoring affine multiplies by each of them instead of by their rounded
+    product, and a float64 bias becomes float32 terms summing to it exactly."""
+    from fractions import Fraction
+
+    from transforms.aggregate import _exact_steps
+
+    s1, s2 = np.float32(0.017273811), np.float32(0.0021819)
+    product = np.float64(s1) * np.float64(s2)
+    assert np.float64(np.float32(product)) != product
+    bias = np.array([0.1 + 2.0**-40, -3.0])
+    steps = _exact_steps(np.array([product]), bias, [("Mul", s1), ("Mul", s2)])
+    muls = [c for op, c in steps if op == "Mul"]
+    assert [float(c) for c in muls] == [float(s1), float(s2)]
+    adds = [c for op, c in steps if op == "Add"]
+    assert len(adds) >= 2 and all(c.dtype == np.float32 for c in adds)
+    for k in range(2):
+        assert sum(Fraction(float(c[k])) for c in adds) == Fraction(float(bias[k]))
+    # a float32-exact scale stays one Mul
+    single = _exact_steps(np.array([0.25]), np.array([0.5]), [("Mul", s1)])
+    assert [op for op, _ in single] == ["Mul", "Add"]

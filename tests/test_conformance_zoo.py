@@ -16,21 +16,11 @@ import sira
 MODELS = pathlib.Path(__file__).resolve().parent.parent / "examples" / "zoo" / "models"
 ALL = sorted(p.stem for p in MODELS.glob("*.onnx"))
 SMALL = [n for n in ALL if "mlp" in n]
-#: models optimize still refuses, with the reason (kept visible, not skipped)
-REFUSED = {
-    "resnet8_w8a8": "aggregate combines a residual branch's scale constants into one float32 constant; "
-    "its rounding moves a value 6e-9 steps from a rounding boundary to the other side",
-    "resnet8_w8a8_qcdq": "as resnet8_w8a8",
-}
-
-
 def _spec(name: str) -> str:
     return str(MODELS / f"{name}.spec.json")
 
 
 def _optimizes(name: str) -> None:
-    if name in REFUSED:
-        pytest.xfail(REFUSED[name])
     model = sira.load(str(MODELS / f"{name}.onnx"))
     _optimized, report = sira.optimize(model, _spec(name), samples=50)
     assert report.samples >= 50

@@ -228,8 +228,47 @@ def _set_initializer(model: ModelWrapper, name: str, value: float) -> None:
     model.set_initializer(name, np.full_like(old, value))
 
 
-def _insert_affine(model: ModelWrapper, target: str, scale: np.ndarray, bias: np.ndarray, outputs: set) -> None:
-    """Mul(scale) then Add(bias) between ``target`` and its consumers; a
+def _exact_steps(scale: np.ndarray, bias: np.ndarray, factors: list) -> list:
+    """The restoring affine as (op, float32 constant) steps whose exact
+    composition is ``scale * q + bias``. One Mul and one Add when float32
+    holds both; otherwise the scale as the source factors it is the product
+    of (``factors``: (op, constant) of the neutralized Mul/Div nodes, whose
+    float32 values multiply exactly to it), and the bias as a sum of float32
+    terms (a float64 is at most three of them)."""
+    steps = []
+    if np.array_equal(np.asarray(scale, np.float32).astype(np.float64), scale) or not factors:
+        steps.append(("Mul", np.asarray(scale, dtype=np.float32)))
+    else:
+        steps.extend((op, np.asarray(c, dtype=np.float32)) for op, c in factors)
+    rest = np.asarray(bias, dtype=np.float64)
+    terms = []
+    while not terms or (np.any(rest != 0) and len(terms) < 4):
+        term = rest.astype(np.float32)
+        terms.append(("Add", term))
+        rest = rest - term.astype(np.float64)
+    return steps + terms
+
+
+def _factors_of(model: ModelWrapper, scale_nodes: list) -> list:
+    """(op, value) of each scale source, before it is neutralized."""
+    return [(node.op_type, np.array(model.get_initializer(node.input[idx]))) for node, idx in scale_nodes]
+
+
+def _product(factors: list, shape) -> Optional[list]:
+    """The exact product of the factors per element (Fractions), or None."""
+    from fractions import Fraction
+
+    out = [Fraction(1)] * int(np.prod(shape))
+    for op, c in factors:
+        values = np.broadcast_to(np.asarray(c, dtype=np.float64), shape).ravel()
+        if not np.all(np.isfinite(values)) or np.any(values == 0):
+            return None
+        out = [o * Fraction(float(v)) if op == "Mul" else o / Fraction(float(v)) for o, v in zip(out, values)]
+    return out
+
+
+def _insert_affine(model: ModelWrapper, target: str, steps: list, outputs: set) -> None:
+    """The (op, constant) ``steps`` between ``target`` and its consumers; a
     graph output keeps its name (the producer is renamed instead)."""
     graph = model.graph
     base = target + "_int" if target in outputs else target
@@ -240,14 +279,14 @@ def _insert_affine(model: ModelWrapper, target: str, scale: np.ndarray, bias: np
                     n.output[k] = base
     cur = base
     new_nodes = []
-    steps = [("Mul", scale, np.all(scale == 1)), ("Add", bias, np.all(bias == 0))]
-    steps = [s for s in steps if not s[2]]
-    for k, (op, value, _) in enumerate(steps):
+    neutral = {"Mul": 1.0, "Div": 1.0, "Add": 0.0}
+    steps = [(op, value) for op, value in steps if not np.all(value == neutral[op])]
+    for k, (op, value) in enumerate(steps):
         const = model.make_new_valueinfo_name()
         model.set_initializer(const, np.asarray(value, dtype=np.float32))
         last = k == len(steps) - 1
         out = target if (last and target in outputs) else model.make_new_valueinfo_name()
-        new_nodes.append(helper.make_node(op, [cur, const], [out], name=f"{target}_aggregate_{op.lower()}"))
+        new_nodes.append(helper.make_node(op, [cur, const], [out], name=f"{target}_aggregate_{op.lower()}{k}"))
         cur = out
     if target not in outputs:
         for n in graph.node:
@@ -364,6 +403,7 @@ class AggregateScaleBias(Transformation):
         self.report.skipped = skipped
         outputs = {o.name for o in model.graph.output}
         neutralized = {n.input[i] for p in plans for n, i in p.scale_nodes}
+        factors = {p.target: _factors_of(model, p.scale_nodes) for p in plans}
         self.report.aligned_joins = _align_joins(model, analysis, neutralized)
         for p in plans:
             for node, idx in p.scale_nodes:
@@ -377,7 +417,8 @@ class AggregateScaleBias(Transformation):
         after = analyze(model, self.input_spec)
         for p in plans:
             scale, bias = _restoring_affine(analysis[p.target], after[p.target], p.target)
-            _insert_affine(model, p.target, scale, bias, outputs)
+            exact = factors[p.target] if _scale_is_product(after[p.target], scale, factors[p.target]) else []
+            _insert_affine(model, p.target, _exact_steps(scale, bias, exact), outputs)
             self.report.aggregated.append(
                 {
                     "tensor": p.target,
@@ -403,6 +444,19 @@ def _restoring_affine(before: ScaledIntRange, now: ScaledIntRange, name: str) ->
         raise SiraError(f"aggregation left '{name}' without an integer grid; this is a bug in sira, please report it")
     a = before.scale / now.scale
     return a, before.bias - a * now.bias
+
+
+def _scale_is_product(now: ScaledIntRange, scale: np.ndarray, factors: list) -> bool:
+    """Whether the restoring scale is the product of the neutralized scale
+    sources (the target's integer carries no scale of its own) up to the
+    float64 rounding of the analysis - so multiplying by the sources one
+    after the other restores the exact value."""
+    if not factors or not np.all(now.scale == 1):
+        return False
+    exact = _product(factors, np.shape(scale))
+    if exact is None:
+        return False
+    return all(abs(float(e) - float(v)) <= 2.0**-40 * abs(float(e)) for e, v in zip(exact, np.ravel(scale)))
 
 
 def _integral(a: np.ndarray) -> bool:
