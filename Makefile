@@ -5,7 +5,7 @@
 #   make test-slow   the slow tier (zoo-wide sampling), run by CI
 #   make bench   start-up time; speed benchmarks against qonnx: range analysis, then model loading;
 #                accumulator widths; resource estimate SIRA vs the FINN baseline;
-#                HLS build and C-simulation time per model
+#                HLS build and C-simulation time per model; the conformance zoo through the flow
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python bench/optimize_widths.py
 	$(BIN)/python bench/estimate.py
 	$(BIN)/python bench/build_csim.py
+	$(BIN)/python bench/conformance.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
