@@ -234,7 +234,9 @@ def _exact_steps(scale: np.ndarray, bias: np.ndarray, factors: list) -> list:
     holds both; otherwise the scale as the source factors it is the product
     of (``factors``: (op, constant) of the neutralized Mul/Div nodes, whose
     float32 values multiply exactly to it), and the bias as a sum of float32
-    terms (a float64 is at most three of them)."""
+    terms (a float64 is at most three of them). Also for an output scale:
+    the build maps the model's outputs back through it to integers, which
+    only an exact scale does for a wide accumulator."""
     steps = []
     if np.array_equal(np.asarray(scale, np.float32).astype(np.float64), scale) or not factors:
         steps.append(("Mul", np.asarray(scale, dtype=np.float32)))
@@ -286,7 +288,9 @@ def _insert_affine(model: ModelWrapper, target: str, steps: list, outputs: set) 
         model.set_initializer(const, np.asarray(value, dtype=np.float32))
         last = k == len(steps) - 1
         out = target if (last and target in outputs) else model.make_new_valueinfo_name()
-        new_nodes.append(helper.make_node(op, [cur, const], [out], name=f"{target}_aggregate_{op.lower()}{k}"))
+        same = [j for j, (o, _v) in enumerate(steps) if o == op]
+        suffix = str(same.index(k)) if len(same) > 1 else ""
+        new_nodes.append(helper.make_node(op, [cur, const], [out], name=f"{target}_aggregate_{op.lower()}{suffix}"))
         cur = out
     if target not in outputs:
         for n in graph.node:

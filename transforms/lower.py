@@ -279,19 +279,21 @@ class BatchNormToAffine(Transformation):
 
 
 def ends_in_quantizers(model: ModelWrapper, tensor: str, depth: int = 8) -> bool:
-    """Whether every path from ``tensor`` reaches a quantizer through ops with
-    an exact monotone semantics only (a chain the threshold pass converts)."""
+    """Whether ``tensor`` reaches a quantizer along a chain the threshold
+    pass converts: one reader at each step, each an op with an exact
+    monotone semantics whose other operands are constants."""
     from sira.semantics import SEMANTICS
 
     consumers = model.find_consumers(tensor)
-    if not consumers or depth == 0 or tensor in {o.name for o in model.graph.output}:
+    if len(consumers) != 1 or depth == 0 or tensor in {o.name for o in model.graph.output}:
         return False
-    for c in consumers:
-        if c.op_type in REAL_QUANTIZERS:
-            continue
-        if c.op_type not in SEMANTICS or not ends_in_quantizers(model, c.output[0], depth - 1):
-            return False
-    return True
+    (c,) = consumers
+    if c.op_type in REAL_QUANTIZERS:
+        return c.input[0] == tensor
+    constants = {i.name for i in model.graph.initializer}
+    if c.op_type not in SEMANTICS or any(i and i != tensor and i not in constants for i in c.input):
+        return False
+    return ends_in_quantizers(model, c.output[0], depth - 1)
 
 
 def gemm_matmul_name(gemm: str) -> str:
@@ -412,6 +414,54 @@ class GlobalAveragePoolToSum(Transformation):
             _set_attr(total, "keepdims", 1)
             count = np.float32(np.prod([shape[a] for a in axes]))
             rw.replace(k, [total, rw.op("Div", f"{base}_count", [total.output[0]], const=count, out=n.output[0])])
+        return rw.finish()
+
+
+class AveragePoolToSum(Transformation):
+    """``AveragePool(x)`` -> ``Div(Conv(x, ones), n)``: the window sum as a
+    depthwise convolution with all-one weights (group = channels, the pool's
+    kernel, strides, dilations and pads), then a constant Div by the window
+    size n.
+
+    The window sum of an integer tensor is an integer tensor, and the Div
+    joins the next chain's scale (a ``TruncAvgPool2d``'s Trunc, a
+    quantizer): average pooling becomes a VVAU and thresholds. Only when
+    every window divides by the same n: no padding, or padding counted
+    (``count_include_pad``), and no ``ceil_mode`` window past the input;
+    other pools are left as they are.
+    """
+
+    def apply(self, model):
+        rw = _Rewrite(model)
+        for k, n in enumerate(list(rw.nodes)):
+            if n.op_type != "AveragePool":
+                continue
+            shape = model.get_tensor_shape(n.input[0])
+            out_shape = model.get_tensor_shape(n.output[0])
+            if shape is None or out_shape is None or len(shape) < 3:
+                continue
+            kernel = [int(v) for v in node_attr(n, "kernel_shape", [])]
+            nsp = len(shape) - 2
+            strides = [int(v) for v in node_attr(n, "strides", [1] * nsp)]
+            dilations = [int(v) for v in node_attr(n, "dilations", [1] * nsp)]
+            pads = [int(v) for v in node_attr(n, "pads", [0] * 2 * nsp)]
+            auto_pad = node_attr(n, "auto_pad", "NOTSET")
+            auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+            if len(kernel) != nsp or auto_pad not in ("NOTSET", "VALID", ""):
+                continue
+            if any(pads) and not node_attr(n, "count_include_pad", 0):
+                continue
+            inside = [(out_shape[2 + i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 <= shape[2 + i] + pads[i] + pads[i + nsp] for i in range(nsp)]
+            if not all(inside):
+                continue  # a ceil_mode window counts fewer cells
+            channels = int(shape[1])
+            base = n.name or n.output[0]
+            ones = np.ones((channels, 1, *kernel), dtype=np.float32)
+            conv = rw.op("Conv", f"{base}_sum", [n.input[0]], const=ones)
+            for name, value in (("kernel_shape", kernel), ("strides", strides), ("dilations", dilations), ("pads", pads), ("group", channels)):
+                _set_attr(conv, name, value)
+            count = np.float32(np.prod(kernel))
+            rw.replace(k, [conv, rw.op("Div", f"{base}_count", [conv.output[0]], const=count, out=n.output[0])])
         return rw.finish()
 
 
@@ -767,7 +817,7 @@ class Lower(Transformation):
     """All lowering passes in order, then unused tensors removed:
 
     1. FusePadIntoConv, BatchNormToAffine, ExtractConvBias, GemmToMatMul,
-       GlobalAveragePoolToSum - the MAC layers become MatMul/Conv followed by
+       GlobalAveragePoolToSum, AveragePoolToSum - the MAC layers become MatMul/Conv followed by
        Mul/Add, with weights still quantized (GemmToMatMul transposes the
        weight quantizers' constants so FoldWeightQuant sees MatMul weights),
        and average pools become integer sums and a constant Div;
@@ -786,6 +836,7 @@ class Lower(Transformation):
         ExtractConvBias,
         GemmToMatMul,
         GlobalAveragePoolToSum,
+        AveragePoolToSum,
         FoldWeightQuant,
         ExtractQuantScaleZeroPt,
         SubConstToAdd,

@@ -39,7 +39,11 @@ method registered for its op types with :func:`lowering`):
   :class:`~sira.hw.Split`.
 * ``Reshape``/``Flatten``/``Squeeze``/``Unsqueeze``/``Transpose``/``Identity``
   -> :class:`~sira.hw.Reshape` when the channels-last stream order is
-  unchanged (checked exactly on an index tensor), else refused.
+  unchanged (checked exactly on an index tensor). A ``Flatten``/``Reshape``
+  of a [C, H, W] map to [1, C*H*W] read only by MatMuls keeps the stream as
+  it is (H, W, C order) and permutes the rows of those MatMuls' weights to
+  match - exact, no data movement, as FINN does for its CNV heads. Any other
+  reordering is refused.
 * anything else -> :class:`~sira.errors.SiraError` naming the node and op.
 
 Thresholds are exact integers: an input ``x`` is an integer, so ``x >= t``
@@ -166,6 +170,9 @@ class _Lowering:
         self.graph_outputs = {o.name for o in model.graph.output}
         self.layers: list[hw.HWLayer] = []
         self.done: set[int] = set()
+        #: flattened tensor -> the model index of each of its stream positions
+        #: (its readers' weight rows are permuted by it)
+        self.stream_order: dict[str, np.ndarray] = {}
 
     # -- helpers -------------------------------------------------------------
     def const(self, name: str) -> Optional[np.ndarray]:
@@ -267,6 +274,8 @@ class _Lowering:
         if node.op_type == "MatMul":
             if W.ndim != 2:
                 raise node_error(node, f"weights of shape {list(W.shape)}: only 2-D MatMul weights map to an MVAU")
+            if x in self.stream_order:
+                W = W[self.stream_order[x], :]
             if sign is not None:
                 W = nx.int_mul(W, sign.reshape(1, -1))
             self.add(hw.MVAU(
@@ -313,11 +322,13 @@ class _Lowering:
         stream, shape = x, channels_last(xs)
         if pt or pl or pb or pr:
             padded = (1, H + pt + pb, Wd + pl + pr, C)
+            # the zeros of the padding widen a stream that cannot hold 0 (bipolar +-1 -> INT2)
+            ptype = itype if itype.kind != "bipolar" and itype.min <= 0 <= itype.max else StreamType.for_range(min(itype.min, 0), max(itype.max, 0))
             self.add(hw.FMPadding(
                 name=f"{name}_pad", inputs=(stream,), outputs=(f"{name}_padded",), in_shape=shape, out_shape=padded,
-                in_type=itype, out_type=itype, channels=C, padding=(pt, pl, pb, pr),
+                in_type=itype, out_type=ptype, channels=C, padding=(pt, pl, pb, pr),
             ))  # fmt: skip
-            stream, shape = f"{name}_padded", padded
+            stream, shape, itype = f"{name}_padded", padded, ptype
         needs_window = depthwise or (kh, kw, sh, sw) != (1, 1, 1, 1) or (dh, dw) != (1, 1)
         if needs_window:
             window = (1, OH, OW, kh * kw * C)
@@ -489,6 +500,13 @@ class _Lowering:
         else:
             moved = idx.reshape(ys)
         if moved.shape != ys or not np.array_equal(_to_cl(idx).reshape(-1), _to_cl(moved).reshape(-1)):
+            if self.flattened_into_matmuls(node, xs, ys):
+                self.stream_order[y] = _to_cl(idx).reshape(-1)
+                self.add(hw.Reshape(
+                    name=node.name or y, op=node.op_type, inputs=(x,), outputs=(y,), in_shape=channels_last(xs),
+                    out_shape=tuple(ys), in_type=self.stype(x), out_type=self.stype(y),
+                ))  # fmt: skip
+                return
             raise node_error(
                 node,
                 f"no hardware layer for {node.op_type} {list(xs)} -> {list(ys)}: it reorders the channels-last stream; "
@@ -498,6 +516,17 @@ class _Lowering:
             name=node.name or y, op=node.op_type, inputs=(x,), outputs=(y,), in_shape=channels_last(xs),
             out_shape=channels_last(ys), in_type=self.stype(x), out_type=self.stype(y),
         ))  # fmt: skip
+
+    def flattened_into_matmuls(self, node: NodeProto, xs, ys) -> bool:
+        """Whether ``node`` flattens a feature map into a [1, N] vector that
+        only MatMuls with constant weights read (so their rows can follow
+        the stream's order instead)."""
+        if node.op_type not in ("Reshape", "Flatten") or len(xs) < 3 or len(ys) != 2 or ys[0] != 1 or xs[0] != 1:
+            return False
+        readers = self.consumers.get(node.output[0], [])
+        return bool(readers) and node.output[0] not in self.graph_outputs and all(
+            r.op_type == "MatMul" and r.input[0] == node.output[0] and self.const(r.input[1]) is not None for r in readers
+        )
 
     @lowering(*sorted(ops_with(Trait.HOST)))
     def lower_host_op(self, node: NodeProto) -> None:

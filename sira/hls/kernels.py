@@ -361,15 +361,16 @@ def add_streams_reference(layer: hw.AddStreams, inputs):
 
 @kernel("FMPadding", "layer_fmpadding.hpp.j2")
 def fmpadding_context(layer: hw.FMPadding, cost: Optional[Cost]) -> dict:
-    t = layer.in_type
+    t = layer.out_type
     if t.kind == "bipolar" or not (t.min <= layer.value <= t.max):
         raise SiraError(f"layer '{layer.name}' (FMPadding): pad value {layer.value} is not a value of the {t.name} stream")
     h, w = layer.in_shape[1:3]
     pt, pl, pb, pr = layer.padding
     word = pack_words(np.full(layer.simd, layer.value), t, layer.simd)[0]
     return {
-        "in": port(t, layer.simd),
-        "out": port(layer.out_type, layer.simd),
+        "in": port(layer.in_type, layer.simd),
+        "out": port(t, layer.simd),
+        "recode": layer.in_type != t,
         "ih": h, "iw": w, "oh": h + pt + pb, "ow": w + pl + pr, "pad_top": pt, "pad_left": pl,
         "rows_end": pt + h, "cols_end": pl + w, "iterations": layer.cycles,
         "cf": layer.channel_folds,
