@@ -58,3 +58,31 @@ def test_small_models_optimize_to_their_reference(name):
 @pytest.mark.parametrize("name", [n for n in ALL if n not in SMALL])
 def test_cnns_optimize_to_their_reference(name):
     _optimizes(name)
+
+
+#: the conformance models the hardware flow handles (layouts, pooling,
+#: binary layers; see bench/conformance.py for the others' stopping point)
+HARDWARE = [
+    "a2q_mlp_w4a4", "cnn_w8a8_perchannel", "cnn_w8a8_perchannel_qcdq", "cnv_w1a1", "cnv_w2a2", "lenet_w4a4",
+    "mlp_fixedpoint", "mlp_w8a8_perchannel", "mlp_w8a8_perchannel_qcdq", "sigmoid_mlp_w4a4", "tanh_mlp_w4a4",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["lenet_w4a4", "cnv_w1a1"])
+def test_flatten_heads_and_bipolar_padding_lower_to_hardware(name):
+    """A Flatten of a 4x4 map into the classifier (weight rows permuted to the
+    channels-last stream) and zero padding of a bipolar stream reach
+    integer hardware layers."""
+    from sira.estimate import estimate
+
+    model = sira.load(str(MODELS / f"{name}.onnx"))
+    optimized, _report = sira.optimize(model, _spec(name), samples=20)
+    doc = estimate(optimized)
+    assert doc["total"]["unknown_layers"]["LUT"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", HARDWARE)
+def test_builds_bit_exact(name, tmp_path):
+    result = sira.build(str(MODELS / f"{name}.onnx"), str(tmp_path / "hls"), _spec(name), samples=100, run_csim=True)
+    assert result.csim.passed, result.csim.summary()

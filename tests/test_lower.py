@@ -507,3 +507,28 @@ def test_global_average_pool_becomes_integer_sum_and_div():
     r = sira.analyze(out, (0.0, 8.0))
     total = [n.output[0] for n in out.graph.node if n.op_type == "ReduceSum"][0]
     assert r[total].is_scaled_int and r[total].int_bounds() == (0, 25 * 15)
+
+
+@pytest.mark.parametrize(
+    "attrs, converted",
+    [
+        ({"kernel_shape": [2, 2], "strides": [2, 2]}, True),
+        ({"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1], "count_include_pad": 1}, True),
+        ({"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, False),  # border windows divide by fewer cells
+    ],
+)
+def test_average_pool_becomes_depthwise_sum_and_div(attrs, converted):
+    from transforms.lower import AveragePoolToSum
+
+    inits = {"s": np.float32(0.5), "z": np.float32(0), "b": np.float32(4)}
+    nodes = [quant_node("x", "s", "z", "b", "q", signed=0), helper.make_node("AveragePool", ["q"], ["y"], **attrs)]
+    m = sira.load(make_model(nodes, {"x": [1, 3, 6, 6]}, {"y": None}, inits))
+    out = m.transform(AveragePoolToSum())
+    kinds = [n.op_type for n in out.graph.node]
+    assert ("AveragePool" not in kinds) == converted, kinds
+    sira.verify_equivalent(m, out, (0.0, 8.0), samples=100, label="AveragePoolToSum")
+    if converted:
+        conv = node(out, "Conv")
+        assert attr(conv, "group") == 3 and np.all(out.get_initializer(conv.input[1]) == 1)
+        r = sira.analyze(out, (0.0, 8.0))
+        assert r[conv.output[0]].is_scaled_int and r[conv.output[0]].int_bounds()[0] == 0
