@@ -398,7 +398,7 @@ def error_bounds(report: RangeReport) -> dict[str, Bound]:
     for inp in model.graph.input:
         if inp.name not in bounds:
             r = report.input_ranges.get(inp.name)
-            grid = _grid(r.scale) if r is not None and r.is_scaled_int and np.all(np.asarray(r.bias) == 0) else None
+            grid = _grid(np.concatenate([np.ravel(r.scale), np.ravel(r.bias)])) if r is not None and r.is_scaled_int else None
             bounds[inp.name] = Bound.of_exact(grid)
     for node in topological_order(model):
         rule = BOUND_RULES.get(node.op_type)

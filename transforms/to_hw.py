@@ -454,16 +454,32 @@ class _Lowering:
         xs, ys = self.shape(x), self.shape(y)
         if len(xs) != 4:
             raise node_error(node, f"only 2-D max pooling is supported, input shape {list(xs)}")
-        if any(int(p) for p in node_attr(node, "pads", [0, 0, 0, 0])) or int(node_attr(node, "ceil_mode", 0)):
-            raise node_error(node, "no hardware layer for padded or ceil-mode MaxPool; pad the stream explicitly")
         if any(int(d) != 1 for d in node_attr(node, "dilations", [1, 1])):
             raise node_error(node, "no hardware layer for dilated MaxPool")
+        if node_attr(node, "auto_pad", "NOTSET") not in ("NOTSET", "VALID", "", b"NOTSET", b"VALID"):
+            raise node_error(node, "auto_pad is not supported; give explicit pads")
         k = tuple(int(v) for v in node_attr(node, "kernel_shape"))
         s = tuple(int(v) for v in node_attr(node, "strides", k))
+        pt, pl, pb, pr = (int(v) for v in node_attr(node, "pads", [0, 0, 0, 0]))
+        # ceil_mode's last windows reach past the padded input: pad for them too
+        pb += max(0, (ys[2] - 1) * s[0] + k[0] - (xs[2] + pt + pb))
+        pr += max(0, (ys[3] - 1) * s[1] + k[1] - (xs[3] + pl + pr))
         t = self.stype(x)
+        name = node.name or y
+        stream, dims = x, tuple(xs[2:])
+        if pt or pl or pb or pr:
+            if max(pt, pb) >= k[0] or max(pl, pr) >= k[1]:
+                raise node_error(node, f"no hardware layer for MaxPool padding {[pt, pl, pb, pr]} as wide as its kernel {list(k)} (a window with no input cell)")
+            # padding with the stream's least value: every window holds an input cell, so it never wins
+            dims = (xs[2] + pt + pb, xs[3] + pl + pr)
+            self.add(hw.FMPadding(
+                name=f"{name}_pad", inputs=(x,), outputs=(f"{name}_padded",), in_shape=channels_last(xs),
+                out_shape=(1, *dims, xs[1]), in_type=t, out_type=t, channels=xs[1], padding=(pt, pl, pb, pr), value=t.min,
+            ))  # fmt: skip
+            stream = f"{name}_padded"
         self.add(hw.StreamingMaxPool(
-            name=node.name or y, inputs=(x,), outputs=(y,), in_shape=channels_last(xs), out_shape=channels_last(ys),
-            in_type=t, out_type=self.stype(y), channels=xs[1], ifm_dim=xs[2:], ofm_dim=ys[2:], kernel=k, stride=s,
+            name=name, inputs=(stream,), outputs=(y,), in_shape=(1, *dims, xs[1]), out_shape=channels_last(ys),
+            in_type=t, out_type=self.stype(y), channels=xs[1], ifm_dim=dims, ofm_dim=ys[2:], kernel=k, stride=s,
         ))  # fmt: skip
 
     @lowering("Concat", "Split")

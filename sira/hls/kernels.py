@@ -362,7 +362,7 @@ def add_streams_reference(layer: hw.AddStreams, inputs):
 @kernel("FMPadding", "layer_fmpadding.hpp.j2")
 def fmpadding_context(layer: hw.FMPadding, cost: Optional[Cost]) -> dict:
     t = layer.out_type
-    if t.kind == "bipolar" or not (t.min <= layer.value <= t.max):
+    if not (t.min <= layer.value <= t.max) or (t.kind == "bipolar" and layer.value not in (-1, 1)):
         raise SiraError(f"layer '{layer.name}' (FMPadding): pad value {layer.value} is not a value of the {t.name} stream")
     h, w = layer.in_shape[1:3]
     pt, pl, pb, pr = layer.padding
