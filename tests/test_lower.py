@@ -532,3 +532,16 @@ def test_average_pool_becomes_depthwise_sum_and_div(attrs, converted):
         assert attr(conv, "group") == 3 and np.all(out.get_initializer(conv.input[1]) == 1)
         r = sira.analyze(out, (0.0, 8.0))
         assert r[conv.output[0]].is_scaled_int and r[conv.output[0]].int_bounds()[0] == 0
+
+
+@pytest.mark.parametrize("keepdims", [1, 0])
+def test_reduce_mean_over_spatial_axes_becomes_sum_and_div(keepdims):
+    from transforms.lower import GlobalAveragePoolToSum
+
+    inits = {"s": np.float32(0.5), "z": np.float32(0), "b": np.float32(4), "axes": np.array([2], np.int64)}
+    nodes = [quant_node("x", "s", "z", "b", "q", signed=0), helper.make_node("ReduceMean", ["q", "axes"], ["y"], keepdims=keepdims)]
+    m = sira.load(make_model(nodes, {"x": [1, 3, 7]}, {"y": None}, inits, opset=18))
+    out = m.transform(GlobalAveragePoolToSum())
+    kinds = [n.op_type for n in out.graph.node]
+    assert "ReduceMean" not in kinds and "ReduceSum" in kinds and "Div" in kinds
+    sira.verify_equivalent(m, out, (0.0, 8.0), samples=100, label="GlobalAveragePoolToSum")

@@ -386,7 +386,9 @@ class DivByConstToMul(Transformation):
 
 
 class GlobalAveragePoolToSum(Transformation):
-    """``GlobalAveragePool(x)`` -> ``Div(ReduceSum(x, spatial axes), n)``.
+    """``GlobalAveragePool(x)`` (or a ``ReduceMean`` over every spatial axis,
+    as Brevitas exports adaptive average pooling) -> ``Div(ReduceSum(x,
+    spatial axes), n)``.
 
     The window sum of an integer tensor is an integer tensor, and the 1/n
     becomes a constant Div that aggregation moves past the next MAC layer
@@ -399,19 +401,21 @@ class GlobalAveragePoolToSum(Transformation):
         rw = _Rewrite(model)
         opset = model.get_opset_imports().get("", 13)
         for k, n in enumerate(list(rw.nodes)):
-            if n.op_type != "GlobalAveragePool":
+            if n.op_type not in ("GlobalAveragePool", "ReduceMean"):
                 continue
             shape = model.get_tensor_shape(n.input[0])
             if shape is None or len(shape) < 3:
                 continue
             axes = list(range(2, len(shape)))
+            if n.op_type == "ReduceMean" and not _reduces_spatial_axes(rw, n, len(shape)):
+                continue
             base = n.name or n.output[0]
             if opset >= 13:
                 total = rw.op("ReduceSum", f"{base}_sum", [n.input[0]], const=np.asarray(axes, dtype=np.int64))
             else:
                 total = rw.op("ReduceSum", f"{base}_sum", [n.input[0]])
                 _set_attr(total, "axes", axes)
-            _set_attr(total, "keepdims", 1)
+            _set_attr(total, "keepdims", int(node_attr(n, "keepdims", 1)))
             count = np.float32(np.prod([shape[a] for a in axes]))
             rw.replace(k, [total, rw.op("Div", f"{base}_count", [total.output[0]], const=count, out=n.output[0])])
         return rw.finish()
@@ -463,6 +467,17 @@ class AveragePoolToSum(Transformation):
             count = np.float32(np.prod(kernel))
             rw.replace(k, [conv, rw.op("Div", f"{base}_count", [conv.output[0]], const=count, out=n.output[0])])
         return rw.finish()
+
+
+def _reduces_spatial_axes(rw: "_Rewrite", n: NodeProto, rank: int) -> bool:
+    """Whether a ReduceMean is a global average pool: over every spatial axis
+    (2..rank-1) of an NC... tensor."""
+    if node_attr(n, "noop_with_empty_axes", 0):
+        return False
+    axes = rw.value(n.input[1]) if len(n.input) > 1 and n.input[1] else node_attr(n, "axes")
+    if axes is None:
+        return False
+    return sorted(int(a) % rank for a in np.asarray(axes).reshape(-1)) == list(range(2, rank))
 
 
 class SubConstToAdd(Transformation):

@@ -299,13 +299,23 @@ class _Lowering:
 
     def lower_conv(self, node, x, W, sign, out, acc_type, acc_range, thr) -> None:
         xs = self.shape(x)
-        if len(xs) != 4:
-            raise node_error(node, f"only 2-D convolutions (NCHW input) are supported, input shape {list(xs)}")
+        if len(xs) == 3:  # a 1-D convolution is a 2-D one on a 1-row image (same stream order)
+            W = W.reshape(W.shape[0], W.shape[1], 1, W.shape[2])
+            attrs = {key: [1] + [int(v) for v in node_attr(node, key, [default])] for key, default in (("kernel_shape", W.shape[3]), ("strides", 1), ("dilations", 1))}
+            p1 = [int(v) for v in node_attr(node, "pads", [0, 0])]
+            attrs["pads"] = [0, p1[0], 0, p1[1]]
+            xs, ys = (xs[0], xs[1], 1, xs[2]), self.shape(node.output[0])
+            ys = (ys[0], ys[1], 1, ys[2])
+        elif len(xs) == 4:
+            attrs = {key: node_attr(node, key, default) for key, default in (("kernel_shape", W.shape[2:]), ("strides", [1, 1]), ("dilations", [1, 1]), ("pads", [0, 0, 0, 0]))}
+            ys = self.shape(node.output[0])
+        else:
+            raise node_error(node, f"only 1-D and 2-D convolutions (NCW / NCHW input) are supported, input shape {list(xs)}")
         _, C, H, Wd = xs
-        kh, kw = (int(v) for v in node_attr(node, "kernel_shape", W.shape[2:]))
-        sh, sw = (int(v) for v in node_attr(node, "strides", [1, 1]))
-        dh, dw = (int(v) for v in node_attr(node, "dilations", [1, 1]))
-        pt, pl, pb, pr = (int(v) for v in node_attr(node, "pads", [0, 0, 0, 0]))
+        kh, kw = (int(v) for v in attrs["kernel_shape"])
+        sh, sw = (int(v) for v in attrs["strides"])
+        dh, dw = (int(v) for v in attrs["dilations"])
+        pt, pl, pb, pr = (int(v) for v in attrs["pads"])
         if node_attr(node, "auto_pad", "NOTSET") not in ("NOTSET", ""):
             raise node_error(node, "auto_pad is not supported; give explicit pads")
         group = int(node_attr(node, "group", 1))
@@ -316,7 +326,6 @@ class _Lowering:
         if sign is not None:
             W = nx.int_mul(W, sign.reshape(-1, 1, 1, 1))
         name = node.name or node.output[0]
-        ys = self.shape(node.output[0])
         OH, OW = ys[2], ys[3]
         itype = self.stype(x)
         stream, shape = x, channels_last(xs)
@@ -438,14 +447,15 @@ class _Lowering:
         xs = self.shape(x)
         axes = self.const(node.input[1]) if len(node.input) > 1 and node.input[1] else node_attr(node, "axes")
         axes = sorted(int(a) % len(xs) for a in np.asarray(axes).reshape(-1)) if axes is not None else None
-        if len(xs) != 4 or axes != [2, 3]:
-            raise node_error(node, f"no hardware layer for ReduceSum over axes {axes} of shape {list(xs)}; only the spatial axes of an NCHW image (global pooling)")
+        if len(xs) not in (3, 4) or axes != list(range(2, len(xs))):
+            raise node_error(node, f"no hardware layer for ReduceSum over axes {axes} of shape {list(xs)}; only the spatial axes of an NCW or NCHW map (global pooling)")
         self.int_stream(x, node)
         out = self.stype(y)
+        dims = tuple(xs[2:]) if len(xs) == 4 else (1, xs[2])
         self.add(hw.Pool(
-            name=node.name or y, inputs=(x,), outputs=(y,), in_shape=channels_last(xs), out_shape=(xs[0], 1, 1, xs[1]),
-            in_type=self.stype(x), out_type=out, channels=xs[1], ifm_dim=xs[2:], ofm_dim=(1, 1), kernel=xs[2:],
-            stride=xs[2:], acc_type=out,
+            name=node.name or y, inputs=(x,), outputs=(y,), in_shape=(xs[0], *dims, xs[1]), out_shape=(xs[0], 1, 1, xs[1]),
+            in_type=self.stype(x), out_type=out, channels=xs[1], ifm_dim=dims, ofm_dim=(1, 1), kernel=dims,
+            stride=dims, acc_type=out,
         ))  # fmt: skip
 
     @lowering("MaxPool")
