@@ -63,16 +63,17 @@ def test_cnns_optimize_to_their_reference(name):
 #: the conformance models the hardware flow handles (layouts, pooling,
 #: binary layers; see bench/conformance.py for the others' stopping point)
 HARDWARE = [
-    "a2q_mlp_w4a4", "cnn_w8a8_perchannel", "cnn_w8a8_perchannel_qcdq", "cnv_w1a1", "cnv_w2a2", "kws1d_w3a3", "lenet_w4a4",
-    "mlp_fixedpoint", "mlp_w8a8_perchannel", "mlp_w8a8_perchannel_qcdq", "sigmoid_mlp_w4a4", "tanh_mlp_w4a4",
+    "a2q_mlp_w4a4", "avgpool_w4a4", "cnn_w8a8_perchannel", "cnn_w8a8_perchannel_qcdq", "cnv_w1a1", "cnv_w2a2", "kws1d_w3a3", "lenet_w4a4",
+    "mlp_fixedpoint", "mlp_w8a8_perchannel", "mlp_w8a8_perchannel_qcdq", "mobilenet_w4a4", "sigmoid_mlp_w4a4", "tanh_mlp_w4a4",
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["lenet_w4a4", "cnv_w1a1", "kws1d_w3a3"])
-def test_flatten_heads_bipolar_padding_and_1d_convs_lower_to_hardware(name):
+@pytest.mark.parametrize("name", ["lenet_w4a4", "cnv_w1a1", "kws1d_w3a3", "avgpool_w4a4"])
+def test_flatten_heads_bipolar_padding_1d_convs_and_pools_lower_to_hardware(name):
     """A Flatten of a 4x4 map into the classifier (weight rows permuted to the
-    channels-last stream), zero padding of a bipolar stream, 1-D convolutions
-    and a ReduceMean head reach integer hardware layers."""
+    channels-last stream), zero padding of a bipolar stream, 1-D convolutions,
+    a ReduceMean head and average pools with Quant or Trunc after them
+    (TruncAvgPool2d) reach integer hardware layers."""
     from sira.estimate import estimate
 
     model = sira.load(str(MODELS / f"{name}.onnx"))

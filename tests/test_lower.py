@@ -341,7 +341,12 @@ def _activation_quantizers_are_unit(model):
     constant = {i.name for i in model.graph.initializer}
     for n in model.graph.node:
         if n.op_type in ("Quant", "IntQuant", "BipolarQuant", "Trunc") and n.input[0] not in constant:
-            assert np.all(model.get_initializer(n.input[1]) == 1), n.name
+            if n.op_type == "Trunc" and len(n.input) >= 6:
+                # unit form of Trunc v2: scale 1/t, output scale 1, so it outputs its integer level
+                s, o = model.get_initializer(n.input[1]), model.get_initializer(n.input[4])
+                assert np.all(o == 1) and np.all(np.log2(s) == np.round(np.log2(s))), n.name
+            else:
+                assert np.all(model.get_initializer(n.input[1]) == 1), n.name
             if n.op_type != "BipolarQuant":
                 assert np.all(model.get_initializer(n.input[2]) == 0), n.name
 
@@ -390,7 +395,10 @@ def test_trunc_scale_extracted(version):
     _activation_quantizers_are_unit(out)
     trunc = node(out, "Trunc")
     if version == 2:
-        assert out.get_initializer(trunc.input[4]) == np.float32(8)  # truncation by 2**3 kept, in unit form
+        # truncation by 2**3 kept, in unit form: scale 1/8 and output scale 1
+        assert out.get_initializer(trunc.input[1]) == np.float32(1 / 8) and out.get_initializer(trunc.input[4]) == np.float32(1)
+        r = sira.analyze(out, (-60.0, 60.0))
+        assert r[trunc.output[0]].is_scaled_int and r[trunc.output[0]].scale.ravel()[0] == 1  # its output is the integer level
 
 
 # --------------------------------------------------------------------------

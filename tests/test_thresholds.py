@@ -537,3 +537,29 @@ def test_zoo_tfc_fully_thresholded():
     assert len(p.report.converted) == 1 and len(p2.report.converted) == 3 and not p2.report.unconverted
     assert ops_of(out).count("MultiThreshold") == 4
     assert sira.verify_equivalent(m, out, spec, samples=10, feed_map=p.feed_map).ok
+
+
+@pytest.mark.parametrize("mode, zeropt", [("FLOOR", 0.0), ("ROUND", 2.0), ("CEIL", -3.0)])
+def test_trunc_v2_chain_becomes_exact_thresholds(mode, zeropt):
+    """A TruncAvgPool-style Trunc (v2: rounding to its input grid, division by
+    the power of two its output scale implies, clip, rounding mode) after an
+    integer MatMul becomes a MultiThreshold; optimize checks it against the
+    reference semantics on every input."""
+    from tests.helpers import QONNX_DOMAIN, make_model, quant_node
+
+    rng = np.random.default_rng(11)
+    inits = {
+        "s": np.float32(0.5), "z": np.float32(0), "b": np.float32(4),
+        "w": rng.integers(-3, 4, size=(6, 4)).astype(np.float32),
+        "ts": np.float32(0.5), "tz": np.float32(zeropt), "ib": np.float32(10), "os": np.float32(0.5 * 8), "ob": np.float32(4),
+    }  # fmt: skip
+    nodes = [
+        quant_node("x", "s", "z", "b", "q", signed=0),
+        helper.make_node("MatMul", ["q", "w"], ["acc"]),
+        helper.make_node("Trunc", ["acc", "ts", "tz", "ib", "os", "ob"], ["y"], domain=QONNX_DOMAIN, rounding_mode=mode, signed=1),
+    ]
+    m = make_model(nodes, {"x": (1, 6)}, {"y": None}, inits)
+    next(o for o in m.model.opset_import if o.domain == QONNX_DOMAIN).version = 2
+    optimized, report = sira.optimize(m, (0.0, 8.0), samples=200)
+    kinds = [n.op_type for n in optimized.graph.node]
+    assert "Trunc" not in kinds and "MultiThreshold" in kinds, kinds

@@ -711,9 +711,10 @@ class ExtractQuantScaleZeroPt(Transformation):
     * BipolarQuant(x, s) -> BipolarQuant(x, 1), Mul(s);
     * Trunc v1 (5 inputs): as Quant;
     * Trunc v2 (6 inputs, output scale ``o``): with ``t = 2**round(log2(o/s))``
-      the unit form is ``Trunc(x', 1, 0, ., t)`` (output ``r*t``), followed
-      by ``Add(-z)`` and ``Mul(o/t)``: ``(r*t - z)*(o/t)`` equals qonnx's
-      ``(r - z/t)*o`` exactly since ``t`` is a power of two.
+      the unit form is ``Div(t)`` then ``Trunc(x'', 1/t, 0, ., 1)``, whose
+      output is the integer level ``r`` itself (it computes ``round(x''*t)
+      / t`` with the same ``t``), followed by ``Add(-z/t)`` and ``Mul(o)``:
+      qonnx's ``(r - z/t)*o``, exact since ``t`` is a power of two.
 
     Quantizers of constants (FoldWeightQuant's business) and quantizers with
     non-constant parameters are left alone. Every new constant is private,
@@ -750,14 +751,14 @@ class ExtractQuantScaleZeroPt(Transformation):
         if s is None or z is None:
             return
         v2 = n.op_type == "Trunc" and len(n.input) >= 6
-        out_scale, t = s, None
+        out_scale, t, offset = s, None, z
         if v2:
             o = rw.value(n.input[4])
             if o is None:
                 return
             t = nx.trunc_step(s, o).astype(o.dtype)
-            out_scale = (o.astype(np.float64) / t).astype(o.dtype)
-            if np.array_equal(o, t) and np.all(s == 1) and np.all(z == 0):
+            out_scale, offset = o, (z.astype(np.float64) / t).astype(z.dtype)
+            if np.all(o == 1) and np.all(s.astype(np.float64) * t == 1) and np.all(z == 0):
                 return
         elif np.all(s == 1) and np.all(z == 0):
             return
@@ -770,16 +771,19 @@ class ExtractQuantScaleZeroPt(Transformation):
         if np.any(z != 0):
             pre.append(rw.op("Add", f"{base}_zeropt", [x], const=z))
             x = pre[-1].output[0]
+        if v2 and np.any(t != 1):
+            pre.append(rw.op("Div", f"{base}_shift", [x], const=t))
+            x = pre[-1].output[0]
         n.input[0] = x
-        n.input[1] = rw.const(f"{base}_unit_scale", np.ones((), s.dtype))
+        n.input[1] = rw.const(f"{base}_unit_scale", (1.0 / t).astype(s.dtype) if v2 else np.ones((), s.dtype))
         n.input[2] = rw.const(f"{base}_zero_zeropt", np.zeros((), z.dtype))
         if v2:
-            n.input[4] = rw.const(f"{base}_trunc_scale", t)
+            n.input[4] = rw.const(f"{base}_trunc_scale", np.ones((), t.dtype))
         y = n.output[0]
         cur = rw.retarget(k, f"{base}_int")
         rescale = np.any(out_scale != 1)
-        if np.any(z != 0):
-            post.append(rw.op("Add", f"{base}_unzeropt", [cur], const=-z, out=None if rescale else y))
+        if np.any(offset != 0):
+            post.append(rw.op("Add", f"{base}_unzeropt", [cur], const=-offset, out=None if rescale else y))
             cur = post[-1].output[0]
         if rescale:
             post.append(rw.op("Mul", f"{base}_rescale", [cur], const=out_scale, out=y))

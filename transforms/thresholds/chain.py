@@ -21,8 +21,8 @@ from sira.semantics import SEMANTICS, NotMonotone, OpNode, channel_fractions
 
 #: elementwise ops a chain may contain (each defined in sira.semantics)
 CHAIN_OPS = frozenset(SEMANTICS)
-#: quantizers that end a chain
-QUANTIZERS = ops_with(Trait.REAL_QUANTIZER)
+#: quantizers that end a chain (Trunc: version 2, with an output scale)
+QUANTIZERS = ops_with(Trait.REAL_QUANTIZER) | {"Trunc"}
 #: ops that only move data: between a graph input and its first chain they
 #: carry the raw integers once the input is converted
 MOVEMENT_OPS = ops_with(Trait.LAYOUT)
@@ -41,6 +41,10 @@ class Requantizer:
     s * (qmin + n - z). Clip and every rounding mode are non-decreasing, so
     n is (s > 0 is required). Bipolar (BipolarQuant, or a 1-bit signed
     Quant as qonnx executes it): n = [x/s + z >= 0], value s * (2n - 1 - z).
+    QONNX Trunc (v2) rounds to its input grid first: with ``trunc = (s_in,
+    z_in, t)``, n = R(clip(round(x/s_in + z_in) / t, qmin, qmax)) - qmin
+    (round half to even, t a power of two), its value scale * (qmin + n -
+    zeropt) with scale the output scale and zeropt = z_in / t.
     """
 
     scale: np.ndarray
@@ -51,6 +55,7 @@ class Requantizer:
     bipolar: bool
     out_dtype: str
     label: str = ""
+    trunc: Optional[tuple] = None
 
     @property
     def steps(self) -> int:
@@ -72,6 +77,12 @@ class Requantizer:
         return nx.round_floats(np.clip(v, self.qmin, self.qmax), self.mode).astype(np.int64) - self.qmin
 
     def bounds(self, lo, hi, ch):
+        if self.trunc is not None:
+            s, z, t = (a[ch] for a in self.trunc)
+            # rounding to the grid, a power-of-two division, clip and R are exact and monotone on floats
+            v_lo = np.round(nx.add_down(nx.div_down(lo, s), z)) / t
+            v_hi = np.round(nx.add_up(nx.div_up(hi, s), z)) / t
+            return self._index_floats(v_lo), self._index_floats(v_hi)
         s, z = self.scale[ch], self.zeropt[ch]
         v_lo = nx.add_down(nx.div_down(lo, s), z)
         v_hi = nx.add_up(nx.div_up(hi, s), z)
@@ -79,9 +90,15 @@ class Requantizer:
 
     @functools.cached_property
     def _params(self):
+        if self.trunc is not None:
+            return list(zip(*(channel_fractions(a) for a in self.trunc)))
         return list(zip(channel_fractions(self.scale), channel_fractions(self.zeropt)))
 
     def index(self, c: int, x: Fraction) -> int:
+        if self.trunc is not None:
+            s, z, t = self._params[c]
+            v = Fraction(nx.round_fraction(x / s + z, "ROUND")) / t
+            return nx.round_fraction(min(max(v, Fraction(self.qmin)), Fraction(self.qmax)), self.mode) - self.qmin
         s, z = self._params[c]
         if self.bipolar:
             return int(x / s + z >= 0)
@@ -171,9 +188,12 @@ def _params(node: NodeProto, ra) -> dict[str, np.ndarray]:
     """The node's constant parameters, compact at the data's shape: a
     quantizer's scale and zero-point, or what its semantics reads."""
     shape = ra[node.output[0]].shape
-    names = {"Quant": ("scale", "zeropt"), "IntQuant": ("scale", "zeropt"), "BipolarQuant": ("scale",)}.get(node.op_type)
+    names = {"Quant": {"scale": 1, "zeropt": 2}, "IntQuant": {"scale": 1, "zeropt": 2}, "BipolarQuant": {"scale": 1},
+             "Trunc": {"scale": 1, "zeropt": 2, "out_scale": 4}}.get(node.op_type)  # fmt: skip
     if names:
-        return {k: compact(_const(ra, node.input[i + 1]), shape) for i, k in enumerate(names)}
+        if any(i >= len(node.input) or _const(ra, node.input[i]) is None for i in names.values()):
+            raise NotConvertible(f"{node_label(node)}: its parameters must be constants (Trunc: version 2, with an output scale)")
+        return {k: compact(_const(ra, node.input[i]), shape) for k, i in names.items()}
     return SEMANTICS[node.op_type].read(_op_node(node, ra))
 
 
@@ -199,6 +219,8 @@ def _make_requantizer(node: NodeProto, ra, p: dict, C: int) -> Requantizer:
     zeropt = p.get("zeropt", np.zeros(C))
     if node.op_type == "BipolarQuant":
         return Requantizer(scale, zeropt, -1, 1, "ROUND", True, "BIPOLAR", label)
+    if node.op_type == "Trunc":
+        return _trunc_requantizer(node, ra, p, label)
     bits_v = _const(ra, node.input[3])
     if bits_v is None or bits_v.size != 1 or not float(bits_v.reshape(-1)[0]).is_integer():
         raise NotConvertible(f"{label}: the bit width must be a constant integer")
@@ -213,6 +235,28 @@ def _make_requantizer(node: NodeProto, ra, p: dict, C: int) -> Requantizer:
         raise NotConvertible(f"{label}: {e}") from e
     dtype = f"INT{bits}" if signed else ("BINARY" if bits == 1 else f"UINT{bits}")
     return Requantizer(scale, zeropt, qmin, qmax, mode, False, dtype, label)
+
+
+def _trunc_requantizer(node: NodeProto, ra, p: dict, label: str) -> Requantizer:
+    """QONNX Trunc v2 (inputs x, scale, zeropt, in_bits, out_scale, out_bits)
+    as a Requantizer with its rounding to the input grid."""
+    out_scale = p["out_scale"]
+    if np.any(out_scale <= 0):
+        raise NotConvertible(f"{label}: the output scale must be positive")
+    bits_v = _const(ra, node.input[5]) if len(node.input) > 5 else None
+    if bits_v is None or bits_v.size != 1 or not float(bits_v.reshape(-1)[0]).is_integer():
+        raise NotConvertible(f"{label}: the output bit width must be a constant integer")
+    bits = int(bits_v.reshape(-1)[0])
+    signed, narrow = bool(node_attr(node, "signed", 1)), bool(node_attr(node, "narrow", 0))
+    qmin, qmax = int_limits(signed, narrow, bits)
+    try:
+        mode = nx.rounding_mode(node_attr(node, "rounding_mode", "FLOOR"))
+    except ValueError as e:
+        raise NotConvertible(f"{label}: {e}") from e
+    s, z = p["scale"], p.get("zeropt", np.zeros_like(p["scale"]))
+    t = nx.trunc_step(s, out_scale)
+    dtype = f"INT{bits}" if signed else f"UINT{bits}"
+    return Requantizer(out_scale, z / t, qmin, qmax, mode, False, dtype, label, trunc=(s, z, t))
 
 
 def _varying_axes(a: np.ndarray) -> set[int]:
