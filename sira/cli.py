@@ -104,7 +104,7 @@ def cmd_verify(args) -> int:
         ]
         lines += [f"  {v}" for v in result.violations]
         if result.agreement is not None:
-            lines.append(f"  ranges checked on the reference semantics; {result.agreement.summary()}")
+            lines.append(f"  {result.agreement.summary()}")
         emit(args, "\n".join(lines))
     return EXIT_OK if result.ok else EXIT_FAIL
 
@@ -402,10 +402,22 @@ def cmd_build(args) -> int:
         print()
     stages = len(project.dataflow.stages)
     print(f"wrote {project.path}: top function {project.top}, {stages} stages, {project.samples} test vectors")
+    for line in _float_agreement(project.path):
+        print(f"  {line}")
     if result.csim is not None:
         print(paint(result.csim.summary(), "green" if result.csim.passed else "red"))
         return EXIT_OK if result.csim.passed else EXIT_FAIL
     return EXIT_OK
+
+
+def _float_agreement(project_path: str) -> list[str]:
+    """The build's lines on how float execution of the original agrees with
+    the reference semantics its test vectors come from."""
+    try:
+        with open(os.path.join(project_path, "report", "optimize.json")) as f:
+            return list(json.load(f).get("float_agreement", {}).values())
+    except (OSError, ValueError):
+        return []
 
 
 def cmd_csim(args) -> int:

@@ -478,9 +478,10 @@ class FloatAgreement:
     def summary(self) -> str:
         head = f"{self.precision} execution of the original"
         if not self.differing_samples:
-            return f"{head} agrees with it on {self.samples}/{self.samples} inputs"
+            return f"{head} agrees with the reference semantics on {self.samples}/{self.samples} inputs"
         parts = [f"{node}: {d['elements']} elements on {d['samples']} inputs, margin {d['min_margin']:.3g} steps" for node, d in self.quantizers.items()]
-        return f"{head} rounds differently on {self.differing_samples}/{self.samples} inputs, at rounding ties of " + "; ".join(parts)
+        return (f"{head} rounds differently from the reference semantics on {self.differing_samples}/{self.samples} inputs, "
+                "at rounding ties of " + "; ".join(parts))  # fmt: skip
 
 
 def flips_agreement(flips: list, samples: int) -> FloatAgreement:

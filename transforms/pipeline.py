@@ -7,6 +7,7 @@ the original computes.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Callable, Optional
 
 from qonnx.core.datatype import DataType
@@ -24,6 +25,10 @@ from .aggregate import AggregateScaleBias, mac_float_islands
 from .lower import Lower, gemm_matmul_name
 from .thresholds import ConvertChainsToThresholds, ConvertInputQuantToThresholds
 from .widths import AnnotateDatatypes, mac_width_report
+
+#: metadata of an optimized model: one line per float precision on how its
+#: execution of the original agrees with the reference semantics
+AGREEMENT_KEY = "sira_float_agreement"
 
 #: inputs each pass is checked on (the first of the final check's: the
 #: original's reference runs are computed once for all)
@@ -112,6 +117,8 @@ def optimize(
     agreement = {}
     for a in (flips_agreement(checker.float64_flips, final.samples), float32_agreement(checker)):
         agreement[a.precision] = a.to_json() | {"summary": a.summary()}
+    # the written model says what it was checked against (a build reports it)
+    current.set_metadata_prop(AGREEMENT_KEY, json.dumps({k: v["summary"] for k, v in agreement.items()}))
     report = OptimizeReport(
         layers=_with_thresholds(mac_width_report(base), passes, current, base),
         float_islands=mac_float_islands(current, spec),

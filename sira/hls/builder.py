@@ -20,6 +20,7 @@ from ..estimate import cost_layers, estimate_prepared, prepare
 from ..htmlreport import write_report
 from ..model import load
 from ..report import report_json
+from transforms.pipeline import AGREEMENT_KEY
 from .dataflow import plan
 from .folder import locked
 from .names import Namer
@@ -101,8 +102,9 @@ def _write_model_project(model, out_dir: str, input_spec, p, clock_ns: float, ta
     vectors = make_vectors(original, input_spec, df, samples=samples, seed=seed, regridded=regridded, report=analysis)
     islands = [{"node": layer.name, "tensor": layer.inputs[0], "reason": "reads a float input: runs on the host, before the dataflow"}
                for layer in df.head if isinstance(layer, (hw.MVAU, hw.VVAU))]  # fmt: skip
+    agreement = json.loads(optimized.get_metadata_prop(AGREEMENT_KEY) or "{}")
     reports = {"analysis": report_json(analysis, model_path=model_name),
-               "optimize": {"layers": _plain(prepared[1]), "float_islands": islands}}  # fmt: skip
+               "optimize": {"layers": _plain(prepared[1]), "float_islands": islands, "float_agreement": agreement}}  # fmt: skip
     say("write")
     options = {"part": p.name, "clock_ns": clock_ns, "target_fps": target_fps,
                "folding": folding if isinstance(folding, (str, type(None))) else "inline", "samples": samples, "seed": seed,
