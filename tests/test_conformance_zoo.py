@@ -63,10 +63,12 @@ def test_cnns_optimize_to_their_reference(name):
 
 
 #: the conformance models the hardware flow handles (layouts, pooling,
-#: binary layers; see bench/conformance.py for the others' stopping point)
+#: binary layers, residual joins; see bench/conformance.py for the others'
+#: stopping point)
 HARDWARE = [
     "a2q_mlp_w4a4", "avgpool_w4a4", "cnn_w8a8_perchannel", "cnn_w8a8_perchannel_qcdq", "cnv_w1a1", "cnv_w2a2", "kws1d_w3a3", "lenet_w4a4",
-    "mlp_fixedpoint", "mlp_w8a8_perchannel", "mlp_w8a8_perchannel_qcdq", "mobilenet_w4a4", "sigmoid_mlp_w4a4", "tanh_mlp_w4a4",
+    "mlp_fixedpoint", "mlp_w8a8_perchannel", "mlp_w8a8_perchannel_qcdq", "mobilenet_w4a4", "resnet8_w4a4", "resnet8_w8a8",
+    "resnet8_w8a8_qcdq", "sigmoid_mlp_w4a4", "tanh_mlp_w4a4",
 ]  # fmt: skip
 
 

@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("rules", ("sira.rules", "sira.rules.*")),
     ("analysis", ("sira.analysis", "sira.report")),
     ("verification", ("sira.exec_kernels", "sira.execute", "sira.reference", "sira.verification")),
-    ("transforms", ("transforms", "transforms.aggregate", "transforms.lower", "transforms.pipeline",
+    ("transforms", ("transforms", "transforms.aggregate", "transforms.joins", "transforms.lower", "transforms.pipeline",
                     "transforms.thresholds", "transforms.thresholds.*", "transforms.widths")),
     ("hardware", ("sira.hw", "sira.hw_base", "sira.hw_window", "sira.formulas", "sira.memory", "sira.multipliers", "sira.cost",
                   "sira.cost_result", "sira.cost_mac", "sira.cost_stream", "sira.folding", "sira.lint", "transforms.to_hw")),

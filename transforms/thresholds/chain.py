@@ -263,12 +263,13 @@ def _varying_axes(a: np.ndarray) -> set[int]:
     return {i for i, d in enumerate(a.shape) if d > 1}
 
 
-def build_chain(nodes: list, ra, start: str, on_grid: bool) -> tuple[Chain, int]:
+def build_chain(nodes: list, ra, start: str, on_grid: bool, grid: Optional[tuple] = None) -> tuple[Chain, int]:
     """The Chain of ``nodes`` (ops in order, the quantizer last) reading the
     tensor ``start``, and its channel axis: the one axis along which any
     parameter varies (axis 1 when none does). With ``on_grid`` the chain's
-    integer input is the grid index q of ``start`` (x = scale*q + bias),
-    else the tensor's own (integer) values."""
+    integer input is the grid index q of ``start`` (x = scale*q + bias, the
+    analysis' grid or the (scale, bias) ``grid`` given), else the tensor's
+    own (integer) values."""
     r = ra[start]
     shape = r.shape
     rank = len(shape)
@@ -276,7 +277,11 @@ def build_chain(nodes: list, ra, start: str, on_grid: bool) -> tuple[Chain, int]
         raise NotConvertible(f"tensor '{start}' has rank {rank}; MultiThreshold needs a channel axis in a tensor of rank >= 2")
     params = [_params(n, ra) for n in nodes]
     unit = np.ones((1,) * rank)
-    grid = {"scale": compact(r.scale, shape), "bias": compact(r.bias, shape)} if on_grid else {"scale": unit, "bias": 0 * unit}
+    if on_grid:
+        scale, bias = grid if grid is not None else (r.scale, r.bias)
+        grid = {"scale": compact(scale, shape), "bias": compact(bias, shape)}
+    else:
+        grid = {"scale": unit, "bias": 0 * unit}
     axes = set().union(*(_varying_axes(a) for p in params + [grid] for a in p.values()))
     if len(axes) > 1:
         raise NotConvertible(f"parameters vary along axes {sorted(axes)}; thresholds can be per channel (one axis) only")

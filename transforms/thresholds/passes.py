@@ -122,7 +122,7 @@ def _input_path(model: ModelWrapper, tensor: str) -> Optional[str]:
     return t if len(consumers.get(t, ())) == 1 and t not in outputs else None
 
 
-def _unique(model: ModelWrapper, stem: str) -> str:
+def unique_name(model: ModelWrapper, stem: str) -> str:
     names = set(model.get_all_tensor_names()) | {n.name for n in model.graph.node}
     name, i = stem, 0
     while name in names:
@@ -151,7 +151,7 @@ def _f32_exact(v: Fraction) -> bool:
     return Fraction(float(np.float32(float(v)))) == v
 
 
-def _output_nodes(model, requant: Requantizer, enc: Encoding, mt_in: str, thr: str, out: str, rank: int, axis: int, stem: str):
+def output_nodes(model, requant: Requantizer, enc: Encoding, mt_in: str, thr: str, out: str, rank: int, axis: int, stem: str):
     """MultiThreshold plus what reproduces the quantizer's output values."""
     lvl0 = requant.level0 + requant.level_step * enc.skipped
     s, z = requant.scale, requant.zeropt
@@ -161,18 +161,18 @@ def _output_nodes(model, requant: Requantizer, enc: Encoding, mt_in: str, thr: s
         out_scale, out_bias = sf * requant.level_step, sf * (lvl0 - zf)
         if _f32_exact(out_scale) and _f32_exact(out_bias):
             return [_mt_node(model, mt_in, thr, out, requant, float(out_scale), float(out_bias), rank, axis, stem)], {}
-    levels = _unique(model, f"{stem}_levels")
+    levels = unique_name(model, f"{stem}_levels")
     nodes = [_mt_node(model, mt_in, thr, levels, requant, float(requant.level_step), float(lvl0), rank, axis, stem)]
     inits = {}
     cur = levels
     if np.any(z != 0):
-        zname, shifted = _unique(model, f"{stem}_neg_zeropt"), _unique(model, f"{stem}_shifted")
+        zname, shifted = unique_name(model, f"{stem}_neg_zeropt"), unique_name(model, f"{stem}_shifted")
         inits[zname] = _laid(-z, rank, axis)
-        nodes.append(helper.make_node("Add", [cur, zname], [shifted], name=_unique(model, f"{stem}_Add")))
+        nodes.append(helper.make_node("Add", [cur, zname], [shifted], name=unique_name(model, f"{stem}_Add")))
         cur = shifted
-    sname = _unique(model, f"{stem}_scale")
+    sname = unique_name(model, f"{stem}_scale")
     inits[sname] = _laid(s, rank, axis)
-    nodes.append(helper.make_node("Mul", [cur, sname], [out], name=_unique(model, f"{stem}_Mul")))
+    nodes.append(helper.make_node("Mul", [cur, sname], [out], name=unique_name(model, f"{stem}_Mul")))
     return nodes, inits
 
 
@@ -182,7 +182,7 @@ def _mt_node(model, inp, thr, out, requant, out_scale, out_bias, rank, axis, ste
         [inp, thr],
         [out],
         domain=QONNX_DOMAIN,
-        name=_unique(model, f"{stem}_MultiThreshold"),
+        name=unique_name(model, f"{stem}_MultiThreshold"),
         out_dtype=requant.out_dtype,
         out_scale=out_scale,
         out_bias=out_bias,
@@ -200,13 +200,13 @@ def _rewrite(model: ModelWrapper, nodes: list, start: str, chain: Chain, conv: C
     new_nodes, inits = [], {}
     mt_in = start
     if np.any(conv.sign < 0):
-        sname, oriented = _unique(model, f"{stem}_sign"), _unique(model, f"{stem}_oriented")
+        sname, oriented = unique_name(model, f"{stem}_sign"), unique_name(model, f"{stem}_oriented")
         inits[sname] = _laid(conv.sign.astype(np.float64), rank, axis)
-        new_nodes.append(helper.make_node("Mul", [start, sname], [oriented], name=_unique(model, f"{stem}_Sign")))
+        new_nodes.append(helper.make_node("Mul", [start, sname], [oriented], name=unique_name(model, f"{stem}_Sign")))
         mt_in = oriented
-    thr = _unique(model, f"{stem}_thresholds")
+    thr = unique_name(model, f"{stem}_thresholds")
     inits[thr] = conv.encoding.rows.astype(np.float32)
-    out_nodes, out_inits = _output_nodes(model, chain.requant, conv.encoding, mt_in, thr, quant.output[0], rank, axis, stem)
+    out_nodes, out_inits = output_nodes(model, chain.requant, conv.encoding, mt_in, thr, quant.output[0], rank, axis, stem)
     new_nodes += out_nodes
     inits.update(out_inits)
     for name, value in inits.items():
