@@ -18,6 +18,9 @@ one :class:`~sira.errors.SiraError`. Checks:
   multiplier ports (DSP48E1 25x18, DSP48E2 27x18, DSP58 27x24; an unsigned
   operand needs one more port bit) -> warning: split over several DSPs, or
   LUTs.
+* **URAM for constants.** An initialized memory (weights, thresholds, a
+  constant operand) asked for ``ultra`` is built in block RAM, since a URAM
+  has no initial contents -> warning.
 * **Unroll factor.** PE·SIMD lanes above :data:`MAX_UNROLL` (4096) -> error
   (HLS unrolling and routing do not scale there).
 * **Capacity of the part.** LUT, DSP, BRAM18 and URAM of each layer and of
@@ -195,6 +198,17 @@ def _check_dsp(layer: HWLayer, part: Part) -> list[LintIssue]:
     return issues
 
 
+def _check_rom_styles(layer: HWLayer) -> list[LintIssue]:
+    """A warning per initialized memory asked for URAM: it is built in
+    block RAM (:func:`sira.memory.built_style`), and the estimate prices that."""
+    asked = [m for m in M.layer_memories(layer) if m.style == "ultra" and M.built_style(m) != "ultra"]
+    kinds = sorted({"thresholds" if m.name.startswith("thresholds") else m.name for m in asked})
+    return [LintIssue("warning", layer.name, f"{kind} ask for ram_style ultra, but a URAM cannot hold initialized constants "
+                      "(Vitis HLS has no initial contents for it): they are built, and estimated, in block RAM",
+                      f"ram_style{'_thresholds' if kind == 'thresholds' and layer.kind in ('MVAU', 'VVAU') else ''} block "
+                      "to ask for what is built") for kind in kinds]
+
+
 def _check_unroll(layer: HWLayer, max_unroll: int) -> list[LintIssue]:
     lanes = layer.pe * layer.simd
     if lanes > max_unroll:
@@ -326,6 +340,7 @@ def lint(layers: Sequence[HWLayer], part: Union[Part, str, None] = None, *,
         issues += _check_widths(layer, ap_int_max_w)
         issues += _check_unroll(layer, max_unroll)
         issues += _check_dsp(layer, part)
+        issues += _check_rom_styles(layer)
     issues += _check_capacity(layers, part, costs)
     order = {l.name: i for i, l in enumerate(layers)}
     return sorted(issues, key=lambda i: (i.severity != "error", order.get(i.layer, len(order))))

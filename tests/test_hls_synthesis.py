@@ -4,18 +4,22 @@ same limit (ap_int wider than 1024 bits)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 
 from sira import hw
+from sira import memory as M
 from sira.errors import SiraError
+from sira.folding import apply_folding_file
 from sira.hls import build
 from sira.hls.dataflow import Stage, Stream, ap_int_max_w, plan
 from sira.hls.kernels import WidthConverter, kernel_for
 from sira.hls.project import render
 from sira.hls.simulate import unavailable
-from sira.lint import ap_int_max_w_of
+from sira.layer_costs import layer_cost
+from sira.lint import ap_int_max_w_of, lint
 
 from tests.helpers import ZOO_MODELS, mvau, zoo_path
 
@@ -71,3 +75,47 @@ def test_tfc_at_3m_fps_with_a_1568_bit_word_is_bit_exact(tmp_path):
     assert r.csim.passed and r.csim.exact == r.csim.samples, r.csim.summary()
     with open(os.path.join(r.path, "firmware", "sira_common.hpp")) as f:
         assert f"#define AP_INT_MAX_W {r.project.dataflow.ap_int_max_w}" in f.read()
+
+
+# --------------------------------------------------------------------------
+# URAM and initialized memories
+# --------------------------------------------------------------------------
+
+ZU7EV = "xczu7ev-ffvc1156-2-e"  # has URAM
+
+
+def _ultra_mvau():
+    """A 256 x 64 MVAU with 8-bit weights and thresholds, both asked for
+    URAM by a folding file."""
+    import numpy as np
+
+    layer = mvau(mw=256, mh=64)
+    layer = dataclasses.replace(layer, weights=np.arange(256 * 64).reshape(256, 64) % 200 - 100, weight_type=hw.StreamType(8, True),
+                                thresholds=np.tile(np.arange(3) * 10 - 10, (64, 1)), out_type=hw.StreamType(2, False),
+                                acc_type=hw.StreamType(24, True), threshold_type=hw.StreamType(24, True), acc_range=(-(1 << 20), 1 << 20))
+    folding = {"mv": {"PE": 2, "SIMD": 8, "ram_style": "ultra", "ram_style_thresholds": "ultra"}}
+    (folded,) = apply_folding_file([layer], folding)
+    assert folded.mem_style == "ultra" and folded.threshold_mem_style == "ultra"
+    return folded
+
+
+def test_initialized_memories_asked_for_uram_are_built_and_priced_in_bram():
+    layer = _ultra_mvau()
+    cost = layer_cost(layer, ZU7EV)
+    assert cost.uram == 0 and cost.bram18 > 0
+    assert cost.storage["weights"] == "block" and all(v != "ultra" for v in cost.storage.values())
+    code = kernel_for(layer).context(layer, cost)
+    pragmas = code["pragmas"] + code["thr"]["pragmas"]
+    assert "BIND_STORAGE variable=weights type=rom_2p impl=bram" in pragmas
+    assert not [p for p in pragmas if "uram" in p]
+    warnings = [i for i in lint([layer], ZU7EV) if "URAM cannot hold initialized constants" in i.message]
+    assert [(i.severity, i.layer, i.message.split()[0]) for i in warnings] == [("warning", "mv", "thresholds"), ("warning", "mv", "weights")]
+    assert "ram_style block" in warnings[1].fix and "ram_style_thresholds block" in warnings[0].fix
+
+
+def test_memories_written_at_run_time_keep_uram():
+    """A line buffer is written while the layer runs: URAM is fine there."""
+    buffer = M.line_buffer(rows=4, row_words=4096, word_bits=72, style="ultra")
+    assert M.built_style(buffer) == "ultra" and M.price(buffer, ZU7EV).uram > 0
+    weights = M.weight_memory(pe=1, word_elements=9, depth=4096, w_bits=8, style="ultra")
+    assert M.built_style(weights) == "block" and M.price(weights, ZU7EV).uram == 0
