@@ -119,3 +119,99 @@ def test_memories_written_at_run_time_keep_uram():
     assert M.built_style(buffer) == "ultra" and M.price(buffer, ZU7EV).uram > 0
     weights = M.weight_memory(pe=1, word_elements=9, depth=4096, w_bits=8, style="ultra")
     assert M.built_style(weights) == "block" and M.price(weights, ZU7EV).uram == 0
+
+
+# --------------------------------------------------------------------------
+# FIFO depths where branches meet again
+# --------------------------------------------------------------------------
+
+U4, S12 = hw.StreamType(4, False), hw.StreamType(12, True)
+
+
+def _conv_branch(x: str) -> list:
+    """A 3x3 'same' convolution of a 6x6x2 image: padding, sliding window,
+    MVAU. Its first output needs two padded rows and three pixels."""
+    import numpy as np
+
+    pad = hw.FMPadding(name="pad", inputs=(x,), outputs=("padded",), in_shape=(1, 6, 6, 2), out_shape=(1, 8, 8, 2), in_type=U4,
+                       out_type=U4, channels=2, padding=(1, 1, 1, 1))
+    swg = hw.ConvolutionInputGenerator(name="swg", inputs=("padded",), outputs=("windows",), in_shape=(1, 8, 8, 2),
+                                       out_shape=(1, 6, 6, 18), in_type=U4, out_type=U4, channels=2, ifm_dim=(8, 8),
+                                       ofm_dim=(6, 6), kernel=(3, 3), stride=(1, 1))
+    w = (np.arange(36).reshape(18, 2) % 5) - 2
+    conv = hw.MVAU(name="conv", inputs=("windows",), outputs=("conv_out",), in_shape=(1, 6, 6, 18), out_shape=(1, 6, 6, 2),
+                   in_type=U4, out_type=S12, mw=18, mh=2, num_input_vectors=(6, 6), weights=w, weight_type=hw.StreamType(3, True),
+                   acc_type=S12, acc_range=(-600, 600))
+    return [pad, swg, conv]
+
+
+def _concat(bypass: str) -> hw.Concat:
+    return hw.Concat(name="cat", inputs=("conv_out", bypass), outputs=("y",), in_shape=(1, 6, 6, 2), out_shape=(1, 6, 6, 4),
+                     in_type=S12, out_type=S12, channels=(2, 2), in_types=(S12, U4))
+
+
+def split_conv_concat() -> list:
+    """Split -> (3x3 conv | bypass) -> Concat on a 6x6x4 image."""
+    split = hw.Split(name="split", inputs=("x",), outputs=("left", "right"), in_shape=(1, 6, 6, 4), out_shape=(1, 6, 6, 2),
+                     in_type=U4, out_type=U4, channels=(2, 2))
+    return [split, *_conv_branch("left"), _concat("right")]
+
+
+def duplicate_conv_concat() -> list:
+    """One 6x6x2 image read by a 3x3 conv and by the Concat beside it."""
+    return [*_conv_branch("x"), _concat("x")]
+
+
+def _frames(n: int, shape=(1, 6, 6, 4)) -> list:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return [{"x": rng.integers(0, 16, size=shape)} for _ in range(n)]
+
+
+def test_a_split_whose_branches_meet_deadlocks_with_depth_2_and_not_with_its_lag():
+    from sira.hls import fifos
+
+    df = plan(split_conv_concat(), ["y"])
+    bypass = next(s for s in df.streams.values() if s.tensor == "right")
+    # the conv's first output needs 2 padded rows + 3 pixels: about 13 of the split's 36 pixels, 2 words each
+    assert 20 <= bypass.depth < bypass.words + 2
+    assert [s.depth for s in df.streams.values() if s is not bypass] == [2] * (len(df.streams) - 1)
+    old = {sid: 2 for sid in df.streams}
+    stuck = fifos.simulate(df.stages, df.streams, old)
+    assert stuck and "full" in stuck and "empty" in stuck
+    assert fifos.simulate(df.stages, df.streams) is None
+
+
+def test_a_duplicate_fifo_is_its_lag_not_a_frame():
+    from sira.hls import fifos
+
+    df = plan(duplicate_conv_concat(), ["y"])
+    (dup,) = [st for st in df.stages if st.node.kind == "Duplicate"]
+    depths = {df.streams[s].depth for s in dup.outputs}
+    frame = df.streams[dup.outputs[0]].words
+    assert min(depths) == 2 and 2 < max(depths) < frame + 2
+    assert fifos.simulate(df.stages, df.streams, {sid: 2 for sid in df.streams}) is not None
+    assert fifos.simulate(df.stages, df.streams) is None
+
+
+@needs_csim
+@pytest.mark.parametrize("net,shape", [(split_conv_concat, (1, 6, 6, 4)),
+                                       pytest.param(duplicate_conv_concat, (1, 6, 6, 2), marks=pytest.mark.slow)])
+def test_meeting_branches_are_bit_exact(net, shape, tmp_path):
+    from sira.hls import build_layers
+
+    r = build_layers(net(), str(tmp_path / net.__name__), _frames(4, shape), run_csim=True)
+    assert r.csim.passed and r.csim.exact == r.csim.samples == 4, r.csim.summary()
+
+
+def test_the_kernel_test_projects_do_not_deadlock():
+    """Every fast kernel-test project runs two frames through its FIFOs."""
+    from sira.hls import fifos
+    from tests.test_hls_kernels import FAST, make_net
+
+    for group, seed in FAST:
+        net = make_net(group, seed)
+        read = {t for layer in net.layers for t in layer.inputs}
+        df = plan(net.layers, [t for layer in net.layers for t in layer.outputs if t not in read])
+        assert fifos.simulate(df.stages, df.streams) is None, (group, seed)

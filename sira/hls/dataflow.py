@@ -15,7 +15,9 @@ A float layer between integer layers has no integer hardware and is refused
 with the layer's name. In the dataflow, free reshapes become aliases of their
 input stream; a stream read by several stages gets a :class:`Duplicate`
 stage (a C++ stream has one reader), and a reader that folds a stream into
-other words than its producer gets a :class:`WidthConverter`.
+other words than its producer gets a :class:`WidthConverter`. Streams are
+FIFOs of depth 2, deeper where branches of a fan-out meet again
+(:mod:`.fifos`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 from .. import hw
 from .. import lint as L
 from ..errors import SiraError
+from . import fifos
 from .kernels import Duplicate, Kernel, WidthConverter, exact, kernel_for, port
 from .names import Namer
 
@@ -191,8 +194,8 @@ def plan(layers: Sequence[hw.HWLayer], graph_outputs: Sequence[str] = (), namer:
     wired: dict[tuple, str] = {}  # (tensor, reader layer, input slot) or ("port", k) -> stream id
     plumbing: list[Stage] = []
 
-    def new_stream(sid: str, tensor: str, t: hw.StreamType, lanes: int, elements: int, depth: int = 2) -> str:
-        streams[sid] = Stream(sid, tensor, t, lanes, elements, depth)
+    def new_stream(sid: str, tensor: str, t: hw.StreamType, lanes: int, elements: int) -> str:
+        streams[sid] = Stream(sid, tensor, t, lanes, elements)
         return sid
 
     def reader_stream(c: str, r) -> str:
@@ -217,8 +220,8 @@ def plan(layers: Sequence[hw.HWLayer], graph_outputs: Sequence[str] = (), namer:
         source_ids[c] = src
         branches = [src]
         if len(rs) > 1:
-            # a C++ stream has one reader: copy it, each copy deep enough to hold a frame while the other branch works
-            branches = [new_stream(reader_stream(c, r), c, t, lanes, elements, depth=elements // lanes + 2) for r in rs]
+            # a C++ stream has one reader: copy it (fifos.size deepens the copies where the branches meet again)
+            branches = [new_stream(reader_stream(c, r), c, t, lanes, elements) for r in rs]
             dup = Duplicate(namer(f"{c}_fanout", "dup_"), (src,), tuple(branches), t, lanes, elements)
             plumbing.append(Stage(dup.name, dup, kernel_for(dup), [src], branches))
         for r, sid in zip(rs, branches):
@@ -241,6 +244,7 @@ def plan(layers: Sequence[hw.HWLayer], graph_outputs: Sequence[str] = (), namer:
             if o not in readers:
                 raise SiraError(f"layer '{st.node.name}' ({st.node.kind}): its output '{o}' is read by nothing; remove the dead layer")
     ordered = _order(stages + plumbing, [p.stream.id for p in in_ports])
+    fifos.size(ordered, streams)
     return Dataflow(ordered, streams, in_ports, out_ports, head, tail, list(body), ap_int_max_w(ordered, streams))
 
 
