@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -215,3 +217,40 @@ def test_the_kernel_test_projects_do_not_deadlock():
         read = {t for layer in net.layers for t in layer.inputs}
         df = plan(net.layers, [t for layer in net.layers for t in layer.outputs if t not in read])
         assert fifos.simulate(df.stages, df.streams) is None, (group, seed)
+
+
+# --------------------------------------------------------------------------
+# scripts
+# --------------------------------------------------------------------------
+
+VITIS_COMMANDS = ("open_project", "set_top", "add_files", "open_solution", "set_part", "create_clock", "config_compile",
+                  "csim_design", "csynth_design", "cosim_design", "export_design")
+
+
+@pytest.mark.skipif(shutil.which("tclsh") is None, reason="no tclsh")
+def test_run_hls_tcl_runs_from_any_folder(tmp_path):
+    """run_hls.tcl, run by tclsh from another folder with the Vitis commands
+    stubbed, names files that exist and takes the steps it is given."""
+    layer = mvau()
+    files = render(plan([layer], [layer.outputs[0]]), {}, top="top_m", model_id="m", part="xc7z020clg400-1", clock_ns=10.0)
+    project = tmp_path / "project"
+    for rel, text in files.items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
+    (project / "tb_data").mkdir()
+    stubs = "".join(f"proc {c} {{args}} {{ puts [list {c} {{*}}$args] }}\n" for c in VITIS_COMMANDS)
+    driver = tmp_path / "driver.tcl"
+    driver.write_text(stubs + f'set argv {{"csim=0 synth=1 cosim=0 export=0"}}\nsource {project / "run_hls.tcl"}\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run(["tclsh", str(driver)], cwd=elsewhere, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    calls = [line.replace("{", " ").replace("}", " ").split() for line in done.stdout.splitlines()]
+    assert [c[0] for c in calls if c[0].endswith("_design")] == ["csynth_design"]
+    added = [c[1:] for c in calls if c[0] == "add_files"]
+    paths = [a[1] if a[0] == "-tb" else a[0] for a in added]
+    includes = [w[2:] for a in added for w in a if w.startswith("-I")]
+    assert len(paths) == 3 and len(includes) == 3
+    for path in paths + includes:
+        assert os.path.isabs(path) and os.path.exists(path), path
+    assert not os.listdir(elsewhere)

@@ -14,6 +14,9 @@ Layout of a project folder::
     hls_config.cfg         v++ -c --mode hls --config hls_config.cfg
     csim.sh                g++ C simulation without Vitis
 
+The scripts find the project's files from their own folder, so they run
+from any working directory.
+
 The folder is assembled next to its destination and moved into place only
 when complete; a rebuild replaces only the files the previous build wrote
 and keeps everything else (:mod:`.folder`).
@@ -40,7 +43,8 @@ from .folder import Replacement, plan_replacement, write_folder
 from .names import Namer
 from .vectors import Vectors, write_lines
 
-CFLAGS = "-std=c++14 -Ifirmware"
+#: compiler flags of the Vitis scripts; each adds its include folders, found from its own location
+CFLAGS = "-std=c++14"
 GXX_FLAGS = "-std=c++14 -O2"
 
 
