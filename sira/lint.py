@@ -11,12 +11,16 @@ one :class:`~sira.errors.SiraError`. Checks:
   :data:`AP_INT_MAX_W_LIMIT` = 4096 bits when ``AP_INT_MAX_W`` is defined
   before ``ap_int.h`` is included (FINN defines it per layer and asserts
   <= 8191; 4096 is the limit Vitis documents and the one we verified with
-  g++, §4.1). Width > 1024 -> warning (the generated code must define
-  AP_INT_MAX_W); width > ``ap_int_max_w`` (default 4096) -> error.
+  g++, §4.1). Width > 1024 -> warning (the generated code defines
+  AP_INT_MAX_W from its widest word by :func:`ap_int_max_w_of`, and wide words
+  are slow to synthesize); width > ``ap_int_max_w`` (default 4096) -> error.
 * **DSP operand widths.** A weight x input multiply wider than the part's DSP
   multiplier ports (DSP48E1 25x18, DSP48E2 27x18, DSP58 27x24; an unsigned
   operand needs one more port bit) -> warning: split over several DSPs, or
   LUTs.
+* **URAM for constants.** An initialized memory (weights, thresholds, a
+  constant operand) asked for ``ultra`` is built in block RAM, since a URAM
+  has no initial contents -> warning.
 * **Unroll factor.** PE·SIMD lanes above :data:`MAX_UNROLL` (4096) -> error
   (HLS unrolling and routing do not scale there).
 * **Capacity of the part.** LUT, DSP, BRAM18 and URAM of each layer and of
@@ -100,15 +104,30 @@ def packed_widths(layer: HWLayer) -> list[tuple[str, int, str]]:
     return out
 
 
-def _check_widths(layer: HWLayer, ap_int_max_w: int) -> list[LintIssue]:
+def ap_int_max_w_of(bits: int) -> int:
+    """The ``AP_INT_MAX_W`` a generated project defines when its widest
+    ap_int is ``bits`` wide: rounded up to a multiple of ap_int's default
+    1024, so that a small change of folding keeps the same value (and the
+    same compiled headers) instead of tracking every bit."""
+    return max(1, -(-bits // AP_INT_DEFAULT_W)) * AP_INT_DEFAULT_W
+
+
+def width_error(layer: str, what: str, bits: int, fix: str, limit: int = AP_INT_MAX_W_LIMIT) -> LintIssue:
+    """The error of an ap_int wider than ``limit``, shared by the layer
+    lint and the dataflow's own words (width converters)."""
+    return LintIssue("error", layer, f"{what} is {bits} bits, above the ap_int limit of {limit} bits (the most AP_INT_MAX_W "
+                     "Vitis HLS supports)", f"{fix} so that it is at most {limit} bits, or a lower target fps")
+
+
+def _check_widths(layer: HWLayer, limit: int) -> list[LintIssue]:
     issues = []
     for what, bits, fix in packed_widths(layer):
-        if bits > ap_int_max_w:
-            issues.append(LintIssue("error", layer.name, f"{what} is {bits} bits, above the ap_int limit of {ap_int_max_w} bits "
-                                    f"(AP_INT_MAX_W maximum)", fix))
+        if bits > limit:
+            issues.append(width_error(layer.name, what, bits, fix, limit))
         elif bits > AP_INT_DEFAULT_W:
-            issues.append(LintIssue("warning", layer.name, f"{what} is {bits} bits, above ap_int's default {AP_INT_DEFAULT_W} bits",
-                                    f"define AP_INT_MAX_W >= {bits} before including ap_int.h (FINN does), or {fix}"))
+            issues.append(LintIssue("warning", layer.name, f"{what} is {bits} bits, above ap_int's default {AP_INT_DEFAULT_W} bits: "
+                                    f"the project defines AP_INT_MAX_W = {ap_int_max_w_of(bits)}, and words this wide synthesize slowly",
+                                    f"nothing needed, or {fix} for a narrower word"))
     return issues
 
 
@@ -177,6 +196,17 @@ def _check_dsp(layer: HWLayer, part: Part) -> list[LintIssue]:
                 f"each of the {count} multiplies is split over {m.dsp} DSPs or goes to LUTs",
                 "narrower weights/inputs, accept LUT multipliers, or a part with wider DSPs"))
     return issues
+
+
+def _check_rom_styles(layer: HWLayer) -> list[LintIssue]:
+    """A warning per initialized memory asked for URAM: it is built in
+    block RAM (:func:`sira.memory.built_style`), and the estimate prices that."""
+    asked = [m for m in M.layer_memories(layer) if m.style == "ultra" and M.built_style(m) != "ultra"]
+    kinds = sorted({"thresholds" if m.name.startswith("thresholds") else m.name for m in asked})
+    return [LintIssue("warning", layer.name, f"{kind} ask for ram_style ultra, but a URAM cannot hold initialized constants "
+                      "(Vitis HLS has no initial contents for it): they are built, and estimated, in block RAM",
+                      f"ram_style{'_thresholds' if kind == 'thresholds' and layer.kind in ('MVAU', 'VVAU') else ''} block "
+                      "to ask for what is built") for kind in kinds]
 
 
 def _check_unroll(layer: HWLayer, max_unroll: int) -> list[LintIssue]:
@@ -310,6 +340,7 @@ def lint(layers: Sequence[HWLayer], part: Union[Part, str, None] = None, *,
         issues += _check_widths(layer, ap_int_max_w)
         issues += _check_unroll(layer, max_unroll)
         issues += _check_dsp(layer, part)
+        issues += _check_rom_styles(layer)
     issues += _check_capacity(layers, part, costs)
     order = {l.name: i for i, l in enumerate(layers)}
     return sorted(issues, key=lambda i: (i.severity != "error", order.get(i.layer, len(order))))
@@ -324,5 +355,5 @@ def raise_on_errors(issues: Sequence[LintIssue]) -> None:
         raise SiraError(f"hardware lint found {len(errors)} error(s): {lines}")
 
 
-__all__ = ["LintIssue", "lint", "raise_on_errors", "estimate_resources", "packed_widths",
+__all__ = ["LintIssue", "lint", "raise_on_errors", "estimate_resources", "packed_widths", "ap_int_max_w_of", "width_error",
            "AP_INT_DEFAULT_W", "AP_INT_MAX_W_LIMIT", "MAX_UNROLL"]

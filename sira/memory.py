@@ -11,7 +11,8 @@ prices what the generated code builds.
 
 A memory maps to LUTRAM, BRAM18 or URAM by :func:`map_memory`
 (docs/research/fpga_cost_and_hls.md §6.2, FINN's BRAM table §1.1);
-:func:`price` maps every memory of a layout.
+:func:`price` maps every memory of a layout, in the style it is built in
+(:func:`built_style`: never URAM for initialized constants).
 
 RAM styles have three spellings: the layers' ``mem_style`` (``auto``,
 ``lut``, ``block``, ``ultra``), FINN's and the cost model's ``ram_style``
@@ -151,26 +152,39 @@ class MemoryLayout:
     """``count`` separate memories of ``width`` × ``depth`` bits each (one per
     PE when the array is partitioned per PE), asked for in ``style`` (a
     cost-model ram style). ``name`` is the key the cost's storage map and
-    the HLS pragmas share (``weights``, ``thresholds``, ``line_buffer``, ...)."""
+    the HLS pragmas share (``weights``, ``thresholds``, ``line_buffer``, ...).
+    ``rom``: the memory holds constants the bitstream initializes (weights,
+    thresholds, constant operands), not values written at run time."""
 
     name: str
     width: int
     depth: int
     count: int = 1
     style: str = "auto"
+    rom: bool = False
+
+
+def built_style(layout: MemoryLayout, style: Optional[str] = None) -> str:
+    """The ram style ``layout`` is built in when asked for ``style`` (default:
+    the layout's own): as asked, except that an initialized ROM asked for
+    URAM goes to block RAM. A URAM has no initial contents in the
+    bitstream, so Vitis HLS cannot bind a constant array to it; the
+    estimate prices, and the code binds, the block RAM actually built."""
+    asked = style or layout.style
+    return "block" if layout.rom and asked == "ultra" else asked
 
 
 def price(layout: MemoryLayout, part: Part | str | None = None, style: Optional[str] = None) -> Memory:
     """The primitives of every memory of ``layout`` (``style`` overrides
-    the layout's own)."""
-    one = map_memory(layout.width, layout.depth, part, style or layout.style)
+    the layout's own), as built (:func:`built_style`)."""
+    one = map_memory(layout.width, layout.depth, part, built_style(layout, style))
     return Memory(one.style, layout.count * one.lut, layout.count * one.bram18, layout.count * one.uram)
 
 
 def weight_memory(*, pe: int, word_elements: int, depth: int, w_bits: int, style: str = "auto") -> MemoryLayout:
     """MAC weights as the generated code stores them: one memory per PE, a
     word of ``word_elements`` weights read per cycle, ``depth`` words."""
-    return MemoryLayout("weights", word_elements * w_bits, depth, pe, style)
+    return MemoryLayout("weights", word_elements * w_bits, depth, pe, style, rom=True)
 
 
 def threshold_levels(steps: int) -> int:
@@ -185,9 +199,9 @@ def threshold_memories(unit: str, *, pe: int, cf: int, steps: int, bits: int, st
     memory per search stage s and PE, ``cf·2^s`` deep (the thresholds padded
     to 2^B - 1); ``constant`` hard-wires them (no memory)."""
     if unit == "linear":
-        return (MemoryLayout("thresholds", steps * bits, cf, pe, style),)
+        return (MemoryLayout("thresholds", steps * bits, cf, pe, style, rom=True),)
     if unit == "binary":
-        return tuple(MemoryLayout(f"thresholds_stage{st}", bits, cf * 2**st, pe, style) for st in range(threshold_levels(steps)))
+        return tuple(MemoryLayout(f"thresholds_stage{st}", bits, cf * 2**st, pe, style, rom=True) for st in range(threshold_levels(steps)))
     if unit == "constant":
         return ()
     raise SiraError(f"unknown thresholding style '{unit}'; use linear, binary or constant")
@@ -206,7 +220,7 @@ def running_values(*, pe: int, cf: int, bits: int, style: str = "auto") -> Memor
 
 def constant_operand(*, lanes: int, rows: int, bits: int, style: str = "auto") -> MemoryLayout:
     """An elementwise constant operand: one memory per lane, ``rows`` deep."""
-    return MemoryLayout("param", bits, rows, lanes, style)
+    return MemoryLayout("param", bits, rows, lanes, style, rom=True)
 
 
 def threshold_element(thresholds: np.ndarray, in_lo: int, in_hi: int, unit: str) -> hw.StreamType:
@@ -337,7 +351,7 @@ def constant_rows(layer: hw.Elementwise) -> int:
 
 
 __all__ = [
-    "Memory", "MemoryLayout", "map_memory", "bram18_finn", "uram_count", "finn_least_waste", "price",
+    "Memory", "MemoryLayout", "map_memory", "bram18_finn", "uram_count", "finn_least_waste", "price", "built_style",
     "weight_memory", "threshold_memories", "threshold_levels", "line_buffer", "running_values", "constant_operand",
     "threshold_element", "default_threshold_unit", "layer_memories", "layout", "LAYOUTS", "constant_pattern", "constant_rows",
     "RAM_STYLE_OF_MEM_STYLE", "MEM_STYLE_OF_RAM_STYLE", "STORAGE_IMPL", "ram_style", "storage_impl",

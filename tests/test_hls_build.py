@@ -95,13 +95,15 @@ def test_vitis_scripts(mlp_project):
     top = mlp_project.project.top
     with open(os.path.join(mlp_project.path, "run_hls.tcl")) as f:
         tcl = f.read()
-    for line in (f"open_project -reset {top}_prj", f"set_top {top}", "add_files firmware/top.cpp", "add_files -tb tb/testbench.cpp",
-                 "add_files -tb tb_data", "open_solution -reset solution1", "set_part xc7z020clg400-1",
+    for line in (f"open_project -reset $here/{top}_prj", f"set_top {top}", "add_files $here/firmware/top.cpp",
+                 "add_files -tb $here/tb/testbench.cpp", "-I$here/firmware", "add_files -tb $here/tb_data",
+                 "set here [file dirname [file normalize [info script]]]", "open_solution -reset solution1", "set_part xc7z020clg400-1",
                  "create_clock -period 10.0", "csim_design", "csynth_design", "cosim_design", "export_design -format ip_catalog"):  # fmt: skip
         assert line in tcl, line
     with open(os.path.join(mlp_project.path, "hls_config.cfg")) as f:
         cfg = f.read()
-    for line in ("part=xc7z020clg400-1", "[hls]", f"syn.top={top}", "clock=10.0ns", "syn.file=firmware/top.cpp",
+    assert "tclargs" not in tcl
+    for line in ("part=xc7z020clg400-1", "[hls]", "relative_roots=file:.", f"syn.top={top}", "clock=10.0ns", "syn.file=firmware/top.cpp",
                  "tb.file=tb/testbench.cpp", "tb.file=tb_data"):  # fmt: skip
         assert re.search(rf"^{re.escape(line)}$", cfg, re.M), line
     with open(os.path.join(mlp_project.path, "firmware", "top.cpp")) as f:
@@ -125,11 +127,11 @@ def test_bindings_follow_the_estimate(mlp_project):
     assert any(est[n]["multiplies"] and est[n]["multiplies"][0]["impl"] == "dsp" for n in est), "the example has a DSP multiply"
 
 
-def test_csim_is_cached_and_csim_sh_runs(mlp_project):
+def test_csim_is_cached_and_csim_sh_runs(mlp_project, tmp_path):
     again = csim(mlp_project.path)
     assert again.passed and again.cached
     env = dict(os.environ, PYTHON=sys.executable)  # the interpreter that has hls4ml
-    done = subprocess.run(["sh", "csim.sh"], cwd=mlp_project.path, capture_output=True, text=True, env=env)
+    done = subprocess.run(["sh", os.path.join(mlp_project.path, "csim.sh")], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"csim: {again.samples}/{again.samples} outputs bit-exact" in done.stdout
     layers = subprocess.run(["sh", "csim.sh", "--layers"], cwd=mlp_project.path, capture_output=True, text=True, env=env)

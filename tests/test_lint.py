@@ -42,7 +42,7 @@ def test_ap_int_width_error_and_warning():
     err = [i for i in kinds(issues, "error") if "ap_int limit" in i.message]
     assert err and err[0].layer == "big" and "8192 bits" in err[0].message and "fewer PE or SIMD" in err[0].fix
     warn = [i for i in kinds(issues, "warning") if "input stream" in i.message]
-    assert warn and "2048 bits" in warn[0].message and "AP_INT_MAX_W" in warn[0].fix
+    assert warn and "2048 bits" in warn[0].message and "defines AP_INT_MAX_W = 2048" in warn[0].message
     # a raised limit turns the error off
     assert not [i for i in lint([layer], ZU, ap_int_max_w=8192) if "ap_int limit" in i.message]
 
@@ -88,10 +88,18 @@ def test_layer_too_large_and_design_too_large():
 
 
 def test_uram_on_part_without_uram():
-    layer = mvau(mem_style="ultra")
-    [err] = kinds(lint([layer], Z7), "error")
+    """Memories written at run time (a pool's running values) can be URAM;
+    weights cannot (a URAM has no initial contents): block RAM, and a warning."""
+    pool = hw.Pool(name="pool", inputs=("x",), outputs=("y",), in_shape=(1, 4, 4, 2), out_shape=(1, 1, 1, 2),
+                   in_type=StreamType(8, False), out_type=StreamType(12, False), channels=2, ifm_dim=(4, 4),
+                   ofm_dim=(1, 1), kernel=(4, 4), stride=(1, 1), acc_type=StreamType(12, False), mem_style="ultra")
+    [err] = kinds(lint([pool], Z7), "error")
     assert "no URAM" in err.message and "block" in err.fix
-    assert lint([layer], ZU) == []
+    assert lint([pool], ZU) == []
+    layer = mvau(mem_style="ultra")
+    for part in (Z7, ZU):
+        [warn] = lint([layer], part)
+        assert warn.severity == "warning" and "weights ask for ram_style ultra" in warn.message and "block RAM" in warn.message
 
 
 def test_costs_input():

@@ -15,7 +15,9 @@ A float layer between integer layers has no integer hardware and is refused
 with the layer's name. In the dataflow, free reshapes become aliases of their
 input stream; a stream read by several stages gets a :class:`Duplicate`
 stage (a C++ stream has one reader), and a reader that folds a stream into
-other words than its producer gets a :class:`WidthConverter`.
+other words than its producer gets a :class:`WidthConverter`. Streams are
+FIFOs of depth 2, deeper where branches of a fan-out meet again
+(:mod:`.fifos`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .. import hw
+from .. import lint as L
 from ..errors import SiraError
+from . import fifos
 from .kernels import Duplicate, Kernel, WidthConverter, exact, kernel_for, port
 from .names import Namer
 
@@ -88,6 +92,8 @@ class Dataflow:
     head: list[hw.HWLayer]
     tail: list[hw.HWLayer]
     layers: list[hw.HWLayer]
+    #: the ``AP_INT_MAX_W`` every translation unit of the project defines (:func:`ap_int_max_w`)
+    ap_int_max_w: int = L.AP_INT_DEFAULT_W
 
     def reference(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every tensor of the dataflow for one frame: ``inputs`` maps each
@@ -188,8 +194,8 @@ def plan(layers: Sequence[hw.HWLayer], graph_outputs: Sequence[str] = (), namer:
     wired: dict[tuple, str] = {}  # (tensor, reader layer, input slot) or ("port", k) -> stream id
     plumbing: list[Stage] = []
 
-    def new_stream(sid: str, tensor: str, t: hw.StreamType, lanes: int, elements: int, depth: int = 2) -> str:
-        streams[sid] = Stream(sid, tensor, t, lanes, elements, depth)
+    def new_stream(sid: str, tensor: str, t: hw.StreamType, lanes: int, elements: int) -> str:
+        streams[sid] = Stream(sid, tensor, t, lanes, elements)
         return sid
 
     def reader_stream(c: str, r) -> str:
@@ -214,8 +220,8 @@ def plan(layers: Sequence[hw.HWLayer], graph_outputs: Sequence[str] = (), namer:
         source_ids[c] = src
         branches = [src]
         if len(rs) > 1:
-            # a C++ stream has one reader: copy it, each copy deep enough to hold a frame while the other branch works
-            branches = [new_stream(reader_stream(c, r), c, t, lanes, elements, depth=elements // lanes + 2) for r in rs]
+            # a C++ stream has one reader: copy it (fifos.size deepens the copies where the branches meet again)
+            branches = [new_stream(reader_stream(c, r), c, t, lanes, elements) for r in rs]
             dup = Duplicate(namer(f"{c}_fanout", "dup_"), (src,), tuple(branches), t, lanes, elements)
             plumbing.append(Stage(dup.name, dup, kernel_for(dup), [src], branches))
         for r, sid in zip(rs, branches):
@@ -238,7 +244,8 @@ def plan(layers: Sequence[hw.HWLayer], graph_outputs: Sequence[str] = (), namer:
             if o not in readers:
                 raise SiraError(f"layer '{st.node.name}' ({st.node.kind}): its output '{o}' is read by nothing; remove the dead layer")
     ordered = _order(stages + plumbing, [p.stream.id for p in in_ports])
-    return Dataflow(ordered, streams, in_ports, out_ports, head, tail, list(body))
+    fifos.size(ordered, streams)
+    return Dataflow(ordered, streams, in_ports, out_ports, head, tail, list(body), ap_int_max_w(ordered, streams))
 
 
 def _shape_of(t: str, body) -> tuple[int, ...]:
@@ -247,6 +254,39 @@ def _shape_of(t: str, body) -> tuple[int, ...]:
             if o == t:
                 return layer.output_shapes[j]
     raise SiraError(f"no shape for tensor '{t}'")
+
+
+def _words(stage: Stage, streams: dict[str, Stream]) -> list[tuple[int, str, str]]:
+    """``(bits, what, fix)`` of every ap_int ``stage`` declares: its stream
+    words, a layer's packed words (:func:`sira.lint.packed_widths`) and a
+    width converter's gathering buffer."""
+    out = [(streams[sid].word_bits, f"stream word '{sid}'", "fewer PE/SIMD") for sid in stage.inputs + stage.outputs]
+    node = stage.node
+    if isinstance(node, hw.HWLayer):
+        out += [(bits, what, fix) for what, bits, fix in L.packed_widths(node)]
+    if isinstance(node, WidthConverter):
+        out.append((node.group * node.type.bits, f"width converter buffer of tensor '{node.inputs[0]}' ({node.group} elements, the least common multiple "
+                    f"of {node.in_lanes} and {node.out_lanes} lanes)", "fold the producer and the reader of the stream so that one's lanes divide the other's"))
+    return out
+
+
+def ap_int_max_w(stages: Sequence[Stage], streams: dict[str, Stream]) -> int:
+    """The ``AP_INT_MAX_W`` of a project: its widest ap_int rounded up
+    (:func:`sira.lint.ap_int_max_w_of`). ap_int refuses anything wider
+    than 1024 bits unless it is defined, in C simulation as in Vitis. A
+    word above the 4096 bits Vitis supports is refused here with the stage
+    and the fix; the lint catches most of them per layer before planning,
+    this also covers the words the dataflow adds."""
+    widest, where = 0, None
+    for stage in stages:
+        for bits, what, fix in _words(stage, streams):
+            if bits > widest:
+                widest, where = bits, (stage, what, fix)
+    if widest > L.AP_INT_MAX_W_LIMIT:
+        stage, what, fix = where
+        name = stage.node.name if isinstance(stage.node, hw.HWLayer) else stage.id  # plumbing: as the estimate lists it
+        L.raise_on_errors([L.width_error(name, what, widest, fix)])
+    return L.ap_int_max_w_of(widest)
 
 
 def _order(stages: list[Stage], sources: list[str]) -> list[Stage]:
@@ -268,4 +308,4 @@ def _order(stages: list[Stage], sources: list[str]) -> list[Stage]:
     return out
 
 
-__all__ = ["Dataflow", "Stage", "Stream", "Port", "plan"]
+__all__ = ["Dataflow", "Stage", "Stream", "Port", "plan", "ap_int_max_w"]

@@ -539,6 +539,12 @@ class WidthConverter:
     out_lanes: int
     elements: int
 
+    @property
+    def group(self) -> int:
+        """Elements the converter gathers before it writes: the least
+        common multiple of the two word sizes."""
+        return math.lcm(self.in_lanes, self.out_lanes)
+
 
 @kernel("Duplicate", "layer_duplicate.hpp.j2", lambda d: ((d.lanes,), tuple(d.lanes for _ in d.outputs)))
 def duplicate_context(node: Duplicate, cost: Optional[Cost]) -> dict:
@@ -552,7 +558,7 @@ def duplicate_reference(node: Duplicate, inputs):
 
 @kernel("WidthConverter", "layer_dwc.hpp.j2", lambda d: ((d.in_lanes,), (d.out_lanes,)))
 def width_converter_context(node: WidthConverter, cost: Optional[Cost]) -> dict:
-    group = node.in_lanes * node.out_lanes // math.gcd(node.in_lanes, node.out_lanes)
+    group = node.group
     if node.elements % group:
         raise SiraError(f"stream '{node.inputs[0]}': {node.elements} elements cannot be re-folded from {node.in_lanes} to {node.out_lanes} lanes")
     bits = node.type.bits

@@ -14,6 +14,9 @@ Layout of a project folder::
     hls_config.cfg         v++ -c --mode hls --config hls_config.cfg
     csim.sh                g++ C simulation without Vitis
 
+The scripts find the project's files from their own folder, so they run
+from any working directory.
+
 The folder is assembled next to its destination and moved into place only
 when complete; a rebuild replaces only the files the previous build wrote
 and keeps everything else (:mod:`.folder`).
@@ -40,8 +43,17 @@ from .folder import Replacement, plan_replacement, write_folder
 from .names import Namer
 from .vectors import Vectors, write_lines
 
-CFLAGS = "-std=c++14 -Ifirmware"
+#: compiler flags of the Vitis scripts; each adds its include folders, found from its own location
+CFLAGS = "-std=c++14"
 GXX_FLAGS = "-std=c++14 -O2"
+
+
+def defines(df: Dataflow) -> str:
+    """Compiler defines of every translation unit, the tools' own wrappers
+    included (``sira_common.hpp`` defines the same for code compiled
+    otherwise): ``AP_INT_MAX_W`` must be set before the first ``ap_int.h``,
+    or words above 1024 bits do not compile."""
+    return f"-DAP_INT_MAX_W={df.ap_int_max_w}"
 DEPENDENCIES = ("onnx", "onnxruntime", "qonnx", "numpy", "sympy", "networkx", "jinja2", "hls4ml")
 
 
@@ -117,7 +129,7 @@ def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clo
     port_ids = {p.id for p in df.inputs + df.outputs}
     streams = [{"id": s.id, "word_bits": s.word_bits, "depth": s.depth} for s in df.streams.values() if s.id not in port_ids]
     top_ctx = dict(base, nodes=nodes, ports=ports, port_names=[p.id for p in df.inputs + df.outputs], streams=streams)
-    files["firmware/sira_common.hpp"] = env.get_template("sira_common.hpp.j2").render(**base)
+    files["firmware/sira_common.hpp"] = env.get_template("sira_common.hpp.j2").render(**base, ap_int_max_w=df.ap_int_max_w)
     files["firmware/top.hpp"] = env.get_template("top.hpp.j2").render(**top_ctx)
     files["firmware/top.cpp"] = env.get_template("top.cpp.j2").render(**top_ctx)
     tb_inputs = [dict(p.stream.port(), id=p.id, file=f"input_{k}.txt") for k, p in enumerate(df.inputs)]
@@ -126,7 +138,7 @@ def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clo
     files["tb/tb_common.hpp"] = env.get_template("tb_common.hpp.j2").render(**base)
     files["tb/testbench.cpp"] = env.get_template("testbench.cpp.j2").render(**tb_ctx)
     files["tb/tb_layers.cpp"] = env.get_template("tb_layers.cpp.j2").render(**tb_ctx)
-    tool_ctx = dict(base, part=part, clock_ns=clock_ns, cflags=CFLAGS, gxx_flags=GXX_FLAGS)
+    tool_ctx = dict(base, part=part, clock_ns=clock_ns, cflags=f"{CFLAGS} {defines(df)}", gxx_flags=f"{GXX_FLAGS} {defines(df)}")
     files["run_hls.tcl"] = env.get_template("run_hls.tcl.j2").render(**tool_ctx)
     files["hls_config.cfg"] = env.get_template("hls_config.cfg.j2").render(**tool_ctx)
     files["csim.sh"] = env.get_template("csim.sh.j2").render(**tool_ctx)
