@@ -127,6 +127,7 @@ def test_bindings_follow_the_estimate(mlp_project):
     assert any(est[n]["multiplies"] and est[n]["multiplies"][0]["impl"] == "dsp" for n in est), "the example has a DSP multiply"
 
 
+@pytest.mark.slow
 def test_csim_is_cached_and_csim_sh_runs(mlp_project, tmp_path):
     again = csim(mlp_project.path)
     assert again.passed and again.cached
@@ -138,6 +139,7 @@ def test_csim_is_cached_and_csim_sh_runs(mlp_project, tmp_path):
     assert layers.returncode == 0 and layers.stdout.count("bit-exact") == len(mlp_project.project.dataflow.stages)
 
 
+@pytest.mark.slow
 def test_a_wrong_layer_is_found(mlp_project, tmp_path):
     """A corrupted weight makes C-sim fail and names the layer."""
     broken = tmp_path / "broken"

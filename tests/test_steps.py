@@ -165,6 +165,7 @@ def _run(steps, model, cfg):
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(bool(unavailable()), reason=f"C simulation unavailable: {unavailable()}")
 def test_the_four_steps_as_a_list_with_csim(tmp_path):
     cfg = _cfg(tmp_path, sira_csim=True)
