@@ -91,3 +91,21 @@ def test_flatten_heads_bipolar_padding_1d_convs_and_pools_lower_to_hardware(name
 def test_builds_bit_exact(name, tmp_path):
     result = sira.build(str(MODELS / f"{name}.onnx"), str(tmp_path / "hls"), _spec(name), samples=100, run_csim=True)
     assert result.csim.passed, result.csim.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, node", [("inception_w4a4", "Conv_3"), ("silu_se_w4a4", "Conv_0")])
+def test_models_not_yet_built_stop_with_one_line_naming_node_op_and_fix(name, node, tmp_path):
+    """What the hardware flow cannot build yet is refused with exit 2 and one
+    line naming the node, the op and what to change - no traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "sira.cli", "estimate", str(MODELS / f"{name}.onnx"), "--input-spec", _spec(name)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    message = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(message) == 1 and f"'{node}'" in message[0] and "(Conv)" in message[0] and "quantize it" in message[0], message
