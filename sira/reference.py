@@ -29,7 +29,9 @@ Each run reports what the float64 execution of the model would have decided
 differently (:class:`Flip`: quantizer, element, and the exact distance of
 the value from the boundary, in steps of the quantizer). An element that no
 precision decides (possible only with an op that has no exact rule here)
-keeps the float64 decision and is counted as ``unresolved``.
+keeps the float64 decision and is counted as ``unresolved``; a quantizer
+after an op with no error bound rule keeps all its float64 decisions and is
+named in ``unbounded`` (both are reported, see sira.verification).
 """
 
 from __future__ import annotations
@@ -98,6 +100,9 @@ class RunNotes:
     checked: dict = dataclasses.field(default_factory=dict)  # node -> elements decided exactly
     flips: list = dataclasses.field(default_factory=list)
     unresolved: dict = dataclasses.field(default_factory=dict)  # node -> count
+    #: quantizers whose input has no proven error bound (an op without a
+    #: bound rule before them): their float64 decisions are kept as they are
+    unbounded: set = dataclasses.field(default_factory=set)
 
 
 # --------------------------------------------------------------------------
@@ -631,6 +636,9 @@ class Reference:
         bound = self.bounds.get(node.input[0], UNBOUNDED)
         if bound.exact and q.op in ("BipolarQuant", "MultiThreshold"):
             return  # comparisons of exact floats
+        if not math.isfinite(bound.err):
+            self.notes.unbounded.add(node.name)
+            return
         x = np.asarray(ctx[node.input[0]], dtype=np.float64)
         margin, terms = q.margin(ctx)
         if bound.exact:

@@ -287,7 +287,8 @@ def verify(
                 violations.extend(found[: 50 - len(violations)])
         if progress is not None:
             progress(i + 1, len(feeds))
-    agreement = flips_agreement(reference.notes.flips, len(feeds)) if reference is not None else None
+    notes = reference.notes if reference is not None else None
+    agreement = flips_agreement(notes.flips, len(feeds), set(notes.unbounded) | set(notes.unresolved)) if notes is not None else None
     return VerifyResult(len(feeds), len(dynamic), values, violations, total, agreement)
 
 
@@ -367,8 +368,10 @@ class EquivalenceChecker:
         self.outputs = [o.name for o in self.report.model.graph.output]
         self._feeds64 = [{n: np.asarray(v, dtype=np.float64) for n, v in feed.items()} for _label, feed in self.feeds]
         self._expected = [{o: np.array(ctx[o]) for o in self.outputs} for ctx in self.reference.run_many(self._feeds64)]
-        #: where float64 execution of the original rounds differently, on these inputs
+        #: where float64 execution of the original rounds differently, on these
+        #: inputs, and the quantizers the reference could not decide exactly
         self.float64_flips = list(self.reference.notes.flips)
+        self.undecided = set(self.reference.notes.unbounded) | set(self.reference.notes.unresolved)
 
     def check(self, transformed, label: str = "transform", feed_map=None, spec=None, raise_on_mismatch: bool = True,
               exact: bool = True, limit: Optional[int] = None) -> EquivalenceResult:  # fmt: skip
@@ -471,22 +474,28 @@ class FloatAgreement:
     samples: int
     differing_samples: int
     quantizers: dict  # node -> {"samples": n, "elements": n, "min_margin": steps}
+    #: quantizers the reference could not decide exactly (no error bound
+    #: through an op before them, or no exact rule): float64 decides there
+    undecided: list = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
     def summary(self) -> str:
         head = f"{self.precision} execution of the original"
+        tail = (f"; the reference takes float64's decisions at {', '.join(self.undecided)} (no proven error bound before them)"
+                if self.undecided else "")  # fmt: skip
         if not self.differing_samples:
-            return f"{head} agrees with the reference semantics on {self.samples}/{self.samples} inputs"
+            return f"{head} agrees with the reference semantics on {self.samples}/{self.samples} inputs{tail}"
         parts = [f"{node}: {d['elements']} elements on {d['samples']} inputs, margin {d['min_margin']:.3g} steps" for node, d in self.quantizers.items()]
         return (f"{head} rounds differently from the reference semantics on {self.differing_samples}/{self.samples} inputs, "
-                "at rounding ties of " + "; ".join(parts))  # fmt: skip
+                "at rounding ties of " + "; ".join(parts) + tail)  # fmt: skip
 
 
-def flips_agreement(flips: list, samples: int) -> FloatAgreement:
+def flips_agreement(flips: list, samples: int, undecided=()) -> FloatAgreement:
     """The float64 execution's disagreements found while computing the
-    reference (:class:`sira.reference.Flip`)."""
+    reference (:class:`sira.reference.Flip`); ``undecided`` names the
+    quantizers it could not decide exactly."""
     by_sample: dict = {}
     for f in flips:
         by_sample.setdefault(f.sample, []).append(f)
@@ -498,7 +507,7 @@ def flips_agreement(flips: list, samples: int) -> FloatAgreement:
         d["samples"] += 1
         d["elements"] += len(mine)
         d["min_margin"] = min(d["min_margin"], min(f.margin for f in mine))
-    return FloatAgreement("float64", samples, len(by_sample), quantizers)
+    return FloatAgreement("float64", samples, len(by_sample), quantizers, sorted(undecided))
 
 
 def float32_agreement(checker: "EquivalenceChecker", limit: int = 100) -> FloatAgreement:

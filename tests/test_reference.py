@@ -144,3 +144,17 @@ def test_optimize_reports_agreement_of_float_executions():
     assert set(rep.agreement) == {"float64", "float32"}
     for entry in rep.agreement.values():
         assert entry["samples"] > 0 and entry["summary"]
+
+
+def test_quantizer_after_an_op_without_error_bound_is_named_not_hidden():
+    """Exp has no error bound rule: the quantizer after it keeps float64's
+    decisions, and the agreement report says so."""
+    model = _quantized_input_model([helper.make_node("Mul", ["q", "tenth"], ["a"]), helper.make_node("Exp", ["a"], ["m"])],
+                                   {"tenth": np.float32(0.1)}, out_scale=0.5)  # fmt: skip
+    report = analyze(model, (0.0, 15.0))
+    ref = Reference(report)
+    list(ref.run_many([{"x": np.array([[1.0, 2.0, 3.0, 4.0]])}]))
+    quant = report.model.graph.node[-1].name
+    assert quant in ref.notes.unbounded
+    summary = flips_agreement(ref.notes.flips, 1, ref.notes.unbounded).summary()
+    assert quant in summary and "no proven error bound" in summary

@@ -117,7 +117,7 @@ def optimize(
     final = checker.check(current, "optimize", feed_map=feed_map, spec=spec)
     say("float32")
     agreement = {}
-    for a in (flips_agreement(checker.float64_flips, final.samples), float32_agreement(checker)):
+    for a in (flips_agreement(checker.float64_flips, final.samples, checker.undecided), float32_agreement(checker)):
         agreement[a.precision] = a.to_json() | {"summary": a.summary()}
     # the written model says what it was checked against (a build reports it)
     current.set_metadata_prop(AGREEMENT_KEY, json.dumps({k: v["summary"] for k, v in agreement.items()}))
