@@ -12,7 +12,11 @@ extremes present.
 * ``test_kernels_bit_exact``: four project groups (``mac``, ``elementwise``,
   ``movement``, ``wide``) on a few seeds, compiled concurrently;
 * ``test_kernels_bit_exact_sweep`` (slow): more seeds, bigger shapes, more
-  samples;
+  samples, and a ``ring`` group of line buffers whose rings are not a power
+  of two rows;
+* ``test_generated_loops_are_flat_and_divider_free``: every kernel's code is
+  one pipelined loop at II=1 (two for a line buffer: its prefill first),
+  with no '%' and no loop around a pipelined one (no compiler);
 * ``test_references_match_plain_numpy`` and the hand examples: the integer
   references against straightforward loop implementations (no compiler).
 """
