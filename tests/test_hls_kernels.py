@@ -744,7 +744,7 @@ def wide_project(net: Net) -> None:
         add_roundclip(net, in_type=wide(), far=bool(rng.integers(2)))
 
 
-def geometry(kernel, stride, ifm, dilation=(1, 1)):
+def fit_geometry(kernel, stride, ifm, dilation=(1, 1)):
     """(kernel, stride, dilation, ifm, ofm) of a window that fits ``ifm``."""
     span_ = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
     ofm = tuple((i - s_) // st + 1 for i, s_, st in zip(ifm, span_, stride))
@@ -756,12 +756,12 @@ def ring_project(net: Net) -> None:
     5 rows, 5x5: 6, dilated 3x3: 7), folded by more than 1, and running
     values over several channel folds (VVAU, global pooling)."""
     rng = net.rng
-    add_swg(net, geometry=geometry((3, 3), (2, 2), (9, 7)), channels=4, simd=2, depthwise=False)
-    add_swg(net, geometry=geometry((5, 5), (1, 1), (7, 6)), channels=6, simd=3, depthwise=True)
-    add_swg(net, geometry=geometry((3, 3), (2, 1), (9, 8), dilation=(2, 2)), channels=2, simd=1, depthwise=False)
-    add_maxpool(net, geometry=geometry((3, 3), (2, 2), (7, 9)), channels=6, pe=2)
-    add_pool(net, glob=False, geometry=geometry((5, 5), (1, 1), (6, 7)), channels=4, pe=2)
-    add_pool(net, glob=False, geometry=geometry((3, 3), (2, 2), (7, 7)), channels=3, pe=1)
+    add_swg(net, geometry=fit_geometry((3, 3), (2, 2), (9, 7)), channels=4, simd=2, depthwise=False)
+    add_swg(net, geometry=fit_geometry((5, 5), (1, 1), (7, 6)), channels=6, simd=3, depthwise=True)
+    add_swg(net, geometry=fit_geometry((3, 3), (2, 1), (9, 8), dilation=(2, 2)), channels=2, simd=1, depthwise=False)
+    add_maxpool(net, geometry=fit_geometry((3, 3), (2, 2), (7, 9)), channels=6, pe=2)
+    add_pool(net, glob=False, geometry=fit_geometry((5, 5), (1, 1), (6, 7)), channels=4, pe=2)
+    add_pool(net, glob=False, geometry=fit_geometry((3, 3), (2, 2), (7, 7)), channels=3, pe=1)
     add_vvau(net, thr=bool(rng.integers(2)), channels=6, pe=2, kernel=(3, 3))
     add_pool(net, glob=True, channels=4, pe=2)
 
@@ -1049,7 +1049,7 @@ def test_line_buffer_dependence_only_where_false():
     from sira.hls.kernels import LINE_BUFFER_SAFE_DISTANCE, line_buffer_pragmas, ring_distance, _swg_window
 
     def swg(ifm, kernel, stride, c=4, simd=1):
-        kernel, stride, dil, ifm, ofm = geometry(kernel, stride, ifm)
+        kernel, stride, dil, ifm, ofm = fit_geometry(kernel, stride, ifm)
         return hw.ConvolutionInputGenerator(
             name="swg", inputs=("x",), outputs=("y",), in_shape=(1, *ifm, c), out_shape=(1, *ofm, kernel[0] * kernel[1] * c),
             in_type=StreamType(4, False), out_type=StreamType(4, False), channels=c, ifm_dim=ifm, ofm_dim=ofm, kernel=kernel,

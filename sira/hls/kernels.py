@@ -516,8 +516,9 @@ def swg_reference(layer: hw.ConvolutionInputGenerator, inputs):
 def _pool_context(layer, cost: Optional[Cost], reduce: str, acc: str) -> dict:
     combine = "(v > {0} ? v : {0})" if reduce == "max" else "{0} + v"
     is_global = getattr(layer, "is_global", False)
-    ring = {} if is_global else dict(_ring_rows(layer, layer.kernel[0]),
-                                     pragmas=line_buffer_pragmas(layer, cost, layer.kernel[0], _pool_window(layer)))
+    # global: one loop over the pixels' words; windowed: the loop over output rows of a line buffer
+    loop = {"iterations": layer.cycles} if is_global else dict(
+        _ring_rows(layer, layer.kernel[0]), pragmas=line_buffer_pragmas(layer, cost, layer.kernel[0], _pool_window(layer)))
     return {
         "in": port(layer.in_type, layer.pe),
         "out": port(layer.out_type, layer.pe),
@@ -525,12 +526,12 @@ def _pool_context(layer, cost: Optional[Cost], reduce: str, acc: str) -> dict:
         "kh": layer.kernel[0], "kw": layer.kernel[1], "sh": layer.stride[0], "sw": layer.stride[1],
         "pe": layer.pe, "cf": layer.channel_folds, "buffer_rows": layer.buffer_rows, "row_words": layer.row_words,
         "prefill_words": layer.prefill_words, "window_row_words": layer.window_row_words,
-        "iterations": layer.cycles, "last_pixel_word": layer.cycles - layer.channel_folds,
+        "last_pixel_word": layer.cycles - layer.channel_folds,
         "reduce": reduce, "acc_type": acc, "combine": combine.format("r[p]"), "combine_global": combine.format("r[c][p]"),
         "global_pool": is_global,
         "global_pragmas": memory_pragmas("r", partition=(2,), impl=storage_impl(cost, "running_values"), kind="ram_2p")
         + running_dependence("r", layer.channel_folds),
-        **ring,
+        **loop,
     }  # fmt: skip
 
 
