@@ -387,7 +387,7 @@ def cmd_build(args) -> int:
     progress = _step_counter(args, steps)
     result = build(args.model, args.output, input_spec_from_args(args), part=args.part, clock_ns=args.clock_ns, target_fps=args.target_fps,
                    folding=args.folding, samples=args.samples, seed=args.seed, run_csim=args.csim, progress=progress,
-                   force=args.force, time_budget=args.time_budget)  # fmt: skip
+                   force=args.force, time_budget=args.time_budget, control=args.control)  # fmt: skip
     project = result.project
     if project.replacement.kept and not args.quiet:
         print(f"kept {len(project.replacement.kept)} path(s) sira did not write: {', '.join(project.replacement.kept[:8])}",
@@ -456,6 +456,8 @@ def _add_build_parser(sub, common) -> None:
     p.add_argument("-o", "--output", metavar="DIR", required=True, help="project folder to write")
     _add_hardware_options(p)
     p.add_argument("--csim", action="store_true", help="also compile the project with g++ and run its testbench")
+    p.add_argument("--control", choices=("none", "hs"), default="none",
+                   help="block control of the top: none (free-running, AXI streams only; default) or hs (ap_ctrl_hs on AXI-Lite)")
     add_sampling_options(p, 100, "random test inputs, on top of the corner inputs")
     p.add_argument("--force", action="store_true",
                    help="replace DIR wholesale even where it holds files sira did not write (they are listed)")

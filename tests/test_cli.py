@@ -249,3 +249,14 @@ def test_every_subcommand_help_has_examples():
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
     for name, p in sub.choices.items():
         assert p.epilog and "examples:" in p.epilog and f"sira {name}" in p.epilog, name
+
+
+def test_build_control_option():
+    """``sira build --control``: free-running by default, hs on request, nothing else."""
+    from sira.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["build", "m.onnx", "-o", "out"]).control == "none"
+    assert parser.parse_args(["build", "m.onnx", "-o", "out", "--control", "hs"]).control == "hs"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["build", "m.onnx", "-o", "out", "--control", "axi"])

@@ -112,6 +112,57 @@ def test_vitis_scripts(mlp_project):
     assert re.search(r"#pragma HLS STREAM variable=\w+ depth=\d+", top_cpp)
 
 
+def test_interface_is_free_running_by_default(mlp_project):
+    """The top runs free on its AXI streams (ap_ctrl_none, as FINN builds
+    it); the manifest and the README say how words are packed and how a
+    host sign-extends a signed field."""
+    with open(os.path.join(mlp_project.path, "firmware", "top.cpp")) as f:
+        top_cpp = f.read()
+    assert "#pragma HLS INTERFACE ap_ctrl_none port=return" in top_cpp
+    assert "ap_ctrl_hs" not in top_cpp and "s_axilite" not in top_cpp
+    doc = mlp_project.project.manifest
+    assert doc["interface"]["control"] == "none" and doc["options"]["control"] == "none"
+    assert "sign-extend" in doc["interface"]["signed"] and "TLAST" in doc["interface"]["streams"]
+    out = doc["ports"]["outputs"][0]
+    assert out["signed"] and out["words"] * out["lanes"] == out["elements"]
+    with open(os.path.join(mlp_project.path, "README.md")) as f:
+        readme = f.read()
+    assert "sign-extend" in readme and "ap_ctrl_none" in readme
+    assert f"| out | `{out['port']}` | INT11 | 11 | True | {out['lanes']} | {out['word_bits']} | {out['words']} |" in readme
+    assert "README.md" in doc["files"]
+
+
+def test_sign_extension_in_the_readme_is_right():
+    """The host-side formulas of the manifest, on every code of a 5-bit
+    field: the Python one, and the C shift pair (here on 8 bits)."""
+    from sira.hls.project import interface
+
+    text = interface("none")["signed"]
+    assert "v = f - (1 << bits) if f >> (bits - 1) else f" in text and "(int64_t)((uint64_t)f << (64 - bits)) >> (64 - bits)" in text
+    bits = 5
+    for f in range(1 << bits):
+        v = f - (1 << bits) if f >> (bits - 1) else f
+        assert v == int(np.array([f << (8 - bits)], dtype=np.uint8).view(np.int8)[0] >> (8 - bits))
+        assert -16 <= v < 16 and v % 32 == f
+
+
+def test_control_hs_adds_axi_lite(tmp_path):
+    """``control="hs"``: ap_ctrl_hs on an AXI-Lite slave; an unknown
+    control is the user's mistake."""
+    layer = hw.Thresholding(name="t", inputs=("x",), outputs=("y",), in_shape=(1, 4), out_shape=(1, 4), in_type=hw.StreamType(4, False),
+                            out_type=hw.StreamType(2, False), channels=4, pe=2, thresholds=np.array([[1, 5, 9]] * 4),
+                            threshold_type=hw.StreamType(5, False))  # fmt: skip
+    samples = [{"x": np.array([[0, 3, 9, 15]])}]
+    result = build_layers([layer], str(tmp_path / "hs"), samples, control="hs")
+    with open(os.path.join(result.path, "firmware", "top.cpp")) as f:
+        top_cpp = f.read()
+    assert "#pragma HLS INTERFACE ap_ctrl_hs port=return" in top_cpp
+    assert "#pragma HLS INTERFACE s_axilite port=return bundle=control" in top_cpp and "ap_ctrl_none" not in top_cpp
+    assert result.project.manifest["interface"]["control"] == "hs"
+    with pytest.raises(SiraError, match="block control 'axi'"):
+        build_layers([layer], str(tmp_path / "bad"), samples, control="axi")
+
+
 def test_bindings_follow_the_estimate(mlp_project):
     """Every multiply is bound as the cost model decided, every memory of a
     layer where the cost model mapped it."""
@@ -184,7 +235,7 @@ def test_hostile_names_stay_inside(tmp_path):
     assert set(os.listdir(tmp_path)) == before | {"out"} and os.listdir(tmp_path / "out") == ["proj"]
     for root, _, files in os.walk(dest):
         for name in files:
-            assert re.fullmatch(r"[a-z0-9_.]+", name), name
+            assert re.fullmatch(r"[a-z0-9_.]+", name) or name == "README.md", name
             assert os.path.realpath(os.path.join(root, name)).startswith(os.path.realpath(dest))
     code = "".join((dest / "firmware" / n).read_text() for n in os.listdir(dest / "firmware"))
     assert "system(" not in code and "../" not in code and "touch" not in code.replace("x_system_touch_pwned", "")

@@ -12,7 +12,11 @@ extremes present.
 * ``test_kernels_bit_exact``: four project groups (``mac``, ``elementwise``,
   ``movement``, ``wide``) on a few seeds, compiled concurrently;
 * ``test_kernels_bit_exact_sweep`` (slow): more seeds, bigger shapes, more
-  samples;
+  samples, and a ``ring`` group of line buffers whose rings are not a power
+  of two rows;
+* ``test_generated_loops_are_flat_and_divider_free``: every kernel's code is
+  one pipelined loop at II=1 (two for a line buffer: its prefill first),
+  with no '%' and no loop around a pipelined one (no compiler);
 * ``test_references_match_plain_numpy`` and the hand examples: the integer
   references against straightforward loop implementations (no compiler).
 """
@@ -524,10 +528,10 @@ def add_swg(net: Net, *, x: Optional[str] = None, in_type=None, channels=None, g
     ))[0]  # fmt: skip
 
 
-def add_maxpool(net: Net, *, x: Optional[str] = None, in_type=None, channels=None, pe=None) -> str:
+def add_maxpool(net: Net, *, x: Optional[str] = None, in_type=None, channels=None, pe=None, geometry=None) -> str:
     rng = net.rng
-    kernel, stride, _, ifm, ofm = window_geometry(rng, net.big, dilation=False, skewed=True)
-    if rng.random() < 0.4:  # the usual non-overlapping pool
+    kernel, stride, _, ifm, ofm = geometry or window_geometry(rng, net.big, dilation=False, skewed=True)
+    if geometry is None and rng.random() < 0.4:  # the usual non-overlapping pool
         stride = kernel
         ifm = (kernel[0] * int(rng.integers(1, 4)), kernel[1] * int(rng.integers(1, 4)))
         ofm = (ifm[0] // kernel[0], ifm[1] // kernel[1])
@@ -541,7 +545,7 @@ def add_maxpool(net: Net, *, x: Optional[str] = None, in_type=None, channels=Non
     ))[0]  # fmt: skip
 
 
-def add_pool(net: Net, *, glob: bool, x: Optional[str] = None, in_type=None) -> str:
+def add_pool(net: Net, *, glob: bool, x: Optional[str] = None, in_type=None, geometry=None, channels=None, pe=None) -> str:
     rng = net.rng
     if glob:
         h, w, _ = image(net)
@@ -550,8 +554,8 @@ def add_pool(net: Net, *, glob: bool, x: Optional[str] = None, in_type=None) -> 
         kernel = stride = ifm = (h, w)
         ofm = (1, 1)
     else:
-        kernel, stride, _, ifm, ofm = window_geometry(rng, net.big, dilation=False, skewed=True)
-    c = net.size([1, 2, 3, 4, 6], [8])
+        kernel, stride, _, ifm, ofm = geometry or window_geometry(rng, net.big, dilation=False, skewed=True)
+    c = channels or net.size([1, 2, 3, 4, 6], [8])
     in_type = in_type or int_type(rng, hi_bits=9)
     k = kernel[0] * kernel[1]
     out_type = type_of(k * in_type.min, k * in_type.max)
@@ -560,7 +564,7 @@ def add_pool(net: Net, *, glob: bool, x: Optional[str] = None, in_type=None) -> 
     return net.add(hw.Pool(
         name=name, inputs=(x,), outputs=(f"{name}_out",), in_shape=(1, *ifm, c), out_shape=(1, *ofm, c), in_type=in_type,
         out_type=out_type, channels=c, ifm_dim=ifm, ofm_dim=ofm, kernel=kernel, stride=stride, function="sum",
-        acc_type=out_type if rng.random() < 0.7 else None, pe=fold(rng, c),
+        acc_type=out_type if rng.random() < 0.7 else None, pe=pe or fold(rng, c),
     ))[0]  # fmt: skip
 
 
@@ -740,16 +744,39 @@ def wide_project(net: Net) -> None:
         add_roundclip(net, in_type=wide(), far=bool(rng.integers(2)))
 
 
-PROJECTS = ("mac", "elementwise", "movement", "wide")
+def fit_geometry(kernel, stride, ifm, dilation=(1, 1)):
+    """(kernel, stride, dilation, ifm, ofm) of a window that fits ``ifm``."""
+    span_ = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
+    ofm = tuple((i - s_) // st + 1 for i, s_, st in zip(ifm, span_, stride))
+    return tuple(kernel), tuple(stride), tuple(dilation), tuple(ifm), ofm
+
+
+def ring_project(net: Net) -> None:
+    """Line buffers whose rings are not a power of two rows (3x3 stride 2:
+    5 rows, 5x5: 6, dilated 3x3: 7), folded by more than 1, and running
+    values over several channel folds (VVAU, global pooling)."""
+    rng = net.rng
+    add_swg(net, geometry=fit_geometry((3, 3), (2, 2), (9, 7)), channels=4, simd=2, depthwise=False)
+    add_swg(net, geometry=fit_geometry((5, 5), (1, 1), (7, 6)), channels=6, simd=3, depthwise=True)
+    add_swg(net, geometry=fit_geometry((3, 3), (2, 1), (9, 8), dilation=(2, 2)), channels=2, simd=1, depthwise=False)
+    add_maxpool(net, geometry=fit_geometry((3, 3), (2, 2), (7, 9)), channels=6, pe=2)
+    add_pool(net, glob=False, geometry=fit_geometry((5, 5), (1, 1), (6, 7)), channels=4, pe=2)
+    add_pool(net, glob=False, geometry=fit_geometry((3, 3), (2, 2), (7, 7)), channels=3, pe=1)
+    add_vvau(net, thr=bool(rng.integers(2)), channels=6, pe=2, kernel=(3, 3))
+    add_pool(net, glob=True, channels=4, pe=2)
+
+
+PROJECTS = ("mac", "elementwise", "movement", "wide", "ring")
 SEEDS = (0, 1)
-#: (group, seed) of the fast tier: every group on two seeds, the wide one on one
-FAST = [(g, s) for g in PROJECTS if g != "wide" for s in SEEDS] + [("wide", 0)]
+#: (group, seed) of the fast tier: every group on two seeds, the wide one on one; the ring one in the sweep only
+FAST = [(g, s) for g in PROJECTS if g not in ("wide", "ring") for s in SEEDS] + [("wide", 0)]
 SWEEP = [(g, s) for g in PROJECTS for s in range(10, 13)]
 
 
 def make_net(group: str, seed: int, big: bool = False) -> Net:
     net = Net(np.random.default_rng([seed, PROJECTS.index(group), int(big)]), big=big)
-    {"mac": mac_project, "elementwise": lambda n: elementwise_project(n, seed), "movement": movement_project, "wide": wide_project}[group](net)
+    {"mac": mac_project, "elementwise": lambda n: elementwise_project(n, seed), "movement": movement_project, "wide": wide_project,
+     "ring": ring_project}[group](net)  # fmt: skip
     return net
 
 
@@ -883,6 +910,157 @@ def test_coverage_of_the_projects():
     # constants with one value ("0"), one per channel ("nf") and one per element ("i"), each op with two of them
     assert {row for _, row in (x.split(":") for x in styles)} == {"0", "nf", "i"}, styles
     assert all(len({x for x in styles if x.startswith(f"{op}:")}) >= 2 for op in ELEMENTWISE_CONST_OPS), styles
+
+
+# --------------------------------------------------------------------------
+# the loop forms of the generated code (no compiler)
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Loop:
+    line: str
+    parent: Optional["Loop"]
+    pipelined: bool = False
+    unrolled: bool = False
+
+
+def loops_of(code: str) -> list[Loop]:
+    """The ``for`` loops of generated C++, each with its enclosing loop and
+    whether a ``PIPELINE`` or ``UNROLL`` pragma stands directly in its body
+    (the generated code opens a loop's body on the ``for`` line)."""
+    found: list[Loop] = []
+    blocks: list[Optional[Loop]] = []  # open braces: the loop a brace opens, or None
+
+    def innermost() -> Optional[Loop]:
+        return next((b for b in reversed(blocks) if b is not None), None)
+
+    for raw in code.splitlines():
+        line = raw.split("//")[0].strip()
+        if line.startswith("#pragma HLS PIPELINE") and blocks and blocks[-1] is not None:
+            blocks[-1].pipelined = True
+        if line.startswith("#pragma HLS UNROLL") and blocks and blocks[-1] is not None:
+            blocks[-1].unrolled = True
+        loop = Loop(line, innermost()) if line.startswith("for (") else None
+        for ch in line:
+            if ch == "{":
+                blocks.append(loop)
+                if loop is not None:
+                    found.append(loop)
+                loop = None
+            elif ch == "}":
+                blocks.pop()
+    assert not blocks, "unbalanced braces"
+    return found
+
+
+def loop_form_problems(code: str) -> list[str]:
+    """What keeps a kernel's loops from II=1 across a frame: a ``%`` (a
+    divider on a runtime index), a pipelined loop inside another loop
+    (the outer one is not pipelined: the inner pipeline drains every
+    trip), or a loop neither pipelined nor unrolled in a pipelined one."""
+    problems = [f"'%' in: {line.strip()}" for line in code.splitlines() if "%" in line.split("//")[0]]
+    for loop in loops_of(code):
+        if loop.pipelined and loop.parent is not None:
+            problems.append(f"pipelined loop inside a loop: {loop.line}")
+        unrolled_inside = loop.unrolled and loop.parent is not None and (loop.parent.pipelined or loop.parent.unrolled)
+        if not (loop.pipelined or unrolled_inside):
+            problems.append(f"loop neither pipelined nor unrolled in a pipelined one: {loop.line}")
+    return problems
+
+
+def test_loop_form_problems_are_found():
+    """The checker itself: a group loop around pipelined loops (the old
+    width converter) and a ring indexed with '%' are reported."""
+    nested = """void f() {
+    for (unsigned i = 0; i < 4; i++) {
+        for (unsigned j = 0; j < 3; j++) {
+#pragma HLS PIPELINE II=1
+            x[j % 3] = 0;
+        }
+    }
+}"""
+    problems = loop_form_problems(nested)
+    assert any("'%'" in p for p in problems) and any("inside a loop" in p for p in problems)
+    assert any("neither" in p and "i < 4" in p for p in problems)
+    flat = """void f() {
+    for (unsigned i = 0; i < 12; i++) {
+#pragma HLS PIPELINE II=1
+        for (unsigned p = 0; p < 2; p++) {
+#pragma HLS UNROLL
+            if (c) { y = 1; } else { y = 2; }
+        }
+    }
+}"""
+    assert loop_form_problems(flat) == []
+
+
+@pytest.mark.parametrize("group,seed", FAST + [("ring", 0)])
+def test_generated_loops_are_flat_and_divider_free(group, seed):
+    """Every kernel of a project (every kind, folding above 1, rings of 5,
+    6 and 7 rows) is one or two pipelined loops with II=1 and no '%'; the
+    running values and line buffers state their real dependences."""
+    from sira.estimate import cost_layers
+    from sira.hls.dataflow import plan
+    from sira.hls.project import render
+
+    net = make_net(group, seed)
+    _, costs = cost_layers(net.layers)
+    read = {t for layer in net.layers for t in layer.inputs}
+    df = plan(net.layers, [t for layer in net.layers for t in layer.outputs if t not in read])
+    files = render(df, costs, top="top", model_id=group, part="xczu7ev-ffvc1156-2-e", clock_ns=10.0)
+    kinds = {st.node.kind for st in df.stages}
+    assert {"ConvolutionInputGenerator", "StreamingMaxPool", "Pool", "VVAU"} <= kinds or group != "ring"
+    for st in df.stages:
+        code = files[f"firmware/{st.id}.hpp"]
+        assert any(loop.pipelined for loop in loops_of(code)), f"{st.node.kind} {st.id}: no pipelined loop found"
+        assert loop_form_problems(code) == [], f"{st.node.kind} {st.id}"
+        if st.node.kind == "VVAU" and st.node.channel_folds > 1:
+            assert f"DEPENDENCE variable=acc type=inter direction=RAW distance={st.node.channel_folds} dependent=true" in code
+        if st.node.kind == "Pool" and st.node.is_global and st.node.channel_folds > 1:
+            assert f"DEPENDENCE variable=r type=inter direction=RAW distance={st.node.channel_folds} dependent=true" in code
+
+
+def test_every_kind_has_its_loop_form_checked():
+    """The projects of the loop-form test cover every kernel kind with
+    folding above 1 and the non-power-of-two rings."""
+    from sira.hls.dataflow import plan
+
+    kinds, folded, rings = set(), set(), set()
+    for group, seed in FAST + [("ring", 0)]:
+        net = make_net(group, seed)
+        read = {t for layer in net.layers for t in layer.inputs}
+        for st in plan(net.layers, [t for layer in net.layers for t in layer.outputs if t not in read]).stages:
+            kinds.add(st.node.kind)
+            if isinstance(st.node, hw.HWLayer) and max(st.node.pe, st.node.simd) > 1:
+                folded.add(st.node.kind)
+            if hasattr(st.node, "buffer_rows") and not getattr(st.node, "is_global", False):
+                rings.add((st.node.kind, st.node.buffer_rows))
+    assert set(KERNELS) - {"Reshape"} <= kinds, set(KERNELS) - kinds
+    assert set(KERNELS) - {"Reshape", "Duplicate", "WidthConverter"} <= folded
+    assert {("ConvolutionInputGenerator", 5), ("ConvolutionInputGenerator", 6), ("ConvolutionInputGenerator", 7),
+            ("StreamingMaxPool", 5), ("Pool", 6)} <= rings, rings  # fmt: skip
+
+
+def test_line_buffer_dependence_only_where_false():
+    """``DEPENDENCE inter false`` on the ring when a word's write and read
+    are far apart, not on a one-word-wide image where the word written
+    last is read next."""
+    from sira.hls.kernels import LINE_BUFFER_SAFE_DISTANCE, line_buffer_pragmas, ring_distance, _swg_window
+
+    def swg(ifm, kernel, stride, c=4, simd=1):
+        kernel, stride, dil, ifm, ofm = fit_geometry(kernel, stride, ifm)
+        return hw.ConvolutionInputGenerator(
+            name="swg", inputs=("x",), outputs=("y",), in_shape=(1, *ifm, c), out_shape=(1, *ofm, kernel[0] * kernel[1] * c),
+            in_type=StreamType(4, False), out_type=StreamType(4, False), channels=c, ifm_dim=ifm, ofm_dim=ofm, kernel=kernel,
+            stride=stride, dilation=dil, depthwise=False, simd=simd)  # fmt: skip
+
+    wide_ = swg((16, 16), (3, 3), (2, 2))
+    assert ring_distance(wide_, 3, _swg_window(wide_)) >= LINE_BUFFER_SAFE_DISTANCE
+    assert "DEPENDENCE variable=rows type=inter dependent=false" in line_buffer_pragmas(wide_, None, 3, _swg_window(wide_))
+    thin = swg((6, 1), (1, 1), (1, 1), c=1)
+    assert ring_distance(thin, 1, _swg_window(thin)) < LINE_BUFFER_SAFE_DISTANCE
+    assert not any(p.startswith("DEPENDENCE") for p in line_buffer_pragmas(thin, None, 1, _swg_window(thin)))
 
 
 # --------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from transforms.pipeline import AGREEMENT_KEY
 from .dataflow import plan
 from .folder import locked
 from .names import Namer
-from .project import Project, check_destination, emit
+from .project import Project, check_control, check_destination, emit
 from .simulate import CsimResult, csim
 from .vectors import LAYER_FRAMES, Vectors, make_vectors
 
@@ -47,7 +47,7 @@ def _plain(value):
 def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clock_ns: float = 10.0,
           target_fps: Optional[float] = None, folding=None, samples: int = 100, seed: int = 0, run_csim: bool = False,
           progress: Optional[Callable[[str], None]] = None, force: bool = False,
-          time_budget: Optional[float] = None) -> BuildResult:
+          time_budget: Optional[float] = None, control: str = "none") -> BuildResult:
     """Build the HLS project of ``model`` (a QONNX file or ModelWrapper) in
     ``out_dir``; with ``run_csim`` also C-simulate it. ``samples`` random
     inputs (plus corner inputs) become the testbench's vectors.
@@ -55,16 +55,19 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
     An existing ``out_dir`` keeps every file sira did not write there; one
     that is not verifiably sira's is refused before any work unless
     ``force`` (see :mod:`.folder`). One build at a time per folder.
-    ``time_budget`` limits the optimize passes (seconds, None: no limit)."""
+    ``time_budget`` limits the optimize passes (seconds, None: no limit).
+    ``control`` is the top's block control: ``none`` (free-running, as
+    FINN builds it) or ``hs`` (ap_ctrl_hs on an AXI-Lite slave)."""
     if samples < 1:
         raise SiraError(f"samples must be at least 1, got {samples}")
     p = get_part(part)
     if not (isinstance(clock_ns, (int, float)) and clock_ns > 0):
         raise SiraError(f"clock period must be positive, got {clock_ns} ns")
+    check_control(control)
     check_destination(out_dir, force)
     with locked(out_dir):
         project = _write_model_project(model, out_dir, input_spec, p, clock_ns, target_fps, folding, samples, seed,
-                                       progress or (lambda label: None), force, time_budget)  # fmt: skip
+                                       progress or (lambda label: None), force, time_budget, control)  # fmt: skip
         result = None
         if run_csim:
             (progress or (lambda label: None))("csim")
@@ -75,7 +78,7 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
 
 
 def _write_model_project(model, out_dir: str, input_spec, p, clock_ns: float, target_fps, folding, samples: int, seed: int,
-                         say: Callable[[str], None], force: bool, time_budget: Optional[float]):
+                         say: Callable[[str], None], force: bool, time_budget: Optional[float], control: str):
     """Optimize, estimate, plan, take test vectors and write the folder."""
     if isinstance(model, (str, bytes, os.PathLike)):
         path = os.fspath(model)
@@ -106,7 +109,7 @@ def _write_model_project(model, out_dir: str, input_spec, p, clock_ns: float, ta
     reports = {"analysis": report_json(analysis, model_path=model_name),
                "optimize": {"layers": _plain(prepared[1]), "float_islands": islands, "float_agreement": agreement}}  # fmt: skip
     say("write")
-    options = {"part": p.name, "clock_ns": clock_ns, "target_fps": target_fps,
+    options = {"part": p.name, "clock_ns": clock_ns, "control": control, "target_fps": target_fps,
                "folding": folding if isinstance(folding, (str, type(None))) else "inline", "samples": samples, "seed": seed,
                "input_spec": input_spec if isinstance(input_spec, (str, dict, type(None))) else list(input_spec)}  # fmt: skip
     return emit(out_dir, df, costs, vectors, doc, model_bytes=model_bytes, model_name=model_name, options=options, namer=namer,
@@ -114,7 +117,7 @@ def _write_model_project(model, out_dir: str, input_spec, p, clock_ns: float, ta
 
 
 def build_layers(layers, out_dir: str, samples: list, *, name: str = "layers", part: str = DEFAULT_PART, clock_ns: float = 10.0,
-                 run_csim: bool = False, force: bool = False) -> BuildResult:
+                 run_csim: bool = False, force: bool = False, control: str = "none") -> BuildResult:
     """Build the HLS project of a list of hardware layers (:mod:`sira.hw`,
     in dataflow order) without a model: ``samples`` is a list of
     ``{input tensor: integer array}`` frames, and the expected outputs are
@@ -137,7 +140,7 @@ def build_layers(layers, out_dir: str, samples: list, *, name: str = "layers", p
         for k, port in enumerate(df.outputs):
             outs[k].append(np.asarray(env[port.tensor]).reshape(-1))
     vectors = Vectors([f"sample-{i}" for i in range(len(samples))], ins, outs, frames[:LAYER_FRAMES])
-    options = {"part": p.name, "clock_ns": clock_ns, "samples": len(samples)}
+    options = {"part": p.name, "clock_ns": clock_ns, "control": check_control(control), "samples": len(samples)}
     estimate_doc = {"part": p.name, "clock_ns": clock_ns, "mode": "refined", "layers": docs}
     with locked(out_dir):
         project = emit(out_dir, df, costs, vectors, estimate_doc, model_bytes=b"", model_name=f"{name}.onnx", options=options,

@@ -159,8 +159,23 @@ def memory_pragmas(var: str, partition: Sequence[int] = (), reshape: Sequence[in
     return lines
 
 
+def running_dependence(var: str, folds: int) -> list[str]:
+    """The loop-carried dependence of an array of running values indexed
+    by a counter that wraps at ``folds`` (VVAU accumulators, global pooling):
+    each element is read, updated and written back every ``folds``-th
+    iteration, a true dependence of exactly that distance. HLS cannot see
+    through the runtime index and assumes distance 1, which a RAM's
+    read-modify-write cannot meet at II=1 (II=2); stated exactly, the
+    distance lets it pipeline at II=1 whenever the read, update and write
+    fit in ``folds`` cycles. With one fold the array is one register per
+    lane and there is nothing to state."""
+    if folds == 1:
+        return []
+    return [f"DEPENDENCE variable={var} type=inter direction=RAW distance={folds} dependent=true"]
+
+
 __all__ = [
     "codec", "value_ctype", "int_ctype", "stored_ctype", "value_range", "raw_ctype", "cpp_literal", "initializer",
     "encode_codes", "pack_words", "exact", "wide", "as_object", "port", "mul_impl", "storage_impl", "layer_memory",
-    "memory_pragmas",
+    "memory_pragmas", "running_dependence",
 ]  # fmt: skip

@@ -27,8 +27,9 @@ wrap around modulo ``2^bits``, the final sum is in range, so it is exact.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from .. import memory as M
 from ..cost import Cost
 from ..errors import SiraError
 from .cpp import (as_object, codec, cpp_literal, encode_codes, exact, initializer, int_ctype, layer_memory, memory_pragmas,
-                  mul_impl, pack_words, port, raw_ctype, storage_impl, value_ctype, value_range, wide)
+                  mul_impl, pack_words, port, raw_ctype, running_dependence, storage_impl, value_ctype, value_range, wide)
 from .thresholds import activate, threshold_context, threshold_unit
 
 # --------------------------------------------------------------------------
@@ -162,7 +163,8 @@ def vvau_context(layer: hw.VVAU, cost: Optional[Cost]) -> dict:
     codes = np.asarray(encode_codes(layer.weights, layer.weight_type), dtype=object)  # (C, K)
     arr = codes.reshape(mem.depth, mem.count, k).transpose(1, 0, 2)  # [pe][cf][k]
     ctx.update(channels=layer.channels, k=k, k_last=k - 1, pe=layer.pe, cf=cf, weight_memories=mem.count,
-               weight_depth=mem.depth, weights=initializer(arr, False))
+               weight_depth=mem.depth, weights=initializer(arr, False),
+               acc_pragmas=["ARRAY_PARTITION variable=acc complete dim=2"] + running_dependence("acc", cf))
     return ctx
 
 
@@ -385,6 +387,97 @@ def fmpadding_reference(layer: hw.FMPadding, inputs):
     return [np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=layer.value)]
 
 
+#: Iterations by which, in the pipelined loop over a line buffer, the write
+#: of a word must precede its next read, and a read the write that next
+#: overwrites the word, for ``DEPENDENCE inter false`` to be true: more than
+#: the few stages between the buffer's read and its write in the loop body.
+LINE_BUFFER_SAFE_DISTANCE = 8
+
+Window = Callable[[int], Iterator[tuple[int, int]]]
+
+
+def _ring_rows(layer, window_rows: int) -> dict:
+    """Bounds of the one pipelined loop over the output rows of a line
+    buffer: an output row takes ``row_steps`` iterations, in the first
+    ``window_row_words`` of which it emits its windows and in the first
+    ``row_reads`` of which it reads the ``stride`` rows the next output row
+    needs; the last output row reads the rows left (``last_reads``)."""
+    rw, sh, oh = layer.row_words, layer.stride[0], layer.ofm_dim[0]
+    emit = layer.window_row_words
+    row_reads = sh * rw
+    last_reads = (layer.ifm_dim[0] - (oh - 1) * sh - window_rows) * rw
+    row_steps, last_steps = max(row_reads, emit), max(last_reads, emit)
+    return {
+        "row_reads": row_reads, "row_steps": row_steps, "last_reads": last_reads, "last_steps": last_steps,
+        "oh_last": oh - 1, "iterations": (oh - 1) * row_steps + last_steps,
+    }  # fmt: skip
+
+
+def ring_distance(layer, window_rows: int, window: Window) -> Optional[int]:
+    """The fewest iterations between a write and the next read of the same
+    line buffer word, or a read and the next write over it, in the loop of
+    :func:`_ring_rows` (``window(oy)``: the (image row, word) it reads, in
+    order, for output row ``oy``); None when no word is both written and
+    read there. An output row reads rows disjoint from those it writes, so
+    every such pair spans two output rows: the first three show every
+    distance, the later ones repeat them (the ring just turns)."""
+    loop = _ring_rows(layer, window_rows)
+    rows, rw, oh = layer.buffer_rows, layer.row_words, layer.ofm_dim[0]
+    last_write: dict[tuple[int, int], int] = {}
+    last_read: dict[tuple[int, int], int] = {}
+    best: Optional[int] = None
+    t, row, col = 0, window_rows, 0
+    for oy in range(min(oh, 3)):
+        final = oy == oh - 1
+        reads = loop["last_reads"] if final else loop["row_reads"]
+        emit = list(window(oy))
+        for i in range(loop["last_steps"] if final else loop["row_steps"]):
+            if i < len(emit):
+                word = (emit[i][0] % rows, emit[i][1])
+                if word in last_write:
+                    best = min(best if best is not None else t, t - last_write[word])
+                last_read[word] = t
+            if i < reads:
+                word = (row % rows, col)
+                if word in last_read:
+                    best = min(best if best is not None else t, t - last_read[word])
+                last_write[word] = t
+                col += 1
+                if col == rw:
+                    col, row = 0, row + 1
+            t += 1
+    return best
+
+
+def line_buffer_pragmas(layer, cost: Optional[Cost], window_rows: int, window: Window) -> list[str]:
+    """The ring's storage, and ``DEPENDENCE inter false`` when it is true.
+    HLS sees a read and a write of ``rows`` at runtime indices in every
+    iteration and assumes they may be the same word one iteration apart,
+    which costs II=2 on a RAM. They never are within an iteration (an
+    output row reads other rows than those it writes), and across
+    iterations a word is written long before it is read and read long
+    before it is overwritten, except in tiny images (a row of one or two
+    words): the pragma is given when :func:`ring_distance` is at least
+    :data:`LINE_BUFFER_SAFE_DISTANCE`."""
+    lines = memory_pragmas("rows", impl=storage_impl(cost, "line_buffer"), kind="ram_2p")
+    distance = ring_distance(layer, window_rows, window)
+    if distance is None or distance >= LINE_BUFFER_SAFE_DISTANCE:
+        lines.append("DEPENDENCE variable=rows type=inter dependent=false")
+    return lines
+
+
+def _swg_window(layer: hw.ConvolutionInputGenerator) -> Window:
+    (kh, kw), (sh, sw), (dh, dw), ow, cf = layer.kernel, layer.stride, layer.dilation, layer.ofm_dim[1], layer.channel_folds
+    return lambda oy: ((oy * sh + ky * dh, (ox * sw + kx * dw) * cf + c)
+                       for ox in range(ow) for ky in range(kh) for kx in range(kw) for c in range(cf))  # fmt: skip
+
+
+def _pool_window(layer) -> Window:
+    (kh, kw), (sh, sw), ow, cf = layer.kernel, layer.stride, layer.ofm_dim[1], layer.channel_folds
+    return lambda oy: ((oy * sh + ky, (ox * sw + kx) * cf + c)
+                       for ox in range(ow) for c in range(cf) for ky in range(kh) for kx in range(kw))  # fmt: skip
+
+
 @kernel("ConvolutionInputGenerator", "layer_swg.hpp.j2")
 def swg_context(layer: hw.ConvolutionInputGenerator, cost: Optional[Cost]) -> dict:
     return {
@@ -395,7 +488,8 @@ def swg_context(layer: hw.ConvolutionInputGenerator, cost: Optional[Cost]) -> di
         "dh": layer.dilation[0], "dw": layer.dilation[1], "cf": layer.channel_folds,
         "window_rows": layer.window_rows, "buffer_rows": layer.buffer_rows, "row_words": layer.row_words,
         "prefill_words": layer.prefill_words, "window_row_words": layer.window_row_words,
-        "pragmas": memory_pragmas("rows", impl=storage_impl(cost, "line_buffer"), kind="ram_2p"),
+        "pragmas": line_buffer_pragmas(layer, cost, layer.window_rows, _swg_window(layer)),
+        **_ring_rows(layer, layer.window_rows),
     }  # fmt: skip
 
 
@@ -421,6 +515,10 @@ def swg_reference(layer: hw.ConvolutionInputGenerator, inputs):
 
 def _pool_context(layer, cost: Optional[Cost], reduce: str, acc: str) -> dict:
     combine = "(v > {0} ? v : {0})" if reduce == "max" else "{0} + v"
+    is_global = getattr(layer, "is_global", False)
+    # global: one loop over the pixels' words; windowed: the loop over output rows of a line buffer
+    loop = {"iterations": layer.cycles} if is_global else dict(
+        _ring_rows(layer, layer.kernel[0]), pragmas=line_buffer_pragmas(layer, cost, layer.kernel[0], _pool_window(layer)))
     return {
         "in": port(layer.in_type, layer.pe),
         "out": port(layer.out_type, layer.pe),
@@ -428,11 +526,12 @@ def _pool_context(layer, cost: Optional[Cost], reduce: str, acc: str) -> dict:
         "kh": layer.kernel[0], "kw": layer.kernel[1], "sh": layer.stride[0], "sw": layer.stride[1],
         "pe": layer.pe, "cf": layer.channel_folds, "buffer_rows": layer.buffer_rows, "row_words": layer.row_words,
         "prefill_words": layer.prefill_words, "window_row_words": layer.window_row_words,
-        "iterations": layer.cycles, "last_pixel_word": layer.cycles - layer.channel_folds,
+        "last_pixel_word": layer.cycles - layer.channel_folds,
         "reduce": reduce, "acc_type": acc, "combine": combine.format("r[p]"), "combine_global": combine.format("r[c][p]"),
-        "global_pool": getattr(layer, "is_global", False),
-        "pragmas": memory_pragmas("rows", impl=storage_impl(cost, "line_buffer"), kind="ram_2p"),
-        "global_pragmas": memory_pragmas("r", partition=(2,), impl=storage_impl(cost, "running_values"), kind="ram_2p"),
+        "global_pool": is_global,
+        "global_pragmas": memory_pragmas("r", partition=(2,), impl=storage_impl(cost, "running_values"), kind="ram_2p")
+        + running_dependence("r", layer.channel_folds),
+        **loop,
     }  # fmt: skip
 
 
@@ -464,13 +563,25 @@ def pool_reference(layer: hw.Pool, inputs):
 # --------------------------------------------------------------------------
 
 
+def _word_branches(folds: Sequence[int]) -> list[dict]:
+    """Which stream word ``c`` of a pixel belongs to, as a chain of tests
+    ``c < end`` (``if``, then ``else if``): the one pipelined loop of
+    Concat and Split walks a pixel's words with one counter instead of a
+    loop per stream inside a loop per pixel (II=1 across the streams)."""
+    ends = itertools.accumulate(folds)
+    return [{"branch": "if" if j == 0 else "else if", "end": end} for j, end in enumerate(ends)]
+
+
 @kernel("Concat", "layer_concat.hpp.j2")
 def concat_context(layer: hw.Concat, cost: Optional[Cost]) -> dict:
+    folds = [c // layer.simd for c in layer.channels]
     return {
-        "ins": [dict(port(t, layer.simd), cf=c // layer.simd) for t, c in zip(layer.in_types, layer.channels)],
+        "ins": [dict(port(t, layer.simd), **b) for t, b in zip(layer.in_types, _word_branches(folds))],
         "out": port(layer.out_type, layer.simd),
         "simd": layer.simd,
         "reps": layer.pixels,
+        "words": sum(folds),
+        "iterations": layer.pixels * sum(folds),
     }
 
 
@@ -481,11 +592,14 @@ def concat_reference(layer: hw.Concat, inputs):
 
 @kernel("Split", "layer_split.hpp.j2")
 def split_context(layer: hw.Split, cost: Optional[Cost]) -> dict:
+    folds = [c // layer.simd for c in layer.channels]
     return {
         "in": port(layer.in_type, layer.simd),
-        "outs": [dict(port(layer.out_type, layer.simd), cf=c // layer.simd) for c in layer.channels],
+        "outs": [dict(port(layer.out_type, layer.simd), **b) for b in _word_branches(folds)],
         "simd": layer.simd,
         "reps": layer.pixels,
+        "words": sum(folds),
+        "iterations": layer.pixels * sum(folds),
     }
 
 
@@ -562,10 +676,12 @@ def width_converter_context(node: WidthConverter, cost: Optional[Cost]) -> dict:
     if node.elements % group:
         raise SiraError(f"stream '{node.inputs[0]}': {node.elements} elements cannot be re-folded from {node.in_lanes} to {node.out_lanes} lanes")
     bits = node.type.bits
+    # one word read or written, or both, per step: the wider side's word count
+    steps = group // min(node.in_lanes, node.out_lanes)
     return {
         "in_lanes": node.in_lanes, "out_lanes": node.out_lanes, "bits": bits, "group": group, "groups": node.elements // group,
         "in_word_bits": node.in_lanes * bits, "out_word_bits": node.out_lanes * bits, "group_bits": group * bits,
-        "in_words": group // node.in_lanes, "out_words": group // node.out_lanes,
+        "in_words": group // node.in_lanes, "steps": steps, "iterations": steps * (node.elements // group),
     }  # fmt: skip
 
 

@@ -3,7 +3,8 @@ vectors, Vitis scripts, the estimate and a manifest, as one atomic folder.
 
 Layout of a project folder::
 
-    manifest.json          sira and dependency versions, model sha256, options, ports, stages, files
+    manifest.json          sira and dependency versions, model sha256, options, interface, ports, stages, files
+    README.md              the top's interface: ports, their packing, how the host reads signed outputs
     firmware/              sira_common.hpp, top.hpp, top.cpp, one <stage>.hpp per stage
     tb/                    testbench.cpp (whole dataflow), tb_layers.cpp (stage by stage), tb_common.hpp
     tb_data/               input_<k>.txt, expected_<k>.txt (one sample per line), layers/ (first samples, per stage)
@@ -108,7 +109,46 @@ def _decl(df: Dataflow, sid: str) -> str:
     return f"hls::stream<ap_uint<{df.streams[sid].word_bits}> > &{sid}"
 
 
-def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clock_ns: float) -> dict[str, str]:
+#: Block-level control of the top function: ``none`` (FINN's choice) lets
+#: the dataflow run free, started and paced by its AXI streams alone;
+#: ``hs`` adds ap_ctrl_hs start/done/idle/ready, on an AXI-Lite slave so
+#: a processor can drive them.
+CONTROLS = ("none", "hs")
+
+
+def check_control(control: str) -> str:
+    if control not in CONTROLS:
+        raise SiraError(f"block control '{control}' is not one of {', '.join(CONTROLS)} (none: free-running, hs: ap_ctrl_hs on AXI-Lite)")
+    return control
+
+
+def control_pragmas(control: str) -> list[str]:
+    """The top function's ``INTERFACE`` pragmas for its return port."""
+    if check_control(control) == "none":
+        return ["INTERFACE ap_ctrl_none port=return"]
+    return ["INTERFACE ap_ctrl_hs port=return", "INTERFACE s_axilite port=return bundle=control"]
+
+
+def interface(control: str) -> dict:
+    """How the host talks to the top (the manifest's ``interface``, the
+    project README): control, streams and the packing of elements into
+    stream words, with the sign extension a signed field needs (the words
+    are ``ap_uint``: nothing on the bus says which fields are signed)."""
+    return {
+        "control": check_control(control),
+        "control_protocol": "ap_ctrl_none: free-running, no start/done, no AXI-Lite" if control == "none"
+        else "ap_ctrl_hs on an AXI-Lite slave (s_axilite, bundle control): ap_start/ap_done/ap_idle/ap_ready registers",
+        "streams": "AXI4-Stream, TDATA only (no TLAST, no TKEEP): one frame is a port's 'elements' / 'lanes' words",
+        "packing": "lane i of a word is bits [(i+1)*bits-1 : i*bits] of TDATA, lane 0 in the low bits; TDATA is padded to a "
+        "multiple of 8 bits",
+        "signed": "a signed field is its 'bits'-wide two's complement code: sign-extend it, "
+        "v = f - (1 << bits) if f >> (bits - 1) else f; in C, (int64_t)((uint64_t)f << (64 - bits)) >> (64 - bits)",
+        "bipolar": "a bipolar field is 1 bit: 1 is +1, 0 is -1",
+    }  # fmt: skip
+
+
+def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clock_ns: float,
+           control: str = "none") -> dict[str, str]:
     """Every generated text file of the project, by relative path."""
     env = environment()
     base = {"version": __version__, "top": top, "model_id": model_id}
@@ -128,13 +168,16 @@ def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clo
     ports = [_decl(df, p.id) for p in df.inputs + df.outputs]
     port_ids = {p.id for p in df.inputs + df.outputs}
     streams = [{"id": s.id, "word_bits": s.word_bits, "depth": s.depth} for s in df.streams.values() if s.id not in port_ids]
-    top_ctx = dict(base, nodes=nodes, ports=ports, port_names=[p.id for p in df.inputs + df.outputs], streams=streams)
+    top_ctx = dict(base, nodes=nodes, ports=ports, port_names=[p.id for p in df.inputs + df.outputs], streams=streams,
+                   control_pragmas=control_pragmas(control))
     files["firmware/sira_common.hpp"] = env.get_template("sira_common.hpp.j2").render(**base, ap_int_max_w=df.ap_int_max_w)
     files["firmware/top.hpp"] = env.get_template("top.hpp.j2").render(**top_ctx)
     files["firmware/top.cpp"] = env.get_template("top.cpp.j2").render(**top_ctx)
     tb_inputs = [dict(p.stream.port(), id=p.id, file=f"input_{k}.txt") for k, p in enumerate(df.inputs)]
     tb_outputs = [dict(p.stream.port(), id=p.id, file=f"expected_{k}.txt", result=f"csim_output_{k}.txt") for k, p in enumerate(df.outputs)]
     tb_ctx = dict(base, inputs=tb_inputs, outputs=tb_outputs, call_args=[p.id for p in df.inputs + df.outputs], nodes=nodes)
+    files["README.md"] = env.get_template("README.md.j2").render(
+        **base, interface=interface(control), inputs=[_port_doc(p) for p in df.inputs], outputs=[_port_doc(p) for p in df.outputs])
     files["tb/tb_common.hpp"] = env.get_template("tb_common.hpp.j2").render(**base)
     files["tb/testbench.cpp"] = env.get_template("testbench.cpp.j2").render(**tb_ctx)
     files["tb/tb_layers.cpp"] = env.get_template("tb_layers.cpp.j2").render(**tb_ctx)
@@ -174,7 +217,8 @@ def _layer_summary(layer: hw.HWLayer) -> dict:
 def _port_doc(p) -> dict:
     s = p.stream
     return {"port": p.id, "tensor": p.tensor, "type": s.type.name, "bits": s.type.bits, "signed": s.type.signed,
-            "lanes": s.lanes, "word_bits": s.word_bits, "shape": list(p.shape), "elements": s.elements}  # fmt: skip
+            "lanes": s.lanes, "word_bits": s.word_bits, "shape": list(p.shape), "elements": s.elements,
+            "words": s.elements // s.lanes}  # fmt: skip
 
 
 def manifest(df: Dataflow, *, top: str, model_bytes: bytes, model_name: str, options: dict, files: dict[str, bytes],
@@ -188,6 +232,7 @@ def manifest(df: Dataflow, *, top: str, model_bytes: bytes, model_name: str, opt
         "part": options.get("part"),
         "clock_ns": options.get("clock_ns"),
         "top": top,
+        "interface": interface(options.get("control", "none")),
         "ports": {"inputs": [_port_doc(p) for p in df.inputs], "outputs": [_port_doc(p) for p in df.outputs]},
         "stages": [
             {"id": st.id, "kind": st.node.kind, "layer": st.node.name, "inputs": st.inputs, "outputs": st.outputs}
@@ -230,7 +275,8 @@ def emit(dest: str, df: Dataflow, costs: dict, vectors: Vectors, estimate_doc: d
     namer = namer or Namer()
     model_id = namer(os.path.splitext(os.path.basename(model_name))[0] or "model", "m_")
     top = namer(os.path.splitext(os.path.basename(model_name))[0] or "model", "top_")
-    texts = render(df, costs, top=top, model_id=model_id, part=options["part"], clock_ns=options["clock_ns"])
+    texts = render(df, costs, top=top, model_id=model_id, part=options["part"], clock_ns=options["clock_ns"],
+                   control=options.get("control", "none"))
     doc: dict = {}
 
     def fill(root: str) -> None:
@@ -271,4 +317,4 @@ def _data_hashes(root: str) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-__all__ = ["emit", "render", "Project", "is_project", "check_destination", "templates_dir", "versions"]
+__all__ = ["CONTROLS", "emit", "render", "check_control", "control_pragmas", "interface", "Project", "is_project", "check_destination", "templates_dir", "versions"]
