@@ -491,7 +491,6 @@ class Executor:
         """Compute the nodes that read no graph input into the template
         (the unfolded model stays for a feed that overrides a constant)."""
         self._unfolded = (dict(self.template), self.steps)
-        self.all_steps = self.steps
         self.template = dict(self.template)
         with quiet():
             for node, _attrs, step in self.steps:
@@ -500,6 +499,11 @@ class Executor:
                     self._promote(node, self.template)
                     self.hook(node, self.template, 1, 0)
         self.steps = [s for s in self.steps if any(o in self.dynamic for o in s[0].output)]
+
+    @property
+    def all_steps(self) -> list:
+        """Every node's prepared step, the constant ones included."""
+        return self._unfolded[1]
 
     def _batch_size(self) -> int:
         """Samples per batch of :meth:`run_many` within :data:`BATCH_BYTES`:

@@ -191,8 +191,8 @@ def _moved(c: _BoundContext) -> Bound:
         return Bound.of_exact(None)
     grids = [b.grid for b in ins]
     grid = None if any(g is None for g in grids) else min(grids)
-    if c.node.op_type in ("Pad", "Clip") or c.node.op_type == "Relu":
-        grid = grid  # a constant limit or pad value shares the grid only if it is on it; checked below
+    if c.node.op_type in ("Pad", "Clip"):
+        # a constant pad value or limit joins the values: the grid holds only if it is on it
         for i in range(1, len(c.node.input)):
             v = c.const(i)
             if v is not None and v.dtype.kind == "f" and grid is not None:
@@ -399,7 +399,8 @@ def error_bounds(report: RangeReport) -> dict[str, Bound]:
     model = report.model
     bounds: dict[str, Bound] = {}
     for init in model.graph.initializer:
-        bounds[init.name] = Bound.of_exact(_grid(model.get_initializer(init.name)) if np.asarray(model.get_initializer(init.name)).dtype.kind == "f" else None)
+        value = np.asarray(model.get_initializer(init.name))
+        bounds[init.name] = Bound.of_exact(_grid(value) if value.dtype.kind == "f" else None)
     for inp in model.graph.input:
         if inp.name not in bounds:
             r = report.input_ranges.get(inp.name)
@@ -649,7 +650,7 @@ class Reference:
         if not near.size:
             return
         out = np.array(ctx[node.output[0]], dtype=np.float64)
-        self._samples, self._ctx, self._first = samples, ctx, first
+        self._samples, self._ctx = samples, ctx
         rows = max(1, x.shape[0] // samples) if x.ndim else 1
         checked = 0
         for idx in map(tuple, near):

@@ -98,28 +98,29 @@ def program(node, in_words: Sequence[int], out_words: Sequence[int]) -> Program:
     return _layer_program(node, in_words, out_words)
 
 
+def _moved_by_write(prog: Program, slot: int, k: int, per_step) -> int:
+    """Words moved on one port (``per_step(reads, writes)`` per step) when
+    the stage writes its ``k``-th word (from 1) on output ``slot`` (a whole
+    frame's if it never does)."""
+    moved = written = 0
+    for count, reads, writes in prog:
+        if writes[slot] and written + count >= k:
+            return moved + (k - written) * per_step(reads, writes)
+        moved += count * per_step(reads, writes)
+        written += count * writes[slot]
+    return moved
+
+
 def inputs_needed(prog: Program, slot_in: int, slot_out: int, k: int) -> int:
     """Words a stage has read on input ``slot_in`` when it writes its
     ``k``-th word (from 1) on output ``slot_out`` (a whole frame's if it never does)."""
-    read = written = 0
-    for count, reads, writes in prog:
-        if writes[slot_out] and written + count >= k:
-            return read + (k - written) * reads[slot_in]
-        read += count * reads[slot_in]
-        written += count * writes[slot_out]
-    return read
+    return _moved_by_write(prog, slot_out, k, lambda reads, _writes: reads[slot_in])
 
 
 def written_with(prog: Program, slot: int, k: int, other: int) -> int:
     """Words a stage has written on output ``other`` when it writes its
     ``k``-th word on output ``slot``."""
-    done = written = 0
-    for count, _, writes in prog:
-        if writes[slot] and done + count >= k:
-            return written + (k - done) * writes[other]
-        done += count * writes[slot]
-        written += count * writes[other]
-    return written
+    return _moved_by_write(prog, slot, k, lambda _reads, writes: writes[other])
 
 
 # --------------------------------------------------------------------------
