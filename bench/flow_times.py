@@ -8,10 +8,12 @@ bundled examples: the seconds of ``sira.load``, ``sira.analyze``,
 ``optimize`` (with its equivalence checks, ``--samples`` inputs for the
 final one), ``estimate`` (of the optimized model) and ``build`` (the HLS
 project without C simulation, into a temporary folder). For the zoo models
-the last columns give FINN's own estimate-only flow time (finn-plus 1.6.1,
+the next columns give FINN's own estimate-only flow time (finn-plus 1.6.1,
 ``build_dataflow_cfg`` from QONNX to the estimate reports, PE = SIMD = 1,
 from ``../shared/peers/finn_results``) and the ratio of sira's optimize +
-estimate to it (below 1: sira is faster).
+estimate to it (below 1: sira is faster). The last ones: the inputs on
+which the optimized model equals the original's reference semantics, and
+on which float64 / float32 execution of the original agrees with it.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def timed(fn):
 def measure(name: str, model_path: str, spec, samples: int) -> dict:
     model, t_load = timed(lambda: load(model_path))
     _, t_analyze = timed(lambda: analyze(model, spec))
-    (optimized, _report), t_optimize = timed(lambda: optimize(model, spec, samples=samples))
+    (optimized, report), t_optimize = timed(lambda: optimize(model, spec, samples=samples))
     # the optimized model takes raw integers where its inputs are annotated so
     integer_inputs = all((optimized.get_tensor_datatype(i.name) or DataType["FLOAT32"]).is_integer() for i in optimized.graph.input)
     _, t_estimate = timed(lambda: estimate(optimized, None if integer_inputs else spec))
@@ -69,8 +71,10 @@ def measure(name: str, model_path: str, spec, samples: int) -> dict:
         _, t_build = timed(lambda: build(model_path, os.path.join(tmp, "hls"), spec, samples=samples))
     finn = finn_seconds(name)
     ratio = (t_optimize + t_estimate) / finn if finn else None
+    agrees = {p: f"{a['samples'] - a['differing_samples']}/{a['samples']}" for p, a in report.agreement.items()}
     return {"model": name, "load": t_load, "analyze": t_analyze, "optimize": t_optimize, "estimate": t_estimate,
-            "build": t_build, "finn": finn, "ratio": ratio}  # fmt: skip
+            "build": t_build, "finn": finn, "ratio": ratio, "equal": f"{report.samples}/{report.samples}",
+            "f64": agrees["float64"], "f32": agrees["float32"]}  # fmt: skip
 
 
 def main() -> int:
@@ -78,9 +82,11 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=100, help="inputs of the final equivalence check and of the build's vectors (default 100)")
     args = parser.parse_args()
     rows = [measure(name, path, spec, args.samples) for name, path, spec in benchmark_cases(ZOO_MODELS, ZOO, ())]
-    header = ["model", "load", "analyze", "optimize", "estimate", "build", "FINN flow", "(opt+est)/FINN"]
+    header = ["model", "load", "analyze", "optimize", "estimate", "build", "FINN flow", "(opt+est)/FINN", "= reference",
+              "f64 agrees", "f32 agrees"]  # fmt: skip
     table = [[r["model"]] + [f"{r[k]:.2f} s" for k in ("load", "analyze", "optimize", "estimate", "build")]
-             + [f"{r['finn']:.2f} s" if r["finn"] else "-", f"{r['ratio']:.2f}x" if r["ratio"] else "-"] for r in rows]  # fmt: skip
+             + [f"{r['finn']:.2f} s" if r["finn"] else "-", f"{r['ratio']:.2f}x" if r["ratio"] else "-", r["equal"], r["f64"], r["f32"]]
+             for r in rows]  # fmt: skip
     widths = [max(len(x) for x in col) for col in zip(header, *table)]
     print(f"the flow per model (optimize checks {args.samples} inputs at the end; build without C simulation)")
     for line in [header] + table:
