@@ -35,7 +35,7 @@ from sira.hls.builder import build  # noqa: E402
 from sira.hls.simulate import csim  # noqa: E402
 from sira.model import load  # noqa: E402
 from sira.verification import verify  # noqa: E402
-from transforms.pipeline import optimize  # noqa: E402
+from sira.transforms.pipeline import optimize  # noqa: E402
 
 ZOO = os.path.join(ROOT, "examples", "zoo", "models")
 

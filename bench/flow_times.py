@@ -37,7 +37,7 @@ from sira.estimate import estimate  # noqa: E402
 from sira.hls.builder import build  # noqa: E402
 from sira.model import load  # noqa: E402
 from tests.helpers import ZOO, ZOO_MODELS  # noqa: E402
-from transforms.pipeline import optimize  # noqa: E402
+from sira.transforms.pipeline import optimize  # noqa: E402
 
 FINN_RESULTS = os.path.normpath(os.path.join(ROOT, "..", "shared", "peers", "finn_results"))
 #: zoo model -> its file of FINN's numbers

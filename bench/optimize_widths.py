@@ -29,8 +29,8 @@ from models import MLP_INPUT_RANGE, benchmark_cases, quant_mlp  # noqa: E402
 
 from sira.report import format_table  # noqa: E402
 from tests.helpers import ZOO, ZOO_MODELS  # noqa: E402
-from transforms.pipeline import optimize  # noqa: E402
-from transforms.widths import mean_reduction  # noqa: E402
+from sira.transforms.pipeline import optimize  # noqa: E402
+from sira.transforms.widths import mean_reduction  # noqa: E402
 
 #: FINN's accumulator widths (finn-plus 1.6.1) per MAC layer with an integer
 #: accumulator, in graph order

@@ -39,7 +39,7 @@ _EXPORTS = {
     "VerifyResult": "sira.verification",
     "verify_equivalent": "sira.verification",
     "EquivalenceResult": "sira.verification",
-    "optimize": "transforms.pipeline",
+    "optimize": "sira.transforms.pipeline",
     "build": "sira.hls.builder",
     "csim": "sira.hls.simulate",
 }
@@ -62,7 +62,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
-    from transforms.pipeline import optimize
+    from sira.transforms.pipeline import optimize
     from .analysis import AnalysisWarning, RangeReport, analyze
     from .errors import SiraError
     from .hls.builder import build

@@ -40,7 +40,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from transforms.lower import gemm_matmul_name
+from sira.transforms.lower import gemm_matmul_name
 
 from . import hw
 from . import memory as M

@@ -110,8 +110,8 @@ def cmd_verify(args) -> int:
 
 
 def cmd_optimize(args) -> int:
-    from transforms.pipeline import optimize
-    from transforms.widths import width_table
+    from sira.transforms.pipeline import optimize
+    from sira.transforms.widths import width_table
 
     from .model import load
     from .report import check_output_file, save_model_atomic

@@ -1,7 +1,7 @@
 """Resource and performance estimate of a model's dataflow, SIRA versus a FINN baseline.
 
 :func:`estimate` optimizes a model (:func:`sira.optimize`), lowers it to
-hardware layers (:func:`transforms.to_hw.lower_to_hw`), folds them, lints
+hardware layers (:func:`sira.transforms.to_hw.lower_to_hw`), folds them, lints
 them, and costs every layer with :mod:`sira.cost` (``mode`` ``"refined"`` or
 ``"finn"``). The result uses FINN's report vocabulary
 (``estimate_layer_resources.json``: per node ``LUT``, ``DSP``, ``BRAM_18K``,
@@ -28,9 +28,9 @@ import os
 import time
 from typing import Any, Optional, Sequence
 
-from transforms.pipeline import optimize
-from transforms.to_hw import lower_to_hw
-from transforms.widths import ACC_DTYPE_KEY, mac_width_report
+from sira.transforms.pipeline import optimize
+from sira.transforms.to_hw import lower_to_hw
+from sira.transforms.widths import ACC_DTYPE_KEY, mac_width_report
 
 from . import cost as C
 from . import folding as F

@@ -2,7 +2,7 @@
 
 One frozen dataclass per hardware stage (FINN's vocabulary, see
 ``docs/research/fpga_cost_and_hls.md`` §1), built from an optimized model by
-:func:`transforms.to_hw.lower_to_hw`. This module never touches a graph: a
+:func:`sira.transforms.to_hw.lower_to_hw`. This module never touches a graph: a
 spec is plain data (shapes, folding, stream types, exact integer parameter
 arrays, memory style) and validates itself on construction.
 

@@ -77,8 +77,8 @@ import os
 from typing import Any, Callable, Optional
 
 import numpy as np
-from transforms.pipeline import optimize
-from transforms.widths import ACC_DTYPE_KEY
+from sira.transforms.pipeline import optimize
+from sira.transforms.widths import ACC_DTYPE_KEY
 
 from .analysis import analyze
 from .devices import DEFAULT_PART

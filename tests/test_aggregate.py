@@ -10,7 +10,7 @@ from onnx import helper
 
 import sira
 from tests.helpers import make_model, quant_node
-from transforms.aggregate import AggregateScaleBias, mac_float_islands
+from sira.transforms.aggregate import AggregateScaleBias, mac_float_islands
 
 GRID = {"inputs": {"*": {"int_min": -20, "int_max": 20, "scale": 0.05}}}
 
@@ -190,7 +190,7 @@ def test_restoring_affine_keeps_the_exact_product_of_the_scale_sources():
     product, and a float64 bias becomes float32 terms summing to it exactly."""
     from fractions import Fraction
 
-    from transforms.aggregate import _exact_steps
+    from sira.transforms.aggregate import _exact_steps
 
     s1, s2 = np.float32(0.017273811), np.float32(0.0021819)
     product = np.float64(s1) * np.float64(s2)

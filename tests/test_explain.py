@@ -170,7 +170,7 @@ def test_what_if_without_the_widest_channel(mlp_analysis):
 
 
 def test_conv_layers_match_the_width_report():
-    from transforms.widths import mac_width_report
+    from sira.transforms.widths import mac_width_report
 
     report = sira.analyze(CONV, CONV_SPEC)
     rows = {r["layer"]: r for r in mac_width_report(report)}
@@ -196,7 +196,7 @@ def test_conv_layers_match_the_width_report():
 
 
 def test_zoo_model_mac():
-    from transforms.widths import mac_width_report
+    from sira.transforms.widths import mac_width_report
 
     path = zoo_path("TFC_2W2A")
     spec = ZOO_MODELS["TFC_2W2A"][1]

@@ -15,7 +15,7 @@ from sira import hw
 from sira.errors import SiraError
 from sira.hw import StreamType
 from tests.helpers import EXAMPLE, EXAMPLE_SPEC, mvau
-from transforms.to_hw import lower_to_hw
+from sira.transforms.to_hw import lower_to_hw
 
 def thresholding(name="thr", channels=4):
     return hw.Thresholding(name=name, inputs=("x",), outputs=(name + "_out",), in_shape=(1, 5, 5, channels),

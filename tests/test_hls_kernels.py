@@ -1,7 +1,7 @@
 """C simulation of every HLS kernel on seeded-random hardware layers.
 
 Each project builds layers of :mod:`sira.hw` directly (random shapes, widths,
-signedness and folding, consistent with what :mod:`transforms.to_hw`
+signedness and folding, consistent with what :mod:`sira.transforms.to_hw`
 produces), places many of them side by side (one g++ compile per project)
 and checks with ``build_layers(..., run_csim=True)`` that the generated C++
 is bit-exact with the integer reference on inputs spanning the whole input

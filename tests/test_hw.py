@@ -1,4 +1,4 @@
-"""Hardware layer specs (sira.hw) and the lowering pass (transforms.to_hw)."""
+"""Hardware layer specs (sira.hw) and the lowering pass (sira.transforms.to_hw)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from sira.errors import SiraError
 from sira.hw import StreamType
 from tests.helpers import ZOO_MODELS, zoo_path
 from tests.helpers import make_model
-from transforms.to_hw import channels_last, lower_to_hw
-from transforms.widths import mac_width_report
+from sira.transforms.to_hw import channels_last, lower_to_hw
+from sira.transforms.widths import mac_width_report
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "sira_mlp.onnx"

@@ -1,4 +1,4 @@
-"""Residual joins of branches at unrelated scales (transforms.joins): the
+"""Residual joins of branches at unrelated scales (sira.transforms.joins): the
 integer weights and thresholds reproduce the exact level of every input
 pair, the rewrite passes optimize's check against the reference semantics,
 and joins that cannot be proven are left with the reason."""
@@ -11,7 +11,7 @@ from onnx import helper
 
 import sira
 from tests.helpers import make_model, quant_node
-from transforms.joins import IntegerJoins, _separating_thresholds
+from sira.transforms.joins import IntegerJoins, _separating_thresholds
 
 
 def _residual(s1: float, s2: float, out_scale: float, bits: int = 4) -> sira.ModelWrapper:
@@ -51,16 +51,16 @@ def test_residual_join_becomes_small_integer_weights(scales):
 
 
 def test_join_with_too_many_pairs_is_left_with_the_reason(monkeypatch):
-    import transforms.joins as joins
+    import sira.transforms.joins as joins
 
     monkeypatch.setattr(joins, "MAX_PAIRS", 10)
     model = _residual(0.3721, 0.2113, 0.4411)
     p = IntegerJoins((-3.0, 3.0))
     ra = sira.analyze(model, (-3.0, 3.0))
     from sira.model import transform
-    from transforms.lower import Lower
-    from transforms.aggregate import AggregateScaleBias
-    from transforms.thresholds import ConvertChainsToThresholds
+    from sira.transforms.lower import Lower
+    from sira.transforms.aggregate import AggregateScaleBias
+    from sira.transforms.thresholds import ConvertChainsToThresholds
 
     m = transform(transform(transform(ra.model, Lower()), AggregateScaleBias((-3.0, 3.0))), ConvertChainsToThresholds((-3.0, 3.0)))
     transform(m, p)

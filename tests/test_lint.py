@@ -14,7 +14,7 @@ from sira.hw import StreamType
 from sira.lint import LintIssue, lint, raise_on_errors
 from tests.helpers import ZOO_MODELS, zoo_path
 from tests.helpers import EXAMPLE, EXAMPLE_SPEC, mvau
-from transforms.to_hw import lower_to_hw
+from sira.transforms.to_hw import lower_to_hw
 
 Z7, ZU = "xc7z020clg400-1", "xczu7ev-ffvc1156-2-e"
 

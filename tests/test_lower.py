@@ -1,4 +1,4 @@
-"""Lowering passes (transforms/lower.py): each pass alone on small graphs,
+"""Lowering passes (sira/transforms/lower.py): each pass alone on small graphs,
 including its edge cases, and the composite Lower on the zoo models. Every
 rewrite is checked for equivalence with sira.verify_equivalent (float64
 execution, random and corner inputs) and for the structure it promises."""
@@ -13,7 +13,7 @@ import pytest
 from onnx import helper
 
 import sira
-from transforms.lower import (
+from sira.transforms.lower import (
     BatchNormToAffine,
     DivByConstToMul,
     DuplicateForkingConstOps,
@@ -437,7 +437,7 @@ def test_forking_mul_add_chain_duplicated():
 
 
 def check_lowered(model, lowered_model, spec, samples=100):
-    """Everything Lower promises (see transforms.lower)."""
+    """Everything Lower promises (see sira.transforms.lower)."""
     sira.verify_equivalent(model, lowered_model, spec, samples=samples, label="Lower")
     assert [i.name for i in lowered_model.graph.input] == [i.name for i in model.graph.input]
     assert [o.name for o in lowered_model.graph.output] == [o.name for o in model.graph.output]
@@ -503,7 +503,7 @@ def test_lower_conv_layer():
 
 
 def test_global_average_pool_becomes_integer_sum_and_div():
-    from transforms.lower import GlobalAveragePoolToSum
+    from sira.transforms.lower import GlobalAveragePoolToSum
 
     inits = {"s": np.float32(0.5), "z": np.float32(0), "b": np.float32(4)}
     nodes = [quant_node("x", "s", "z", "b", "q", signed=0), helper.make_node("GlobalAveragePool", ["q"], ["y"])]
@@ -526,7 +526,7 @@ def test_global_average_pool_becomes_integer_sum_and_div():
     ],
 )
 def test_average_pool_becomes_depthwise_sum_and_div(attrs, converted):
-    from transforms.lower import AveragePoolToSum
+    from sira.transforms.lower import AveragePoolToSum
 
     inits = {"s": np.float32(0.5), "z": np.float32(0), "b": np.float32(4)}
     nodes = [quant_node("x", "s", "z", "b", "q", signed=0), helper.make_node("AveragePool", ["q"], ["y"], **attrs)]
@@ -544,7 +544,7 @@ def test_average_pool_becomes_depthwise_sum_and_div(attrs, converted):
 
 @pytest.mark.parametrize("keepdims", [1, 0])
 def test_reduce_mean_over_spatial_axes_becomes_sum_and_div(keepdims):
-    from transforms.lower import GlobalAveragePoolToSum
+    from sira.transforms.lower import GlobalAveragePoolToSum
 
     inits = {"s": np.float32(0.5), "z": np.float32(0), "b": np.float32(4), "axes": np.array([2], np.int64)}
     nodes = [quant_node("x", "s", "z", "b", "q", signed=0), helper.make_node("ReduceMean", ["q", "axes"], ["y"], keepdims=keepdims)]

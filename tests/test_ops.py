@@ -20,8 +20,8 @@ from sira.ops import KINDS, OP_TRAITS, Trait, has_trait, is_mac, is_quantizer, i
 from sira.rules import RULES
 from sira.verification import _first_mac_weights
 from tests.helpers import make_model, quant_node
-from transforms import lower, to_hw, widths
-from transforms.aggregate import find_targets
+from sira.transforms import lower, to_hw, widths
+from sira.transforms.aggregate import find_targets
 
 
 def test_every_op_with_a_rule_has_a_kind():

@@ -14,7 +14,7 @@ import pytest
 
 import sira
 from sira.cli import main
-from transforms.pipeline import optimize
+from sira.transforms.pipeline import optimize
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(HERE, "..", "examples", "sira_mlp.onnx")

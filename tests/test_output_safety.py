@@ -202,7 +202,7 @@ def test_a_spent_time_budget_names_the_chain(tmp_path, capsys):
     """The threshold search stops once its budget is spent, naming the chain
     it had reached; a budget that is not a positive number is refused."""
     from sira.budget import TimeBudget
-    from transforms.thresholds import ConvertChainsToThresholds
+    from sira.transforms.thresholds import ConvertChainsToThresholds
 
     import sira
 

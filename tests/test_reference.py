@@ -127,7 +127,7 @@ def test_float64_cancellation_is_decided_exactly_through_the_ops_before_the_quan
 
 
 def test_wrong_rewrite_is_rejected_and_the_first_differing_tensor_named():
-    from transforms.lower import Lower
+    from sira.transforms.lower import Lower
 
     model = load(str(EXAMPLE))
     lowered = transform(model, Lower())

@@ -41,7 +41,7 @@ from sira.semantics import (
 )
 from tests.helpers import quant_node
 from tests.rules_harness import rule_outputs
-from transforms.thresholds import CHAIN_OPS
+from sira.transforms.thresholds import CHAIN_OPS
 
 MODES = list(nx.ROUNDING_MODES)
 F32 = st.floats(-4, 4, width=32).filter(lambda v: abs(v) > 2**-10)

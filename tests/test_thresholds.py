@@ -1,4 +1,4 @@
-"""Elementwise chains to exact thresholds (transforms/thresholds/).
+"""Elementwise chains to exact thresholds (sira/transforms/thresholds/).
 
 Unit tests compare the thresholds of a chain, on every integer of its
 range, with references that do not share the module's code: qonnx's own
@@ -28,7 +28,7 @@ from sira.execute import execute_all, to_float64
 from sira.rules.quant import int_limits
 from tests.helpers import ZOO_MODELS, zoo_path
 from tests.helpers import make_model, quant_node
-from transforms.thresholds import (
+from sira.transforms.thresholds import (
     BatchNorm,
     Chain,
     Clip,

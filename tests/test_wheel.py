@@ -23,7 +23,7 @@ def test_wheel_runs_outside_the_checkout(tmp_path):
     wheel = glob.glob(str(wheels / "sira-*.whl"))[0]
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), wheel], check=True, capture_output=True)
     script = (
-        "import sira, transforms.pipeline, transforms.aggregate\n"
+        "import sira, sira.transforms.pipeline, sira.transforms.aggregate\n"
         "assert sira.__file__.startswith(%r), sira.__file__\n"
         "r = sira.analyze(%r, %r)\n"
         "assert not r.fallbacks\n"

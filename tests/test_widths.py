@@ -19,7 +19,7 @@ from sira.errors import SiraError
 from sira.verification import random_input
 from tests.helpers import ZOO_MODELS, zoo_path
 from tests.helpers import execute, make_model, quant_node
-from transforms.widths import (
+from sira.transforms.widths import (
     ACC_DTYPE_KEY,
     AnnotateDatatypes,
     a2q_bound_width,

@@ -213,7 +213,7 @@ def explain(model_or_path, name: str, input_spec=None, *, samples: int = DEFAULT
     described in the module docstring; raises SiraError for an unknown name.
     """
     from ..analysis import analyze
-    from transforms.widths import mac_width_report
+    from sira.transforms.widths import mac_width_report
 
     if samples < 1:
         raise SiraError(f"samples must be at least 1, got {samples}")

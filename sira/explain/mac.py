@@ -60,7 +60,7 @@ def _narrower_type(dtype: str) -> Optional[tuple[str, int, int]]:
 
 def mac_doc(model, report, node, row: dict) -> dict:
     """The ``mac`` section: see the module docstring."""
-    from transforms.widths import _channel_ranges, _weight_layout, range_width
+    from sira.transforms.widths import _channel_ranges, _weight_layout, range_width
 
     wi, W, axis = _weight_layout(node, report)
     x, y = report[row["input"]], report[row["output"]]
@@ -143,7 +143,7 @@ def _what_if_narrower_input(model, report, node, wi: int, axis, row: dict, width
     """The accumulator with the input one bit narrower: same scale, every
     input element clipped to the narrower type (what a narrower saturating
     quantizer gives), through the MAC's own range rule."""
-    from transforms.widths import _channel_ranges, range_width
+    from sira.transforms.widths import _channel_ranges, range_width
 
     from ..analysis import default_opset
     from ..range import ScaledIntRange
@@ -175,7 +175,7 @@ def _what_if_narrower_input(model, report, node, wi: int, axis, row: dict, width
 
 
 def _what_if_without_channel(ch_lo: list, ch_hi: list, limiting: int, width: int) -> dict:
-    from transforms.widths import limiting_channel, range_width
+    from sira.transforms.widths import limiting_channel, range_width
 
     if len(ch_lo) < 2:
         return {"applicable": False, "reason": "the layer has one output channel"}

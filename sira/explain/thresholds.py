@@ -31,7 +31,7 @@ def chain_quantizer(model, report, tensor: str) -> Optional[Any]:
     """The quantizer that ends the elementwise chain ``tensor`` belongs to
     (itself a quantizer output, or reaching one through single-reader chain
     ops), when that quantizer quantizes run-time data; else None."""
-    from transforms.thresholds import CHAIN_OPS, QUANTIZERS
+    from sira.transforms.thresholds import CHAIN_OPS, QUANTIZERS
 
     producers = {o: n for n in model.graph.node for o in n.output if o}
     consumers: dict[str, list] = {}
@@ -190,7 +190,7 @@ def _optimized_spec(optimized, input_spec):
 
 def optimize_threshold_doc(model, report, quant, input_spec, samples: int, seed: int) -> dict:
     """The thresholds ``sira optimize`` makes of the chain ending in ``quant``."""
-    from transforms.pipeline import optimize
+    from sira.transforms.pipeline import optimize
 
     from ..analysis import analyze
     from ..model import quiet

@@ -8,7 +8,7 @@ C simulation with g++.
 costs them (:func:`sira.estimate.estimate_prepared`, refined mode: its DSP or
 fabric multiplies and memory primitives are what the code binds), plans the
 dataflow (:mod:`.dataflow`), takes test vectors from the original model
-(:mod:`.vectors`), renders the templates of ``hls_templates/`` and writes the
+(:mod:`.vectors`), renders the templates of ``sira/hls_templates/`` and writes the
 project folder atomically (:mod:`.project`). :func:`csim` compiles and runs
 its testbench (:mod:`.simulate`).
 """

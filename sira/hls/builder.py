@@ -20,7 +20,7 @@ from ..estimate import cost_layers, estimate_prepared, prepare
 from ..htmlreport import write_report
 from ..model import load
 from ..report import report_json
-from transforms.pipeline import AGREEMENT_KEY
+from sira.transforms.pipeline import AGREEMENT_KEY
 from .dataflow import plan
 from .folder import locked
 from .names import Namer

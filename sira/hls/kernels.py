@@ -11,7 +11,7 @@ Every kind registers three pure functions with :func:`kernel`:
   already made (C++ types, constants, initializers, pragmas' arguments,
   loop bounds from :mod:`sira.hw`, array shapes from the layer's memory
   layout in :mod:`sira.memory`, the one the cost model prices); the
-  templates in ``hls_templates/`` only loop and substitute;
+  templates in ``sira/hls_templates/`` only loop and substitute;
 * ``reference(layer, inputs) -> outputs``: the exact integer semantics of
   the generated C++ on channels-last NumPy arrays (int64, or Python ints
   beyond 62 bits), used to make the testbench's expected values and checked

@@ -59,9 +59,9 @@ DEPENDENCIES = ("onnx", "onnxruntime", "qonnx", "numpy", "sympy", "networkx", "j
 
 
 def templates_dir() -> str:
-    """The ``hls_templates`` folder, beside the ``sira`` package both in a
+    """The ``hls_templates`` folder, inside the ``sira`` package both in a
     source checkout and in an installed wheel (package data)."""
-    path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "hls_templates"))
+    path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hls_templates"))
     if not os.path.isfile(os.path.join(path, "top.cpp.j2")):
         raise SiraError("sira's HLS templates (hls_templates/) are missing from this installation; reinstall sira")
     return path

@@ -12,7 +12,7 @@ come from small proven ranges. So:
    ``t = 2**e`` both scales are integers, ``s_i = a_i*t``, and the chain
    after the Add is a chain on the (wide) integer ``Q = a1*q1 + a2*q2``
    whose thresholds the exact threshold search finds (every op's real
-   semantics, see :mod:`transforms.thresholds`);
+   semantics, see :mod:`sira.transforms.thresholds`);
 2. the narrowest integer weights ``k1, k2`` (the scales rounded to m bits,
    m growing) for which some thresholds on ``v = k1*q1 + k2*q2`` give every
    pair of the proven ranges its exact level are searched for; for each
