@@ -755,17 +755,26 @@ class ScaledIntRange:
         return np.broadcast_to(np.asarray(red).reshape(-1), (self.shape[axis],)) if red.size == 1 else np.asarray(red).reshape(-1)
 
 
-def part_grid_factors(ranges: Sequence[ScaledIntRange]):
+#: largest integer factor a Concat's parts are aligned with: float32 scales
+#: of independently trained branches have a dyadic common grid with factors
+#: of about 2**24 (the mantissa) times their exponent spread; the joined
+#: integer is that much wider, which hardware carries exactly, while scales
+#: with no common grid this fine stay unaligned (and are refused by lowering)
+CONCAT_MAX_FACTOR = 2**32
+
+
+def part_grid_factors(ranges: Sequence[ScaledIntRange], max_factor: int = 2**20):
     """Integers k_i and one scale t with scale_i = k_i * t for parts with
     per-tensor scales (folding :func:`common_grid` over the parts), or None.
     Concat and residual joins of branches quantized with different scales
-    keep one grid this way."""
+    keep one grid this way; ``max_factor`` bounds each pairwise ratio's
+    terms (Concat passes :data:`CONCAT_MAX_FACTOR`)."""
     if not all(r.scale.size == 1 for r in ranges):
         return None
     t = ranges[0].scale.reshape(-1)[:1]
     k = [1]
     for r in ranges[1:]:
-        g = common_grid(t, r.scale.reshape(-1)[:1])
+        g = common_grid(t, r.scale.reshape(-1)[:1], max_factor)
         if g is None:
             return None
         ka, kb, t = g

@@ -72,7 +72,7 @@ from sira.hw import StreamType
 from sira.inputspec import SpecLike
 from sira.model import node_attr, topological_order
 from sira.ops import Trait, ops_with
-from sira.range import ScaledIntRange
+from sira.range import CONCAT_MAX_FACTOR, ScaledIntRange
 
 #: what ``sira.optimize`` makes of ops that have no hardware layer themselves
 _OPTIMIZE_FIRST = {
@@ -502,6 +502,7 @@ class _Lowering:
         if node.op_type == "Concat":
             ins = [i for i in node.input if i]
             y = node.output[0]
+            self.check_concat_grid(node, ins, y)
             self.add(hw.Concat(
                 name=name, inputs=tuple(ins), outputs=(y,), in_shape=channels_last(self.shape(ins[0])),
                 out_shape=channels_last(self.shape(y)), in_type=self.stype(ins[0]), out_type=self.stype(y),
@@ -514,6 +515,23 @@ class _Lowering:
                 out_shape=channels_last(self.shape(outs[0])), in_type=self.stype(x), out_type=self.stype(outs[0]),
                 channels=tuple(self.shape(o)[1] for o in outs),
             ))  # fmt: skip
+
+    def check_concat_grid(self, node: NodeProto, ins: list[str], y: str) -> None:
+        """A Concat of scaled-integer branches is integer hardware only when
+        the analysis put the branches on one grid (integer factors up to
+        :data:`~sira.range.CONCAT_MAX_FACTOR`, which optimize inserts as
+        Muls on the branches); otherwise the joined channels would carry
+        different units and no integer layer after it can be exact."""
+        parts = [self.ra[i] for i in ins]
+        if not all(p.is_scaled_int for p in parts) or self.ra[y].scale.size == 1:
+            return
+        scales = ", ".join(f"{float(np.asarray(p.scale).reshape(-1)[0]):.9g}" if p.scale.size == 1 else "per-channel" for p in parts)
+        raise node_error(
+            node,
+            f"no hardware layer for a Concat of branches at scales {scales}: they share no exact integer grid "
+            f"with factors up to 2**{CONCAT_MAX_FACTOR.bit_length() - 1}; give the branches' quantizers one per-tensor scale "
+            "(or scales in integer or power-of-two ratios)",
+        )
 
     @lowering(*sorted(ops_with(Trait.LAYOUT)))
     def lower_movement(self, node: NodeProto) -> None:
