@@ -138,6 +138,18 @@ class MVAU(DotProductUnit):
     def cycles(self) -> int:
         return self.vectors * self.weight_depth
 
+    @property
+    def xnor(self) -> bool:
+        """Binary layer: weights and inputs both bipolar (their proven
+        values exactly {-1, +1}), so each product is an XNOR of two bits and
+        the dot product ``2 * popcount - MW`` (FINN's binaryXnorMode)."""
+        return self.in_type.kind == "bipolar" and self.weight_type.kind == "bipolar"
+
+    @property
+    def popcount_bits(self) -> int:
+        """Width of an XNOR layer's accumulator: the popcount in [0, MW]."""
+        return self.mw.bit_length()
+
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
 class VVAU(DotProductUnit):

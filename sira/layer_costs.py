@@ -130,7 +130,11 @@ def _float_mac(layer, mode: str) -> C.Cost:
 def _mvau_cost(layer: hw.MVAU, part: Part, mode: str) -> C.Cost:
     if not layer.in_type.is_integer:
         return _float_mac(layer, mode)
-    return C.mvau(mw=layer.mw, mh=layer.mh, **_mac_params(layer, part, mode))
+    params = _mac_params(layer, part, mode)
+    if layer.xnor:
+        # FINN's binaryXnorMode: 1-bit (BINARY) inputs and weights, the popcount as accumulator
+        params.update(a_signed=False, acc_bits=layer.popcount_bits)
+    return C.mvau(mw=layer.mw, mh=layer.mh, **params)
 
 
 @costs("VVAU")

@@ -623,7 +623,8 @@ def mac_project(net: Net) -> None:
     add_mvau(net, in_type=int_type(rng, signed=False), w_kind="signed")  # raw accumulator, unsigned input
     # step counts short of 2^B - 1: the binary search runs into its padding (never-firing thresholds)
     add_mvau(net, in_type=int_type(rng, signed=True), w_kind="bipolar", thr="channel", steps=pick(rng, [2, 4, 5, 6]))
-    add_mvau(net, in_type=BIPOLAR, w_kind="bipolar", thr="channel", steps=1, bipolar_out=True)  # binarized layer
+    add_mvau(net, in_type=BIPOLAR, w_kind="bipolar", thr="channel", steps=1, bipolar_out=True)  # binarized layer (XNOR)
+    add_mvau(net, in_type=BIPOLAR, w_kind="bipolar", mw=net.size([12, 16], [64]))  # XNOR-popcount, the dot product streamed
     add_mvau(net, in_type=BIPOLAR, w_kind=pick(rng, ["signed", "unsigned"]))
     add_mvau(net, in_type=int_type(rng, signed=True, lo_bits=4), w_kind="signed", thr="channel", steps=15, niv=(2, 3),
              mw=net.size([8, 12], [32, 48]))  # many thresholds: a binary-search unit
@@ -891,9 +892,13 @@ def test_coverage_of_the_projects():
             layer = st.node
             if max(layer.pe, layer.simd) > 1:
                 folded.add(layer.kind)
+                if getattr(layer, "xnor", False):
+                    folded.add("MVAU:xnor")
             if getattr(layer, "thresholds", None) is not None:
                 ctx = KERNELS[layer.kind].context(layer, costs[layer.name])
                 units.add(f"{layer.kind}:{ctx['thr']['unit']}")
+            if getattr(layer, "xnor", False):
+                units.add(f"MVAU:xnor:{'thresholds' if layer.has_thresholds else 'dot product'}")
         for layer in net.layers:
             kinds.add(layer.kind)
             if isinstance(layer, hw.Elementwise):
@@ -905,6 +910,7 @@ def test_coverage_of_the_projects():
     assert every - {"Reshape"} <= folded, every - {"Reshape"} - folded
     assert {"Duplicate", "WidthConverter"} <= plumbing
     assert {"MVAU:linear", "MVAU:binary", "VVAU:linear", "VVAU:binary", "Thresholding:linear", "Thresholding:constant"} <= units, units
+    assert {"MVAU:xnor:thresholds", "MVAU:xnor:dot product"} <= units and "MVAU:xnor" in folded, (units, folded)
     assert {f"{op}:const" for op in ELEMENTWISE_CONST_OPS} | {f"{op}:input" for op in ("Sub", "Mul", "Min", "Max")} <= ops, ops
     assert "RoundClip:const" in ops
     # constants with one value ("0"), one per channel ("nf") and one per element ("i"), each op with two of them

@@ -129,6 +129,10 @@ def mvau_context(layer: hw.MVAU, cost: Optional[Cost]) -> dict:
     arr = np.asarray(codes, dtype=object).reshape(sf, layer.simd, nf, layer.pe).transpose(3, 2, 0, 1).reshape(mem.count, mem.depth, layer.simd)
     ctx.update(mw=layer.mw, mh=layer.mh, simd=layer.simd, pe=layer.pe, nf=nf, sf=sf, sf_last=sf - 1,
                weight_memories=mem.count, weight_depth=mem.depth, weights=initializer(arr, False))
+    ctx["xnor"] = layer.xnor
+    if layer.xnor:
+        # popcount of XNORs, widened by a sign bit and a doubling for 2 * popcount - MW
+        ctx.update(popcount_type=f"ap_uint<{layer.popcount_bits}>", dot_type=f"ap_int<{layer.popcount_bits + 2}>")
     return ctx
 
 
