@@ -471,6 +471,26 @@ def add_addstreams(net: Net, *, a: Optional[str] = None, b: Optional[str] = None
 # -- padding, windows, pooling -----------------------------------------------
 
 
+def add_gatemul(net: Net, *, x: Optional[str] = None, gate: Optional[str] = None, shape=None, in_type=None, gate_type=None, pe=None) -> str:
+    """A feature map times a per-channel gate (squeeze-excite); ``gate`` may
+    be a stream of shape (1, 1, 1, C) computed from ``x``."""
+    rng = net.rng
+    if shape is None:
+        h, w, c = image(net, hi=4)
+        shape = (1, h, w, c)
+    c = shape[-1]
+    in_type = in_type or int_type(rng, hi_bits=7)
+    gate_type = gate_type or int_type(rng, hi_bits=6)
+    lo, hi = _op_range("Mul", (in_type.min, in_type.max), (gate_type.min, gate_type.max))
+    x = x or net.source(shape, in_type)
+    gate = gate or net.source((1, 1, 1, c), gate_type)
+    name = net.name("gatemul")
+    return net.add(hw.GateMul(
+        name=name, inputs=(x, gate), outputs=(f"{name}_out",), in_shape=shape, out_shape=shape, in_type=in_type,
+        out_type=type_of(lo, hi), channels=c, gate_type=gate_type, pe=pe or fold(rng, c),
+    ))[0]  # fmt: skip
+
+
 def add_fmpadding(net: Net, *, x: Optional[str] = None, shape=None, in_type=None, padding=None, simd=None, value=None) -> str:
     rng = net.rng
     if shape is None:
@@ -680,6 +700,19 @@ def elementwise_project(net: Net, seed: int) -> None:
     add_addstreams(net, in_type=int_type(rng, signed=False), in_type2=int_type(rng, signed=True))
     if net.big:
         add_addstreams(net)
+    c = pick(rng, [4, 6])
+    add_gatemul(net, shape=(1, 2, 3, c), pe=pick(rng, divisors(c)[1:]))  # a folded gate product
+    # squeeze-excite: the frame's global sum gates the frame itself (a fan-out whose branches meet)
+    h, w, c = image(net, hi=4, cs=(2, 4))
+    w = max(w, 2)  # a real reduction (a 1x1 "window" has no cost model)
+    t = int_type(rng, hi_bits=4)
+    x = net.source((1, h, w, c), t)
+    gsum, acc = net.name("gpool"), type_of(h * w * t.min, h * w * t.max)
+    net.add(hw.Pool(
+        name=gsum, inputs=(x,), outputs=(f"{gsum}_out",), in_shape=(1, h, w, c), out_shape=(1, 1, 1, c), in_type=t, out_type=acc,
+        channels=c, ifm_dim=(h, w), ofm_dim=(1, 1), kernel=(h, w), stride=(h, w), function="sum", acc_type=acc,
+    ))  # fmt: skip
+    add_gatemul(net, x=x, gate=f"{gsum}_out", shape=(1, h, w, c), in_type=t, gate_type=acc)
 
 
 def movement_project(net: Net) -> None:
@@ -1168,6 +1201,11 @@ def naive(layer, args: list[np.ndarray]) -> Optional[list[np.ndarray]]:
         return [naive_elementwise(layer, x, args[1] if len(args) > 1 else None)]
     if isinstance(layer, hw.AddStreams):
         return [np.vectorize(lambda p, q: int(p) + int(q), otypes=[object])(x, args[1])]
+    if isinstance(layer, hw.GateMul):
+        out = np.zeros(x.shape, dtype=object)
+        for idx in np.ndindex(x.shape):
+            out[idx] = int(x[idx]) * int(args[1].reshape(-1)[idx[-1]])
+        return [out]
     if isinstance(layer, hw.FMPadding):
         return [naive_fmpadding(layer, x)]
     if isinstance(layer, hw.Concat):

@@ -562,6 +562,40 @@ def pool_reference(layer: hw.Pool, inputs):
     return [exact(win.sum(axis=(3, 4)))]
 
 
+@kernel("GateMul", "layer_gatemul.hpp.j2")
+def gate_mul_context(layer: hw.GateMul, cost: Optional[Cost]) -> dict:
+    a_lo, a_hi = value_range(layer.in_type)
+    g_lo, g_hi = value_range(layer.gate_type)
+    corners = [a_lo, a_hi, g_lo, g_hi] + [a * g for a in (a_lo, a_hi) for g in (g_lo, g_hi)]
+    op_type, _, _ = int_ctype(min(corners) - 1, max(corners) + 1)
+    mem = layer_memory(layer, "gate")  # one memory per PE, a gate lane per channel fold
+    return {
+        "in": port(layer.in_type, layer.pe),
+        "gate": port(layer.gate_type, layer.pe),
+        "out": port(layer.out_type, layer.pe),
+        "pe": layer.pe,
+        "cf": layer.channel_folds,
+        "channels": layer.channels,
+        "reps": layer.pixels,
+        "iterations": layer.cycles,
+        "op_type": op_type,
+        "mul_impl": mul_impl(cost),
+        "gate_memories": mem.count,
+        "gate_depth": mem.depth,
+        # a gate word is written in the frame's first pass and read a whole pass of channel folds later
+        "pragmas": memory_pragmas("gate", partition=(1,), impl=storage_impl(cost, "gate"), kind="ram_2p") + running_dependence("gate", layer.channel_folds),
+    }
+
+
+@gate_mul_context.reference
+def gate_mul_reference(layer: hw.GateMul, inputs):
+    x, g = exact(inputs[0]), exact(inputs[1])
+    g = g.reshape((g.shape[0],) + (1,) * (x.ndim - 2) + (layer.channels,))
+    if wide(x, g) or layer.out_type.bits > 62:
+        return [as_object(x) * as_object(g)]
+    return [x * g]
+
+
 # --------------------------------------------------------------------------
 # stream plumbing
 # --------------------------------------------------------------------------

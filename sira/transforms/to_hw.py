@@ -35,6 +35,8 @@ method registered for its op types with :func:`lowering`):
   ``Max`` of two streams, and ``Relu`` (``Max`` with 0) ->
   :class:`~sira.hw.Elementwise`; a ``Quant`` with unit scale and zero point
   that could not become thresholds -> ``Elementwise`` ``RoundClip``.
+* ``Mul`` of a feature map by a per-channel gate stream (squeeze-excite)
+  -> :class:`~sira.hw.GateMul`.
 * ``Concat``/``Split`` along channels -> :class:`~sira.hw.Concat` /
   :class:`~sira.hw.Split`.
 * ``Reshape``/``Flatten``/``Squeeze``/``Unsqueeze``/``Transpose``/``Identity``
@@ -385,6 +387,8 @@ class _Lowering:
         if consts[0] is None and consts[1] is None:
             a, b = ins
             if self.shape(a) != self.shape(b):
+                if op == "Mul" and self.lower_gate_mul(node, a, b):
+                    return
                 raise node_error(node, f"no hardware layer for {op} of streams of different shapes {list(self.shape(a))} and {list(self.shape(b))}")
             if op == "Div":
                 raise node_error(node, "no hardware layer for Div of two streams")
@@ -410,6 +414,23 @@ class _Lowering:
             pass
         x = ins[si]
         self.add(hw.Elementwise(op=op, channels=C, param=param, inputs=(x,), in_shape=channels_last(self.shape(x)), in_type=self.stype(x), **base))
+
+    def lower_gate_mul(self, node: NodeProto, a: str, b: str) -> bool:
+        """A Mul of a feature map [N, C, ...] by a gate [N, C, 1, ...] of one
+        value per channel (either operand order) becomes a
+        :class:`~sira.hw.GateMul`; False for other shapes."""
+        for x, g in ((a, b), (b, a)):
+            xs, gs = self.shape(x), self.shape(g)
+            if len(xs) >= 3 and len(gs) == len(xs) and tuple(gs[:2]) == tuple(xs[:2]) and all(d == 1 for d in gs[2:]):
+                self.int_stream(x, node)
+                self.int_stream(g, node, "gate")
+                y = node.output[0]
+                self.add(hw.GateMul(
+                    name=node.name or y, inputs=(x, g), outputs=(y,), in_shape=channels_last(xs), out_shape=channels_last(self.shape(y)),
+                    in_type=self.stype(x), out_type=self.stype(y), channels=xs[1], gate_type=self.stype(g),
+                ))  # fmt: skip
+                return True
+        return False
 
     @lowering("Relu")
     def lower_relu(self, node: NodeProto) -> None:
