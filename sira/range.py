@@ -450,17 +450,17 @@ class ScaledIntRange:
         """self * other for two independent dynamic ranges.
 
         Real bounds: exact four-corner product. Integer form when both biases
-        are zero: scale s1*s2, q the exact integer interval product."""
+        are zero, or fold into the integer parts (:meth:`zero_bias_form`: an
+        integer offset such as thresholds' always-reached levels, a bipolar
+        half step): scale s1*s2, q the exact integer interval product."""
         shape = tuple(out_shape) if out_shape is not None else tuple(np.broadcast_shapes(self.shape, other.shape))
         lo, hi = nx.interval_mul(self.lo, self.hi, other.lo, other.hi)
-        if (
-            self.is_scaled_int
-            and other.is_scaled_int
-            and np.all(self.bias == 0)
-            and np.all(other.bias == 0)
-        ):
-            qlo, qhi = nx.int_range_product(self.int_lo, self.int_hi, other.int_lo, other.int_hi)
-            return ScaledIntRange.derived(shape, lo, hi, (self, other), (qlo, qhi, self.scale * other.scale, 0.0))
+        a, b = self, other
+        if a.is_scaled_int and b.is_scaled_int and not (np.all(a.bias == 0) and np.all(b.bias == 0)):
+            a, b = a.zero_bias_form() or a, b.zero_bias_form() or b
+        if a.is_scaled_int and b.is_scaled_int and np.all(a.bias == 0) and np.all(b.bias == 0):
+            qlo, qhi = nx.int_range_product(a.int_lo, a.int_hi, b.int_lo, b.int_hi)
+            return ScaledIntRange.derived(shape, lo, hi, (self, other), (qlo, qhi, a.scale * b.scale, 0.0))
         return ScaledIntRange.derived(shape, lo, hi, (self, other))
 
     def square(self, out_shape=None) -> "ScaledIntRange":

@@ -75,3 +75,19 @@ def test_gate_mul_is_bit_exact_in_c_simulation(tmp_path):
     frames = [{model.graph.input[0].name: np.moveaxis(f["x"], 1, -1)} for f in frames]  # streams are channels-last
     r = build_layers(lower_to_hw(model, SPEC), str(tmp_path / "se"), frames, run_csim=True)
     assert r.csim.passed and r.csim.exact == r.csim.samples == len(frames), r.csim.summary()
+
+
+def test_a_gate_with_an_integer_offset_keeps_the_product_integer():
+    """A gate on a grid with an offset (thresholds whose first levels are
+    always reached add a constant) still makes an exact integer product."""
+    inits = {"axes": np.array([2, 3], dtype=np.int64), "three": np.float32(3.0)}
+    nodes = [
+        helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=1),
+        helper.make_node("Add", ["s", "three"], ["g"]),
+        helper.make_node("Mul", ["x", "g"], ["y"]),
+    ]
+    model = sira.load(make_model(nodes, {"x": SHAPE}, {"y": SHAPE}, inits))
+    r = sira.analyze(model, SPEC)
+    assert r[model.graph.output[0].name].integer_values() == (-8 * 108, 8 * 117)
+    (gate,) = [layer for layer in lower_to_hw(model, SPEC) if isinstance(layer, hw.GateMul)]
+    assert gate.out_type.is_integer and gate.out_type.bits == 11
