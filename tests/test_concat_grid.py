@@ -90,3 +90,20 @@ def test_concat_without_a_common_integer_grid_is_refused_naming_node_scales_and_
     assert main(["estimate", str(path), "--input-spec", str(spec)]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "'Concat_0' (Concat)" in err[0] and "Traceback" not in err[0], err
+
+
+def test_concat_of_integer_valued_branches_needs_no_common_grid():
+    """Branches whose values are integers already (integer scales too far
+    apart for one grid, 2**33 and 3) are concatenated as they are."""
+    inits = {"big": np.float32(2.0**33), "three": np.float32(3.0)}
+    nodes = [
+        helper.make_node("Mul", ["a", "big"], ["a2"]),
+        helper.make_node("Mul", ["b", "three"], ["b3"]),
+        helper.make_node("Concat", ["a2", "b3"], ["y"], axis=1),
+    ]
+    model = sira.load(make_model(nodes, {"a": [1, 2], "b": [1, 3]}, {"y": [1, 5]}, inits))
+    spec = {"inputs": {"*": {"int_min": -4, "int_max": 3}}}
+    ra = sira.analyze(model, spec)
+    assert ra[model.graph.output[0].name].scale.size > 1, "no common grid within the factor bound"
+    (cat,) = [layer for layer in lower_to_hw(model, spec) if isinstance(layer, hw.Concat)]
+    assert cat.out_type.is_integer and cat.channels == (2, 3)

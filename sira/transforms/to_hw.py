@@ -541,10 +541,12 @@ class _Lowering:
         """A Concat of scaled-integer branches is integer hardware only when
         the analysis put the branches on one grid (integer factors up to
         :data:`~sira.range.CONCAT_MAX_FACTOR`, which optimize inserts as
-        Muls on the branches); otherwise the joined channels would carry
-        different units and no integer layer after it can be exact."""
+        Muls on the branches) or their values are integers already;
+        otherwise the joined channels would carry different units and no
+        integer layer after it can be exact."""
         parts = [self.ra[i] for i in ins]
-        if not all(p.is_scaled_int for p in parts) or self.ra[y].scale.size == 1:
+        out = self.ra[y]
+        if not all(p.is_scaled_int for p in parts) or out.scale.size == 1 or out.integer_values() is not None:
             return
         scales = ", ".join(f"{float(np.asarray(p.scale).reshape(-1)[0]):.9g}" if p.scale.size == 1 else "per-channel" for p in parts)
         raise node_error(
