@@ -174,6 +174,11 @@ def _mac_multiplies(layer) -> list[tuple[StreamType, StreamType, int]]:
     return [(layer.weight_type, layer.in_type, layer.pe * layer.simd)]
 
 
+@multiplies("GateMul")
+def _gate_mul_multiplies(layer) -> list[tuple[StreamType, StreamType, int]]:
+    return [(layer.in_type, layer.gate_type, layer.pe)]
+
+
 @multiplies("Elementwise")
 def _elementwise_multiplies(layer) -> list[tuple[StreamType, StreamType, int]]:
     if layer.op != "Mul":
