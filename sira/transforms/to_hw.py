@@ -73,6 +73,7 @@ from sira.inputspec import SpecLike
 from sira.model import node_attr, topological_order
 from sira.ops import Trait, ops_with
 from sira.range import ScaledIntRange
+from sira.transforms.widths import weight_datatype
 
 #: what ``sira.optimize`` makes of ops that have no hardware layer themselves
 _OPTIMIZE_FIRST = {
@@ -119,10 +120,11 @@ def _int_const(value: np.ndarray, what: str, node: NodeProto) -> np.ndarray:
 
 
 def _weight_type(w: np.ndarray) -> StreamType:
-    lo, hi = int(np.min(w)), int(np.max(w))
-    if lo == -1 and hi == 1 and not np.any(w == 0):
+    """The stream type of :func:`~sira.transforms.widths.weight_datatype`
+    (the annotation of the same weights in the optimized model)."""
+    if weight_datatype(w) == "BIPOLAR":
         return StreamType.bipolar()
-    return StreamType.for_range(lo, hi)
+    return StreamType.for_range(int(np.min(w)), int(np.max(w)))
 
 
 # --------------------------------------------------------------------------
