@@ -374,7 +374,8 @@ def _layer_widths(node: NodeProto, report: RangeReport, producers: dict) -> Opti
     K = int(W.shape[0])
     N, M, signed = int(in_dt.bitwidth()), a2q_weight_bits(w_dt), bool(in_dt.signed())
     a2q = a2q_bound_width(K, N, M, signed)
-    finn_lo, finn_hi = finn_weight_aware_range(W, finn_input_datatype(in_dt, w_dt))
+    finn_in_dt = finn_input_datatype(in_dt, w_dt)
+    finn_lo, finn_hi = finn_weight_aware_range(W, finn_in_dt)
     ch_lo, ch_hi = _channel_ranges(y, axis)
     sira_lo, sira_hi = min(ch_lo), max(ch_hi)
     return {
@@ -393,6 +394,8 @@ def _layer_widths(node: NodeProto, report: RangeReport, producers: dict) -> Opti
         "signed_input": signed,
         "a2q_width": a2q,
         "a2q_dtype": f"INT{a2q}",
+        "finn_input_dtype": finn_in_dt.name,
+        "finn_weight_dtype": finn_weight_datatype(W, in_dt),
         "finn_range": [finn_lo, finn_hi],
         "finn_width": range_width(finn_lo, finn_hi),
         "finn_dtype": nx.narrowest_int_type(finn_lo, finn_hi),
@@ -413,7 +416,10 @@ def mac_width_report(report: RangeReport) -> list[dict]:
     Each entry: ``layer``, ``op``, ``input``/``weight``/``output`` tensors,
     ``K``, ``input_dtype`` (+ ``input_dtype_source``, ``input_range`` the
     proven integer range), ``weight_dtype``, ``N``, ``M``, ``signed_input``,
-    ``a2q_width``/``a2q_dtype``, ``finn_range``/``finn_width``/``finn_dtype``,
+    ``a2q_width``/``a2q_dtype``, ``finn_input_dtype``/``finn_weight_dtype``
+    (the operand types FINN builds the layer with: ``BINARY`` both for an
+    XNOR layer, ``INT2`` for other +-1 weights),
+    ``finn_range``/``finn_width``/``finn_dtype``,
     ``sira_range``/``sira_width``/``sira_dtype``, ``channel_widths`` (sira,
     per output channel) and ``limiting_channel``.
     """
