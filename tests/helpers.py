@@ -42,6 +42,39 @@ ZOO_MODELS = {
 FAST_ZOO = ("TFC_2W2A", "unsw_nb15_mlp_w2a2")
 
 
+#: FINN's committed estimates of the zoo models (finn-plus 1.6.1, estimate-only
+#: flow, per layer at PE = SIMD = 1 and at 100k fps), read in place
+FINN_RESULTS = os.environ.get("SIRA_FINN_RESULTS", os.path.normpath(os.path.join(ZOO, "..", "..", "peers", "finn_results")))
+
+#: zoo model -> its file of FINN results
+FINN_RESULT_FILES = {name: f"{name}.json" for name in ZOO_MODELS} | {"unsw_nb15_mlp_w2a2": "unsw_nb15-mlp-w2a2.json"}
+
+
+def finn_results(name: str) -> dict:
+    """FINN's committed results for zoo model ``name``; skips the test when absent."""
+    import json
+
+    path = os.path.join(FINN_RESULTS, FINN_RESULT_FILES[name])
+    if not os.path.exists(path):
+        pytest.skip(f"FINN results not found at {FINN_RESULTS} (set SIRA_FINN_RESULTS to their folder)")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+_PREPARED: dict = {}
+
+
+def prepared_zoo(name: str):
+    """:func:`sira.estimate.prepare` of zoo model ``name`` (optimized once
+    per test run: the optimize passes are the expensive part, and the
+    estimate, baseline and width tests all start from them)."""
+    if name not in _PREPARED:
+        from sira.estimate import prepare
+
+        _PREPARED[name] = prepare(zoo_path(name), ZOO_MODELS[name][1])
+    return _PREPARED[name]
+
+
 def zoo_path(name: str) -> str:
     """Where the zoo model ``name`` is; skips the test when the zoo is absent."""
     path = os.path.join(ZOO, ZOO_MODELS[name][0])
