@@ -188,15 +188,6 @@ def baseline_layers(sira_layers: Sequence[hw.HWLayer], optimize_report, graph_in
     return result
 
 
-def _stream_type(dtype: str) -> hw.StreamType:
-    """The stream type of a QONNX integer datatype name."""
-    if dtype == "BIPOLAR":
-        return hw.StreamType.bipolar()
-    if dtype == "BINARY":
-        return hw.StreamType(1, False)
-    return hw.StreamType(int(dtype.removeprefix("U").removeprefix("INT")), not dtype.startswith("U"))
-
-
 @baseline("MVAU", "VVAU")
 def _mac(layer, ctx: _Context) -> list[hw.HWLayer]:
     """FINN's operand and accumulator widths; the thresholds stay embedded,
@@ -206,9 +197,9 @@ def _mac(layer, ctx: _Context) -> list[hw.HWLayer]:
         return [layer]
     acc_range = tuple(int(v) for v in e["finn_range"])
     acc_type = hw.StreamType.for_range(*acc_range)
-    changes: dict[str, Any] = dict(acc_type=acc_type, acc_range=acc_range, weight_type=_stream_type(e["finn_weight_dtype"]))
+    changes: dict[str, Any] = dict(acc_type=acc_type, acc_range=acc_range, weight_type=hw.StreamType.named(e["finn_weight_dtype"]))
     if e["finn_input_dtype"] == "BINARY":  # XNOR: the bipolar input is one bit {0, 1}
-        changes["in_type"] = hw.StreamType(1, False)
+        changes["in_type"] = hw.StreamType.named("BINARY")
     if layer.has_thresholds:
         changes["threshold_type"] = acc_type
         changes["thresholds"] = np.clip(layer.thresholds.astype(object), acc_type.min, acc_type.max)
