@@ -61,6 +61,23 @@ def finn_results(name: str) -> dict:
         return json.load(f)
 
 
+def finn_folding(layers: Sequence[hw.HWLayer], finn_layers: Sequence[dict]) -> dict:
+    """FINN's recorded PE/SIMD as a folding config of sira's ``layers``:
+    its MVAUs/VVAUs in dataflow order onto sira's MACs, its input
+    Thresholding onto sira's when sira has one in the accelerator (otherwise
+    the baseline adds it, folded as slowly as the dataflow allows)."""
+    body = hw.host_partition(list(layers))[1]
+    macs = [layer for layer in body if layer.kind in ("MVAU", "VVAU")]
+    thresholds = [layer for layer in body if layer.kind == "Thresholding"]
+    finn_macs = [f for f in finn_layers if f["op_type"].startswith(("MVAU", "VVAU"))]
+    finn_thresholds = [f for f in finn_layers if f["op_type"].startswith("Thresholding")]
+    if len(macs) != len(finn_macs):
+        raise ValueError(f"{len(macs)} MAC layers here, {len(finn_macs)} in FINN's build")
+    folding = {m.name: {"PE": f["PE"], "SIMD": f["SIMD"]} for m, f in zip(macs, finn_macs)}
+    folding.update({t.name: {"PE": f["PE"]} for t, f in zip(thresholds, finn_thresholds)})
+    return folding
+
+
 _PREPARED: dict = {}
 
 

@@ -15,7 +15,7 @@ from sira.estimate import estimate_prepared
 from sira.layer_costs import layer_cost
 from sira.transforms.widths import finn_input_datatype, finn_weight_datatype, xnor_mode
 
-from tests.helpers import ZOO_MODELS, finn_results, prepared_zoo
+from tests.helpers import ZOO_MODELS, finn_folding, finn_results, prepared_zoo
 
 KEYS = ("LUT", "BRAM_18K", "DSP")
 #: the tolerance of a layer or a total against FINN's number
@@ -26,21 +26,6 @@ def _close(ours, finn) -> bool:
     return abs(ours - finn) <= TOLERANCE * abs(finn)
 
 
-def _finn_folding(layers, finn_layers) -> dict:
-    """FINN's recorded PE/SIMD on sira's layers: its MVAUs in dataflow order
-    onto sira's MACs, its input Thresholding onto sira's (when sira has one
-    in the accelerator; otherwise the baseline adds it)."""
-    body = hw.host_partition(list(layers))[1]
-    macs = [l for l in body if l.kind in ("MVAU", "VVAU")]
-    thresholds = [l for l in body if l.kind == "Thresholding"]
-    finn_macs = [l for l in finn_layers if l["op_type"].startswith(("MVAU", "VVAU"))]
-    finn_thresholds = [l for l in finn_layers if l["op_type"].startswith("Thresholding")]
-    assert len(macs) == len(finn_macs)
-    folding = {m.name: {"PE": f["PE"], "SIMD": f["SIMD"]} for m, f in zip(macs, finn_macs)}
-    folding.update({t.name: {"PE": f["PE"]} for t, f in zip(thresholds, finn_thresholds)})
-    return folding
-
-
 @pytest.mark.parametrize("fold", ["fold1", "fps100k"])
 @pytest.mark.parametrize("name", sorted(ZOO_MODELS))
 def test_baseline_is_what_finn_builds(name, fold):
@@ -49,7 +34,7 @@ def test_baseline_is_what_finn_builds(name, fold):
     step sira runs on the host is in the baseline as the layer FINN builds."""
     finn = finn_results(name)["finn"][fold]
     prepared = prepared_zoo(name)
-    doc, _, _ = estimate_prepared(prepared, "xc7z020clg400-1", 10.0, "finn", folding=_finn_folding(prepared[2], finn["layers"]))
+    doc, _, _ = estimate_prepared(prepared, "xc7z020clg400-1", 10.0, "finn", folding=finn_folding(prepared[2], finn["layers"]))
     base, finn_res = doc["baseline"]["layers"], finn["estimate_layer_resources"]
     macs = [n for n, d in base.items() if d["op_type"] in ("MVAU", "VVAU") and not d.get("host")]
     thresholds = [n for n, d in base.items() if d["op_type"] == "Thresholding_rtl"]
