@@ -28,22 +28,31 @@ Definitions (they matter when comparing with other tools):
 
 * ``K`` — terms of one dot product: the contraction length of a MatMul or
   Gemm, ``C_in/group * prod(kernel)`` for a Conv.
-* Integer coordinates — the accumulator sums ``q_x * q_w``, with ``q_x`` the
-  integer part of the MAC input in sira's analysis (``x = s*q_x + b``, the
-  offset ``b`` goes into the output bias) and ``q_w`` the weights on a
-  zero-offset grid (:meth:`~sira.range.ScaledIntRange.zero_bias_form`; a
-  bipolar weight is +-1). The output's integer range in the analysis *is*
-  the accumulator range.
+* Integer coordinates — the integers the hardware adds up
+  (:func:`accumulator_bounds`): in an optimized model, where every MAC
+  operand is an integer tensor, the *values* (a bipolar input is +-1, a
+  threshold output its levels with their offset), which are also what the
+  model's ``finn_datatype`` annotations state and what the lowering to
+  hardware reads; the weights on a zero-offset grid
+  (:meth:`~sira.range.ScaledIntRange.zero_bias_form`; a bipolar weight is
+  +-1). In a model not yet optimized (fractional grids) the integer part
+  ``q`` of ``x = s*q + b``. ``sira optimize`` reports the widths of the
+  model it writes, so its report, the annotations and the hardware agree.
 * ``N`` — bit width of the *input datatype*: the datatype of the quantizer
   that produced the MAC input (Quant/IntQuant bit width and signedness —
   ``narrow`` is ignored, as FINN's datatypes have no narrow variant —,
-  BipolarQuant levels {0, 1}, Trunc output bits, MultiThreshold counts), or
+  ``BIPOLAR`` for a BipolarQuant or a 1-bit signed Quant, Trunc output
+  bits, the values of MultiThreshold levels), or
   of the graph input's declared range, found by walking back through ops
   that keep the integer coordinates (data movement, max-pooling, Relu,
   scaling and offsetting by constants). This is all that hardware knows
   about the stream and all that FINN uses. Where no such quantizer is found,
   or its datatype would not contain the proven range, ``N`` falls back to the
   narrowest type of the proven input range; ``input_dtype_source`` says which.
+  FINN's width takes the same datatype, except that a MAC of bipolar inputs
+  and bipolar weights is XNOR-popcount to FINN (:func:`xnor_mode`): it
+  counts {0, 1} inputs (``BINARY``), one bit less than the +-1 sum sira's
+  hardware accumulates.
 * ``M`` — bit width of the *weight datatype*: the narrowest QONNX type of
   the integer weights (``BIPOLAR`` for +-1), which is what FINN's weight-width
   minimization stores. A2Q assumes signed weights, ``|w| <= 2**(M-1)``: an
