@@ -89,7 +89,8 @@ def _totals(layer_docs: dict) -> dict:
         vals = [d[k] for d in layer_docs.values()]
         total[k] = sum(v for v in vals if v != "unknown")
         unknown[k] = sum(1 for v in vals if v == "unknown")
-    accs = [d["acc_bits"] for d in layer_docs.values() if d["acc_bits"] is not None and d["op_type"] in ("MVAU", "VVAU")]
+    # accumulators built in the accelerator (a float MAC on the host has none)
+    accs = [d["acc_bits"] for d in layer_docs.values() if d["acc_bits"] is not None and d["op_type"] in ("MVAU", "VVAU") and not d.get("host")]
     total["acc_bits"] = round(sum(accs) / len(accs), 3) if accs else None
     total["acc_bits_sum"] = sum(accs)
     total["cycles"] = max((d["cycles"] for d in layer_docs.values()), default=0)
