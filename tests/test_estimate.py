@@ -183,10 +183,8 @@ def test_every_zoo_model_estimates(zoo_model, mode):
     mode; FINN itself reports 0 for some kinds), totals are the sums of the
     known layer costs, the JSON has its documented shape, and SIRA's
     accumulators are never wider than the baseline's."""
-    from sira.estimate import estimate
-
-    name, path, spec = zoo_model
-    doc = json.loads(json.dumps(estimate(path, spec, mode=mode)))
+    name, _path, _spec = zoo_model
+    doc = json.loads(json.dumps(estimate_prepared(prepared_zoo(name), "xc7z020clg400-1", mode=mode)[0]))
     assert {"part", "clock_ns", "mode", "layers", "total", "baseline", "delta", "performance"} <= set(doc)
     for key in ("LUT", "DSP", "BRAM_18K", "URAM"):
         known = [v[key] for v in doc["layers"].values() if v[key] != "unknown"]

@@ -271,7 +271,7 @@ def _dynamic_operand(node: NodeProto, report: RangeReport) -> Optional[str]:
 def _input_datatype(report: RangeReport, tensor: str, producers: dict) -> tuple:
     """(qonnx DataType, where it came from) of the integers of ``tensor``, a
     MAC input: see ``N`` in the module docstring."""
-    qlo, qhi = _hull(accumulator_bounds(report[tensor]))
+    qlo, qhi = accumulator_range(report[tensor])
     dt, origin, t = None, "", tensor
     while True:
         node = producers.get(t)
@@ -346,13 +346,10 @@ def accumulator_bounds(r: ScaledIntRange) -> tuple[np.ndarray, np.ndarray]:
     return r.int_lo, r.int_hi
 
 
-def _hull(bounds: tuple[np.ndarray, np.ndarray]) -> tuple[int, int]:
-    return int(np.min(bounds[0])), int(np.max(bounds[1]))
-
-
 def accumulator_range(r: ScaledIntRange) -> tuple[int, int]:
     """The overall range of :func:`accumulator_bounds` as Python ints."""
-    return _hull(accumulator_bounds(r))
+    lo, hi = accumulator_bounds(r)
+    return int(np.min(lo)), int(np.max(hi))
 
 
 def _per_channel(a: np.ndarray, shape, axis: int, reduce) -> list[int]:
