@@ -522,8 +522,9 @@ def _add_estimate_parser(sub, common) -> None:
         help="FPGA resources and throughput, SIRA versus the FINN baseline",
         description="Optimize the model (unless it already is), lower it to hardware layers, fold them (PE=SIMD=1 "
         "by default, or --target-fps, or a FINN folding file), check them, and estimate per layer LUT, DSP, "
-        "BRAM_18K, URAM and cycles - for SIRA and for the same model as a FINN user gets it today (FINN "
-        "accumulator widths, elementwise tails, float input thresholds) - with the deltas. Unknown costs are "
+        "BRAM_18K, URAM and cycles - for SIRA and for what FINN 1.6.1 builds from the same model (its "
+        "accumulator and weight widths, a float Thresholding_rtl for the input quantizer, the float tail in the "
+        "dataflow) - with the deltas. Unknown costs are "
         "reported as unknown, never as 0. Known parts: " + ", ".join(sorted(PARTS)) + ".",
         epilog="examples:\n  sira estimate tfc.onnx --input-spec pixels.json\n"
         "  sira estimate tfc.onnx --input-spec pixels.json --target-fps 100000 --part xczu3eg-sbva484-1-i\n"

@@ -51,6 +51,21 @@ class StreamType:
     def float32(cls) -> "StreamType":
         return cls(32, True, "float")
 
+    @classmethod
+    def named(cls, name: str) -> "StreamType":
+        """The type of a QONNX datatype name (the inverse of :attr:`name`):
+        ``BIPOLAR``, ``BINARY``, ``INTn``, ``UINTn`` or ``FLOAT32``."""
+        if name == "FLOAT32":
+            return cls.float32()
+        if name == "BIPOLAR":
+            return cls.bipolar()
+        if name == "BINARY":
+            return cls(1, False)
+        for prefix, signed in (("UINT", False), ("INT", True)):
+            if name.startswith(prefix) and name[len(prefix):].isdigit():
+                return cls(int(name[len(prefix):]), signed)
+        raise ValueError(f"no stream type for datatype '{name}'")
+
     @property
     def is_integer(self) -> bool:
         return self.kind != "float"

@@ -42,6 +42,56 @@ ZOO_MODELS = {
 FAST_ZOO = ("TFC_2W2A", "unsw_nb15_mlp_w2a2")
 
 
+#: FINN's committed estimates of the zoo models (finn-plus 1.6.1, estimate-only
+#: flow, per layer at PE = SIMD = 1 and at 100k fps), read in place
+FINN_RESULTS = os.environ.get("SIRA_FINN_RESULTS", os.path.normpath(os.path.join(ZOO, "..", "..", "peers", "finn_results")))
+
+#: zoo model -> its file of FINN results
+FINN_RESULT_FILES = {name: f"{name}.json" for name in ZOO_MODELS} | {"unsw_nb15_mlp_w2a2": "unsw_nb15-mlp-w2a2.json"}
+
+
+def finn_results(name: str) -> dict:
+    """FINN's committed results for zoo model ``name``; skips the test when absent."""
+    import json
+
+    path = os.path.join(FINN_RESULTS, FINN_RESULT_FILES[name])
+    if not os.path.exists(path):
+        pytest.skip(f"FINN results not found at {FINN_RESULTS} (set SIRA_FINN_RESULTS to their folder)")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def finn_folding(layers: Sequence[hw.HWLayer], finn_layers: Sequence[dict]) -> dict:
+    """FINN's recorded PE/SIMD as a folding config of sira's ``layers``:
+    its MVAUs/VVAUs in dataflow order onto sira's MACs, its input
+    Thresholding onto sira's when sira has one in the accelerator (otherwise
+    the baseline adds it, folded as slowly as the dataflow allows)."""
+    body = hw.host_partition(list(layers))[1]
+    macs = [layer for layer in body if layer.kind in ("MVAU", "VVAU")]
+    thresholds = [layer for layer in body if layer.kind == "Thresholding"]
+    finn_macs = [f for f in finn_layers if f["op_type"].startswith(("MVAU", "VVAU"))]
+    finn_thresholds = [f for f in finn_layers if f["op_type"].startswith("Thresholding")]
+    if len(macs) != len(finn_macs):
+        raise ValueError(f"{len(macs)} MAC layers here, {len(finn_macs)} in FINN's build")
+    folding = {m.name: {"PE": f["PE"], "SIMD": f["SIMD"]} for m, f in zip(macs, finn_macs)}
+    folding.update({t.name: {"PE": f["PE"]} for t, f in zip(thresholds, finn_thresholds)})
+    return folding
+
+
+_PREPARED: dict = {}
+
+
+def prepared_zoo(name: str):
+    """:func:`sira.estimate.prepare` of zoo model ``name`` (optimized once
+    per test run: the optimize passes are the expensive part, and the
+    estimate, baseline and width tests all start from them)."""
+    if name not in _PREPARED:
+        from sira.estimate import prepare
+
+        _PREPARED[name] = prepare(zoo_path(name), ZOO_MODELS[name][1])
+    return _PREPARED[name]
+
+
 def zoo_path(name: str) -> str:
     """Where the zoo model ``name`` is; skips the test when the zoo is absent."""
     path = os.path.join(ZOO, ZOO_MODELS[name][0])

@@ -246,7 +246,11 @@ def test_per_layer_table_equals_estimate_json(page):
     for flow, layers in (("sira", sira_layers), ("baseline", base_layers)):
         for name, d in layers.items():
             for key in ("LUT", "DSP", "BRAM_18K", "URAM"):
-                assert _number(rows[name].find("td", data_flow=flow, data_key=key).text()) == d[key], (name, flow, key)
+                cell = rows[name].find("td", data_flow=flow, data_key=key).text()
+                if d[key] == "unknown":  # e.g. a float layer FINN builds and no formula prices
+                    assert "unknown" in cell, (name, flow, key)
+                else:
+                    assert _number(cell) == d[key], (name, flow, key)
     for name in rows:
         d = sira_layers.get(name) or base_layers[name]
         classes = rows[name].attrs.get("class", "").split()

@@ -23,9 +23,9 @@ from sira.verification import EquivalenceChecker, flips_agreement, float32_agree
 
 from .aggregate import AggregateScaleBias, mac_float_islands
 from .joins import IntegerJoins
-from .lower import Lower, gemm_matmul_name
+from .lower import Lower
 from .thresholds import ConvertChainsToThresholds, ConvertInputQuantToThresholds
-from .widths import AnnotateDatatypes, mac_width_report
+from .widths import AnnotateDatatypes
 
 #: metadata of an optimized model: one line per float precision on how its
 #: execution of the original agrees with the reference semantics
@@ -111,7 +111,8 @@ def optimize(
     run("input-thresholds", input_pass, new_spec=input_pass.output_spec, new_feed_map=input_pass.feed_map)
     run("thresholds", ConvertChainsToThresholds(spec, budget=budget))
     run("joins", IntegerJoins(spec))
-    run("annotate", AnnotateDatatypes(spec))
+    annotate = AnnotateDatatypes(spec)
+    run("annotate", annotate)
     budget.check("before the final check")
     say("verify")
     final = checker.check(current, "optimize", feed_map=feed_map, spec=spec)
@@ -122,7 +123,7 @@ def optimize(
     # the written model says what it was checked against (a build reports it)
     current.set_metadata_prop(AGREEMENT_KEY, json.dumps({k: v["summary"] for k, v in agreement.items()}))
     report = OptimizeReport(
-        layers=_with_thresholds(mac_width_report(base), passes, current, base),
+        layers=_with_thresholds(annotate.layers, passes, current, base),
         float_islands=mac_float_islands(current, spec),
         passes=passes,
         samples=final.samples,
@@ -132,8 +133,10 @@ def optimize(
 
 
 def _with_thresholds(layers: list, passes: list, final: ModelWrapper, base) -> list:
-    """Add to each MAC layer the thresholds per channel of the chain that now
-    reads its accumulator, and the datatype of that chain's quantizer."""
+    """Add to each MAC layer of the optimized model (the widths its
+    annotations state, so a report and the written model never disagree)
+    the thresholds per channel of the chain that now reads its accumulator,
+    and the datatype of that chain's quantizer in the original ``base``."""
     producers = {o: n.name for n in final.graph.node for o in n.output}
     quant_outputs = {n.name: n.output[0] for n in base.model.graph.node}
     chains = {}
@@ -142,7 +145,7 @@ def _with_thresholds(layers: list, passes: list, final: ModelWrapper, base) -> l
             for c in entry.get("converted", []):
                 chains[producers.get(c["input"])] = c
     for layer in layers:
-        chain = chains.get(gemm_matmul_name(layer["layer"]) if layer.get("op") == "Gemm" else layer["layer"])
+        chain = chains.get(layer["layer"])
         if chain is not None:
             layer["thresholds_per_channel"] = chain["thresholds_per_row"]
             out = quant_outputs.get(chain["quantizer"])

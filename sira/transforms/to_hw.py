@@ -75,6 +75,7 @@ from sira.inputspec import SpecLike
 from sira.model import node_attr, topological_order
 from sira.ops import Trait, ops_with
 from sira.range import CONCAT_MAX_FACTOR, ScaledIntRange
+from sira.transforms.widths import accumulator_range, weight_datatype
 
 #: what ``sira.optimize`` makes of ops that have no hardware layer themselves
 _OPTIMIZE_FIRST = {
@@ -121,10 +122,11 @@ def _int_const(value: np.ndarray, what: str, node: NodeProto) -> np.ndarray:
 
 
 def _weight_type(w: np.ndarray) -> StreamType:
-    lo, hi = int(np.min(w)), int(np.max(w))
-    if lo == -1 and hi == 1 and not np.any(w == 0):
+    """The stream type of :func:`~sira.transforms.widths.weight_datatype`
+    (the annotation of the same weights in the optimized model)."""
+    if weight_datatype(w) == "BIPOLAR":
         return StreamType.bipolar()
-    return StreamType.for_range(lo, hi)
+    return StreamType.for_range(int(np.min(w)), int(np.max(w)))
 
 
 # --------------------------------------------------------------------------
@@ -191,14 +193,16 @@ class _Lowering:
         return stream_type(self.ra[name])
 
     def int_stream(self, name: str, node: NodeProto, role: str = "input") -> tuple[int, int]:
-        vr = self.ra[name].integer_values()
-        if vr is None:
+        """The integer range of a stream or accumulator, in the coordinates
+        every width is read in (:func:`~sira.transforms.widths.accumulator_range`)."""
+        r = self.ra[name]
+        if r.integer_values() is None:
             raise node_error(
                 node,
                 f"no hardware layer for {node.op_type} on a non-integer {role} stream '{name}'; "
                 "quantize it (or run sira.optimize, which turns scales into thresholds) first",
             )
-        return vr
+        return accumulator_range(r)
 
     def sole_consumer(self, tensor: str) -> Optional[NodeProto]:
         cons = self.consumers.get(tensor, [])

@@ -28,22 +28,31 @@ Definitions (they matter when comparing with other tools):
 
 * ``K`` — terms of one dot product: the contraction length of a MatMul or
   Gemm, ``C_in/group * prod(kernel)`` for a Conv.
-* Integer coordinates — the accumulator sums ``q_x * q_w``, with ``q_x`` the
-  integer part of the MAC input in sira's analysis (``x = s*q_x + b``, the
-  offset ``b`` goes into the output bias) and ``q_w`` the weights on a
-  zero-offset grid (:meth:`~sira.range.ScaledIntRange.zero_bias_form`; a
-  bipolar weight is +-1). The output's integer range in the analysis *is*
-  the accumulator range.
+* Integer coordinates — the integers the hardware adds up
+  (:func:`accumulator_bounds`): in an optimized model, where every MAC
+  operand is an integer tensor, the *values* (a bipolar input is +-1, a
+  threshold output its levels with their offset), which are also what the
+  model's ``finn_datatype`` annotations state and what the lowering to
+  hardware reads; the weights on a zero-offset grid
+  (:meth:`~sira.range.ScaledIntRange.zero_bias_form`; a bipolar weight is
+  +-1). In a model not yet optimized (fractional grids) the integer part
+  ``q`` of ``x = s*q + b``. ``sira optimize`` reports the widths of the
+  model it writes, so its report, the annotations and the hardware agree.
 * ``N`` — bit width of the *input datatype*: the datatype of the quantizer
   that produced the MAC input (Quant/IntQuant bit width and signedness —
   ``narrow`` is ignored, as FINN's datatypes have no narrow variant —,
-  BipolarQuant levels {0, 1}, Trunc output bits, MultiThreshold counts), or
+  ``BIPOLAR`` for a BipolarQuant or a 1-bit signed Quant, Trunc output
+  bits, the values of MultiThreshold levels), or
   of the graph input's declared range, found by walking back through ops
   that keep the integer coordinates (data movement, max-pooling, Relu,
   scaling and offsetting by constants). This is all that hardware knows
   about the stream and all that FINN uses. Where no such quantizer is found,
   or its datatype would not contain the proven range, ``N`` falls back to the
   narrowest type of the proven input range; ``input_dtype_source`` says which.
+  FINN's width takes the same datatype, except that a MAC of bipolar inputs
+  and bipolar weights is XNOR-popcount to FINN (:func:`xnor_mode`): it
+  counts {0, 1} inputs (``BINARY``), one bit less than the +-1 sum sira's
+  hardware accumulates.
 * ``M`` — bit width of the *weight datatype*: the narrowest QONNX type of
   the integer weights (``BIPOLAR`` for +-1), which is what FINN's weight-width
   minimization stores. A2Q assumes signed weights, ``|w| <= 2**(M-1)``: an
@@ -133,6 +142,32 @@ def weight_datatype(W_int: np.ndarray) -> str:
     return nx.narrowest_int_type(lo, hi)
 
 
+def xnor_mode(input_dt: DataTypeLike, weight_dt: DataTypeLike) -> bool:
+    """FINN computes a MAC of two bipolar operands as XNOR and popcount:
+    inputs and weights stored as one bit {0, 1}."""
+    return _datatype(input_dt) == DataType["BIPOLAR"] and _datatype(weight_dt) == DataType["BIPOLAR"]
+
+
+def finn_input_datatype(input_dt: DataTypeLike, weight_dt: DataTypeLike):
+    """The input datatype FINN's accumulator minimization assumes: the
+    input's own, except for XNOR layers (:func:`xnor_mode`), which count
+    agreements of {0, 1} inputs with the +-1 weights (``BINARY``)."""
+    return DataType["BINARY"] if xnor_mode(input_dt, weight_dt) else _datatype(input_dt)
+
+
+def finn_weight_datatype(W_int: np.ndarray, input_dt: DataTypeLike) -> str:
+    """The weight datatype FINN stores: one bit for an XNOR layer, else
+    FINN's weight minimization, which never picks ``BIPOLAR`` (+-1 weights
+    are ``INT2``): the narrowest signed type holding ``min`` and
+    ``-max - 1`` when a weight is negative, else the narrowest unsigned."""
+    if xnor_mode(input_dt, weight_datatype(W_int)):
+        return "BINARY"
+    lo, hi = int(np.min(W_int)), int(np.max(W_int))
+    if lo < 0:
+        return nx.narrowest_int_type(min(lo, -hi - 1), 0)
+    return nx.narrowest_int_type(0, hi)
+
+
 def a2q_weight_bits(dt: DataTypeLike) -> int:
     """``M`` of the A2Q bound for weights of datatype ``dt``: the bit width,
     plus a sign bit for unsigned types wider than one bit, since the bound
@@ -199,18 +234,25 @@ def _quantizer_datatype(node: NodeProto, report: RangeReport):
     analysis (see the rules in :mod:`sira.rules.quant`), or None."""
     op = node.op_type
     if op == "BipolarQuant":
-        return DataType["BINARY"]  # levels q in {0, 1}: value 2s*q - s
+        return DataType["BIPOLAR"]  # values +-s: +-1 in units of s
     if has_trait(op, Trait.INT_QUANTIZER):
         bits = _const_int(report, node.input[3])
         signed = bool(node_attr(node, "signed", 1))
         if bits == 1 and signed:
-            return DataType["BINARY"]  # a 1-bit signed Quant is bipolar
+            return DataType["BIPOLAR"]  # a 1-bit signed Quant is bipolar
         return DataType[f"{'INT' if signed else 'UINT'}{bits}"]
     if op == "Trunc":
         bits = _const_int(report, node.input[-1])  # output bit width: last input in v1 and v2
         return DataType[f"{'INT' if node_attr(node, 'signed', 1) else 'UINT'}{bits}"]
     if op == "MultiThreshold":
-        return integer_datatype(0, report[node.input[1]].shape[1])  # counts 0..steps
+        steps = report[node.input[1]].shape[1]
+        scale, bias = node_attr(node, "out_scale", 1.0), node_attr(node, "out_bias", 0.0)
+        if steps == 1 and scale == 2 and bias == -1:
+            return DataType["BIPOLAR"]
+        if float(scale).is_integer() and float(bias).is_integer():  # values scale * count + bias
+            ends = (int(bias), int(bias) + int(scale) * steps)
+            return integer_datatype(min(ends), max(ends))
+        return integer_datatype(0, steps)  # counts 0..steps, scaled by a float afterwards
     return None
 
 
@@ -229,7 +271,7 @@ def _dynamic_operand(node: NodeProto, report: RangeReport) -> Optional[str]:
 def _input_datatype(report: RangeReport, tensor: str, producers: dict) -> tuple:
     """(qonnx DataType, where it came from) of the integers of ``tensor``, a
     MAC input: see ``N`` in the module docstring."""
-    qlo, qhi = report[tensor].int_bounds()
+    qlo, qhi = accumulator_range(report[tensor])
     dt, origin, t = None, "", tensor
     while True:
         node = producers.get(t)
@@ -289,11 +331,39 @@ def _weight_layout(node: NodeProto, report: RangeReport):
     return wi, q.reshape(-1, q.shape[-1]).T, (-2 if other.ndim >= 2 else -1)
 
 
+def accumulator_bounds(r: ScaledIntRange) -> tuple[np.ndarray, np.ndarray]:
+    """Per element, the integers a MAC operand or accumulator carries in
+    hardware: the tensor's *values* when they are integers (what the
+    optimized model's tensor holds, what its ``finn_datatype`` states and what
+    the generated code adds up: a bipolar input is +-1, a threshold output
+    its levels with their offset), else its integer part ``q`` (a model not
+    yet optimized, on a fractional grid ``s * q + b``). The one place the
+    coordinates of a width are chosen: the width report, the datatype
+    annotations and the hardware lowering all read them from here."""
+    bounds = r.integer_value_bounds()
+    if bounds is not None:
+        return bounds
+    return r.int_lo, r.int_hi
+
+
+def accumulator_range(r: ScaledIntRange) -> tuple[int, int]:
+    """The overall range of :func:`accumulator_bounds` as Python ints."""
+    lo, hi = accumulator_bounds(r)
+    return int(np.min(lo)), int(np.max(hi))
+
+
+def _per_channel(a: np.ndarray, shape, axis: int, reduce) -> list[int]:
+    full = np.broadcast_to(a, shape)
+    others = tuple(i for i in range(len(shape)) if i != axis % len(shape))
+    red = reduce(full, axis=others) if others else full
+    return [int(v) for v in np.asarray(red).reshape(-1)]
+
+
 def _channel_ranges(y: ScaledIntRange, axis: Optional[int]) -> tuple[list, list]:
-    if axis is None:
-        lo, hi = y.int_bounds()
-        return [lo], [hi]
-    return [int(v) for v in y.per_channel("int_lo", axis, "min")], [int(v) for v in y.per_channel("int_hi", axis, "max")]
+    lo, hi = accumulator_bounds(y)
+    if axis is None or y.ndim == 0:
+        return [int(np.min(lo))], [int(np.max(hi))]
+    return _per_channel(lo, y.shape, axis, np.min), _per_channel(hi, y.shape, axis, np.max)
 
 
 def _layer_widths(node: NodeProto, report: RangeReport, producers: dict) -> Optional[dict]:
@@ -310,9 +380,10 @@ def _layer_widths(node: NodeProto, report: RangeReport, producers: dict) -> Opti
     K = int(W.shape[0])
     N, M, signed = int(in_dt.bitwidth()), a2q_weight_bits(w_dt), bool(in_dt.signed())
     a2q = a2q_bound_width(K, N, M, signed)
-    finn_lo, finn_hi = finn_weight_aware_range(W, in_dt)
-    sira_lo, sira_hi = y.int_bounds()
+    finn_in_dt = finn_input_datatype(in_dt, w_dt)
+    finn_lo, finn_hi = finn_weight_aware_range(W, finn_in_dt)
     ch_lo, ch_hi = _channel_ranges(y, axis)
+    sira_lo, sira_hi = min(ch_lo), max(ch_hi)
     return {
         "layer": node.name or y_name,
         "op": node.op_type,
@@ -329,6 +400,8 @@ def _layer_widths(node: NodeProto, report: RangeReport, producers: dict) -> Opti
         "signed_input": signed,
         "a2q_width": a2q,
         "a2q_dtype": f"INT{a2q}",
+        "finn_input_dtype": finn_in_dt.name,
+        "finn_weight_dtype": finn_weight_datatype(W, in_dt),
         "finn_range": [finn_lo, finn_hi],
         "finn_width": range_width(finn_lo, finn_hi),
         "finn_dtype": nx.narrowest_int_type(finn_lo, finn_hi),
@@ -349,7 +422,10 @@ def mac_width_report(report: RangeReport) -> list[dict]:
     Each entry: ``layer``, ``op``, ``input``/``weight``/``output`` tensors,
     ``K``, ``input_dtype`` (+ ``input_dtype_source``, ``input_range`` the
     proven integer range), ``weight_dtype``, ``N``, ``M``, ``signed_input``,
-    ``a2q_width``/``a2q_dtype``, ``finn_range``/``finn_width``/``finn_dtype``,
+    ``a2q_width``/``a2q_dtype``, ``finn_input_dtype``/``finn_weight_dtype``
+    (the operand types FINN builds the layer with: ``BINARY`` both for an
+    XNOR layer, ``INT2`` for other +-1 weights),
+    ``finn_range``/``finn_width``/``finn_dtype``,
     ``sira_range``/``sira_width``/``sira_dtype``, ``channel_widths`` (sira,
     per output channel) and ``limiting_channel``.
     """
@@ -429,7 +505,9 @@ class AnnotateDatatypes(Transformation):
     * Every tensor whose values are integers (a graph input or a node output,
       float-typed in ONNX, scaled-int with integer scale and bias; plus
       integer weight initializers of MAC layers) gets the narrowest QONNX
-      datatype holding its proven range as its ``finn_datatype`` annotation.
+      datatype holding its proven range as its ``finn_datatype`` annotation
+      (``BIPOLAR`` for +-1 values, also for MAC weights that are exactly +-1,
+      as FINN reads them; see :func:`weight_datatype`).
       Tensors with fractional scales are left alone (see
       :func:`value_datatype`); existing annotations of other tensors are kept.
     * Every integer MAC layer's accumulator datatype (sira's width, see
@@ -446,6 +524,9 @@ class AnnotateDatatypes(Transformation):
     def __init__(self, source: Union[RangeReport, SpecLike] = None):
         super().__init__()
         self.source = source
+        #: :func:`mac_width_report` of the annotated model (after ``apply``):
+        #: the widths the annotations state, for reports to show unchanged
+        self.layers: list[dict] = []
 
     def _report(self, model: ModelWrapper) -> RangeReport:
         if not isinstance(self.source, RangeReport):
@@ -461,13 +542,17 @@ class AnnotateDatatypes(Transformation):
         report = self._report(model)
         layers = mac_width_report(report)
         types = _elem_types(model)
-        candidates = [i.name for i in model.graph.input] + [o for n in model.graph.node for o in n.output if o]
-        candidates += [r["weight"] for r in layers]
+        weights = {r["weight"] for r in layers}
+        candidates = [i.name for i in model.graph.input] + [o for n in model.graph.node for o in n.output if o] + list(weights)
         for name in dict.fromkeys(candidates):
             if name not in report or types.get(name, TensorProto.FLOAT) not in _FLOAT_TYPES:
                 continue
-            dt = value_datatype(report[name])
+            r = report[name]
+            dt = value_datatype(r)
+            if dt is not None and name in weights and r.is_const:
+                dt = weight_datatype(np.asarray(r.const_value()))  # +-1 exactly: BIPOLAR
             if dt is not None:
                 model.set_tensor_datatype(name, DataType[dt])
         model.set_metadata_prop(ACC_DTYPE_KEY, json.dumps({r["layer"]: r["sira_dtype"] for r in layers}))
+        self.layers = layers
         return model, False
