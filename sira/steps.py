@@ -77,6 +77,7 @@ import os
 from typing import Any, Callable, Optional
 
 import numpy as np
+from sira.transforms.finn_form import finn_form
 from sira.transforms.pipeline import optimize
 from sira.transforms.widths import ACC_DTYPE_KEY
 
@@ -229,11 +230,14 @@ def step_sira_optimize(model, cfg):
     verified bit-exact against ``model``: ``report/sira_optimize.json``
     (accumulator widths per MAC layer, float islands, passes). Returns the
     optimized model: integer MAC weights, ``MultiThreshold`` activations,
-    ``finn_datatype`` annotations and the metadata ``sira_acc_dtype``."""
+    ``finn_datatype`` annotations and the metadata ``sira_acc_dtype``, in
+    the forms FINN's conversions expect (:mod:`sira.transforms.finn_form`),
+    so FINN's own steps can follow, on the raw QONNX model or after FINN's
+    ``step_tidy_up``."""
     options = {} if cfg.samples is None else {"samples": cfg.samples}
     optimized, report = optimize(model, _spec_for(model, cfg.input_spec), **options)
     cfg.write_report(OPTIMIZE_REPORT, report.to_json())
-    return optimized
+    return finn_form(optimized)
 
 
 @_step
