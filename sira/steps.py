@@ -85,6 +85,7 @@ from .analysis import analyze
 from .devices import DEFAULT_PART
 from .errors import SiraError
 from .estimate import estimate
+from .finn_hw import ApplyWidths, has_finn_hw
 from .hls.builder import build
 from .model import load
 from .report import report_json, write_atomic
@@ -98,6 +99,7 @@ ANALYSIS_REPORT = "sira_analysis.json"
 OPTIMIZE_REPORT = "sira_optimize.json"
 ESTIMATE_REPORT = "estimate_layer_resources_sira.json"
 BUILD_REPORT = "sira_build.json"
+APPLY_WIDTHS_REPORT = "sira_apply_widths.json"
 
 
 @dataclasses.dataclass
@@ -278,6 +280,26 @@ def step_sira_build(model, cfg):
     return model
 
 
+@_step
+def step_sira_apply_widths(model, cfg):
+    """sira's proven widths in FINN's hardware nodes: run after FINN's
+    ``step_minimize_bit_width`` (and before ``step_generate_estimate_reports``),
+    it proves every stream's range on FINN's own graph and sets the
+    ``accDataType``, threshold and output datatypes of MVAU, VVAU and
+    Thresholding nodes to the narrowest that hold them - never wider than
+    FINN's - clipping thresholds to the proven input ranges
+    (:mod:`sira.finn_hw`). FINN's own estimate then reflects them.
+    ``report/sira_apply_widths.json`` lists every change. Returns the model
+    with the narrower datatypes."""
+    if not has_finn_hw(model):
+        raise SiraError("the model has no FINN hardware nodes; put step_sira_apply_widths after FINN's step_convert_to_hw "
+                        "(best after step_minimize_bit_width)")  # fmt: skip
+    pass_ = ApplyWidths(cfg.input_spec)
+    model = model.transform(pass_, make_deepcopy=True, cleanup=False)
+    cfg.write_report(APPLY_WIDTHS_REPORT, {"changes": [c.to_json() for c in pass_.changes]})
+    return model
+
+
 #: the four steps in flow order
 SIRA_STEPS = [step_sira_analyze, step_sira_optimize, step_sira_estimate, step_sira_build]
 
@@ -288,4 +310,5 @@ __all__ = [
     "step_sira_optimize",
     "step_sira_estimate",
     "step_sira_build",
+    "step_sira_apply_widths",
 ]
