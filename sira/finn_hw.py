@@ -38,6 +38,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
+from . import hw
 from . import numerics as nx
 from .errors import SiraError
 from .inputspec import resolve_inputs
@@ -474,3 +475,185 @@ class ApplyWidths(Transformation):
             if fn is not None:
                 fn(model, node, ranges, self.changes)
         return model, False
+
+
+# --------------------------------------------------------------------------
+# FINN's nodes as sira's hardware layer specs (for the estimate)
+# --------------------------------------------------------------------------
+
+#: FINN's ``ram_style`` names -> sira's ``mem_style``
+_MEM_STYLES = {"auto": "auto", "block": "block", "distributed": "lut", "ultra": "ultra"}
+
+
+def stream_type(dt) -> hw.StreamType:
+    """sira's stream type of a qonnx DataType."""
+    if dt == DataType["BIPOLAR"]:
+        return hw.StreamType.bipolar()
+    if not dt.is_integer():
+        return hw.StreamType.float32()
+    return hw.StreamType(int(dt.bitwidth()), bool(dt.signed()))
+
+
+def float_order_keys(values: np.ndarray) -> np.ndarray:
+    """Signed 32-bit integers in the order of float32 ``values``: what a
+    32-bit float comparator compares (IEEE-754 order is the order of the
+    bits after a sign fix-up)."""
+    bits = np.asarray(values, dtype=np.float32).view(np.int32).astype(np.int64)
+    return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+
+
+def _shape(model, tensor: str) -> tuple:
+    shape = model.get_tensor_shape(tensor)
+    if shape is None:
+        raise SiraError(f"tensor '{tensor}' has no shape; run FINN's InferShapes (step_tidy_up) before the estimate")
+    return tuple(int(v) for v in shape)
+
+
+def _common(model, node, in_dt_attr: str = "inputDataType", out_dt_attr: str = "outputDataType") -> dict:
+    i, o = node.input[0], node.output[0]
+    in_dt = _dtype(node, in_dt_attr) or model.get_tensor_datatype(i)
+    out_dt = _dtype(node, out_dt_attr) or model.get_tensor_datatype(o)
+    style = _MEM_STYLES.get(_attr(node, "ram_style", "auto") or "auto", "auto")
+    return dict(name=node.name, inputs=(i,), outputs=tuple(node.output), in_shape=_shape(model, i), out_shape=_shape(model, o),
+                in_type=stream_type(in_dt), out_type=stream_type(out_dt), mem_style=style)  # fmt: skip
+
+
+def _activation(node) -> dict:
+    """sira's ``activation_scale * count + activation_bias`` of FINN's output."""
+    if _dtype(node, "outputDataType") == DataType["BIPOLAR"]:
+        return {"activation_scale": 2, "activation_bias": -1}
+    return {"activation_scale": 1, "activation_bias": int(_attr(node, "ActVal", 0))}
+
+
+def _thresholds(model, tensor: str, channels: int, node) -> tuple:
+    t = np.asarray(model.get_initializer(tensor))
+    t = t.reshape(t.shape[0], -1)
+    if nx.is_integral(t):
+        q = nx.as_int(np.rint(t).astype(np.int64)) if t.dtype.kind == "f" else nx.as_int(t)
+        lo, hi = (int(q.min()), int(q.max())) if q.size else (0, 0)
+        return q, hw.StreamType.for_range(min(lo, 0), hi)
+    return float_order_keys(t), hw.StreamType(32, True)
+
+
+def _acc_range(node, ranges, acc_fn, model, acc_dt) -> Optional[tuple]:
+    r = ranges.get(node.input[0])
+    if r is not None and r.is_integer:
+        lo, hi = acc_fn(model, node, r)
+        return min(lo), max(hi)
+    return (int(acc_dt.min()), int(acc_dt.max())) if acc_dt.is_integer() else None
+
+
+LayerReader = Callable[[ModelWrapper, object, dict], hw.HWLayer]
+LAYER_READERS: dict[str, LayerReader] = {}
+
+
+def finn_layer(*kinds: str):
+    """Register how FINN kinds read as sira layer specs."""
+
+    def register(fn: LayerReader) -> LayerReader:
+        for k in kinds:
+            LAYER_READERS[k] = fn
+        return fn
+
+    return register
+
+
+@finn_layer("MVAU")
+def _mvau_layer(model, node, ranges):
+    mw, mh = int(_attr(node, "MW")), int(_attr(node, "MH"))
+    w = model.get_initializer(node.input[1])
+    if w is None:
+        raise SiraError(f"{node.name} ({node.op_type}): the weights are not constant (mem_mode dynamic); sira estimates static weights only")
+    acc_dt = _dtype(node, "accDataType")
+    extra: dict = {}
+    if not _attr(node, "noActivation", 0) and len(node.input) > 2:
+        t, tt = _thresholds(model, node.input[2], mh, node)
+        extra = dict(thresholds=t, threshold_type=hw.StreamType.for_range(min(tt.min, acc_dt.min()), max(tt.max, acc_dt.max())),
+                     threshold_mem_style=_MEM_STYLES.get(_attr(node, "ram_style_thresholds", "auto") or "auto", "auto"), **_activation(node))  # fmt: skip
+    return hw.MVAU(**_common(model, node), pe=int(_attr(node, "PE", 1)), simd=int(_attr(node, "SIMD", 1)), mw=mw, mh=mh,
+                   weights=nx.as_int(np.rint(np.asarray(w)).astype(np.int64)).reshape(mw, mh), weight_type=stream_type(_dtype(node, "weightDataType")),
+                   acc_type=stream_type(acc_dt), acc_range=_acc_range(node, ranges, mvau_acc_range, model, acc_dt),
+                   num_input_vectors=tuple(_attr(node, "numInputVectors", [1])), **extra)  # fmt: skip
+
+
+@finn_layer("VVAU")
+def _vvau_layer(model, node, ranges):
+    channels, kernel = int(_attr(node, "Channels")), tuple(int(v) for v in _attr(node, "Kernel"))
+    w = model.get_initializer(node.input[1])
+    if w is None:
+        raise SiraError(f"{node.name} ({node.op_type}): the weights are not constant; sira estimates static weights only")
+    acc_dt = _dtype(node, "accDataType")
+    extra: dict = {}
+    if not _attr(node, "noActivation", 0) and len(node.input) > 2:
+        t, tt = _thresholds(model, node.input[2], channels, node)
+        extra = dict(thresholds=t, threshold_type=hw.StreamType.for_range(min(tt.min, acc_dt.min()), max(tt.max, acc_dt.max())), **_activation(node))
+    acc = _acc_range(node, ranges, vvau_acc_range, model, acc_dt)
+    return hw.VVAU(**_common(model, node), pe=int(_attr(node, "PE", 1)), simd=int(_attr(node, "SIMD", 1)), channels=channels, kernel=kernel,
+                   weights=nx.as_int(np.rint(np.asarray(w)).astype(np.int64)).reshape(channels, -1), weight_type=stream_type(_dtype(node, "weightDataType")),
+                   acc_type=stream_type(acc_dt), acc_range=acc, num_input_vectors=tuple(_attr(node, "Dim", [1, 1])), **extra)  # fmt: skip
+
+
+@finn_layer("Thresholding")
+def _thresholding_layer(model, node, ranges):
+    channels = int(_attr(node, "NumChannels"))
+    t, tt = _thresholds(model, node.input[1], channels, node)
+    return hw.Thresholding(**_common(model, node), pe=int(_attr(node, "PE", 1)), channels=channels, thresholds=t, threshold_type=tt, **_activation(node))
+
+
+@finn_layer("ConvolutionInputGenerator")
+def _swg_layer(model, node, ranges):
+    return hw.ConvolutionInputGenerator(**_common(model, node), simd=int(_attr(node, "SIMD", 1)), channels=int(_attr(node, "IFMChannels")),
+                                        ifm_dim=_attr(node, "IFMDim"), ofm_dim=_attr(node, "OFMDim"), kernel=_attr(node, "ConvKernelDim"),
+                                        stride=_attr(node, "Stride"), dilation=_attr(node, "Dilation", [1, 1]),
+                                        depthwise=bool(_attr(node, "depthwise", 0)))  # fmt: skip
+
+
+@finn_layer("StreamingMaxPool")
+def _maxpool_layer(model, node, ranges):
+    img, pool = _attr(node, "ImgDim"), _attr(node, "PoolDim")
+    out = [i // p for i, p in zip(img, pool)]
+    return hw.StreamingMaxPool(**_common(model, node, "dataType", "dataType"), pe=int(_attr(node, "PE", 1)), channels=int(_attr(node, "NumChannels")),
+                               ifm_dim=img, ofm_dim=out, kernel=pool, stride=pool)  # fmt: skip
+
+
+@finn_layer("FMPadding")
+def _padding_layer(model, node, ranges):
+    return hw.FMPadding(**_common(model, node, "inputDataType", "inputDataType"), simd=int(_attr(node, "SIMD", 1)),
+                        channels=int(_attr(node, "NumChannels")), padding=tuple(_attr(node, "Padding")))  # fmt: skip
+
+
+@finn_layer("Reshape")
+def _reshape_layer(model, node, ranges):
+    dt = _dtype(node, "dtype") or model.get_tensor_datatype(node.input[0])
+    return hw.Reshape(**{**_common(model, node), "in_type": stream_type(dt), "out_type": stream_type(dt)})
+
+
+#: FINN kinds the estimate costs from their widths alone (stream plumbing)
+PLUMBING = ("StreamingDataWidthConverter", "StreamingFIFO")
+
+#: FINN's elementwise kinds (FINN builds the float output scale and bias
+#: with them): listed with an unknown cost, as sira has no formula for them
+ELEMENTWISE = ("ElementwiseAdd", "ElementwiseSub", "ElementwiseMul", "ElementwiseDiv", "ElementwiseMaximum", "ElementwiseMinimum")
+
+
+def finn_layers(model: ModelWrapper, input_spec=None) -> tuple[list, list]:
+    """(sira layer specs, other nodes) of a FINN hardware graph in graph
+    order: every node FINN built, read with its folding, memory styles and
+    datatypes (accumulator ranges proven as :func:`stream_ranges` does).
+    The other nodes are the stream plumbing (:data:`PLUMBING`) and the
+    elementwise nodes (:data:`ELEMENTWISE`), as ``(node, kind)``. Any other node raises a
+    SiraError naming it."""
+    ranges = stream_ranges(model, input_spec)
+    layers, others = [], []
+    for node in model.graph.node:
+        kind = finn_kind(node) if is_finn_hw(node) else node.op_type
+        reader = LAYER_READERS.get(kind) if is_finn_hw(node) else None
+        if reader is not None:
+            layers.append(reader(model, node, ranges))
+        elif is_finn_hw(node) and (kind in PLUMBING or kind in ELEMENTWISE):
+            others.append((node, kind))
+        else:
+            known = ", ".join(sorted(set(LAYER_READERS) | set(PLUMBING) | set(ELEMENTWISE)))
+            raise SiraError(f"node '{node.name}' ({node.op_type}): sira has no cost for this FINN node; it costs {known} "
+                            "(estimate the model before FINN's step_convert_to_hw to cost it as sira lowers it)")  # fmt: skip
+    return layers, others

@@ -247,10 +247,15 @@ def step_sira_estimate(model, cfg):
     """LUT, DSP, BRAM_18K and URAM per hardware layer, SIRA versus the FINN
     baseline, with FINN's key names: ``report/estimate_layer_resources_sira.json``
     (the ``sira estimate --format json`` document). The model is optimized
-    first (in memory) unless it already is; returns ``model`` unchanged."""
+    first (in memory) unless it already is; after FINN's
+    ``step_convert_to_hw`` FINN's own nodes are costed with their folding
+    (:func:`sira.estimate.estimate_finn_graph`). Returns ``model`` unchanged."""
     options = {} if cfg.samples is None else {"samples": cfg.samples}
-    doc = estimate(model, _spec_for(model, cfg.input_spec), part=cfg.part, clock_ns=cfg.clock_ns, target_fps=cfg.target_fps,
-                   folding=cfg.folding, **options)  # fmt: skip
+    if has_finn_hw(model):  # after FINN's step_convert_to_hw: FINN's nodes carry the folding
+        options.update(target_fps=None, folding=None)
+    else:
+        options.update(target_fps=cfg.target_fps, folding=cfg.folding)
+    doc = estimate(model, _spec_for(model, cfg.input_spec), part=cfg.part, clock_ns=cfg.clock_ns, **options)
     cfg.write_report(ESTIMATE_REPORT, doc)
     return model
 
