@@ -1,20 +1,23 @@
 """sira inside a real FINN build: FINN's own estimate with and without sira's steps.
 
-    python bench/finn_flow.py [--models TFC_1W1A,TFC_2W2A] [--samples N] [--json FILE]
+    python bench/finn_flow.py [--models TFC_1W1A,TFC_2W2A] [--samples N] [--position first|tidy] [--json FILE]
 
 Runs FINN's estimate-only flow (``build_dataflow_cfg`` with
 ``estimate_only_dataflow_steps``, finn-plus) on the QONNX zoo models (read
 from ../shared/models/zoo or $SIRA_ZOO) three ways:
 
 * ``finn`` - FINN's steps alone;
-* ``sira`` - ``step_sira_optimize`` first (on the raw QONNX model) and
-  ``step_sira_apply_widths`` after FINN's ``step_minimize_bit_width``, with
-  the default input ranges (real ranges: MNIST pixels in [0, 1], ...);
+* ``sira`` - ``step_sira_optimize`` first (on the raw QONNX model; after
+  FINN's ``step_tidy_up`` with ``--position tidy``),
+  ``step_sira_apply_widths`` after FINN's ``step_minimize_bit_width`` and
+  ``step_sira_estimate`` last, with the default input ranges (real ranges:
+  MNIST pixels in [0, 1], ...);
 * ``sira-grid`` - the same with an integer-grid input spec (MNIST pixels
   are ``uint8 / 255``), for the models whose input is such a grid;
 
 and prints FINN's own LUT / BRAM_18K / DSP totals and the accumulator
-widths of FINN's MVAU / VVAU nodes per model and run. It fails (exit 1)
+widths of FINN's MVAU / VVAU nodes per model and run (and sira's LUT
+estimate of FINN's graph, refined mode). It fails (exit 1)
 when a sira run makes FINN's estimate larger than FINN's alone.
 
 FINN lives in an environment of its own (``.venv-finn``, made by
@@ -98,15 +101,20 @@ def _mac_widths(record: dict):
     return step_record_widths
 
 
-def run_flow(path: str, run: str, spec, samples: int, workdir: str) -> dict:
-    """One estimate-only FINN build; FINN's totals and accumulator widths."""
+def run_flow(path: str, run: str, spec, samples: int, workdir: str, position: str = "first") -> dict:
+    """One estimate-only FINN build; FINN's totals and accumulator widths.
+    A sira run puts ``step_sira_optimize`` first (``position`` "first") or
+    after FINN's ``step_tidy_up`` ("tidy"), ``step_sira_apply_widths``
+    after ``step_minimize_bit_width`` and ``step_sira_estimate`` last (sira's
+    own estimate of FINN's graph, ``sira_LUT``)."""
     import sira.steps as S
 
     build, config = _import_finn()
     steps = list(config.estimate_only_dataflow_steps)
     if run != "finn":
-        steps.insert(0, S.step_sira_optimize)
+        steps.insert(0 if position == "first" else steps.index("step_tidy_up") + 1, S.step_sira_optimize)
         steps.insert(steps.index("step_minimize_bit_width") + 1, S.step_sira_apply_widths)
+        steps.append(S.step_sira_estimate)
     record: dict = {}
     steps.append(_mac_widths(record))
     out = os.path.join(workdir, run)
@@ -127,7 +135,12 @@ def run_flow(path: str, run: str, spec, samples: int, workdir: str) -> dict:
         raise RuntimeError(f"FINN's build of {os.path.basename(path)} ({run}) failed:\n{tail}")
     with open(report) as f:
         total = json.load(f)["total"]
-    return {**{k: float(total.get(k, 0)) for k in RESOURCES}, "acc": record.get("acc", []), "seconds": round(seconds, 1)}
+    result = {**{k: float(total.get(k, 0)) for k in RESOURCES}, "acc": record.get("acc", []), "seconds": round(seconds, 1)}
+    sira_report = os.path.join(out, "report", S.ESTIMATE_REPORT)
+    if os.path.exists(sira_report):
+        with open(sira_report) as f:
+            result["sira_LUT"] = json.load(f)["total"]["LUT"]
+    return result
 
 
 def compare(model: str, runs: dict) -> list[str]:
@@ -162,14 +175,16 @@ def table(results: dict) -> str:
         base = runs["finn"]
         for name, r in runs.items():
             rows.append([model, name, f"{r['LUT']:g}", _pct(r["LUT"], base["LUT"]), f"{r['BRAM_18K']:g}", f"{r['DSP']:g}",
-                         " ".join(r["acc"]), f"{r['seconds']:.1f}"])  # fmt: skip
-    return format_table(["model", "run", "LUT", "vs FINN", "BRAM_18K", "DSP", "accumulators", "s"], rows, right=(2, 3, 4, 5, 7))
+                         " ".join(r["acc"]), str(r.get("sira_LUT", "-")), f"{r['seconds']:.1f}"])  # fmt: skip
+    return format_table(["model", "run", "LUT", "vs FINN", "BRAM_18K", "DSP", "accumulators", "sira LUT", "s"], rows, right=(2, 3, 4, 5, 7, 8))
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated zoo model names")
     ap.add_argument("--samples", type=int, default=100, help="inputs of sira's equivalence check per optimize run")
+    ap.add_argument("--position", choices=("first", "tidy"), default="first",
+                    help="where step_sira_optimize goes: first (on the raw QONNX model, recommended) or after FINN's step_tidy_up")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     try:
@@ -193,10 +208,11 @@ def main(argv=None) -> int:
             if not os.path.exists(path):
                 print(f"finn_flow: {model} skipped, not found at {path} (set SIRA_ZOO)")
                 continue
-            runs = {"finn": run_flow(path, "finn", None, args.samples, os.path.join(work, model))}
-            runs["sira"] = run_flow(path, "sira", spec, args.samples, os.path.join(work, model))
+            where = os.path.join(work, model)
+            runs = {"finn": run_flow(path, "finn", None, args.samples, where)}
+            runs["sira"] = run_flow(path, "sira", spec, args.samples, where, args.position)
             if grid is not None:
-                runs["sira-grid"] = run_flow(path, "sira-grid", grid, args.samples, os.path.join(work, model))
+                runs["sira-grid"] = run_flow(path, "sira-grid", grid, args.samples, where, args.position)
             results[model] = runs
     print(table(results))
     bad = [b for model, runs in results.items() for b in compare(model, runs)]
