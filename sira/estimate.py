@@ -44,7 +44,7 @@ from .baseline import baseline_layers
 from .devices import DEFAULT_PART, get_part
 from .errors import SiraError
 from .estimate_table import estimate_table
-from .finn_hw import finn_layers, has_finn_hw
+from .finn_hw import PLUMBING, finn_layers, has_finn_hw
 from .hls.dataflow import plan
 from .hls.kernels import Duplicate, WidthConverter
 from .layer_costs import LAYER_COSTS, costs, layer_cost, multiply_bindings
@@ -284,7 +284,7 @@ def _finn_node_doc(node, kind: str, mode: str) -> dict:
     else:
         c = C.Cost(node.op_type, mode, C.UNKNOWN, C.UNKNOWN, C.UNKNOWN, C.UNKNOWN, note=f"{node.op_type}: sira has no cost formula for it")
     d = {"op_type": node.op_type, **{k: _amount(v) for k, v in c.finn_dict().items()}, "cycles": 0, "acc_bits": None, "PE": 1, "SIMD": 1,
-         "multiplies": [], "plumbing": kind != "Elementwise" and not kind.startswith("Elementwise")}  # fmt: skip
+         "multiplies": [], "plumbing": kind in PLUMBING}  # fmt: skip
     if c.note:
         d["note"] = c.note
     return d
@@ -316,7 +316,7 @@ def estimate_finn_graph(model, input_spec, part, clock_ns: float = 10.0, mode: s
         "delta": {k: 0.0 for k in RESOURCE_KEYS + ("acc_bits",)},
         "performance": performance,
         "lint": _lint(layers, p),
-        "notes": [f"{n.name} ({n.op_type}): cost unknown" for n, kind in others if kind not in ("StreamingDataWidthConverter", "StreamingFIFO")],
+        "notes": [f"{n.name} ({n.op_type}): cost unknown" for n, kind in others if kind not in PLUMBING],
     }
 
 

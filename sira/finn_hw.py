@@ -179,12 +179,10 @@ def activation_range(node, counts: tuple[list, list]) -> StreamRange:
 @finn_range("Thresholding")
 def _thresholding(model, node, ins):
     channels = int(_attr(node, "NumChannels"))
-    r = ins[0] if ins[0] is not None else None
     rows = threshold_rows(model, node.input[1], channels)
-    if r is None:
-        steps = len(rows[0])
-        return [activation_range(node, ([0] * channels, [steps] * channels))]
-    return [activation_range(node, count_range(rows, r))]
+    if ins[0] is None:  # a float input without a spec: any count
+        return [activation_range(node, ([0] * channels, [len(rows[0])] * channels))]
+    return [activation_range(node, count_range(rows, ins[0]))]
 
 
 def _bits_of_bipolar(r: StreamRange) -> StreamRange:
@@ -525,14 +523,19 @@ def _activation(node) -> dict:
     return {"activation_scale": 1, "activation_bias": int(_attr(node, "ActVal", 0))}
 
 
-def _thresholds(model, tensor: str, channels: int, node) -> tuple:
+def _thresholds(model, tensor: str, declared) -> tuple:
+    """(thresholds as exact integers, their stream type): the type FINN
+    declared when it is an integer type that holds them, else the narrowest
+    that does; float thresholds as 32-bit comparator keys."""
     t = np.asarray(model.get_initializer(tensor))
     t = t.reshape(t.shape[0], -1)
-    if nx.is_integral(t):
-        q = nx.as_int(np.rint(t).astype(np.int64)) if t.dtype.kind == "f" else nx.as_int(t)
-        lo, hi = (int(q.min()), int(q.max())) if q.size else (0, 0)
-        return q, hw.StreamType.for_range(min(lo, 0), hi)
-    return float_order_keys(t), hw.StreamType(32, True)
+    if not nx.is_integral(t):
+        return float_order_keys(t), hw.StreamType(32, True)
+    q = nx.as_int(np.rint(t).astype(np.int64)) if t.dtype.kind == "f" else nx.as_int(t)
+    lo, hi = (int(q.min()), int(q.max())) if q.size else (0, 0)
+    if declared is not None and declared.is_integer() and declared.allowed(lo) and declared.allowed(hi):
+        return q, stream_type(declared)
+    return q, hw.StreamType.for_range(lo, hi)
 
 
 def _acc_range(node, ranges, acc_fn, model, acc_dt) -> Optional[tuple]:
@@ -567,8 +570,8 @@ def _mvau_layer(model, node, ranges):
     acc_dt = _dtype(node, "accDataType")
     extra: dict = {}
     if not _attr(node, "noActivation", 0) and len(node.input) > 2:
-        t, tt = _thresholds(model, node.input[2], mh, node)
-        extra = dict(thresholds=t, threshold_type=hw.StreamType.for_range(min(tt.min, acc_dt.min()), max(tt.max, acc_dt.max())),
+        t, tt = _thresholds(model, node.input[2], acc_dt)  # FINN stores an MVAU's thresholds at accumulator width
+        extra = dict(thresholds=t, threshold_type=tt,
                      threshold_mem_style=_MEM_STYLES.get(_attr(node, "ram_style_thresholds", "auto") or "auto", "auto"), **_activation(node))  # fmt: skip
     return hw.MVAU(**_common(model, node), pe=int(_attr(node, "PE", 1)), simd=int(_attr(node, "SIMD", 1)), mw=mw, mh=mh,
                    weights=nx.as_int(np.rint(np.asarray(w)).astype(np.int64)).reshape(mw, mh), weight_type=stream_type(_dtype(node, "weightDataType")),
@@ -585,8 +588,8 @@ def _vvau_layer(model, node, ranges):
     acc_dt = _dtype(node, "accDataType")
     extra: dict = {}
     if not _attr(node, "noActivation", 0) and len(node.input) > 2:
-        t, tt = _thresholds(model, node.input[2], channels, node)
-        extra = dict(thresholds=t, threshold_type=hw.StreamType.for_range(min(tt.min, acc_dt.min()), max(tt.max, acc_dt.max())), **_activation(node))
+        t, tt = _thresholds(model, node.input[2], acc_dt)
+        extra = dict(thresholds=t, threshold_type=tt, **_activation(node))
     acc = _acc_range(node, ranges, vvau_acc_range, model, acc_dt)
     return hw.VVAU(**_common(model, node), pe=int(_attr(node, "PE", 1)), simd=int(_attr(node, "SIMD", 1)), channels=channels, kernel=kernel,
                    weights=nx.as_int(np.rint(np.asarray(w)).astype(np.int64)).reshape(channels, -1), weight_type=stream_type(_dtype(node, "weightDataType")),
@@ -596,7 +599,7 @@ def _vvau_layer(model, node, ranges):
 @finn_layer("Thresholding")
 def _thresholding_layer(model, node, ranges):
     channels = int(_attr(node, "NumChannels"))
-    t, tt = _thresholds(model, node.input[1], channels, node)
+    t, tt = _thresholds(model, node.input[1], _dtype(node, "weightDataType"))
     return hw.Thresholding(**_common(model, node), pe=int(_attr(node, "PE", 1)), channels=channels, thresholds=t, threshold_type=tt, **_activation(node))
 
 

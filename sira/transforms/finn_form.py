@@ -64,10 +64,6 @@ def _fresh(taken: set, base: str) -> str:
     return name
 
 
-def _is_integer(v: float) -> bool:
-    return float(v).is_integer()
-
-
 def split_out_scale(scale: float, bias: float) -> tuple[int, list[tuple[str, float]]]:
     """(integer ``out_bias`` of a MultiThreshold with ``out_scale = 1``, the
     ops after it as (op, constant)) with the values ``scale*count + bias``.
@@ -92,17 +88,16 @@ def _unit_scale(model: ModelWrapper, node, index: int, taken: set) -> bool:
     out = node.output[0]
     if scale == 1.0 or (scale, bias) == _BIPOLAR_FORM and model.get_tensor_datatype(out) == DataType["BIPOLAR"]:
         return False
-    if not (_is_integer(scale) and scale > 0):
+    if not (scale.is_integer() and scale > 0):
         return False  # a fractional step: FINN keeps such an activation on floats whatever the form
     new_bias, ops = split_out_scale(scale, bias)
     steps = int(model.get_initializer(node.input[1]).shape[1])
     count_out = _fresh(taken, f"{node.name}_count")
     _set_attr(node, "out_scale", 1.0)
     _set_attr(node, "out_bias", float(new_bias))
-    _set_attr(node, "out_dtype", narrowest_int_type(min(new_bias, new_bias + steps), max(new_bias, new_bias + steps)))
     node.output[0] = count_out
-    cur, dtype = count_out, DataType[narrowest_int_type(min(new_bias, new_bias + steps), max(new_bias, new_bias + steps))]
-    model.set_tensor_datatype(count_out, dtype)
+    cur = count_out
+    model.set_tensor_datatype(count_out, DataType[narrowest_int_type(new_bias, new_bias + steps)])  # out_dtype follows it
     for k, (op, value) in enumerate(ops):
         const = _fresh(taken, f"{node.name}_{op.lower()}_param")
         model.set_initializer(const, np.asarray(value, dtype=np.float32))
