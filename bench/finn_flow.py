@@ -125,7 +125,7 @@ def run_flow(path: str, run: str, spec, samples: int, workdir: str, position: st
     cfg.sira_input_spec = spec
     cfg.sira_samples = samples
     t0 = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         rc = build.build_dataflow_cfg(path, cfg)
     seconds = time.perf_counter() - t0
     report = os.path.join(out, "report", "estimate_layer_resources.json")

@@ -81,15 +81,15 @@ def _names(model: ModelWrapper) -> set:
     return names | {t for n in g.node for t in (*n.input, *n.output)}
 
 
-def _unit_scale(model: ModelWrapper, node, index: int, taken: set) -> bool:
+def _unit_scale(model: ModelWrapper, node, index: int, taken: set) -> None:
     """Rewrite a MultiThreshold with an integer ``out_scale`` other than 1
     (and not the bipolar form) into ``out_scale = 1`` and a Mul (and Add)."""
     scale, bias = float(node_attr(node, "out_scale", 1.0)), float(node_attr(node, "out_bias", 0.0))
     out = node.output[0]
-    if scale == 1.0 or (scale, bias) == _BIPOLAR_FORM and model.get_tensor_datatype(out) == DataType["BIPOLAR"]:
-        return False
+    if scale == 1.0 or ((scale, bias) == _BIPOLAR_FORM and model.get_tensor_datatype(out) == DataType["BIPOLAR"]):
+        return
     if not (scale.is_integer() and scale > 0):
-        return False  # a fractional step: FINN keeps such an activation on floats whatever the form
+        return  # a fractional step: FINN keeps such an activation on floats whatever the form
     new_bias, ops = split_out_scale(scale, bias)
     steps = int(model.get_initializer(node.input[1]).shape[1])
     count_out = _fresh(taken, f"{node.name}_count")
@@ -104,7 +104,6 @@ def _unit_scale(model: ModelWrapper, node, index: int, taken: set) -> bool:
         target = out if k == len(ops) - 1 else _fresh(taken, f"{node.name}_{op.lower()}_out")
         model.graph.node.insert(index + 1 + k, helper.make_node(op, [cur, const], [target], name=_fresh(taken, f"{node.name}_{op}")))
         cur = target
-    return True
 
 
 def _out_dtype(model: ModelWrapper, node) -> None:
