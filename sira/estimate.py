@@ -273,7 +273,7 @@ def _finn_graph(model_or_path):
 
 def _finn_node_doc(node, kind: str, mode: str) -> dict:
     """Cost of a FINN node that is no sira layer: stream plumbing from its
-    widths, an elementwise node as unknown."""
+    widths, any other (elementwise, softmax, label selection) unknown."""
     attrs = {a.name: a for a in node.attribute}
     if kind == "StreamingDataWidthConverter":
         c = C.dwc(in_width=int(attrs["inWidth"].i), out_width=int(attrs["outWidth"].i), mode=mode)

@@ -634,11 +634,15 @@ def _reshape_layer(model, node, ranges):
 #: FINN kinds the estimate costs from their widths alone (stream plumbing)
 PLUMBING = ("StreamingDataWidthConverter", "StreamingFIFO")
 
-#: the prefix of FINN's elementwise binary kinds (``ElementwiseAdd``,
-#: ``ElementwiseMul``, ``ElementwiseMax``, ...; FINN builds a float output
-#: scale and bias with them): listed with an unknown cost, as sira has no
-#: formula for FINN's elementwise units
-ELEMENTWISE = "Elementwise"
+#: FINN kinds listed with an unknown cost, as sira has no formula for them:
+#: the elementwise binary family (``ElementwiseAdd``, ``ElementwiseMul``,
+#: ``ElementwiseMax``, ...; FINN builds a float output scale and bias with
+#: them), the hardware softmax and the top-k label selection
+UNCOSTED = ("Elementwise*", "HWSoftmax", "LabelSelect")
+
+
+def uncosted(kind: str) -> bool:
+    return any(kind.startswith(k[:-1]) if k.endswith("*") else kind == k for k in UNCOSTED)
 
 
 def finn_layers(model: ModelWrapper, input_spec=None) -> tuple[list, list]:
@@ -646,7 +650,7 @@ def finn_layers(model: ModelWrapper, input_spec=None) -> tuple[list, list]:
     order: every node FINN built, read with its folding, memory styles and
     datatypes (accumulator ranges proven as :func:`stream_ranges` does).
     The other nodes are the stream plumbing (:data:`PLUMBING`) and the
-    elementwise nodes (:data:`ELEMENTWISE` kinds), as ``(node, kind)``. Any other node raises a
+    nodes sira has no cost for (:data:`UNCOSTED`), as ``(node, kind)``. Any other node raises a
     SiraError naming it."""
     ranges = stream_ranges(model, input_spec)
     layers, others = [], []
@@ -655,10 +659,10 @@ def finn_layers(model: ModelWrapper, input_spec=None) -> tuple[list, list]:
         reader = LAYER_READERS.get(kind) if is_finn_hw(node) else None
         if reader is not None:
             layers.append(reader(model, node, ranges))
-        elif is_finn_hw(node) and (kind in PLUMBING or kind.startswith(ELEMENTWISE)):
+        elif is_finn_hw(node) and (kind in PLUMBING or uncosted(kind)):
             others.append((node, kind))
         else:
-            known = ", ".join(sorted(set(LAYER_READERS) | set(PLUMBING) | {f"{ELEMENTWISE}*"}))
+            known = ", ".join(sorted(set(LAYER_READERS) | set(PLUMBING) | set(UNCOSTED)))
             raise SiraError(f"node '{node.name}' ({node.op_type}): sira has no cost for this FINN node; it costs {known} "
                             "(estimate the model before FINN's step_convert_to_hw to cost it as sira lowers it)")  # fmt: skip
     return layers, others
