@@ -7,6 +7,7 @@ and the forms FINN's conversions expect keep an optimized model's values."""
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -206,3 +207,16 @@ def test_finn_form_bipolar_weights_for_xnor():
     out = finn_form(m)
     assert out.get_tensor_datatype("w") == DataType["BIPOLAR"]
     assert [n.op_type for n in out.graph.node] == ["MultiThreshold", "MatMul"]  # the bipolar form stays
+
+
+def test_step_sira_apply_widths(tmp_path):
+    from sira.steps import SiraBuildConfig, step_sira_apply_widths
+
+    cfg = SiraBuildConfig(output_dir=str(tmp_path))
+    out = step_sira_apply_widths(finn_graph(), cfg)
+    doc = json.loads((tmp_path / "report" / "sira_apply_widths.json").read_text())
+    changed = {(c["node"], c["attribute"]) for c in doc["changes"]}
+    assert ("MVAU_hls_0", "accDataType") in changed
+    assert next(a.s.decode() for a in out.graph.node[1].attribute if a.name == "accDataType") != "INT16"
+    with pytest.raises(SiraError, match="step_sira_apply_widths: .*step_convert_to_hw"):
+        step_sira_apply_widths(_mt_model(1.0, 0.0, "UINT2", "UINT2"), cfg)
