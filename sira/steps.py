@@ -62,7 +62,13 @@ step_sira_analyze      report/sira_analysis.json (``sira analyze`` JSON)   the m
 step_sira_optimize     report/sira_optimize.json (``sira optimize`` JSON)  the optimized model
 step_sira_estimate     report/estimate_layer_resources_sira.json           the model, unchanged
 step_sira_build        sira_hls/ (the project), report/sira_build.json     the model, unchanged
+step_sira_apply_widths report/sira_apply_widths.json (changed datatypes)   FINN's graph, narrower types
 =====================  ==================================================  ===========================
+
+In FINN's own builder: ``step_sira_optimize`` first (or after FINN's
+``step_tidy_up``), ``step_sira_apply_widths`` after FINN's
+``step_minimize_bit_width``, ``step_sira_estimate`` after FINN's
+``step_convert_to_hw`` too (it then costs FINN's nodes); see the README.
 
 Every problem is raised as :class:`~sira.errors.SiraError` whose message
 starts with the step's name.
