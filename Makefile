@@ -5,7 +5,8 @@
 #   make test-slow   the slow tier (zoo-wide sampling), run by CI
 #   make bench   start-up time; speed benchmarks against qonnx: range analysis, then model loading;
 #                accumulator widths; resource estimate SIRA vs the FINN baseline;
-#                HLS build and C-simulation time per model; the conformance zoo through the flow
+#                HLS build and C-simulation time per model; the conformance zoo through the flow;
+#                FINN's own estimate with and without sira's steps (in .venv-finn; skipped without it)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -60,6 +61,7 @@ bench: install
 	$(BIN)/python bench/estimate.py
 	$(BIN)/python bench/build_csim.py
 	$(BIN)/python bench/conformance.py
+	$(BIN)/python bench/finn_flow.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

@@ -30,6 +30,9 @@ import os
 import time
 from typing import Any, Optional, Sequence
 
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+
 from sira.transforms.pipeline import optimize
 from sira.transforms.to_hw import lower_to_hw
 from sira.transforms.widths import ACC_DTYPE_KEY, mac_width_report
@@ -43,6 +46,7 @@ from .baseline import baseline_layers
 from .devices import DEFAULT_PART, get_part
 from .errors import SiraError
 from .estimate_table import estimate_table
+from .finn_hw import PLUMBING, finn_layers, has_finn_hw
 from .hls.dataflow import plan
 from .hls.kernels import Duplicate, WidthConverter
 from .layer_costs import LAYER_COSTS, costs, layer_cost, multiply_bindings
@@ -252,12 +256,84 @@ def estimate(model_or_path, input_spec=None, part: str = DEFAULT_PART, clock_ns:
     p = get_part(part)
     if not (isinstance(clock_ns, (int, float)) and clock_ns > 0):
         raise SiraError(f"clock period must be positive, got {clock_ns} ns")
+    finn_graph = _finn_graph(model_or_path)
+    if finn_graph is not None:
+        if target_fps is not None or folding is not None:
+            raise SiraError("a FINN hardware graph carries its own folding (FINN's PE/SIMD attributes); give no target fps or folding file")
+        doc = estimate_finn_graph(finn_graph, input_spec, p, clock_ns, mode)
+        doc["seconds"] = round(time.perf_counter() - t0, 3)
+        return doc
     prepared = prepare(model_or_path, input_spec, samples=samples, seed=seed, progress=progress, time_budget=time_budget)
     if progress:
         progress("estimate")
     doc, _, _ = estimate_prepared(prepared, p, clock_ns, mode, target_fps, folding)
     doc["seconds"] = round(time.perf_counter() - t0, 3)
     return doc
+
+
+def _finn_graph(model_or_path):
+    """The model as FINN built it when it holds FINN hardware nodes (read
+    as it is: sira's preparation would need FINN's ops), else None."""
+    if isinstance(model_or_path, ModelWrapper):
+        return model_or_path if has_finn_hw(model_or_path) else None
+    if isinstance(model_or_path, (str, bytes)) or hasattr(model_or_path, "__fspath__"):
+        if not os.path.exists(model_or_path):
+            raise SiraError(f"model file '{model_or_path}' not found; give the path to a QONNX .onnx file")
+        try:
+            model = ModelWrapper(os.fspath(model_or_path))
+        except Exception:  # not a readable ONNX file: load() reports it
+            return None
+        return model if has_finn_hw(model) else None
+    return None
+
+
+def _finn_node_doc(node, kind: str, mode: str) -> dict:
+    """Cost of a FINN node that is no sira layer: stream plumbing from its
+    widths, any other (elementwise, softmax, label selection) unknown."""
+    attrs = {a.name: a for a in node.attribute}
+    if kind == "StreamingDataWidthConverter":
+        c = C.dwc(in_width=int(attrs["inWidth"].i), out_width=int(attrs["outWidth"].i), mode=mode)
+    elif kind == "StreamingFIFO":
+        folded = list(attrs["folded_shape"].ints)
+        width = DataType[attrs["dataType"].s.decode()].bitwidth() * int(folded[-1])
+        c = C.fifo(depth=int(attrs["depth"].i), width=width, mode=mode)
+    else:
+        c = C.Cost(node.op_type, mode, C.UNKNOWN, C.UNKNOWN, C.UNKNOWN, C.UNKNOWN, note=f"{node.op_type}: sira has no cost formula for it")
+    d = {"op_type": node.op_type, **{k: _amount(v) for k, v in c.finn_dict().items()}, "cycles": 0, "acc_bits": None, "PE": 1, "SIMD": 1,
+         "multiplies": [], "plumbing": kind in PLUMBING}  # fmt: skip
+    if c.note:
+        d["note"] = c.note
+    return d
+
+
+def estimate_finn_graph(model, input_spec, part, clock_ns: float = 10.0, mode: str = "refined") -> dict:
+    """The estimate of a graph FINN converted to hardware (``MVAU_hls``,
+    ``Thresholding_rtl``, ...): every node read with FINN's own folding and
+    datatypes (:func:`sira.finn_hw.finn_layers`) and costed with sira's
+    formulas of ``mode``. The graph is what FINN builds, so it is its own
+    baseline (``baseline`` repeats it, ``delta`` is 0)."""
+    p = part if isinstance(part, C.Part) else get_part(part)
+    layers, others = finn_layers(model, input_spec)
+    docs, _ = cost_layers(layers, p, mode)
+    for node, kind in others:
+        docs[node.name] = _finn_node_doc(node, kind, mode)
+    order = {n.name: i for i, n in enumerate(model.graph.node)}
+    docs = dict(sorted(docs.items(), key=lambda kv: order.get(kv[0], len(order))))
+    total = _totals(docs)
+    performance = _performance(layers, clock_ns)
+    return {
+        "part": p.name,
+        "clock_ns": clock_ns,
+        "mode": mode,
+        "source": "FINN hardware graph",
+        "layers": docs,
+        "total": total,
+        "baseline": {"layers": docs, "total": total, "performance": performance},
+        "delta": {k: 0.0 for k in RESOURCE_KEYS + ("acc_bits",)},
+        "performance": performance,
+        "lint": _lint(layers, p),
+        "notes": [f"{n.name} ({n.op_type}): cost unknown" for n, kind in others if kind not in PLUMBING],
+    }
 
 
 def estimate_prepared(prepared, part, clock_ns: float = 10.0, mode: str = "refined", target_fps: Optional[float] = None,
@@ -294,4 +370,4 @@ def estimate_prepared(prepared, part, clock_ns: float = 10.0, mode: str = "refin
 
 
 __all__ = ["RESOURCE_KEYS", "LAYER_COSTS", "costs", "layer_cost", "multiply_bindings", "baseline_layers", "cost_layers",
-           "host_cost", "plumbing_docs", "estimate", "estimate_prepared", "estimate_table", "prepare"]
+           "host_cost", "plumbing_docs", "estimate", "estimate_prepared", "estimate_finn_graph", "estimate_table", "prepare"]

@@ -62,7 +62,13 @@ step_sira_analyze      report/sira_analysis.json (``sira analyze`` JSON)   the m
 step_sira_optimize     report/sira_optimize.json (``sira optimize`` JSON)  the optimized model
 step_sira_estimate     report/estimate_layer_resources_sira.json           the model, unchanged
 step_sira_build        sira_hls/ (the project), report/sira_build.json     the model, unchanged
+step_sira_apply_widths report/sira_apply_widths.json (changed datatypes)   FINN's graph, narrower types
 =====================  ==================================================  ===========================
+
+In FINN's own builder: ``step_sira_optimize`` first (or after FINN's
+``step_tidy_up``), ``step_sira_apply_widths`` after FINN's
+``step_minimize_bit_width``, ``step_sira_estimate`` after FINN's
+``step_convert_to_hw`` too (it then costs FINN's nodes); see the README.
 
 Every problem is raised as :class:`~sira.errors.SiraError` whose message
 starts with the step's name.
@@ -77,6 +83,7 @@ import os
 from typing import Any, Callable, Optional
 
 import numpy as np
+from sira.transforms.finn_form import finn_form
 from sira.transforms.pipeline import optimize
 from sira.transforms.widths import ACC_DTYPE_KEY
 
@@ -84,6 +91,7 @@ from .analysis import analyze
 from .devices import DEFAULT_PART
 from .errors import SiraError
 from .estimate import estimate
+from .finn_hw import ApplyWidths, has_finn_hw
 from .hls.builder import build
 from .model import load
 from .report import report_json, write_atomic
@@ -97,6 +105,7 @@ ANALYSIS_REPORT = "sira_analysis.json"
 OPTIMIZE_REPORT = "sira_optimize.json"
 ESTIMATE_REPORT = "estimate_layer_resources_sira.json"
 BUILD_REPORT = "sira_build.json"
+APPLY_WIDTHS_REPORT = "sira_apply_widths.json"
 
 
 @dataclasses.dataclass
@@ -229,11 +238,14 @@ def step_sira_optimize(model, cfg):
     verified bit-exact against ``model``: ``report/sira_optimize.json``
     (accumulator widths per MAC layer, float islands, passes). Returns the
     optimized model: integer MAC weights, ``MultiThreshold`` activations,
-    ``finn_datatype`` annotations and the metadata ``sira_acc_dtype``."""
+    ``finn_datatype`` annotations and the metadata ``sira_acc_dtype``, in
+    the forms FINN's conversions expect (:mod:`sira.transforms.finn_form`),
+    so FINN's own steps can follow, on the raw QONNX model or after FINN's
+    ``step_tidy_up``."""
     options = {} if cfg.samples is None else {"samples": cfg.samples}
     optimized, report = optimize(model, _spec_for(model, cfg.input_spec), **options)
     cfg.write_report(OPTIMIZE_REPORT, report.to_json())
-    return optimized
+    return finn_form(optimized)
 
 
 @_step
@@ -241,10 +253,15 @@ def step_sira_estimate(model, cfg):
     """LUT, DSP, BRAM_18K and URAM per hardware layer, SIRA versus the FINN
     baseline, with FINN's key names: ``report/estimate_layer_resources_sira.json``
     (the ``sira estimate --format json`` document). The model is optimized
-    first (in memory) unless it already is; returns ``model`` unchanged."""
+    first (in memory) unless it already is; after FINN's
+    ``step_convert_to_hw`` FINN's own nodes are costed with their folding
+    (:func:`sira.estimate.estimate_finn_graph`). Returns ``model`` unchanged."""
     options = {} if cfg.samples is None else {"samples": cfg.samples}
-    doc = estimate(model, _spec_for(model, cfg.input_spec), part=cfg.part, clock_ns=cfg.clock_ns, target_fps=cfg.target_fps,
-                   folding=cfg.folding, **options)  # fmt: skip
+    if has_finn_hw(model):  # after FINN's step_convert_to_hw: FINN's nodes carry the folding
+        options.update(target_fps=None, folding=None)
+    else:
+        options.update(target_fps=cfg.target_fps, folding=cfg.folding)
+    doc = estimate(model, _spec_for(model, cfg.input_spec), part=cfg.part, clock_ns=cfg.clock_ns, **options)
     cfg.write_report(ESTIMATE_REPORT, doc)
     return model
 
@@ -274,6 +291,26 @@ def step_sira_build(model, cfg):
     return model
 
 
+@_step
+def step_sira_apply_widths(model, cfg):
+    """sira's proven widths in FINN's hardware nodes: run after FINN's
+    ``step_minimize_bit_width`` (and before ``step_generate_estimate_reports``),
+    it proves every stream's range on FINN's own graph and sets the
+    ``accDataType``, threshold and output datatypes of MVAU, VVAU and
+    Thresholding nodes to the narrowest that hold them - never wider than
+    FINN's - clipping thresholds to the proven input ranges
+    (:mod:`sira.finn_hw`). FINN's own estimate then reflects them.
+    ``report/sira_apply_widths.json`` lists every change. Returns the model
+    with the narrower datatypes."""
+    if not has_finn_hw(model):
+        raise SiraError("the model has no FINN hardware nodes; put step_sira_apply_widths after FINN's step_convert_to_hw "
+                        "(best after step_minimize_bit_width)")  # fmt: skip
+    pass_ = ApplyWidths(cfg.input_spec)
+    model = model.transform(pass_, make_deepcopy=True, cleanup=False)
+    cfg.write_report(APPLY_WIDTHS_REPORT, {"changes": [c.to_json() for c in pass_.changes]})
+    return model
+
+
 #: the four steps in flow order
 SIRA_STEPS = [step_sira_analyze, step_sira_optimize, step_sira_estimate, step_sira_build]
 
@@ -284,4 +321,5 @@ __all__ = [
     "step_sira_optimize",
     "step_sira_estimate",
     "step_sira_build",
+    "step_sira_apply_widths",
 ]

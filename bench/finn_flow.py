@@ -1,0 +1,228 @@
+"""sira inside a real FINN build: FINN's own estimate with and without sira's steps.
+
+    python bench/finn_flow.py [--models TFC_1W1A,TFC_2W2A] [--samples N] [--position first|tidy] [--json FILE]
+
+Runs FINN's estimate-only flow (``build_dataflow_cfg`` with
+``estimate_only_dataflow_steps``, finn-plus) on the QONNX zoo models (read
+from ../shared/models/zoo or $SIRA_ZOO) three ways:
+
+* ``finn`` - FINN's steps alone;
+* ``sira`` - ``step_sira_optimize`` first (on the raw QONNX model; after
+  FINN's ``step_tidy_up`` with ``--position tidy``),
+  ``step_sira_apply_widths`` after FINN's ``step_minimize_bit_width`` and
+  ``step_sira_estimate`` last, with the default input ranges (real ranges:
+  MNIST pixels in [0, 1], ...);
+* ``sira-grid`` - the same with an integer-grid input spec (MNIST pixels
+  are ``uint8 / 255``), for the models whose input is such a grid;
+
+and prints FINN's own LUT / BRAM_18K / DSP totals and the accumulator
+widths of FINN's MVAU / VVAU nodes per model and run (and sira's LUT
+estimate of FINN's graph, refined mode). It fails (exit 1)
+when a sira run makes FINN's estimate larger than FINN's alone.
+
+FINN lives in an environment of its own (``.venv-finn``, made by
+``.ci/run``). Run from any other interpreter, the script re-runs itself
+with ``.venv-finn/bin/python`` (or $SIRA_FINN_PYTHON); without either it
+prints why and skips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, ".."))
+ZOO = os.environ.get("SIRA_ZOO", os.path.normpath(os.path.join(ROOT, "..", "shared", "models", "zoo")))
+
+#: the pixel grid of MNIST: uint8 values scaled by 1/255
+PIXELS = {"inputs": {"*": {"datatype": "UINT8", "scale": "1/255"}}}
+
+#: model -> (path below the zoo, default input spec, integer-grid spec or None)
+MODELS = {
+    "TFC_1W1A": ("MNIST/Brevitas_FINN_TFC/TFC/TFC_1W1A.onnx", (0.0, 1.0), PIXELS),
+    "TFC_1W2A": ("MNIST/Brevitas_FINN_TFC/TFC/TFC_1W2A.onnx", (0.0, 1.0), PIXELS),
+    "TFC_2W2A": ("MNIST/Brevitas_FINN_TFC/TFC/TFC_2W2A.onnx", (0.0, 1.0), PIXELS),
+    "kwsmlp_w3a3": ("GSCV2/kwsmlp_w3a3/kwsmlp_w3a3.onnx", (-106.0, 106.0), None),
+    "qkeras_jettagging": ("JetTagging/QKeras_hls4ml_3layer/qkeras_jettagging.onnx", (-4.0, 4.0), None),
+    "unsw_nb15_mlp_w2a2": ("UNSW_NB15/unsw_nb15_mlp_w2a2/unsw_nb15-mlp-w2a2.onnx", None, None),
+}
+
+RESOURCES = ("LUT", "BRAM_18K", "DSP")
+
+#: set in the FINN environment's run of this script (so it never re-runs itself again)
+_CHILD = "SIRA_FINN_FLOW_CHILD"
+
+
+def finn_python() -> str | None:
+    """The interpreter of the FINN environment, if there is one."""
+    for candidate in (os.environ.get("SIRA_FINN_PYTHON"), os.path.join(ROOT, ".venv-finn", "bin", "python")):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
+
+
+def _import_finn():
+    """FINN's builder without Vivado: dummy settings, no simulation engine,
+    and XILINX_VIVADO set to any path (FINN only checks it is set)."""
+    os.environ.setdefault("XILINX_VIVADO", "/nonexistent")
+    import finn.util.settings as settings
+
+    settings.initialize_dummy_settings()
+    import finn.xsi
+
+    finn.xsi.SimEngine = None
+    from finn.builder import build_dataflow, build_dataflow_config
+
+    return build_dataflow, build_dataflow_config
+
+
+def _mac_widths(record: dict):
+    """A last step that records the accumulator widths of FINN's MAC nodes."""
+
+    def step_record_widths(model, cfg):
+        from sira.finn_hw import finn_kind
+
+        record["acc"] = [
+            next(a.s.decode() for a in n.attribute if a.name == "accDataType")
+            for n in model.graph.node
+            if finn_kind(n) in ("MVAU", "VVAU")
+        ]
+        return model
+
+    return step_record_widths
+
+
+def run_flow(path: str, run: str, spec, samples: int, workdir: str, position: str = "first") -> dict:
+    """One estimate-only FINN build; FINN's totals and accumulator widths.
+    A sira run puts ``step_sira_optimize`` first (``position`` "first") or
+    after FINN's ``step_tidy_up`` ("tidy"), ``step_sira_apply_widths``
+    after ``step_minimize_bit_width`` and ``step_sira_estimate`` last (sira's
+    own estimate of FINN's graph, ``sira_LUT``)."""
+    import sira.steps as S
+
+    build, config = _import_finn()
+    steps = list(config.estimate_only_dataflow_steps)
+    if run != "finn":
+        steps.insert(0 if position == "first" else steps.index("step_tidy_up") + 1, S.step_sira_optimize)
+        steps.insert(steps.index("step_minimize_bit_width") + 1, S.step_sira_apply_widths)
+        steps.append(S.step_sira_estimate)
+    record: dict = {}
+    steps.append(_mac_widths(record))
+    out = os.path.join(workdir, run)
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = config.DataflowBuildConfig(output_dir=out, synth_clk_period_ns=10.0, fpga_part="xc7z020clg400-1",
+                                     generate_outputs=[config.DataflowOutputType.ESTIMATE_REPORTS], steps=steps,
+                                     save_intermediate_models=False)  # fmt: skip
+    cfg.sira_input_spec = spec
+    cfg.sira_samples = samples
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        rc = build.build_dataflow_cfg(path, cfg)
+    seconds = time.perf_counter() - t0
+    report = os.path.join(out, "report", "estimate_layer_resources.json")
+    if rc != 0 or not os.path.exists(report):
+        log = os.path.join(out, "build_dataflow.log")
+        tail = open(log).read()[-2000:] if os.path.exists(log) else ""
+        raise RuntimeError(f"FINN's build of {os.path.basename(path)} ({run}) failed:\n{tail}")
+    with open(report) as f:
+        total = json.load(f)["total"]
+    result = {**{k: float(total.get(k, 0)) for k in RESOURCES}, "acc": record.get("acc", []), "seconds": round(seconds, 1)}
+    sira_report = os.path.join(out, "report", S.ESTIMATE_REPORT)
+    if os.path.exists(sira_report):
+        with open(sira_report) as f:
+            result["sira_LUT"] = json.load(f)["total"]["LUT"]
+    return result
+
+
+def compare(model: str, runs: dict) -> list[str]:
+    """What a sira run made worse than FINN's own flow (empty when nothing)."""
+    base = runs["finn"]
+    bad = []
+    for name, r in runs.items():
+        if name == "finn":
+            continue
+        for k in RESOURCES:
+            if r[k] > base[k]:
+                bad.append(f"{model} {name}: {k} {r[k]:g} > FINN's {base[k]:g}")
+        for i, (a, b) in enumerate(zip(r["acc"], base["acc"])):
+            if _bits(a) > _bits(b):
+                bad.append(f"{model} {name}: MAC {i} accumulator {a} wider than FINN's {b}")
+    return bad
+
+
+def _bits(dt: str) -> int:
+    return int("".join(c for c in dt if c.isdigit()) or 1)
+
+
+def _pct(new: float, old: float) -> str:
+    return "0%" if old == 0 or new == old else f"{100 * (new - old) / old:+.1f}%"
+
+
+def table(results: dict) -> str:
+    from sira.report import format_table
+
+    rows = []
+    for model, runs in results.items():
+        base = runs["finn"]
+        for name, r in runs.items():
+            rows.append([model, name, f"{r['LUT']:g}", _pct(r["LUT"], base["LUT"]), f"{r['BRAM_18K']:g}", f"{r['DSP']:g}",
+                         " ".join(r["acc"]), str(r.get("sira_LUT", "-")), f"{r['seconds']:.1f}"])  # fmt: skip
+    return format_table(["model", "run", "LUT", "vs FINN", "BRAM_18K", "DSP", "accumulators", "sira LUT", "s"], rows, right=(2, 3, 4, 5, 7, 8))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated zoo model names")
+    ap.add_argument("--samples", type=int, default=100, help="inputs of sira's equivalence check per optimize run")
+    ap.add_argument("--position", choices=("first", "tidy"), default="first",
+                    help="where step_sira_optimize goes: first (on the raw QONNX model, recommended) or after FINN's step_tidy_up")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args(argv)
+    try:
+        _import_finn()
+    except ImportError:
+        python = finn_python()
+        if python is None or os.environ.get(_CHILD):
+            print("finn_flow: skipped, FINN is not installed (make it with .ci/run: .venv-finn, or set SIRA_FINN_PYTHON)")
+            return 0
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])), **{_CHILD: "1"})
+        return subprocess.call([python, os.path.abspath(__file__), *(argv if argv is not None else sys.argv[1:])], env=env)
+    names = [m for m in args.models.split(",") if m]
+    unknown = [m for m in names if m not in MODELS]
+    if unknown:
+        ap.error(f"unknown models {unknown}; known: {', '.join(MODELS)}")
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="sira-finn-flow-") as work:
+        for model in names:
+            rel, spec, grid = MODELS[model]
+            path = os.path.join(ZOO, rel)
+            if not os.path.exists(path):
+                print(f"finn_flow: {model} skipped, not found at {path} (set SIRA_ZOO)")
+                continue
+            where = os.path.join(work, model)
+            runs = {"finn": run_flow(path, "finn", None, args.samples, where)}
+            runs["sira"] = run_flow(path, "sira", spec, args.samples, where, args.position)
+            if grid is not None:
+                runs["sira-grid"] = run_flow(path, "sira-grid", grid, args.samples, where, args.position)
+            results[model] = runs
+    print(table(results))
+    bad = [b for model, runs in results.items() for b in compare(model, runs)]
+    for b in bad:
+        print("finn_flow: WORSE:", b)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "worse": bad}, f, indent=2)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
