@@ -50,7 +50,7 @@ class LevelOracle:
         else:
             s, b = self.chain.in_scale[ch], self.chain.in_bias[ch]
             lo, hi = nx.interval_mul(q, q, s, s)
-            lo, hi = nx.add_down(lo, b), nx.add_up(hi, b)
+            lo, hi = nx.add_interval(lo, hi, b)
         for op in self.chain.ops:
             lo, hi = op.bounds(lo, hi, ch)
         return self.chain.requant.bounds(lo, hi, ch)
