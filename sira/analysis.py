@@ -8,9 +8,14 @@ node and was quadratic in depth).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
+import json
+import os
 import re
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Iterator
 
 import numpy as np
@@ -142,7 +147,57 @@ def analyze(model, input_spec: SpecLike = None) -> RangeReport:
         prepared = model
     else:
         prepared = mdl.load(model, rename=not isinstance(model, ModelWrapper))
-    return analyze_prepared(prepared, input_spec)
+    key = _memo_key(prepared, input_spec)
+    if key is None:
+        return analyze_prepared(prepared, input_spec)
+    report = _RECENT.get(key)
+    if report is None:
+        report = analyze_prepared(prepared, input_spec)
+        _RECENT[key] = report
+        while len(_RECENT) > MEMO_SIZE:
+            _RECENT.popitem(last=False)
+    else:
+        _RECENT.move_to_end(key)
+    return RangeReport(prepared, dict(report.ranges), dict(report.producers), dict(report.input_ranges), list(report.warnings))
+
+
+#: analyses kept for reuse: optimize analyzes each rewrite where it checks
+#: it and again where the next pass reads it, and a pass may leave a model
+#: as it found it
+MEMO_SIZE = 4
+_RECENT: "collections.OrderedDict[bytes, RangeReport]" = collections.OrderedDict()
+
+
+def _plain(value):
+    """JSON form of the numbers a spec may hold besides JSON's own (other
+    objects have no content to key on: TypeError, no reuse)."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, Fraction):
+        return f"{value.numerator}/{value.denominator}"
+    raise TypeError(type(value).__name__)
+
+
+def _memo_key(model: ModelWrapper, input_spec: SpecLike):
+    """A digest of everything the analysis reads: the serialized model and
+    the input spec's content (a spec file's bytes), or None for a spec that
+    has no stable content to key on. The analysis is a pure function of
+    these, so equal keys give equal reports; ranges are immutable, and the
+    caller gets its own mappings and its own model."""
+    if isinstance(input_spec, (str, os.PathLike)):
+        try:
+            with open(input_spec, "rb") as f:
+                spec = f.read()
+        except OSError:
+            return None
+    else:
+        try:
+            spec = json.dumps(input_spec, sort_keys=True, default=_plain).encode()
+        except (TypeError, ValueError):
+            return None
+    digest = hashlib.blake2b(model.model.SerializeToString(), digest_size=32)
+    digest.update(b"\0" + spec)
+    return digest.digest()
 
 
 def analyze_prepared(model: ModelWrapper, input_spec: SpecLike = None) -> RangeReport:
