@@ -188,7 +188,8 @@ def verify_encoding(oracle: LevelOracle, enc: Encoding, xlo: np.ndarray, xhi: np
         x = np.broadcast_to(np.arange(lo, hi + 1, dtype=np.int64), (C, hi - lo + 1))
         inside = (x >= xlo[:, None]) & (x <= xhi[:, None])
         got = np.where(inside, enc.count(x), 0)
-        want = np.where(inside, oracle.levels(np.broadcast_to(ch, x.shape), x), 0)
+        want = np.zeros(x.shape, dtype=np.int64)
+        want[inside] = oracle.levels(np.broadcast_to(ch, x.shape)[inside], x[inside])  # each channel on its own range only
         _compare(want, got, ch, x, oracle)
         how += f"; exhaustive over {int(inside.sum())} (channel, value) pairs"
     return how
