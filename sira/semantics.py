@@ -187,6 +187,32 @@ def batchnorm_affine(lo, hi, a_lo, a_hi, beta, mean) -> tuple[np.ndarray, np.nda
     return nx.add_interval(y_lo, y_hi, beta)
 
 
+def _down(v):
+    return np.nextafter(v, -np.inf)
+
+
+def _up(v):
+    return np.nextafter(v, np.inf)
+
+
+def batchnorm_screen(lo, hi, a_lo, a_hi, beta, mean) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 bounds of (x - mean) * A + beta over x in [lo, hi] (finite)
+    and A in [a_lo, a_hi], for the threshold screen over many points: each
+    operation rounded to nearest and stepped one float outward, which
+    encloses its exact result (also across a binade, at an overflow to
+    infinity and among subnormals), at a fraction of the cost of the exact
+    directed roundings of :func:`batchnorm_affine`. The value is irrational
+    wherever A is, so the bounds are an interval anyway, at most a few ulps
+    wider; a level they do not decide is decided exactly."""
+    with np.errstate(over="ignore", under="ignore"):
+        d_lo, d_hi = _down(lo - mean), _up(hi - mean)
+        # d * a is non-decreasing in a for d >= 0, non-increasing for d < 0:
+        # the box's extremes are these corners
+        p_lo = np.minimum(_down(d_lo * np.where(d_lo >= 0, a_lo, a_hi)), _down(d_hi * np.where(d_hi >= 0, a_lo, a_hi)))
+        p_hi = np.maximum(_up(d_lo * np.where(d_lo >= 0, a_hi, a_lo)), _up(d_hi * np.where(d_hi >= 0, a_hi, a_lo)))
+        return _down(p_lo + beta), _up(p_hi + beta)
+
+
 def batchnorm_bounds(lo, hi, gamma, beta, mean, var, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """Float64 bounds, outward rounded, of (x - mean) * A + beta over x in
     [lo, hi] with A = gamma / sqrt(var + eps) (var + eps > 0)."""
@@ -229,7 +255,7 @@ class BatchNorm:
 
     def bounds(self, lo, hi, ch):
         a_lo, a_hi = self._factor
-        return batchnorm_affine(lo, hi, a_lo[ch], a_hi[ch], self.beta[ch], self.mean[ch])
+        return batchnorm_screen(lo, hi, a_lo[ch], a_hi[ch], self.beta[ch], self.mean[ch])
 
     @functools.cached_property
     def _params(self):
