@@ -84,12 +84,27 @@ class RangeReport(Mapping):
 def _initializer_ranges(model: ModelWrapper) -> dict[str, ScaledIntRange]:
     out = {}
     for init in model.graph.initializer:
-        arr = numpy_helper.to_array(init)
-        try:
-            out[init.name] = ScaledIntRange.constant(arr, source=init.name)
-        except ValueError as e:
-            raise SiraError(f"initializer '{init.name}': {e}") from None
+        key = hashlib.blake2b(init.SerializeToString(), digest_size=32).digest()
+        r = _CONSTANTS.get(key)
+        if r is None:
+            try:
+                r = ScaledIntRange.constant(numpy_helper.to_array(init), source=init.name)
+            except ValueError as e:
+                raise SiraError(f"initializer '{init.name}': {e}") from None
+            _CONSTANTS[key] = r
+            while len(_CONSTANTS) > CONSTANTS_SIZE:
+                _CONSTANTS.popitem(last=False)
+        else:
+            _CONSTANTS.move_to_end(key)
+        out[init.name] = r
     return out
+
+
+#: ranges of initializers kept for reuse, by their serialized tensor (name,
+#: type, shape, values): the rewrites of a model keep most weights as they
+#: are, and a weight's range is the costliest constant to build
+CONSTANTS_SIZE = 4096
+_CONSTANTS: "collections.OrderedDict[bytes, ScaledIntRange]" = collections.OrderedDict()
 
 
 def _execute_constant_node(node, values: dict, model: ModelWrapper, opset: int) -> list[np.ndarray]:
