@@ -71,7 +71,8 @@ def compact(a, shape: Sequence[int]) -> np.ndarray:
     for ax in range(ndim):
         if arr.shape[ax] > 1:
             first = arr.take([0], axis=ax)
-            if np.all(arr == first):
+            # the second slice settles most non-constant axes without a full pass
+            if np.array_equal(arr.take([1], axis=ax), first) and np.all(arr == first):
                 arr = first
     return arr
 
@@ -863,9 +864,10 @@ def _check_invariants(r: ScaledIntRange) -> None:
         raise ValueError(f"range fields of shapes {[np.shape(a) for a in fields]} do not broadcast to {list(r.shape)}") from None
     if any(np.ndim(a) > len(r.shape) for a in fields):
         raise ValueError(f"a range field has more axes than the tensor shape {list(r.shape)}")
-    if np.any(np.isnan(r.lo)) or np.any(np.isnan(r.hi)):
+    # a constant's bounds are one array: one pass for NaN, none for order
+    if np.any(np.isnan(r.lo)) or (r.hi is not r.lo and np.any(np.isnan(r.hi))):
         raise ValueError("NaN in range bounds")
-    if np.any(r.lo > r.hi):
+    if r.hi is not r.lo and np.any(r.lo > r.hi):
         raise ValueError("empty range: a lower bound exceeds its upper bound")
     if r.int_lo is None:
         if any(f is not None for f in (r.int_hi, r.scale, r.bias)):
@@ -873,7 +875,7 @@ def _check_invariants(r: ScaledIntRange) -> None:
         return
     if r.int_hi is None or r.scale is None or r.bias is None:
         raise ValueError("a partial integer form: int_lo, int_hi, scale and bias go together")
-    if np.any(r.int_lo > r.int_hi):
+    if r.int_hi is not r.int_lo and np.any(r.int_lo > r.int_hi):
         raise ValueError("empty integer range: int_lo exceeds int_hi")
     if not np.all(np.isfinite(r.scale)) or np.any(r.scale == 0):
         raise ValueError("scale must be finite and non-zero")

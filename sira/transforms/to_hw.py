@@ -66,7 +66,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from sira import hw
 from sira import numerics as nx
-from sira.analysis import RangeReport, analyze
+from sira.analysis import RangeReport, analyze, in_file_names
 from sira.errors import SiraError, node_error
 from sira.hw import StreamType
 from sira.inputspec import SpecLike
@@ -609,7 +609,10 @@ def lower_to_hw(optimized_model, input_spec: SpecLike = None, *, report: Optiona
     if report is None:
         report = analyze(optimized_model, input_spec)
     _check_inputs(report.model, report)
-    return _Lowering(report.model, report).run()
+    try:
+        return _Lowering(report.model, report).run()
+    except SiraError as e:
+        raise SiraError(in_file_names(str(e), report.model)) from None
 
 
 __all__ = ["lower_to_hw", "lowering", "LOWERINGS", "stream_type", "channels_last"]
