@@ -13,10 +13,12 @@ import dataclasses
 import hashlib
 import json
 import os
+import pickle
 import re
+import weakref
 from collections.abc import Mapping
 from fractions import Fraction
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 from onnx import numpy_helper
@@ -273,10 +275,21 @@ def _propagate(model, order, shapes, dtypes, opset, ranges, producers, warnings)
             out_datatypes=[dtypes.get(o) for o in node.output],
             opset=opset,
         )
-        outs = _evaluate(node, ctx, model, opset, warnings)
-        _check_defined(node, ins, outs)
-        if len(outs) != len(node.output):
-            raise node_error(node, f"internal error: rule returned {len(outs)} ranges for {len(node.output)} outputs")
+        key = _node_key(ctx)
+        reused = _NODE_RESULTS.get(key)
+        if reused is not None:
+            _NODE_RESULTS.move_to_end(key)
+            outs, said = reused
+            warnings.extend(said)
+        else:
+            before = len(warnings)
+            outs = _evaluate(node, ctx, model, opset, warnings)
+            _check_defined(node, ins, outs)
+            if len(outs) != len(node.output):
+                raise node_error(node, f"internal error: rule returned {len(outs)} ranges for {len(node.output)} outputs")
+            _NODE_RESULTS[key] = (outs, warnings[before:])
+            while len(_NODE_RESULTS) > NODE_RESULTS_SIZE:
+                _NODE_RESULTS.popitem(last=False)
         for o, r, shape in zip(node.output, outs, ctx.out_shapes):
             if not o:
                 continue
@@ -284,6 +297,36 @@ def _propagate(model, order, shapes, dtypes, opset, ranges, producers, warnings)
                 raise node_error(node, f"internal error: rule gave shape {list(r.shape)} for '{o}', shape inference says {list(shape)}")
             ranges[o] = r
             producers[o] = node.op_type
+
+
+#: rule results kept for reuse, keyed by everything a rule reads (the
+#: node, its output shapes and datatypes, the opset, its input ranges): a
+#: rewrite leaves most nodes and most ranges as they were, so the analysis
+#: of a rewritten model recomputes only what changed and what it feeds.
+#: Ranges are immutable, so a reused one is shared.
+NODE_RESULTS_SIZE = 8192
+_NODE_RESULTS: "collections.OrderedDict[bytes, tuple[list, list]]" = collections.OrderedDict()
+_DIGESTS: "weakref.WeakKeyDictionary[ScaledIntRange, bytes]" = weakref.WeakKeyDictionary()
+
+
+def _range_digest(r: Optional[ScaledIntRange]) -> bytes:
+    """A digest of a range's whole content (its pickle: bounds, grid,
+    flags, provenance, notes), once per range object."""
+    if r is None:
+        return b"-"
+    d = _DIGESTS.get(r)
+    if d is None:
+        d = hashlib.blake2b(pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL), digest_size=32).digest()
+        _DIGESTS[r] = d
+    return d
+
+
+def _node_key(ctx: RuleContext) -> bytes:
+    h = hashlib.blake2b(ctx.node.SerializeToString(), digest_size=32)
+    h.update(repr((ctx.out_shapes, ctx.out_datatypes, ctx.opset)).encode())
+    for r in ctx.inputs:
+        h.update(_range_digest(r))
+    return h.digest()
 
 
 def _finite(r: ScaledIntRange) -> bool:

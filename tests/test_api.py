@@ -40,7 +40,7 @@ def test_an_analysis_is_reused_only_for_the_same_model_and_spec():
     """A second analysis of an equal model with an equal spec reuses the
     first (its ranges, the caller's own model and mappings); a change of the
     model, even in place, or of the spec is analyzed anew, reusing the
-    ranges of the initializers it did not change."""
+    results of the nodes and initializers it did not change."""
     from sira.analysis import analyze_prepared
 
     model = sira.load(EXAMPLE)
@@ -60,6 +60,11 @@ def test_an_analysis_is_reused_only_for_the_same_model_and_spec():
     assert changed[out] is not first[out]
     assert np.array_equal(changed[out].lo, fresh[out].lo) and np.array_equal(changed[out].hi, fresh[out].hi)
     assert not np.array_equal(changed[out].hi, first[out].hi)
+    # the nodes the change does not reach keep their results (the same range objects)
+    from sira.model import topological_order
+
+    untouched = next(n for n in topological_order(model) if init.name not in n.input)
+    assert changed[untouched.output[0]] is first[untouched.output[0]]
     # an initializer's range is built once per content: the other weights are reused
     assert changed[init.name] is not first[init.name] and np.array_equal(changed[init.name].value, values * 2)
     assert all(changed[i.name] is first[i.name] for i in model.graph.initializer if i.name != init.name)
