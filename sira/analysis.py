@@ -27,7 +27,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from . import model as mdl
 from .errors import RuleError, SiraError, node_error
 from .ops import Trait, has_trait
-from .inputspec import SpecLike, resolve_inputs
+from .inputspec import MAX_SPEC_BYTES, SpecLike, resolve_inputs
 from .range import ScaledIntRange
 from .rules import EXACT, RULES, RuleContext
 
@@ -202,6 +202,8 @@ def _memo_key(model: ModelWrapper, input_spec: SpecLike):
     these, so equal keys give equal reports; ranges are immutable, and the
     caller gets its own mappings and its own model."""
     if isinstance(input_spec, (str, os.PathLike)):
+        if not os.path.isfile(input_spec) or os.path.getsize(input_spec) > MAX_SPEC_BYTES:
+            return None  # a pipe, a folder, a missing or huge file: the spec loader says what is wrong
         try:
             with open(input_spec, "rb") as f:
                 spec = f.read()
