@@ -10,7 +10,7 @@ final one), ``estimate`` (of the optimized model) and ``build`` (the HLS
 project without C simulation, into a temporary folder). For the zoo models
 the next columns give FINN's own estimate-only flow time (finn-plus 1.6.1,
 ``build_dataflow_cfg`` from QONNX to the estimate reports, PE = SIMD = 1,
-from ``../shared/peers/finn_results``) and the ratio of sira's optimize +
+from ``../shared/peers/finn_results`` or $SIRA_FINN_RESULTS) and the ratio of sira's optimize +
 estimate to it (below 1: sira is faster). The last ones: the inputs on
 which the optimized model equals the original's reference semantics, and
 on which float64 / float32 execution of the original agrees with it.
@@ -39,7 +39,7 @@ from sira.model import load  # noqa: E402
 from tests.helpers import ZOO, ZOO_MODELS  # noqa: E402
 from sira.transforms.pipeline import optimize  # noqa: E402
 
-FINN_RESULTS = os.path.normpath(os.path.join(ROOT, "..", "shared", "peers", "finn_results"))
+FINN_RESULTS = os.environ.get("SIRA_FINN_RESULTS", os.path.normpath(os.path.join(ROOT, "..", "shared", "peers", "finn_results")))
 #: zoo model -> its file of FINN's numbers
 FINN_FILES = {"unsw_nb15_mlp_w2a2": "unsw_nb15-mlp-w2a2.json"}
 

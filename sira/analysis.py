@@ -8,10 +8,17 @@ node and was quadratic in depth).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
+import json
+import os
+import pickle
 import re
+import weakref
 from collections.abc import Mapping
-from typing import Iterator
+from fractions import Fraction
+from typing import Iterator, Optional
 
 import numpy as np
 from onnx import numpy_helper
@@ -20,7 +27,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from . import model as mdl
 from .errors import RuleError, SiraError, node_error
 from .ops import Trait, has_trait
-from .inputspec import SpecLike, resolve_inputs
+from .inputspec import MAX_SPEC_BYTES, SpecLike, resolve_inputs
 from .range import ScaledIntRange
 from .rules import EXACT, RULES, RuleContext
 
@@ -79,12 +86,27 @@ class RangeReport(Mapping):
 def _initializer_ranges(model: ModelWrapper) -> dict[str, ScaledIntRange]:
     out = {}
     for init in model.graph.initializer:
-        arr = numpy_helper.to_array(init)
-        try:
-            out[init.name] = ScaledIntRange.constant(arr, source=init.name)
-        except ValueError as e:
-            raise SiraError(f"initializer '{init.name}': {e}") from None
+        key = hashlib.blake2b(init.SerializeToString(), digest_size=32).digest()
+        r = _CONSTANTS.get(key)
+        if r is None:
+            try:
+                r = ScaledIntRange.constant(numpy_helper.to_array(init), source=init.name)
+            except ValueError as e:
+                raise SiraError(f"initializer '{init.name}': {e}") from None
+            _CONSTANTS[key] = r
+            while len(_CONSTANTS) > CONSTANTS_SIZE:
+                _CONSTANTS.popitem(last=False)
+        else:
+            _CONSTANTS.move_to_end(key)
+        out[init.name] = r
     return out
+
+
+#: ranges of initializers kept for reuse, by their serialized tensor (name,
+#: type, shape, values): the rewrites of a model keep most weights as they
+#: are, and a weight's range is the costliest constant to build
+CONSTANTS_SIZE = 4096
+_CONSTANTS: "collections.OrderedDict[bytes, ScaledIntRange]" = collections.OrderedDict()
 
 
 def _execute_constant_node(node, values: dict, model: ModelWrapper, opset: int) -> list[np.ndarray]:
@@ -142,7 +164,59 @@ def analyze(model, input_spec: SpecLike = None) -> RangeReport:
         prepared = model
     else:
         prepared = mdl.load(model, rename=not isinstance(model, ModelWrapper))
-    return analyze_prepared(prepared, input_spec)
+    key = _memo_key(prepared, input_spec)
+    if key is None:
+        return analyze_prepared(prepared, input_spec)
+    report = _RECENT.get(key)
+    if report is None:
+        report = analyze_prepared(prepared, input_spec)
+        _RECENT[key] = report
+        while len(_RECENT) > MEMO_SIZE:
+            _RECENT.popitem(last=False)
+    else:
+        _RECENT.move_to_end(key)
+    return RangeReport(prepared, dict(report.ranges), dict(report.producers), dict(report.input_ranges), list(report.warnings))
+
+
+#: analyses kept for reuse: optimize analyzes each rewrite where it checks
+#: it and again where the next pass reads it, and a pass may leave a model
+#: as it found it
+MEMO_SIZE = 4
+_RECENT: "collections.OrderedDict[bytes, RangeReport]" = collections.OrderedDict()
+
+
+def _plain(value):
+    """JSON form of the numbers a spec may hold besides JSON's own (other
+    objects have no content to key on: TypeError, no reuse)."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, Fraction):
+        return f"{value.numerator}/{value.denominator}"
+    raise TypeError(type(value).__name__)
+
+
+def _memo_key(model: ModelWrapper, input_spec: SpecLike):
+    """A digest of everything the analysis reads: the serialized model and
+    the input spec's content (a spec file's bytes), or None for a spec that
+    has no stable content to key on. The analysis is a pure function of
+    these, so equal keys give equal reports; ranges are immutable, and the
+    caller gets its own mappings and its own model."""
+    if isinstance(input_spec, (str, os.PathLike)):
+        if not os.path.isfile(input_spec) or os.path.getsize(input_spec) > MAX_SPEC_BYTES:
+            return None  # a pipe, a folder, a missing or huge file: the spec loader says what is wrong
+        try:
+            with open(input_spec, "rb") as f:
+                spec = f.read()
+        except OSError:
+            return None
+    else:
+        try:
+            spec = json.dumps(input_spec, sort_keys=True, default=_plain).encode()
+        except (TypeError, ValueError):
+            return None
+    digest = hashlib.blake2b(model.model.SerializeToString(), digest_size=32)
+    digest.update(b"\0" + spec)
+    return digest.digest()
 
 
 def analyze_prepared(model: ModelWrapper, input_spec: SpecLike = None) -> RangeReport:
@@ -203,10 +277,21 @@ def _propagate(model, order, shapes, dtypes, opset, ranges, producers, warnings)
             out_datatypes=[dtypes.get(o) for o in node.output],
             opset=opset,
         )
-        outs = _evaluate(node, ctx, model, opset, warnings)
-        _check_defined(node, ins, outs)
-        if len(outs) != len(node.output):
-            raise node_error(node, f"internal error: rule returned {len(outs)} ranges for {len(node.output)} outputs")
+        key = _node_key(ctx)
+        reused = _NODE_RESULTS.get(key)
+        if reused is not None:
+            _NODE_RESULTS.move_to_end(key)
+            outs, said = reused
+            warnings.extend(said)
+        else:
+            before = len(warnings)
+            outs = _evaluate(node, ctx, model, opset, warnings)
+            _check_defined(node, ins, outs)
+            if len(outs) != len(node.output):
+                raise node_error(node, f"internal error: rule returned {len(outs)} ranges for {len(node.output)} outputs")
+            _NODE_RESULTS[key] = (outs, warnings[before:])
+            while len(_NODE_RESULTS) > NODE_RESULTS_SIZE:
+                _NODE_RESULTS.popitem(last=False)
         for o, r, shape in zip(node.output, outs, ctx.out_shapes):
             if not o:
                 continue
@@ -214,6 +299,36 @@ def _propagate(model, order, shapes, dtypes, opset, ranges, producers, warnings)
                 raise node_error(node, f"internal error: rule gave shape {list(r.shape)} for '{o}', shape inference says {list(shape)}")
             ranges[o] = r
             producers[o] = node.op_type
+
+
+#: rule results kept for reuse, keyed by everything a rule reads (the
+#: node, its output shapes and datatypes, the opset, its input ranges): a
+#: rewrite leaves most nodes and most ranges as they were, so the analysis
+#: of a rewritten model recomputes only what changed and what it feeds.
+#: Ranges are immutable, so a reused one is shared.
+NODE_RESULTS_SIZE = 8192
+_NODE_RESULTS: "collections.OrderedDict[bytes, tuple[list, list]]" = collections.OrderedDict()
+_DIGESTS: "weakref.WeakKeyDictionary[ScaledIntRange, bytes]" = weakref.WeakKeyDictionary()
+
+
+def _range_digest(r: Optional[ScaledIntRange]) -> bytes:
+    """A digest of a range's whole content (its pickle: bounds, grid,
+    flags, provenance, notes), once per range object."""
+    if r is None:
+        return b"-"
+    d = _DIGESTS.get(r)
+    if d is None:
+        d = hashlib.blake2b(pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL), digest_size=32).digest()
+        _DIGESTS[r] = d
+    return d
+
+
+def _node_key(ctx: RuleContext) -> bytes:
+    h = hashlib.blake2b(ctx.node.SerializeToString(), digest_size=32)
+    h.update(repr((ctx.out_shapes, ctx.out_datatypes, ctx.opset)).encode())
+    for r in ctx.inputs:
+        h.update(_range_digest(r))
+    return h.digest()
 
 
 def _finite(r: ScaledIntRange) -> bool:

@@ -255,6 +255,37 @@ def multithreshold(x, thresholds, out_scale: float, out_bias: float, data_layout
     return out_scale * count + out_bias
 
 
+def threshold_distance(x: np.ndarray, thresholds: np.ndarray, axis: int) -> np.ndarray:
+    """Per element, the smallest float64 |x - T[c, t]| over its channel's
+    thresholds (T: (1 or C, steps)), as the minimum over every threshold
+    computes it. With many finite thresholds only the two around x (a
+    binary search in the sorted row) are measured: the rounded difference is
+    monotone in the exact one, so the nearest threshold gives the minimum."""
+    steps = thresholds.shape[1]
+    if steps <= LINEAR_THRESHOLDS or not np.all(np.isfinite(thresholds)):
+        channel = tuple(thresholds.shape[0] if i == axis else 1 for i in range(x.ndim))
+        best = np.full(x.shape, np.inf)
+        with np.errstate(invalid="ignore"):
+            for j in range(steps):
+                np.minimum(best, np.abs(x - thresholds[:, j].reshape(channel)), out=best)
+        return best
+    rows = np.sort(thresholds, axis=1)
+
+    def nearest(row, v):
+        pos = np.searchsorted(row, v)
+        below, above = row[np.maximum(pos - 1, 0)], row[np.minimum(pos, steps - 1)]
+        with np.errstate(invalid="ignore"):
+            return np.minimum(np.abs(v - below), np.abs(v - above))
+
+    if rows.shape[0] == 1:
+        return nearest(rows[0], x)
+    best = np.empty(x.shape)
+    moved, out = np.moveaxis(x, axis, 0), np.moveaxis(best, axis, 0)
+    for c in range(moved.shape[0]):
+        out[c] = nearest(rows[c], moved[c])
+    return best
+
+
 # --------------------------------------------------------------------------
 # ops onnxruntime has no float64 kernel for
 # --------------------------------------------------------------------------

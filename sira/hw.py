@@ -209,6 +209,33 @@ class Thresholding(HWLayer):
     channel_folds = property(channel_folds_pe)
     cycles = property(pixel_cycles)
 
+    @property
+    def is_identity(self) -> bool:
+        """Whether the layer outputs its input for every integer the input
+        type holds (an input quantizer that re-quantizes a UINT8 input to
+        the same grid: thresholds 1..255, bias 0). Such a layer is a wire:
+        no comparators, no threshold memory."""
+        return maps_to_itself(self.thresholds, self.in_type, self.activation_scale, self.activation_bias)
+
+
+def maps_to_itself(thresholds: np.ndarray, in_type: StreamType, scale: int, bias: int) -> bool:
+    """bias + scale * #{t in row : x >= t} == x for every row and every
+    integer x of ``in_type``: scale 1, bias + #{t <= lo} == lo, and exactly
+    one threshold at each of lo+1..hi (the count then steps by one with x)."""
+    if in_type.kind != "int" or scale != 1:
+        return False
+    lo, hi = in_type.min, in_type.max
+    if thresholds.shape[1] < hi - lo:
+        return False
+    t = thresholds
+    if not all(int(c) + bias == lo for c in np.sum(t <= lo, axis=1)):
+        return False
+    inside = (t > lo) & (t <= hi)
+    if not np.all(np.sum(inside, axis=1) == hi - lo):
+        return False
+    steps = np.sort(np.where(inside, t, hi + 1), axis=1)[:, : hi - lo]
+    return bool(np.all(steps == np.arange(lo + 1, hi + 1)))
+
 
 ELEMENTWISE_OPS = ("Add", "Sub", "Mul", "Div", "Min", "Max", "RoundClip")
 

@@ -150,6 +150,8 @@ def _thresholding_cost(layer: hw.Thresholding, part: Part, mode: str) -> C.Cost:
     steps = int(layer.thresholds.shape[1])
     if steps == 0:
         return C.Cost("Thresholding", mode, 0, 0, 0, 0, {"wiring": 0}, note="no thresholds: a constant output", free=True)
+    if mode == "refined" and layer.is_identity:
+        return C.Cost("Thresholding", mode, 0, 0, 0, 0, {"wiring": 0}, note="identity thresholds: a wire", free=True)
     shared = layer.thresholds.shape[0] == 1
     return C.thresholding(
         channels=layer.pe if shared else layer.channels, pe=layer.pe, a_bits=layer.in_type.bits,

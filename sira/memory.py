@@ -308,6 +308,8 @@ def _vvau(layer: hw.VVAU, unit: str) -> tuple[MemoryLayout, ...]:
 
 @layout("Thresholding")
 def _thresholding(layer: hw.Thresholding, unit: str) -> tuple[MemoryLayout, ...]:
+    if layer.is_identity:
+        return ()  # a wire (the generated code stores no thresholds)
     return _layer_thresholds(layer, layer.channels, layer.in_type.min, layer.in_type.max, unit)
 
 

@@ -261,26 +261,60 @@ def _directed(r: np.ndarray, err: np.ndarray, direction: int, finite_args: np.nd
     return np.where(need, np.nextafter(r, -np.inf if direction < 0 else np.inf), r)
 
 
-def _add_directed(a, b, direction: int) -> np.ndarray:
+def _add_parts(a, b):
+    """fl(a + b), its exact error and which arguments are finite: what both
+    directed sums round from."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         r = a + b
+    return r, two_sum_err(a, b, r), np.isfinite(a) & np.isfinite(b)
+
+
+def _add_directed(a, b, direction: int) -> np.ndarray:
+    r, err, finite = _add_parts(a, b)
     r = np.where(np.isnan(r), -np.inf if direction < 0 else np.inf, r)
-    return _directed(r, two_sum_err(a, b, r), direction, np.isfinite(a) & np.isfinite(b))
+    return _directed(r, err, direction, finite)
 
 
-def _mul_directed(a, b, direction: int) -> np.ndarray:
+def _mul_parts(a, b):
+    """fl(a * b) (0 * inf = 0), its exact error, where it may have
+    underflowed and which arguments are finite. The error term is exact
+    only while the product does not underflow: there :func:`_mul_step`
+    steps unconditionally."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     with np.errstate(over="ignore", under="ignore"):
         r = mul0(a, b)
     finite = np.isfinite(a) & np.isfinite(b)
     err = two_product_err(a, b, r)
-    # the error term is exact only while the product does not underflow:
-    # there the correctly rounded r is stepped unconditionally
     tiny = finite & (a != 0) & (b != 0) & (np.abs(r) < _DEKKER_SAFE)
+    return r, err, tiny, finite
+
+
+def _mul_step(r, err, tiny, finite, direction: int) -> np.ndarray:
     return _directed(r, np.where(tiny, float(direction), err), direction, finite)
+
+
+def _mul_directed(a, b, direction: int) -> np.ndarray:
+    return _mul_step(*_mul_parts(a, b), direction)
+
+
+def same_points(lo, hi) -> bool:
+    """Whether an interval's two bound arrays are the same points (then one
+    evaluation gives both directed results)."""
+    return lo is hi or (np.shape(lo) == np.shape(hi) and bool(np.array_equal(lo, hi)))
+
+
+def add_interval(lo, hi, k) -> tuple[np.ndarray, np.ndarray]:
+    """(add_down(lo, k), add_up(hi, k)): the sound bounds of x + k over
+    x in [lo, hi] for a point k, from one sum where lo and hi are points."""
+    if not same_points(lo, hi):
+        return add_down(lo, k), add_up(hi, k)
+    r, err, finite = _add_parts(lo, k)
+    nan = np.isnan(r)
+    return (_directed(np.where(nan, -np.inf, r), err, -1, finite),
+            _directed(np.where(nan, np.inf, r), err, +1, finite))  # fmt: skip
 
 
 def add_down(a, b) -> np.ndarray:
@@ -312,13 +346,35 @@ def mul_is_exact(a, b) -> bool:
 
 
 def interval_mul(alo, ahi, blo, bhi) -> tuple[np.ndarray, np.ndarray]:
-    """Sound bounds of x*y for x in [alo, ahi], y in [blo, bhi]."""
+    """Sound bounds of x*y for x in [alo, ahi], y in [blo, bhi].
+
+    Where an operand is a point (the threshold screen's inputs and a layer's
+    constants) the product is monotone in the other with the point's sign,
+    so two directed products give the bounds, and one product with its
+    error term when both are points; the same bounds as the general form's
+    minimum and maximum over the four corner products, at a fraction of the
+    cost."""
+    a_point, b_point = same_points(alo, ahi), same_points(blo, bhi)
+    if a_point and b_point:
+        parts = _mul_parts(alo, blo)
+        return _mul_step(*parts, -1), _mul_step(*parts, +1)
+    if b_point:
+        return _mul_by_point(alo, ahi, blo)
+    if a_point:
+        return _mul_by_point(blo, bhi, alo)
     pairs = [(alo, blo), (alo, bhi), (ahi, blo), (ahi, bhi)]
     # pairwise (not np.minimum.reduce over a list): the compact bounds may
     # have different shapes, e.g. a uniform lo with a per-channel hi
     lo = functools.reduce(np.minimum, [mul_down(x, y) for x, y in pairs])
     hi = functools.reduce(np.maximum, [mul_up(x, y) for x, y in pairs])
     return lo, hi
+
+
+def _mul_by_point(lo, hi, k) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of x*k over x in [lo, hi], k a point: x*k is non-decreasing in
+    x for k >= 0 and non-increasing for k < 0 (0 * inf = 0 keeps k = 0 at 0)."""
+    neg = np.asarray(k) < 0
+    return mul_down(np.where(neg, hi, lo), k), mul_up(np.where(neg, lo, hi), k)
 
 
 def affine_bounds(scale, qlo, qhi, bias) -> tuple[np.ndarray, np.ndarray]:

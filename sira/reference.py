@@ -45,7 +45,7 @@ import numpy as np
 
 from . import numerics as nx
 from .analysis import RangeReport
-from .exec_kernels import int_limits, multithreshold_channel_axis
+from .exec_kernels import int_limits, multithreshold_channel_axis, threshold_distance
 from .execute import Executor, spatial_pads, window_attrs
 from .model import node_attrs
 from .semantics import interval_eval, sqrt_enclosure
@@ -459,11 +459,7 @@ class _Quantizer:
                 return np.abs(x), np.abs(x)
             if self.op == "MultiThreshold":
                 t = p[1].reshape(-1, p[1].shape[-1]) if p[1].ndim != 2 else p[1]
-                axis = multithreshold_channel_axis(self.attrs.get("data_layout", ""), x.ndim)
-                channel = tuple(t.shape[0] if i == axis else 1 for i in range(x.ndim))
-                best = np.full(x.shape, np.inf)
-                for j in range(t.shape[1]):
-                    np.minimum(best, np.abs(x - t[:, j].reshape(channel)), out=best)
+                best = threshold_distance(x, t, multithreshold_channel_axis(self.attrs.get("data_layout", ""), x.ndim))
                 return best, np.abs(x) + best
             s, z = p[1], p[2]
             tq = x / s + z

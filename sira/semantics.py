@@ -106,7 +106,7 @@ class Offset:
         return _increasing()
 
     def bounds(self, lo, hi, ch):
-        return nx.add_down(lo, self.k[ch]), nx.add_up(hi, self.k[ch])
+        return nx.add_interval(lo, hi, self.k[ch])
 
     @functools.cached_property
     def _k(self):
@@ -166,18 +166,57 @@ class Divide:
 # --------------------------------------------------------------------------
 
 
-def batchnorm_bounds(lo, hi, gamma, beta, mean, var, eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Float64 bounds, outward rounded, of (x - mean) * A + beta over x in
-    [lo, hi] with A = gamma / sqrt(var + eps) (var + eps > 0): sqrt is
-    correctly rounded, so one step outward encloses the true root."""
+def batchnorm_factor(gamma, var, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 bounds, outward rounded, of A = gamma / sqrt(var + eps)
+    (var + eps > 0): sqrt is correctly rounded, so one step outward
+    encloses the true root. A depends on the parameters alone, so a screen
+    over many points computes it once per channel."""
     with np.errstate(all="ignore"):
         r_lo = np.nextafter(np.sqrt(nx.add_down(var, eps)), 0.0)
         r_hi = np.nextafter(np.sqrt(nx.add_up(var, eps)), np.inf)
     a_lo = np.minimum(nx.div_down(gamma, r_lo), nx.div_down(gamma, r_hi))
     a_hi = np.maximum(nx.div_up(gamma, r_lo), nx.div_up(gamma, r_hi))
-    d_lo, d_hi = nx.add_down(lo, -mean), nx.add_up(hi, -mean)
+    return a_lo, a_hi
+
+
+def batchnorm_affine(lo, hi, a_lo, a_hi, beta, mean) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 bounds, outward rounded, of (x - mean) * A + beta over x in
+    [lo, hi] and A in [a_lo, a_hi]."""
+    d_lo, d_hi = nx.add_interval(lo, hi, -mean)
     y_lo, y_hi = nx.interval_mul(d_lo, d_hi, a_lo, a_hi)
-    return nx.add_down(y_lo, beta), nx.add_up(y_hi, beta)
+    return nx.add_interval(y_lo, y_hi, beta)
+
+
+def _down(v):
+    return np.nextafter(v, -np.inf)
+
+
+def _up(v):
+    return np.nextafter(v, np.inf)
+
+
+def batchnorm_screen(lo, hi, a_lo, a_hi, beta, mean) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 bounds of (x - mean) * A + beta over x in [lo, hi] (finite)
+    and A in [a_lo, a_hi], for the threshold screen over many points: each
+    operation rounded to nearest and stepped one float outward, which
+    encloses its exact result (also across a binade, at an overflow to
+    infinity and among subnormals), at a fraction of the cost of the exact
+    directed roundings of :func:`batchnorm_affine`. The value is irrational
+    wherever A is, so the bounds are an interval anyway, at most a few ulps
+    wider; a level they do not decide is decided exactly."""
+    with np.errstate(over="ignore", under="ignore"):
+        d_lo, d_hi = _down(lo - mean), _up(hi - mean)
+        # d * a is non-decreasing in a for d >= 0, non-increasing for d < 0:
+        # the box's extremes are these corners
+        p_lo = np.minimum(_down(d_lo * np.where(d_lo >= 0, a_lo, a_hi)), _down(d_hi * np.where(d_hi >= 0, a_lo, a_hi)))
+        p_hi = np.maximum(_up(d_lo * np.where(d_lo >= 0, a_hi, a_lo)), _up(d_hi * np.where(d_hi >= 0, a_hi, a_lo)))
+        return _down(p_lo + beta), _up(p_hi + beta)
+
+
+def batchnorm_bounds(lo, hi, gamma, beta, mean, var, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 bounds, outward rounded, of (x - mean) * A + beta over x in
+    [lo, hi] with A = gamma / sqrt(var + eps) (var + eps > 0)."""
+    return batchnorm_affine(lo, hi, *batchnorm_factor(gamma, var, eps), beta, mean)
 
 
 def sqrt_enclosure(v: Fraction, prec: int) -> tuple[Fraction, Fraction]:
@@ -210,8 +249,13 @@ class BatchNorm:
     def direction(self):
         return np.sign(self.gamma).astype(np.int64)
 
+    @functools.cached_property
+    def _factor(self):
+        return batchnorm_factor(self.gamma, self.var, self.eps)
+
     def bounds(self, lo, hi, ch):
-        return batchnorm_bounds(lo, hi, self.gamma[ch], self.beta[ch], self.mean[ch], self.var[ch], self.eps)
+        a_lo, a_hi = self._factor
+        return batchnorm_screen(lo, hi, a_lo[ch], a_hi[ch], self.beta[ch], self.mean[ch])
 
     @functools.cached_property
     def _params(self):

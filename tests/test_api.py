@@ -36,6 +36,40 @@ def test_qonnx_analysis_idiom_keeps_user_names():
     assert report["q"].int_bounds() == (0, 14) and report["y"].int_bounds() == (0, 14)
 
 
+def test_an_analysis_is_reused_only_for_the_same_model_and_spec():
+    """A second analysis of an equal model with an equal spec reuses the
+    first (its ranges, the caller's own model and mappings); a change of the
+    model, even in place, or of the spec is analyzed anew, reusing the
+    results of the nodes and initializers it did not change."""
+    from sira.analysis import analyze_prepared
+
+    model = sira.load(EXAMPLE)
+    first = sira.analyze(model, (-1.0, 1.0))
+    again = sira.analyze(sira.load(EXAMPLE), (-1.0, 1.0))
+    assert again.model is not first.model and again.ranges is not first.ranges
+    assert all(again[t] is first[t] for t in first)
+    again.ranges.clear()
+    assert len(sira.analyze(model, (-1.0, 1.0))) == len(first)
+    assert sira.analyze(model, (-0.5, 0.5))[model.graph.output[0].name] is not first[model.graph.output[0].name]
+    init = model.graph.initializer[-1]
+    values = np.array(model.get_initializer(init.name))
+    model.set_initializer(init.name, (values * 2).astype(values.dtype))
+    changed = sira.analyze(model, (-1.0, 1.0))
+    fresh = analyze_prepared(model, (-1.0, 1.0))
+    out = model.graph.output[0].name
+    assert changed[out] is not first[out]
+    assert np.array_equal(changed[out].lo, fresh[out].lo) and np.array_equal(changed[out].hi, fresh[out].hi)
+    assert not np.array_equal(changed[out].hi, first[out].hi)
+    # the nodes the change does not reach keep their results (the same range objects)
+    from sira.model import topological_order
+
+    untouched = next(n for n in topological_order(model) if init.name not in n.input)
+    assert changed[untouched.output[0]] is first[untouched.output[0]]
+    # an initializer's range is built once per content: the other weights are reused
+    assert changed[init.name] is not first[init.name] and np.array_equal(changed[init.name].value, values * 2)
+    assert all(changed[i.name] is first[i.name] for i in model.graph.initializer if i.name != init.name)
+
+
 def test_example_end_to_end_and_provenance():
     report = sira.analyze(sira.load(EXAMPLE), SPEC)
     assert not report.fallbacks

@@ -240,6 +240,26 @@ def test_multithreshold_equals_qonnx(shape, rows, steps, layout):
         np.testing.assert_array_equal(kernels.multithreshold(x, t, 0.5, -3.0, layout), want)
 
 
+@pytest.mark.parametrize("shape, rows, steps", [((2, 3, 4, 4), 3, 40), ((2, 3, 4, 4), 1, 255), ((4, 6), 6, 7), ((2, 5, 3), 3, 30)])
+def test_threshold_distance_equals_the_minimum_over_every_threshold(shape, rows, steps):
+    """The binary search measures only the thresholds around x; the result
+    is the direct minimum's, bit for bit (ties, NaN, infinities, values on a
+    threshold and outside every row, rows in any order)."""
+    rng = np.random.default_rng(steps)
+    x = np.round(rng.normal(0, 20, shape), 1)
+    x.flat[::7] = np.nan
+    x.flat[3::11] = np.inf
+    x.flat[5::13] = -np.inf
+    t = np.round(rng.normal(0, 20, (rows, steps)), 1)
+    x.flat[1::5] = rng.choice(t.ravel(), x.flat[1::5].size)  # values on a threshold
+    axis = kernels.multithreshold_channel_axis("", len(shape))
+    channel = tuple(rows if i == axis else 1 for i in range(len(shape)))
+    want = np.full(shape, np.inf)
+    for j in range(steps):
+        want = np.minimum(want, np.abs(x - t[:, j].reshape(channel)))
+    np.testing.assert_array_equal(kernels.threshold_distance(x, t, axis), want)
+
+
 @pytest.mark.parametrize("shape, steps", [((1, 3, 4, 4), 3), ((2, 5, 3), 30), ((3, 6), 20)])
 def test_multithreshold_node_matches_qonnx_execution(shape, steps):
     rng = np.random.default_rng(9)

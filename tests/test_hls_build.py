@@ -132,6 +132,51 @@ def test_interface_is_free_running_by_default(mlp_project):
     assert "README.md" in doc["files"]
 
 
+def test_ports_are_axi_streams_with_tlast(mlp_project):
+    """The top's ports carry AXI4-Stream beats (ap_axiu's fields): each
+    input frame is unpacked into the dataflow's stream, each output frame
+    packed with TLAST on its last word; the testbench feeds beats and
+    checks TLAST, and the C simulation of the example passed with it."""
+    df = mlp_project.project.dataflow
+    with open(os.path.join(mlp_project.path, "firmware", "top.cpp")) as f:
+        top_cpp = f.read()
+    with open(os.path.join(mlp_project.path, "firmware", "sira_common.hpp")) as f:
+        common = f.read()
+    with open(os.path.join(mlp_project.path, "tb", "testbench.cpp")) as f:
+        tb = f.read()
+    for p in df.inputs:
+        assert f"hls::stream<sira::axis_word<{p.stream.word_bits}> > &{p.id}" in top_cpp
+        assert f"sira::axis_to_stream<{p.stream.word_bits}, {p.stream.words}u>({p.id}, {p.id}_words);" in top_cpp
+    for p in df.outputs:
+        assert f"hls::stream<sira::axis_word<{p.stream.word_bits}> > &{p.id}" in top_cpp
+        assert f"sira::stream_to_axis<{p.stream.word_bits}, {p.stream.words}u>({p.id}_words, {p.id});" in top_cpp
+        assert f"output {p.id} has TLAST wrong" in tb
+    first = df.stages[0]
+    assert f"{first.id}({df.inputs[0].id}_words" in top_cpp
+    assert "beat.last = (w == WORDS - 1) ? 1 : 0;" in common and "ap_axiu<W, 0, 0, 0>" in common
+    assert "beat.last = (w + 1 ==" in tb
+    with open(os.path.join(mlp_project.path, "README.md")) as f:
+        assert "TLAST on the last word of each frame" in f.read()
+    assert mlp_project.csim.passed
+
+
+@pytest.mark.slow
+def test_a_missing_tlast_is_found(mlp_project, tmp_path):
+    """An output that never sets TLAST fails C simulation, named; the same
+    layers with ap_ctrl_hs simulate bit-exactly."""
+    broken = tmp_path / "broken"
+    shutil.copytree(mlp_project.path, broken)
+    path = broken / "firmware" / "sira_common.hpp"
+    path.write_text(path.read_text().replace("beat.last = (w == WORDS - 1) ? 1 : 0;", "beat.last = 0;"))
+    result = csim(str(broken))
+    out = mlp_project.project.dataflow.outputs[0].id
+    assert not result.passed and f"output {out} has TLAST wrong on 1 of its words" in result.output
+    layers = mlp_project.project.dataflow.layers
+    frames = [{layers[0].inputs[0]: np.arange(np.prod(layers[0].in_shape)).reshape(layers[0].in_shape) % 7}]
+    hs = build_layers(layers, str(tmp_path / "hs"), frames, control="hs", run_csim=True)
+    assert hs.csim.passed and hs.csim.exact == 1
+
+
 def test_sign_extension_in_the_readme_is_right():
     """The host-side formulas of the manifest, on every code of a 5-bit
     field: the Python one, and the C shift pair (here on 8 bits)."""

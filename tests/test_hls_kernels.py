@@ -341,6 +341,22 @@ def add_thresholding(net: Net, *, shared: bool, in_type=None, shape=None, x: Opt
     ))[0]  # fmt: skip
 
 
+def add_identity_thresholding(net: Net, *, shared: bool, in_type: StreamType, shape=(1, 2, 4)) -> str:
+    """A Thresholding that outputs its input (thresholds lo+1..hi, bias lo;
+    per channel, one or two thresholds at or below lo taken into the bias):
+    a wire in the generated code."""
+    c, lo, hi = shape[-1], in_type.min, in_type.max
+    below = 0 if shared else 2
+    row = np.concatenate([np.full(below, lo), np.arange(lo + 1, hi + 1)])
+    x = net.source(shape, in_type)
+    name = net.name("thr")
+    return net.add(hw.Thresholding(
+        name=name, inputs=(x,), outputs=(f"{name}_out",), in_shape=shape, out_shape=shape, in_type=in_type,
+        out_type=in_type, channels=c, pe=2, thresholds=row[None, :] if shared else np.tile(row, (c, 1)),
+        threshold_type=StreamType(in_type.bits + 1, True), activation_bias=lo - below,
+    ))[0]  # fmt: skip
+
+
 # -- elementwise ----------------------------------------------------------------
 
 
@@ -679,6 +695,9 @@ def mac_project(net: Net) -> None:
     ofm = (ifm[0] - kernel[0] + 1, ifm[1] - kernel[1] + 1)
     win = add_swg(net, x=pad, in_type=t, channels=c, geometry=(kernel, (1, 1), (1, 1), ifm, ofm), depthwise=True)
     add_vvau(net, thr=True, in_type=t, x=win, channels=c, kernel=kernel, ovec=ofm)
+    # identity thresholds (an input quantizer on the input's own grid): wires
+    add_identity_thresholding(net, shared=True, in_type=StreamType(4, False))
+    add_identity_thresholding(net, shared=False, in_type=StreamType(3, True))
 
 
 ELEMENTWISE_CONST_OPS = ("Add", "Sub", "Mul", "Min", "Max", "Div")
@@ -929,7 +948,7 @@ def test_coverage_of_the_projects():
                     folded.add("MVAU:xnor")
             if getattr(layer, "thresholds", None) is not None:
                 ctx = KERNELS[layer.kind].context(layer, costs[layer.name])
-                units.add(f"{layer.kind}:{ctx['thr']['unit']}")
+                units.add(f"{layer.kind}:{'wire' if ctx.get('identity') else ctx['thr']['unit']}")
             if getattr(layer, "xnor", False):
                 units.add(f"MVAU:xnor:{'thresholds' if layer.has_thresholds else 'dot product'}")
         for layer in net.layers:
@@ -942,7 +961,8 @@ def test_coverage_of_the_projects():
     assert every <= kinds, every - kinds
     assert every - {"Reshape"} <= folded, every - {"Reshape"} - folded
     assert {"Duplicate", "WidthConverter"} <= plumbing
-    assert {"MVAU:linear", "MVAU:binary", "VVAU:linear", "VVAU:binary", "Thresholding:linear", "Thresholding:constant"} <= units, units
+    assert {"MVAU:linear", "MVAU:binary", "VVAU:linear", "VVAU:binary", "Thresholding:linear", "Thresholding:constant",
+            "Thresholding:wire"} <= units, units
     assert {"MVAU:xnor:thresholds", "MVAU:xnor:dot product"} <= units and "MVAU:xnor" in folded, (units, folded)
     assert {f"{op}:const" for op in ELEMENTWISE_CONST_OPS} | {f"{op}:input" for op in ("Sub", "Mul", "Min", "Max")} <= ops, ops
     assert "RoundClip:const" in ops
@@ -1302,6 +1322,52 @@ def test_pool_references_hand_example():
     wp = hw.Pool(name="wp", out_shape=(1, 2, 2, 1), out_type=StreamType(7, True), ofm_dim=(2, 2), kernel=(2, 3), stride=(1, 1), **common)
     assert KERNELS["Pool"].reference(wp, [x])[0].reshape(-1).tolist() == [1 - 5 + 2 + 3 + 4 - 8, -5 + 2 + 7 + 4 - 8 + 0,
                                                                           3 + 4 - 8 + 6 - 1 + 5, 4 - 8 + 0 - 1 + 5 + 5]  # fmt: skip
+
+
+def test_identity_thresholds_are_a_wire():
+    """An input quantizer on the input's own grid (UINT8 in steps of 1/255,
+    re-quantized to UINT8 with scale 1/255: thresholds 0.5..254.5) becomes a
+    Thresholding that outputs its input: the generated kernel has no
+    thresholds and no comparator, the refined estimate prices it at 0 and
+    no memory, as the code builds it (FINN's baseline still builds its
+    comparators). A threshold moved by one, or a bias off by one, is no
+    identity. The mac projects C-simulate such layers bit-exactly."""
+    import sira
+    from onnx import helper
+    from sira.estimate import estimate
+    from sira.hls.project import environment
+    from sira.transforms.to_hw import lower_to_hw
+    from tests.helpers import make_model, quant_node
+
+    w = np.random.default_rng(0).integers(-7, 8, (8, 4)).astype(np.float32) * np.float32(0.125)
+    model = make_model(
+        [quant_node("x", "s_in", "z", "b8", "xq", signed=0), quant_node("w", "s_w", "z", "b4", "wq", signed=1, narrow=1),
+         helper.make_node("MatMul", ["xq", "wq"], ["acc"]), helper.make_node("Relu", ["acc"], ["r"]),
+         quant_node("r", "s_out", "z", "b4", "y", signed=0)],
+        {"x": [1, 8]}, {"y": [1, 4]},
+        {"s_in": np.float32(1 / 255), "z": np.float32(0), "b8": np.float32(8), "b4": np.float32(4), "s_w": np.float32(0.125),
+         "w": w, "s_out": np.float32(0.25)},
+    )  # fmt: skip
+    optimized, _ = sira.optimize(model, {"inputs": {"*": {"int_min": 0, "int_max": 255, "scale": "1/255"}}}, samples=10)
+    layers = lower_to_hw(optimized)
+    (thr,) = [layer for layer in layers if layer.kind == "Thresholding"]
+    assert thr.is_identity and thr.thresholds.shape[1] == 255 and thr.in_type == StreamType(8, False)
+    doc = estimate(optimized)["layers"][thr.name]
+    assert (doc["LUT"], doc["BRAM_18K"], doc["URAM"], doc["DSP"]) == (0, 0, 0, 0) and "wire" in doc["note"]
+    assert M.layer_memories(thr) == ()
+    cost = layer_cost(thr)
+    code = environment().get_template(KERNELS["Thresholding"].template).render(
+        **KERNELS["Thresholding"].context(thr, cost), version="", id="l_t", guard="L_T_HPP")
+    body = code.split("{", 1)[1]
+    assert "value = a;" in body and "thr" not in body and ">=" not in body and "(identity thresholds: a wire)" in code
+    assert layer_cost(thr, mode="finn").lut > 0
+    kw = {f: getattr(thr, f) for f in ("name", "inputs", "outputs", "in_shape", "out_shape", "in_type", "out_type", "channels", "pe", "threshold_type")}
+    row = np.arange(1, 256)
+    assert hw.Thresholding(**kw, thresholds=row[None, :]).is_identity
+    assert not hw.Thresholding(**kw, thresholds=np.where(row == 7, 8, row)[None, :]).is_identity
+    assert not hw.Thresholding(**kw, thresholds=row[None, :], activation_bias=1).is_identity
+    assert not hw.Thresholding(**kw, thresholds=(row - 1)[None, :], activation_bias=-1).is_identity  # 255 -> 254
+    assert hw.Thresholding(**kw, thresholds=np.arange(0, 256)[None, :], activation_bias=-1).is_identity
 
 
 def test_arrays_are_the_memories_the_estimate_prices():

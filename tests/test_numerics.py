@@ -196,6 +196,52 @@ def test_interval_mul_and_div_exhaustive(sa, sb):
                 assert F(qlo[i, j]) <= min(quots) and max(quots) <= F(qhi[i, j])
 
 
+def _corner_mul(alo, ahi, blo, bhi):
+    """interval_mul's general form: min and max of the four directed corner products."""
+    pairs = [(alo, blo), (alo, bhi), (ahi, blo), (ahi, bhi)]
+    return (np.minimum.reduce([nx.mul_down(x, y) for x, y in pairs]),
+            np.maximum.reduce([nx.mul_up(x, y) for x, y in pairs]))  # fmt: skip
+
+
+def test_interval_mul_point_operands_equal_the_corner_form():
+    """Where an operand is a point, interval_mul takes two directed products
+    (one, with both directed roundings of it, when both are points): the
+    same bounds as the four corners, also at zeros, infinities, products
+    that round or overflow. Where a product underflows, the corner form
+    steps every corner unconditionally; the point form steps only the
+    corner it keeps, so it may be tighter, and it still encloses the exact
+    products."""
+    normal = [0.0, -0.0, 1.0, -1.0, 0.1, -1 / 3, 3.0, 1e300, -1e300, np.inf, -np.inf]
+    for pts, equal in [(np.array(normal), True), (np.array(normal + [-1e-300, 2.0**-1074]), False)]:
+        ivs = [(a, b) for a in pts for b in pts if a <= b]
+        lo = np.array([a for a, _ in ivs])[:, None]
+        hi = np.array([b for _, b in ivs])[:, None]
+        k = pts[None, :]
+        p = pts[:, None]
+        for args in [(lo, hi, k, k), (k, k, lo, hi), (p, p, k, k)]:
+            got, want = nx.interval_mul(*args), _corner_mul(*args)
+            if equal:
+                np.testing.assert_array_equal(got[0], want[0])
+                np.testing.assert_array_equal(got[1], want[1])
+                continue
+            assert np.all(got[0] >= want[0]) and np.all(got[1] <= want[1])
+            xl, xh, yl, yh = np.broadcast_arrays(*args)
+            for idx in np.ndindex(*xl.shape):
+                if all(np.isfinite(v[idx]) for v in (xl, xh, yl, yh)):
+                    prods = [F(x[idx]) * F(y[idx]) for x in (xl, xh) for y in (yl, yh)]
+                    g_lo, g_hi = got[0][idx], got[1][idx]
+                    assert (g_lo == -np.inf or F(g_lo) <= min(prods)) and (g_hi == np.inf or max(prods) <= F(g_hi))
+
+
+def test_add_interval_equals_the_directed_sums():
+    pts = np.array([0.0, 1.0, -0.1, 1 / 3, 1e308, -1e308, 2.0**-1074, np.inf, -np.inf])
+    a, k = pts[:, None], pts[None, :]
+    for lo, hi in [(a, a), (a, a.copy()), (a, np.nextafter(a, np.inf))]:
+        got = nx.add_interval(lo, hi, k)
+        np.testing.assert_array_equal(got[0], nx.add_down(lo, k))
+        np.testing.assert_array_equal(got[1], nx.add_up(hi, k))
+
+
 def test_interval_div_infinite_ends():
     lo, hi, zero = nx.interval_div(np.array([1.0]), np.array([np.inf]), np.array([2.0]), np.array([np.inf]))
     assert lo[0] == 0.0 and hi[0] == np.inf and not zero[0]

@@ -118,15 +118,20 @@ def test_transcendental_enclosures_hold_the_true_value(op, reference, x):
 @settings(max_examples=60, deadline=None)
 @given(gamma=F32, beta=F32, mean=F32, var=st.floats(2**-10, 16, width=32), lo=POINT, hi=POINT)
 def test_batchnorm_bounds_enclose_the_exact_map(gamma, beta, mean, var, lo, hi):
-    """The bounds the BatchNormalization rule and the threshold screen share."""
+    """The bounds of the BatchNormalization rule (exact directed roundings)
+    and of the threshold screen (each step rounded and moved one float
+    outward), on an interval and on a point."""
     lo, hi = sorted((lo, hi))
     eps = float(np.float32(1e-5))
-    b_lo, b_hi = batchnorm_bounds(np.array(lo), np.array(hi), gamma, beta, mean, var, eps)
+    bn = BatchNorm(*(np.array([v]) for v in (gamma, beta, mean, var)), eps)
+    ch = np.zeros(1, dtype=np.int64)
+    boxes = [batchnorm_bounds(np.array(lo), np.array(hi), gamma, beta, mean, var, eps), bn.bounds(np.array([lo]), np.array([hi]), ch)]
     with mpmath.workdps(60):
         root = mpmath.sqrt(mpmath.mpf(var) + mpmath.mpf(eps))
         for x in (lo, hi):
             y = (mpmath.mpf(x) - mpmath.mpf(mean)) * mpmath.mpf(gamma) / root + mpmath.mpf(beta)
-            assert mpmath.mpf(float(b_lo)) <= y <= mpmath.mpf(float(b_hi))
+            for b_lo, b_hi in boxes + [bn.bounds(np.array([x]), np.array([x]), ch)]:
+                assert mpmath.mpf(float(np.ravel(b_lo)[0])) <= y <= mpmath.mpf(float(np.ravel(b_hi)[0]))
 
 
 def _node(op_type: str, inputs=("x",), consts=None, data=0, shape=(1, 3), **attrs) -> OpNode:

@@ -204,7 +204,9 @@ def thresholding_context(layer: hw.Thresholding, cost: Optional[Cost]) -> dict:
         "channels": layer.channels,
         "reps": layer.pixels,
         "iterations": layer.cycles,
-        "thr": threshold_context(layer, layer.channels, layer.pe, lo, hi, cost, unit),
+        # an identity is a wire: each lane passes its value on, no thresholds
+        "identity": layer.is_identity,
+        "thr": None if layer.is_identity else threshold_context(layer, layer.channels, layer.pe, lo, hi, cost, unit),
     }
 
 

@@ -105,8 +105,19 @@ def _stage_port(stage: Stage, df: Dataflow, sid: str, role: str, j: int) -> dict
     return dict(df.streams[sid].port(), id=f"{role[0]}{j}", file=_layer_file(stage, role, j))
 
 
-def _decl(df: Dataflow, sid: str) -> str:
-    return f"hls::stream<ap_uint<{df.streams[sid].word_bits}> > &{sid}"
+def _port_decl(df: Dataflow, sid: str) -> str:
+    return f"hls::stream<sira::axis_word<{df.streams[sid].word_bits}> > &{sid}"
+
+
+def _port_stream(port_id: str) -> str:
+    """The dataflow's stream behind a top-level port (``in_0_words``): the
+    port itself carries AXI4-Stream beats. Unique: generated stream names
+    all start with a stage prefix (``s_``, ``dup_``, ``dwc_``)."""
+    return f"{port_id}_words"
+
+
+def _axis_adapters(df: Dataflow, ports) -> list[dict]:
+    return [{"port": p.id, "stream": _port_stream(p.id), "word_bits": p.stream.word_bits, "words": p.stream.words} for p in ports]
 
 
 #: Block-level control of the top function: ``none`` (FINN's choice) lets
@@ -138,7 +149,9 @@ def interface(control: str) -> dict:
         "control": check_control(control),
         "control_protocol": "ap_ctrl_none: free-running, no start/done, no AXI-Lite" if control == "none"
         else "ap_ctrl_hs on an AXI-Lite slave (s_axilite, bundle control): ap_start/ap_done/ap_idle/ap_ready registers",
-        "streams": "AXI4-Stream, TDATA only (no TLAST, no TKEEP): one frame is a port's 'elements' / 'lanes' words",
+        "streams": "AXI4-Stream with TDATA, TKEEP, TSTRB and TLAST (ap_axiu): one frame is a port's 'elements' / 'lanes' "
+        "words; an output sets TLAST on the last word of each frame (a DMA ends its transfer there) and TKEEP, TSTRB all "
+        "ones; an input reads a frame's words whatever its TLAST says (frames have a fixed length)",
         "packing": "lane i of a word is bits [(i+1)*bits-1 : i*bits] of TDATA, lane 0 in the low bits; TDATA is padded to a "
         "multiple of 8 bits",
         "signed": "a signed field is its 'bits'-wide two's complement code: sign-extend it, "
@@ -154,6 +167,7 @@ def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clo
     base = {"version": __version__, "top": top, "model_id": model_id}
     files: dict[str, str] = {}
     nodes = []
+    inner = {p.id: _port_stream(p.id) for p in df.inputs + df.outputs}
     for stage in df.stages:
         ctx = stage.kernel.context(stage.node, costs.get(getattr(stage.node, "name", ""), None) if isinstance(stage.node, hw.HWLayer) else None)
         ctx.update(base, id=stage.id, guard=f"{stage.id.upper()}_HPP")
@@ -162,14 +176,14 @@ def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clo
         tb_in = [_stage_port(stage, df, s, "in", j) for j, s in enumerate(stage.inputs)]
         tb_out = [_stage_port(stage, df, s, "out", j) for j, s in enumerate(stage.outputs)]
         nodes.append({
-            "id": stage.id, "file": f"{stage.id}.hpp", "args": stage.inputs + stage.outputs,
+            "id": stage.id, "file": f"{stage.id}.hpp", "args": [inner.get(s, s) for s in stage.inputs + stage.outputs],
             "tb_inputs": tb_in, "tb_outputs": tb_out, "tb_args": [p["id"] for p in tb_in + tb_out],
         })  # fmt: skip
-    ports = [_decl(df, p.id) for p in df.inputs + df.outputs]
-    port_ids = {p.id for p in df.inputs + df.outputs}
-    streams = [{"id": s.id, "word_bits": s.word_bits, "depth": s.depth} for s in df.streams.values() if s.id not in port_ids]
+    ports = [_port_decl(df, p.id) for p in df.inputs + df.outputs]
+    streams = [{"id": inner.get(s.id, s.id), "word_bits": s.word_bits, "depth": s.depth} for s in df.streams.values()]
     top_ctx = dict(base, nodes=nodes, ports=ports, port_names=[p.id for p in df.inputs + df.outputs], streams=streams,
-                   control_pragmas=control_pragmas(control))
+                   control_pragmas=control_pragmas(control), axis_in=_axis_adapters(df, df.inputs),
+                   axis_out=_axis_adapters(df, df.outputs))
     files["firmware/sira_common.hpp"] = env.get_template("sira_common.hpp.j2").render(**base, ap_int_max_w=df.ap_int_max_w)
     files["firmware/top.hpp"] = env.get_template("top.hpp.j2").render(**top_ctx)
     files["firmware/top.cpp"] = env.get_template("top.cpp.j2").render(**top_ctx)

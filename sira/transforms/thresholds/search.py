@@ -58,7 +58,7 @@ class LevelOracle:
         else:
             s, b = self.chain.in_scale[ch], self.chain.in_bias[ch]
             lo, hi = nx.interval_mul(q, q, s, s)
-            lo, hi = nx.add_down(lo, b), nx.add_up(hi, b)
+            lo, hi = nx.add_interval(lo, hi, b)
         for op in self.chain.ops:
             lo, hi = op.bounds(lo, hi, ch)
         return self.chain.requant.bounds(lo, hi, ch)
@@ -196,7 +196,8 @@ def verify_encoding(oracle: LevelOracle, enc: Encoding, xlo: np.ndarray, xhi: np
         x = np.broadcast_to(np.arange(lo, hi + 1, dtype=np.int64), (C, hi - lo + 1))
         inside = (x >= xlo[:, None]) & (x <= xhi[:, None])
         got = np.where(inside, enc.count(x), 0)
-        want = np.where(inside, oracle.levels(np.broadcast_to(ch, x.shape), x), 0)
+        want = np.zeros(x.shape, dtype=np.int64)
+        want[inside] = oracle.levels(np.broadcast_to(ch, x.shape)[inside], x[inside])  # each channel on its own range only
         _compare(want, got, ch, x, oracle)
         how += f"; exhaustive over {int(inside.sum())} (channel, value) pairs"
     return how
