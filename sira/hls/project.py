@@ -47,6 +47,11 @@ from .vectors import Vectors, write_lines
 #: compiler flags of the Vitis scripts; each adds its include folders, found from its own location
 CFLAGS = "-std=c++14"
 GXX_FLAGS = "-std=c++14 -O2"
+#: the dataflow C simulation (every stage a thread, bounded FIFOs): its folder of
+#: headers (searched before the ap_types'), its defines and its sources
+DATAFLOW_INCLUDE = "tb/dataflow"
+DATAFLOW_FLAGS = "-DSIRA_DATAFLOW_CSIM -pthread"
+DATAFLOW_SOURCES = ("tb/testbench_dataflow.cpp", "firmware/top.cpp")
 
 
 def defines(df: Dataflow) -> str:
@@ -173,19 +178,33 @@ def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clo
     files["firmware/sira_common.hpp"] = env.get_template("sira_common.hpp.j2").render(**base, ap_int_max_w=df.ap_int_max_w)
     files["firmware/top.hpp"] = env.get_template("top.hpp.j2").render(**top_ctx)
     files["firmware/top.cpp"] = env.get_template("top.cpp.j2").render(**top_ctx)
-    tb_inputs = [dict(p.stream.port(), id=p.id, file=f"input_{k}.txt") for k, p in enumerate(df.inputs)]
-    tb_outputs = [dict(p.stream.port(), id=p.id, file=f"expected_{k}.txt", result=f"csim_output_{k}.txt") for k, p in enumerate(df.outputs)]
+    tb_inputs = [dict(p.stream.port(), id=p.id, file=f"input_{k}.txt", depth=p.stream.depth) for k, p in enumerate(df.inputs)]
+    tb_outputs = [dict(p.stream.port(), id=p.id, file=f"expected_{k}.txt", result=f"csim_output_{k}.txt", depth=p.stream.depth)
+                  for k, p in enumerate(df.outputs)]  # fmt: skip
     tb_ctx = dict(base, inputs=tb_inputs, outputs=tb_outputs, call_args=[p.id for p in df.inputs + df.outputs], nodes=nodes)
     files["README.md"] = env.get_template("README.md.j2").render(
         **base, interface=interface(control), inputs=[_port_doc(p) for p in df.inputs], outputs=[_port_doc(p) for p in df.outputs])
     files["tb/tb_common.hpp"] = env.get_template("tb_common.hpp.j2").render(**base)
     files["tb/testbench.cpp"] = env.get_template("testbench.cpp.j2").render(**tb_ctx)
     files["tb/tb_layers.cpp"] = env.get_template("tb_layers.cpp.j2").render(**tb_ctx)
+    files.update(_dataflow_files(env, base, tb_ctx, ports))
     tool_ctx = dict(base, part=part, clock_ns=clock_ns, cflags=f"{CFLAGS} {defines(df)}", gxx_flags=f"{GXX_FLAGS} {defines(df)}")
     files["run_hls.tcl"] = env.get_template("run_hls.tcl.j2").render(**tool_ctx)
     files["hls_config.cfg"] = env.get_template("hls_config.cfg.j2").render(**tool_ctx)
     files["csim.sh"] = env.get_template("csim.sh.j2").render(**tool_ctx)
     return files
+
+
+def _dataflow_files(env: jinja2.Environment, base: dict, tb_ctx: dict, ports: list[str]) -> dict[str, str]:
+    """The dataflow C simulation's sources (:data:`DATAFLOW_SOURCES`): its
+    testbench and the bounded, blocking ``hls_stream.h`` that replaces the
+    ap_types' one in that mode only (its folder comes first on the include
+    path, :data:`DATAFLOW_FLAGS`)."""
+    return {
+        "tb/testbench_dataflow.cpp": env.get_template("testbench_dataflow.cpp.j2").render(**tb_ctx, call_ports=ports,
+                                                                                          stages=len(tb_ctx["nodes"])),
+        f"{DATAFLOW_INCLUDE}/hls_stream.h": env.get_template("dataflow_stream.h.j2").render(**base),
+    }
 
 
 def _write_vectors(root: str, df: Dataflow, vectors: Vectors) -> None:
