@@ -129,7 +129,7 @@ def program(node, in_words: Sequence[int], out_words: Sequence[int]) -> Program:
         return [(c // node.simd, (1,), _unit(len(node.channels), j)) for j, c in enumerate(node.channels)] * node.pixels
     if isinstance(node, hw.Concat):
         return [(c // node.simd, _unit(len(node.channels), j), (1,)) for j, c in enumerate(node.channels)] * node.pixels
-    if isinstance(node, hw.ConvolutionInputGenerator) or (isinstance(node, (hw.StreamingMaxPool, hw.Pool)) and not node.is_global):
+    if isinstance(node, (hw.ConvolutionInputGenerator, hw.StreamingMaxPool)) or (isinstance(node, hw.Pool) and not node.is_global):
         return _line_buffer_program(node)
     return _layer_program(node, in_words, out_words)
 

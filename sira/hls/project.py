@@ -6,14 +6,15 @@ Layout of a project folder::
     manifest.json          sira and dependency versions, model sha256, options, interface, ports, stages, files
     README.md              the top's interface: ports, their packing, how the host reads signed outputs
     firmware/              sira_common.hpp, top.hpp, top.cpp, one <stage>.hpp per stage
-    tb/                    testbench.cpp (whole dataflow), tb_layers.cpp (stage by stage), tb_common.hpp
+    tb/                    testbench.cpp (whole dataflow), tb_layers.cpp (stage by stage), tb_common.hpp,
+                           testbench_dataflow.cpp and dataflow/hls_stream.h (stages concurrently over bounded FIFOs)
     tb_data/               input_<k>.txt, expected_<k>.txt (one sample per line), layers/ (first samples, per stage)
     report/estimate.json   the resource estimate (FINN's key names), SIRA and baseline
     report/analysis.json   the range analysis of the original model (as ``sira analyze --format json``)
     report/optimize.json   per MAC layer the accumulator widths: datatype bound, FINN's, sira's
     run_hls.tcl            vitis_hls -f run_hls.tcl
     hls_config.cfg         v++ -c --mode hls --config hls_config.cfg
-    csim.sh                g++ C simulation without Vitis
+    csim.sh                g++ C simulation without Vitis (--layers: stage by stage; --dataflow: concurrently)
 
 The scripts find the project's files from their own folder, so they run
 from any working directory.
@@ -191,7 +192,8 @@ def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clo
     tool_ctx = dict(base, part=part, clock_ns=clock_ns, cflags=f"{CFLAGS} {defines(df)}", gxx_flags=f"{GXX_FLAGS} {defines(df)}")
     files["run_hls.tcl"] = env.get_template("run_hls.tcl.j2").render(**tool_ctx)
     files["hls_config.cfg"] = env.get_template("hls_config.cfg.j2").render(**tool_ctx)
-    files["csim.sh"] = env.get_template("csim.sh.j2").render(**tool_ctx)
+    files["csim.sh"] = env.get_template("csim.sh.j2").render(**tool_ctx, dataflow_flags=DATAFLOW_FLAGS, dataflow_include=DATAFLOW_INCLUDE,
+                                                             dataflow_sources=" ".join(DATAFLOW_SOURCES))
     return files
 
 
