@@ -1,0 +1,146 @@
+"""The dataflow C simulation: every stage a thread over FIFOs of the
+generated depths (tb/dataflow/hls_stream.h), so that a design that
+deadlocks in hardware deadlocks here too, and is reported on one line
+naming every blocked stage and its stream instead of hanging.
+
+* a Split whose branches meet again in a Concat (one side a 3x3
+  convolution, the other a bypass) passes with the depths sira generates
+  and deadlocks with every FIFO 2 deep, as the old depths were (one g++
+  compile, both runs; the CLI exits with 3);
+* the slow tier runs it on the kernel tests' plumbing project (fan-out
+  through Duplicate, Split/Concat, residual AddStreams, PE/SIMD above 1),
+  on a Duplicate feeding a convolution and the Concat beside it, and on
+  every zoo and conformance model at fold 1 and at a high frame rate."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from sira.errors import DeadlockError, SiraError
+from sira.hls import build_layers, csim
+from sira.hls.simulate import unavailable
+from tests.test_hls_synthesis import _frames, duplicate_conv_concat, split_conv_concat
+
+_SKIP = unavailable()
+needs_csim = pytest.mark.skipif(bool(_SKIP), reason=f"C simulation unavailable: {_SKIP}")
+
+
+@pytest.fixture(scope="module")
+def split_concat(tmp_path_factory):
+    """The Split -> (conv | bypass) -> Concat project, its dataflow C-simulated."""
+    path = tmp_path_factory.mktemp("dataflow") / "split_concat"
+    return build_layers(split_conv_concat(), str(path), _frames(4), run_csim=True, dataflow=True)
+
+
+def _check_depths_and_progress(result, cs) -> None:
+    """The run used exactly the generated depths; every stream carried its
+    words for every frame and never held more than its depth."""
+    df = result.project.dataflow
+    seen = {s.stream: s for s in cs.streams}
+    assert set(seen) == set(df.streams)
+    for sid, stream in df.streams.items():
+        s = seen[sid]
+        assert s.depth == stream.depth, sid
+        assert s.written == s.read == stream.words * cs.samples, sid
+        assert 1 <= s.peak <= s.depth
+    assert {st.stage for st in cs.stages} >= {st.id for st in df.stages}
+    assert all(st.finished for st in cs.stages)
+
+
+@needs_csim
+def test_split_concat_passes_with_the_generated_depths(split_concat):
+    cs = split_concat.csim
+    assert cs.mode == "dataflow" and cs.passed and cs.exact == cs.samples == 4, cs.summary()
+    _check_depths_and_progress(split_concat, cs)
+    bypass = next(s for s in split_concat.project.dataflow.streams.values() if s.tensor == "right")
+    assert bypass.depth > 2  # the deep FIFO is the one the run filled beyond the old depth
+    assert next(s for s in cs.streams if s.stream == bypass.id).peak > 2
+    with open(f"{split_concat.path}/report/csim.json") as f:
+        doc = json.load(f)
+    assert doc["mode"] == "dataflow" and doc["passed"] and len(doc["streams"]) == len(cs.streams)
+
+
+@needs_csim
+def test_split_concat_deadlocks_with_the_old_depths(split_concat):
+    df = split_concat.project.dataflow
+    bypass = next(s for s in df.streams.values() if s.tensor == "right")
+    split = next(st for st in df.stages if st.node.kind == "Split")
+    concat = next(st for st in df.stages if st.node.kind == "Concat")
+    with pytest.raises(DeadlockError) as info:
+        csim(split_concat.path, dataflow=True, fifo_depth=2)
+    e = info.value
+    assert "forced to depth 2" in str(e) and "\n" not in str(e)
+    # the split waits on the full bypass while the concat starves on the convolution's side
+    assert f"{split.id} waits to write {bypass.id} (full, depth 2" in e.blocked
+    assert re.search(rf"{concat.id} waits to read {concat.inputs[0]} \(empty", e.blocked)
+    assert {s.stream: s.depth for s in e.streams if s.stream not in ("in_0", "out_0")} == {sid: 2 for sid in df.streams if sid not in ("in_0", "out_0")}
+    assert not all(st.finished for st in e.stages)
+    with open(f"{split_concat.path}/report/csim.json") as f:
+        assert json.load(f)["deadlock"] == e.blocked
+
+
+@needs_csim
+def test_cli_reports_a_deadlock_on_one_line_with_exit_3(split_concat, capsys):
+    from sira.cli import main
+
+    assert main(["csim", split_concat.path, "--dataflow", "--fifo-depth", "2"]) == 3
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("sira: error: the dataflow of") and "waits to write" in lines[0]
+    assert main(["csim", split_concat.path, "--dataflow"]) == 0
+    assert "no deadlock" in capsys.readouterr().out
+
+
+def test_option_mistakes_are_one_line_errors(split_concat, tmp_path):
+    from sira.cli import main
+
+    assert main(["csim", str(tmp_path), "--fifo-depth", "2"]) == 2
+    assert main(["csim", str(tmp_path), "--dataflow", "--layers"]) == 2
+    for depth, dataflow in ((0, True), (True, True), (2, False)):
+        with pytest.raises(SiraError, match="forced FIFO depth must be a positive integer"):
+            csim(split_concat.path, dataflow=dataflow, fifo_depth=depth)
+
+
+def test_synthesis_top_is_unchanged_by_the_dataflow_block(split_concat):
+    """The top's synthesis form keeps its STREAM pragmas and plain calls; the
+    threads live under SIRA_DATAFLOW_CSIM only, with the same depths."""
+    with open(f"{split_concat.path}/firmware/top.cpp") as f:
+        top = f.read()
+    synthesis, dataflow = top.split("#ifdef SIRA_DATAFLOW_CSIM")
+    assert "std::thread" not in synthesis and "sira::df" not in synthesis
+    pragmas = dict(re.findall(r"#pragma HLS STREAM variable=(\w+) depth=(\d+)", synthesis))
+    declared = dict(re.findall(r'hls::stream<ap_uint<\d+> > (\w+)\("\w+", sira::df::depth\((\d+)\)\);', dataflow))
+    assert pragmas == declared and pragmas
+    assert {sid: str(s.depth) for sid, s in split_concat.project.dataflow.streams.items() if sid in pragmas} == pragmas
+
+
+# --------------------------------------------------------------------------
+# slow tier: every topology kind, every zoo and conformance model
+# --------------------------------------------------------------------------
+
+
+@needs_csim
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_plumbing_projects_run_concurrently(seed, tmp_path):
+    """Fan-out (Duplicate, width converters), Split/Concat, a residual
+    AddStreams, padding, windows and pools, folded above 1."""
+    from tests.test_hls_kernels import make_net
+
+    net = make_net("movement", seed)
+    r = build_layers(net.layers, str(tmp_path / "p"), net.samples(4), run_csim=True, dataflow=True)
+    assert r.csim.passed and r.csim.exact == 4, r.csim.summary()
+    kinds = {st.node.kind for st in r.project.dataflow.stages}
+    assert {"Duplicate", "Split", "Concat", "AddStreams"} <= kinds
+    _check_depths_and_progress(r, r.csim)
+
+
+@needs_csim
+@pytest.mark.slow
+def test_duplicate_concat_deadlocks_only_with_the_old_depths(tmp_path):
+    r = build_layers(duplicate_conv_concat(), str(tmp_path / "p"), _frames(3, (1, 6, 6, 2)), run_csim=True, dataflow=True)
+    assert r.csim.passed, r.csim.summary()
+    with pytest.raises(DeadlockError, match=r"dup_\w+ waits to write"):
+        csim(r.path, dataflow=True, fifo_depth=2)
