@@ -14,14 +14,16 @@ naming every blocked stage and its stream instead of hanging.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import re
 
 import pytest
 
 from sira.errors import DeadlockError, SiraError
-from sira.hls import build_layers, csim
+from sira.hls import build, build_layers, csim
 from sira.hls.simulate import unavailable
+from tests.helpers import ZOO_MODELS, zoo_path
 from tests.test_hls_synthesis import _frames, duplicate_conv_concat, split_conv_concat
 
 _SKIP = unavailable()
@@ -144,3 +146,66 @@ def test_duplicate_concat_deadlocks_only_with_the_old_depths(tmp_path):
     assert r.csim.passed, r.csim.summary()
     with pytest.raises(DeadlockError, match=r"dup_\w+ waits to write"):
         csim(r.path, dataflow=True, fifo_depth=2)
+
+
+#: the high folding of the sweep (bench/dataflow_csim.py measures the same): 1e6
+#: inferences/s at 10 ns leaves 100 cycles per layer, so every layer of the MLPs
+#: is as parallel as its dimensions allow and every layer of the CNNs as parallel
+#: as the folding search makes it for an unreachable target (maximally) - the
+#: most stages running at once, the widest words, the shortest FIFO lags
+HIGH_FPS = 1e6
+SWEEP_SAMPLES = 8
+
+
+def _sweep_cases() -> list[tuple[str, str]]:
+    from tests.test_conformance_zoo import HARDWARE
+
+    return [(name, folding) for name in sorted(ZOO_MODELS) + HARDWARE for folding in ("fold1", "fast")]
+
+
+def _model(name: str) -> tuple[str, object]:
+    from tests.test_conformance_zoo import MODELS, _spec
+
+    if name in ZOO_MODELS:
+        return zoo_path(name), ZOO_MODELS[name][1]
+    with open(_spec(name)) as f:
+        return str(MODELS / f"{name}.onnx"), json.load(f)
+
+
+def _build_and_run(name: str, folding: str, folder: str):
+    """The dataflow C simulation of one model and folding (an exception is
+    returned, to be raised by its own test)."""
+    try:
+        path, spec = _model(name)
+        r = build(path, folder, spec, samples=SWEEP_SAMPLES, target_fps=HIGH_FPS if folding == "fast" else None)
+        return r, csim(r.path, dataflow=True, write_report=False)
+    except (Exception, pytest.skip.Exception) as e:  # reported by the test of this case
+        return e
+
+
+@pytest.fixture(scope="module")
+def sweep(request, tmp_path_factory):
+    """Every selected sweep case built and simulated, two at a time (g++
+    runs on both cores while the next model is built)."""
+    selected = getattr(request.node.listchain()[0], "items", [])
+    keys = [(item.callspec.params["name"], item.callspec.params["folding"]) for item in selected
+            if getattr(item, "originalname", None) == "test_models_run_concurrently_without_deadlock"]  # fmt: skip
+    root = tmp_path_factory.mktemp("sweep")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {k: pool.submit(_build_and_run, k[0], k[1], str(root / f"{k[0]}_{k[1]}")) for k in keys}
+        return {k: f.result() for k, f in futures.items()}
+
+
+@needs_csim
+@pytest.mark.slow
+@pytest.mark.parametrize("name,folding", _sweep_cases())
+def test_models_run_concurrently_without_deadlock(name, folding, sweep, tmp_path):
+    """Every zoo and conformance model, at fold 1 and at HIGH_FPS: no
+    deadlock with the generated depths, every output bit-exact, every
+    stream carrying its words and within its depth."""
+    outcome = sweep.get((name, folding)) or _build_and_run(name, folding, str(tmp_path / "p"))
+    if isinstance(outcome, BaseException):
+        raise outcome
+    r, cs = outcome
+    assert cs.passed and cs.exact == cs.samples, cs.summary()
+    _check_depths_and_progress(r, cs)
