@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import re
+import subprocess
 
 import pytest
 
@@ -209,3 +210,53 @@ def test_models_run_concurrently_without_deadlock(name, folding, sweep, tmp_path
     r, cs = outcome
     assert cs.passed and cs.exact == cs.samples, cs.summary()
     _check_depths_and_progress(r, cs)
+
+
+STRESS = r"""
+#include <hls_stream.h>
+#include <cstring>
+// "cycle": two stages that each read the other's empty stream first; else a chain of stages at depth 2 moving many words
+int main(int argc, char **argv) {
+    if (argc > 1 && !std::strcmp(argv[1], "cycle")) {
+        hls::stream<int> a("a", 4), b("b", 4);
+        sira::df::expect(2);
+        sira::df::Group g;
+        g.spawn("left", [&]() { for (int i = 0; i < 10; i++) b.write(a.read() + 1); });
+        g.spawn("right", [&]() { for (int i = 0; i < 10; i++) a.write(b.read() + 1); });
+        g.join();
+        return 0;
+    }
+    const int stages = 8, words = 50000;
+    hls::stream<long> s[stages + 1];
+    sira::df::expect(stages + 2);
+    sira::df::Group g;
+    g.spawn("feed", [&]() { for (long i = 0; i < words; i++) s[0] << i; });
+    for (int k = 0; k < stages; k++) g.spawn("stage", [&, k]() { for (int i = 0; i < words; i++) { long v; s[k] >> v; s[k + 1].write(v + 1); } });
+    long sum = 0;
+    g.spawn("drain", [&]() { for (int i = 0; i < words; i++) sum += s[stages].read(); });
+    g.join();
+    return sum == (long)words * (words - 1) / 2 + (long)stages * words ? 0 : 1;
+}
+"""
+
+
+@needs_csim
+@pytest.mark.slow
+def test_the_stream_header_finds_a_cycle_and_never_a_false_deadlock(tmp_path):
+    """The header alone: two stages waiting on each other are reported at
+    once (exit 3); a chain of ten threads passing 50000 words through
+    FIFOs of depth 2, with every interleaving the scheduler makes, never is."""
+    from sira.hls.project import environment
+    from sira.hls.simulate import DEADLOCK_EXIT, compiler
+
+    (tmp_path / "hls_stream.h").write_text(environment().get_template("dataflow_stream.h.j2").render(top="t", version="test"))
+    (tmp_path / "t.cpp").write_text(STRESS)
+    binary = str(tmp_path / "t")
+    subprocess.run([compiler(), "-std=c++14", "-O1", "-pthread", "-I", str(tmp_path), str(tmp_path / "t.cpp"), "-o", binary], check=True)
+    cycle = subprocess.run([binary, "cycle"], capture_output=True, text=True, timeout=60)
+    assert cycle.returncode == DEADLOCK_EXIT
+    assert cycle.stdout.splitlines()[0] == ("dataflow csim: deadlock: left waits to read a (empty, depth 4, 0 written, 0 read); "
+                                            "right waits to read b (empty, depth 4, 0 written, 0 read)")  # fmt: skip
+    for _ in range(3):
+        chain = subprocess.run([binary], capture_output=True, text=True, timeout=120)
+        assert chain.returncode == 0, chain.stdout
