@@ -12,7 +12,9 @@ shows it, its streams are unbounded).
 
 Every stage is modelled as a :data:`Program`: per frame, the words it
 reads from each input and writes to each output, in the order its kernel
-does (:func:`program`). The **lag** of a pair of branches follows from the
+does (:func:`program`; a line buffer's exactly as its loop runs: its
+window's rows first, then a write before a read in every iteration, which
+the dataflow C simulation, ``sira csim --dataflow``, holds it to). The **lag** of a pair of branches follows from the
 programs along them (:func:`lags`); :func:`size` makes the fan-out's FIFO
 on the early branch that deep, with a margin. :func:`simulate` runs the
 programs with the FIFOs' depths and reports a deadlock.
