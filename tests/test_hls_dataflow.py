@@ -10,7 +10,8 @@ naming every blocked stage and its stream instead of hanging.
 * the slow tier runs it on the kernel tests' plumbing project (fan-out
   through Duplicate, Split/Concat, residual AddStreams, PE/SIMD above 1),
   on a Duplicate feeding a convolution and the Concat beside it, and on
-  every zoo and conformance model at fold 1 and at a high frame rate."""
+  every zoo and conformance model at a high frame rate (their build tests
+  run it at fold 1)."""
 
 from __future__ import annotations
 
@@ -158,10 +159,10 @@ HIGH_FPS = 1e6
 SWEEP_SAMPLES = 8
 
 
-def _sweep_cases() -> list[tuple[str, str]]:
+def _sweep_models() -> list[str]:
     from tests.test_conformance_zoo import HARDWARE
 
-    return [(name, folding) for name in sorted(ZOO_MODELS) + HARDWARE for folding in ("fold1", "fast")]
+    return sorted(ZOO_MODELS) + HARDWARE
 
 
 def _model(name: str) -> tuple[str, object]:
@@ -173,12 +174,12 @@ def _model(name: str) -> tuple[str, object]:
         return str(MODELS / f"{name}.onnx"), json.load(f)
 
 
-def _build_and_run(name: str, folding: str, folder: str):
-    """The dataflow C simulation of one model and folding (an exception is
+def _build_and_run(name: str, folder: str):
+    """The dataflow C simulation of one model at HIGH_FPS (an exception is
     returned, to be raised by its own test)."""
     try:
         path, spec = _model(name)
-        r = build(path, folder, spec, samples=SWEEP_SAMPLES, target_fps=HIGH_FPS if folding == "fast" else None)
+        r = build(path, folder, spec, samples=SWEEP_SAMPLES, target_fps=HIGH_FPS)
         return r, csim(r.path, dataflow=True, write_report=False)
     except (Exception, pytest.skip.Exception) as e:  # reported by the test of this case
         return e
@@ -186,25 +187,26 @@ def _build_and_run(name: str, folding: str, folder: str):
 
 @pytest.fixture(scope="module")
 def sweep(request, tmp_path_factory):
-    """Every selected sweep case built and simulated, two at a time (g++
+    """Every selected sweep model built and simulated, two at a time (g++
     runs on both cores while the next model is built)."""
     selected = getattr(request.node.listchain()[0], "items", [])
-    keys = [(item.callspec.params["name"], item.callspec.params["folding"]) for item in selected
-            if getattr(item, "originalname", None) == "test_models_run_concurrently_without_deadlock"]  # fmt: skip
+    names = [item.callspec.params["name"] for item in selected
+             if getattr(item, "originalname", None) == "test_models_run_concurrently_at_a_high_frame_rate"]  # fmt: skip
     root = tmp_path_factory.mktemp("sweep")
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {k: pool.submit(_build_and_run, k[0], k[1], str(root / f"{k[0]}_{k[1]}")) for k in keys}
-        return {k: f.result() for k, f in futures.items()}
+        futures = {name: pool.submit(_build_and_run, name, str(root / name)) for name in names}
+        return {name: f.result() for name, f in futures.items()}
 
 
 @needs_csim
 @pytest.mark.slow
-@pytest.mark.parametrize("name,folding", _sweep_cases())
-def test_models_run_concurrently_without_deadlock(name, folding, sweep, tmp_path):
-    """Every zoo and conformance model, at fold 1 and at HIGH_FPS: no
-    deadlock with the generated depths, every output bit-exact, every
-    stream carrying its words and within its depth."""
-    outcome = sweep.get((name, folding)) or _build_and_run(name, folding, str(tmp_path / "p"))
+@pytest.mark.parametrize("name", _sweep_models())
+def test_models_run_concurrently_at_a_high_frame_rate(name, sweep, tmp_path):
+    """Every zoo and conformance model at HIGH_FPS (at fold 1 their build
+    tests, test_hls_build and test_conformance_zoo, run the same C
+    simulation): no deadlock with the generated depths, every output
+    bit-exact, every stream carrying its words and within its depth."""
+    outcome = sweep.get(name) or _build_and_run(name, str(tmp_path / "p"))
     if isinstance(outcome, BaseException):
         raise outcome
     r, cs = outcome
