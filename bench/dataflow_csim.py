@@ -2,16 +2,17 @@
 generated depths) on every QONNX zoo model and every conformance model the
 hardware flow builds, at two foldings.
 
-    python bench/dataflow_csim.py [--samples N] [--fps F] [--only NAME ...] [--json FILE]
+    python bench/dataflow_csim.py [--samples N] [--only NAME ...] [--json FILE]
 
 Per model and folding: the stages, the time of the build, of the
 sequential csim and of the dataflow csim (each one g++ compile and a run),
 the verdict (bit-exact, or the deadlock line) and the deepest FIFO the run
 filled against its depth. The foldings are fold 1 (PE = SIMD = 1) and
-``--fps`` (default 1e6 inferences/s): that asks every layer of the small
-models for its full parallelism, and of the CNNs for as much as the lint
-lets a stream word be (4096 bits), the most concurrency a build can have.
-A build the part limits refuse at that rate is listed with its error.
+the highest frame rate the default part allows
+(``tests.test_hls_dataflow.highest_fps``: the first of 1e6, 5e5, 2e5, 1e5,
+... inferences/s whose folding the lint accepts): every layer of the small
+models fully parallel, the CNNs as parallel as their words (4096 bits) and
+the part's LUTs let them be - the most concurrency a build can have.
 """
 
 from __future__ import annotations
@@ -31,9 +32,7 @@ from sira.hls import build, csim  # noqa: E402
 from sira.report import format_table  # noqa: E402
 from tests.helpers import ZOO, ZOO_MODELS  # noqa: E402
 from tests.test_conformance_zoo import HARDWARE, MODELS  # noqa: E402
-
-#: the high folding: inferences per second asked of every model
-HIGH_FPS = 1e6
+from tests.test_hls_dataflow import highest_fps  # noqa: E402
 
 
 def cases():
@@ -71,7 +70,6 @@ def run(name: str, path: str, spec, fps, samples: int, folder: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=20, help="random test inputs per model (default 20, plus corners)")
-    ap.add_argument("--fps", type=float, default=HIGH_FPS, help=f"the high folding's target (default {HIGH_FPS:g} inferences/s)")
     ap.add_argument("--only", nargs="*", help="these models only")
     ap.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     args = ap.parse_args()
@@ -82,7 +80,12 @@ def main() -> None:
         for name, path, spec in cases():
             if args.only and name not in args.only:
                 continue
-            for label, fps in (("fold1", None), (f"{args.fps:g} fps", args.fps)):
+            try:
+                fast = highest_fps(path, spec)
+            except SiraError as e:
+                rows.append([name, "-", "-", "-", "-", "-", "not built: " + str(e)[:60], "-"])
+                continue
+            for label, fps in (("fold1", None), (f"{fast:g} fps", fast)):
                 row = run(name, path, spec, fps, args.samples, os.path.join(tmp, f"{name}_{label.split()[0]}"))
                 results[f"{name} {label}"] = row
                 if "error" in row:
