@@ -55,6 +55,7 @@ def _check_depths_and_progress(result, cs) -> None:
 
 
 @needs_csim
+@pytest.mark.prebuild
 def test_split_concat_passes_with_the_generated_depths(split_concat):
     cs = split_concat.csim
     assert cs.mode == "dataflow" and cs.passed and cs.exact == cs.samples == 4, cs.summary()
