@@ -409,8 +409,18 @@ def cmd_build(args) -> int:
         print(f"  {line}")
     if result.csim is not None:
         print(paint(result.csim.summary(), "green" if result.csim.passed else "red"))
+        for line in [] if args.quiet else _fifo_lines(result.csim):
+            print(f"  {line}")
         return EXIT_OK if result.csim.passed else EXIT_FAIL
     return EXIT_OK
+
+
+def _fifo_lines(result) -> list[str]:
+    """After a dataflow C simulation: how full each FIFO deeper than the
+    default got (the ones sized for branches that meet again)."""
+    from .hls.fifos import BASE_DEPTH
+
+    return [f"FIFO {s.stream}: at most {s.peak} of its {s.depth} words held" for s in result.streams if s.depth > BASE_DEPTH]
 
 
 def _float_agreement(project_path: str) -> list[str]:
@@ -439,6 +449,8 @@ def cmd_csim(args) -> int:
     if not result.passed and not args.quiet:
         sys.stdout.write("".join(line + "\n" for line in result.output.splitlines()[:20] if line.startswith("sample")))
     print(paint(result.summary(), "green" if result.passed else "red") + (" (cached build)" if result.cached and not args.quiet else ""))
+    for line in [] if args.quiet else _fifo_lines(result):
+        print(f"  {line}")
     return EXIT_OK if result.passed else EXIT_FAIL
 
 
