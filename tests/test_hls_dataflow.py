@@ -100,6 +100,7 @@ def test_cli_reports_a_deadlock_on_one_line_with_exit_3(split_concat, capsys):
     assert "no deadlock" in out and re.search(rf"FIFO {bypass.id}: at most \d+ of its {bypass.depth} words held", out)
 
 
+@needs_csim
 def test_option_mistakes_are_one_line_errors(split_concat, tmp_path):
     from sira.cli import main
 
@@ -110,6 +111,7 @@ def test_option_mistakes_are_one_line_errors(split_concat, tmp_path):
             csim(split_concat.path, dataflow=dataflow, fifo_depth=depth)
 
 
+@needs_csim
 def test_synthesis_top_is_unchanged_by_the_dataflow_block(split_concat):
     """The top's synthesis form keeps its STREAM pragmas and plain calls; the
     threads live under SIRA_DATAFLOW_CSIM only, with the same depths."""
