@@ -131,6 +131,8 @@ class CsimResult:
     #: the dataflow mode's progress per stream and per thread (empty in the sequential mode)
     streams: list[StreamProgress] = dataclasses.field(default_factory=list)
     stages: list[StageProgress] = dataclasses.field(default_factory=list)
+    #: the depth every inner FIFO was forced to (None: the generated depths)
+    fifo_depth: Optional[int] = None
 
     def summary(self) -> str:
         text = f"csim: {self.exact}/{self.samples} outputs bit-exact"
@@ -144,6 +146,7 @@ class CsimResult:
         doc = {"passed": self.passed, "exact": self.exact, "samples": self.samples, "seconds": round(self.seconds, 3),
                "cached": self.cached, "first_mismatch_layer": self.first_mismatch_layer, "mode": self.mode}  # fmt: skip
         if self.mode == "dataflow":
+            doc["fifo_depth"] = self.fifo_depth
             doc["streams"] = [dataclasses.asdict(s) for s in self.streams]
             doc["stages"] = [dataclasses.asdict(s) for s in self.stages]
         return doc
@@ -250,7 +253,8 @@ def csim(project: str, *, dataflow: bool = False, fifo_depth: Optional[int] = No
         raise SiraError(f"the testbench of '{project}' could not run: {(done.stdout + done.stderr).strip()[-500:]}")
     exact, samples = int(m.group(1)), int(m.group(2))
     result = CsimResult(done.returncode == 0 and exact == samples and samples > 0, exact, samples, done.stdout, 0.0, cached,
-                        mode="dataflow" if dataflow else "sequential", streams=_streams_of(done.stdout), stages=_stages_of(done.stdout))
+                        mode="dataflow" if dataflow else "sequential", streams=_streams_of(done.stdout), stages=_stages_of(done.stdout),
+                        fifo_depth=fifo_depth)
     if not result.passed and layers_on_failure:
         _, _, stage = run_layers(project)
         result.first_mismatch = stage
