@@ -159,22 +159,27 @@ def test_duplicate_concat_deadlocks_only_with_the_old_depths(tmp_path):
 #: 100 cycles per layer, every layer of the MLPs as parallel as its dimensions
 #: allow; a CNN gets the first rate whose folding the lint accepts on the
 #: default part (stream and weight words within 4096 bits, LUTs within the
-#: part): the most parallel build the part allows, the most stages running at
-#: once, the shortest FIFO lags
+#: part) and the kernels generate: the most parallel build the part allows,
+#: the most stages running at once, the shortest FIFO lags
 FPS_LADDER = (1e6, 5e5, 2e5, 1e5, 5e4, 2e4, 1e4, 5e3, 2e3, 1e3)
 SWEEP_SAMPLES = 8
 
 
 def highest_fps(path: str, spec) -> float:
     """The first rate of :data:`FPS_LADDER` whose folding passes the lint
-    (the model optimized once, then folded and linted per rate)."""
+    and the kernels generate (the model optimized once, then folded,
+    linted, planned and rendered per rate, as the build does)."""
     from sira.devices import DEFAULT_PART
     from sira.estimate import estimate_prepared, prepare
+    from sira.hls.dataflow import plan
+    from sira.hls.project import render
 
     prepared = prepare(path, spec)
     for fps in FPS_LADDER:
         try:
-            estimate_prepared(prepared, DEFAULT_PART, target_fps=fps)
+            _doc, layers, costs = estimate_prepared(prepared, DEFAULT_PART, target_fps=fps)
+            render(plan(layers, [o.name for o in prepared[0].graph.output]), costs, top="t", model_id="m", part=DEFAULT_PART,
+                   clock_ns=10.0)  # fmt: skip
             return fps
         except SiraError:
             continue
