@@ -19,6 +19,7 @@ import traceback
 from typing import Callable, Optional, Sequence
 
 from .cliutil import (
+    EXIT_DEADLOCK,
     EXIT_FAIL,
     EXIT_OK,
     EXIT_USAGE,
@@ -33,7 +34,7 @@ from .cliutil import (
     check_sampling,
 )
 from .diff import add_parser as add_diff_parser
-from .errors import SiraError
+from .errors import DeadlockError, SiraError
 from .explain import add_parser as add_explain_parser
 from .version import __version__
 
@@ -312,7 +313,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if debug:
             traceback.print_exc()
         print(f"sira: {paint('error', 'red', sys.stderr)}: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_DEADLOCK if isinstance(e, DeadlockError) else EXIT_USAGE
     except KeyboardInterrupt:
         print("sira: interrupted", file=sys.stderr)
         return 130
@@ -383,11 +384,13 @@ def cmd_build(args) -> int:
     _check_hardware_options(args)
     check_model_path(args.model)
     check_sampling(args, least=1)
+    if args.dataflow and not args.csim:
+        raise SiraError("--dataflow chooses how --csim runs the project; add --csim")
     steps = [f"optimize: {step}" for step in OPTIMIZE_STEPS] + ["estimate", "plan", "vectors", "write"] + (["csim"] if args.csim else [])
     progress = _step_counter(args, steps)
     result = build(args.model, args.output, input_spec_from_args(args), part=args.part, clock_ns=args.clock_ns, target_fps=args.target_fps,
                    folding=args.folding, samples=args.samples, seed=args.seed, run_csim=args.csim, progress=progress,
-                   force=args.force, time_budget=args.time_budget, control=args.control)  # fmt: skip
+                   force=args.force, time_budget=args.time_budget, control=args.control, dataflow=args.dataflow)  # fmt: skip
     project = result.project
     if project.replacement.kept and not args.quiet:
         print(f"kept {len(project.replacement.kept)} path(s) sira did not write: {', '.join(project.replacement.kept[:8])}",
@@ -406,8 +409,18 @@ def cmd_build(args) -> int:
         print(f"  {line}")
     if result.csim is not None:
         print(paint(result.csim.summary(), "green" if result.csim.passed else "red"))
+        for line in [] if args.quiet else _fifo_lines(result.csim):
+            print(f"  {line}")
         return EXIT_OK if result.csim.passed else EXIT_FAIL
     return EXIT_OK
+
+
+def _fifo_lines(result) -> list[str]:
+    """After a dataflow C simulation: how full each FIFO deeper than the
+    default got (the ones sized for branches that meet again)."""
+    from .hls.fifos import BASE_DEPTH
+
+    return [f"FIFO {s.stream}: at most {s.peak} of its {s.depth} words held" for s in result.streams if s.depth > BASE_DEPTH]
 
 
 def _float_agreement(project_path: str) -> list[str]:
@@ -424,14 +437,20 @@ def cmd_csim(args) -> int:
     from .hls import csim
     from .hls.simulate import run_layers
 
+    if args.layers and (args.dataflow or args.fifo_depth is not None):
+        raise SiraError("--layers checks every stage alone and cannot run with --dataflow or --fifo-depth; give one or the other")
+    if args.fifo_depth is not None and not args.dataflow:
+        raise SiraError("--fifo-depth sets the FIFOs of the dataflow C simulation; add --dataflow")
     if args.layers:
         ok, output, _ = run_layers(args.project)
         sys.stdout.write(output)
         return EXIT_OK if ok else EXIT_FAIL
-    result = csim(args.project)
+    result = csim(args.project, dataflow=args.dataflow, fifo_depth=args.fifo_depth)
     if not result.passed and not args.quiet:
         sys.stdout.write("".join(line + "\n" for line in result.output.splitlines()[:20] if line.startswith("sample")))
     print(paint(result.summary(), "green" if result.passed else "red") + (" (cached build)" if result.cached and not args.quiet else ""))
+    for line in [] if args.quiet else _fifo_lines(result):
+        print(f"  {line}")
     return EXIT_OK if result.passed else EXIT_FAIL
 
 
@@ -456,6 +475,8 @@ def _add_build_parser(sub, common) -> None:
     p.add_argument("-o", "--output", metavar="DIR", required=True, help="project folder to write")
     _add_hardware_options(p)
     p.add_argument("--csim", action="store_true", help="also compile the project with g++ and run its testbench")
+    p.add_argument("--dataflow", action="store_true",
+                   help="with --csim: run the stages concurrently over FIFOs of the generated depths; a deadlock exits with 3")
     p.add_argument("--control", choices=("none", "hs"), default="none",
                    help="block control of the top: none (free-running, AXI streams only; default) or hs (ap_ctrl_hs on AXI-Lite)")
     add_sampling_options(p, 100, "random test inputs, on top of the corner inputs")
@@ -472,13 +493,21 @@ def _add_csim_parser(sub, common) -> None:
         help="C-simulate a project made by sira build (g++, no Vitis)",
         description="Compile a project's testbench with g++ against the ap_types headers ($XILINX_HLS/include, else "
         "the copy in the hls4ml package), run it on the project's test vectors and compare every output bit for "
-        "bit. Exit code 0 only when all are exact; otherwise the first mismatching layer is named. Builds are cached "
+        "bit. Exit code 0 only when all are exact; otherwise the first mismatching layer is named (exit 1). By default "
+        "the stages run one after the other over unbounded streams, which checks the numbers only; --dataflow runs "
+        "every stage as its own thread over FIFOs of the generated depths, as the hardware does, and a deadlock "
+        "is reported on one line naming every blocked stage and the stream it waits on (exit 3). Builds are cached "
         "by content, so a second run does not recompile.",
-        epilog="examples:\n  sira csim tfc_hls\n  sira csim tfc_hls --layers   (check every stage alone on the first sample)",
+        epilog="examples:\n  sira csim tfc_hls\n  sira csim tfc_hls --layers   (check every stage alone on the first sample)\n"
+        "  sira csim tfc_hls --dataflow   (stages concurrently, bounded FIFOs: finds deadlocks)\n"
+        "  sira csim tfc_hls --dataflow --fifo-depth 2   (every inner FIFO 2 deep instead of its generated depth)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("project", metavar="DIR", help="project folder written by sira build")
     p.add_argument("--layers", action="store_true", help="run the stage-by-stage testbench instead (per-layer check)")
+    p.add_argument("--dataflow", action="store_true",
+                   help="run every stage as a thread over bounded FIFOs of the generated depths; a deadlock exits with 3")
+    p.add_argument("--fifo-depth", type=int, metavar="N", help="with --dataflow: force every inner FIFO to depth N")
     p.set_defaults(func=cmd_csim)
 
 

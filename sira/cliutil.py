@@ -17,6 +17,7 @@ from .errors import SiraError
 EXIT_OK = 0
 EXIT_FAIL = 1  # the check ran and found a problem (e.g. a soundness violation)
 EXIT_USAGE = 2  # the user's input is wrong
+EXIT_DEADLOCK = 3  # the dataflow C simulation deadlocked (sira.errors.DeadlockError)
 
 
 def add_model(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,22 @@ class SiraError(Exception):
     """A problem with the user's input, explained in the message."""
 
 
+class DeadlockError(SiraError):
+    """The dataflow C simulation of a generated project deadlocked: every
+    stage still running waits on an empty or a full FIFO. Not a mistake in
+    the user's input, so the CLI exits with its own code, 3. ``blocked``
+    is the simulation's line naming every blocked stage and its stream;
+    ``streams`` and ``stages`` its progress up to then."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, blocked: str = "", streams=(), stages=()):
+        super().__init__(message)
+        self.blocked = blocked
+        self.streams = list(streams)
+        self.stages = list(stages)
+
+
 class RuleError(SiraError):
     """An op rule found its node malformed or out of its domain.
 

@@ -49,7 +49,8 @@ sira's own:
     the test vectors of the HLS project (corner inputs come on top).
 ``sira_csim`` (default ``False``)
     C-simulate the HLS project with g++ after the build; a mismatch fails
-    the step.
+    the step. ``"dataflow"`` runs the stages concurrently over FIFOs of
+    the generated depths, so that a deadlock fails it too.
 
 What each step writes and returns
 ---------------------------------
@@ -80,7 +81,7 @@ import dataclasses
 import functools
 import json
 import os
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 from sira.transforms.finn_form import finn_form
@@ -121,7 +122,7 @@ class SiraBuildConfig:
     folding_config_file: Any = None
     sira_input_spec: Any = None
     sira_samples: Optional[int] = None
-    sira_csim: bool = False
+    sira_csim: Union[bool, str] = False
 
 
 # --------------------------------------------------------------------------
@@ -156,7 +157,11 @@ class _Settings:
         if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
             raise SiraError(f"{step}: sira_samples must be a whole number >= 1, got {samples!r}")
         self.samples = samples
-        self.csim = bool(getattr(cfg, "sira_csim", False))
+        csim = getattr(cfg, "sira_csim", False)
+        if csim not in (False, True, None, "dataflow"):
+            raise SiraError(f"{step}: sira_csim must be False, True or 'dataflow', got {csim!r}")
+        self.csim = bool(csim)
+        self.csim_dataflow = csim == "dataflow"
 
     @property
     def report_dir(self) -> str:
@@ -276,7 +281,7 @@ def step_sira_build(model, cfg):
     options = {} if cfg.samples is None else {"samples": cfg.samples}
     result = build(model, os.path.join(cfg.output_dir, HLS_DIR), _spec_for(model, cfg.input_spec), part=cfg.part,
                         clock_ns=cfg.clock_ns, target_fps=cfg.target_fps, folding=cfg.folding, run_csim=cfg.csim,
-                        **options)  # fmt: skip
+                        dataflow=cfg.csim_dataflow, **options)  # fmt: skip
     project = result.project
     doc = {
         "project": os.path.abspath(project.path),

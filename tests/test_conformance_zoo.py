@@ -89,8 +89,10 @@ def test_flatten_heads_bipolar_padding_1d_convs_and_pools_lower_to_hardware(name
 @pytest.mark.slow
 @pytest.mark.parametrize("name", HARDWARE)
 def test_builds_bit_exact(name, tmp_path):
-    result = sira.build(str(MODELS / f"{name}.onnx"), str(tmp_path / "hls"), _spec(name), samples=100, run_csim=True)
-    assert result.csim.passed, result.csim.summary()
+    """At fold 1, its stages running concurrently over FIFOs of the generated
+    depths: bit-exact and free of deadlock (test_hls_dataflow checks the high folding)."""
+    result = sira.build(str(MODELS / f"{name}.onnx"), str(tmp_path / "hls"), _spec(name), samples=100, run_csim=True, dataflow=True)
+    assert result.csim.passed and result.csim.mode == "dataflow", result.csim.summary()
 
 
 @pytest.mark.slow

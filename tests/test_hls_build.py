@@ -338,12 +338,14 @@ def test_cli_build_and_csim(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ZOO_MODELS))
 def test_zoo_model_is_bit_exact(name, tmp_path):
+    """Built and C-simulated with its stages running concurrently over FIFOs
+    of the generated depths (test_hls_dataflow checks the high folding)."""
     path, spec = zoo_path(name), ZOO_MODELS[name][1]
-    r = build(path, str(tmp_path / name), spec, samples=100, run_csim=True)
-    assert r.csim.passed and r.csim.exact == r.csim.samples >= 100, r.csim.summary()
+    r = build(path, str(tmp_path / name), spec, samples=100, run_csim=True, dataflow=True)
+    assert r.csim.passed and r.csim.mode == "dataflow" and r.csim.exact == r.csim.samples >= 100, r.csim.summary()
     with open(os.path.join(r.path, "report", "report.html")) as f:
         page = f.read()
-    assert r.csim.summary() in page
+    assert f"csim: {r.csim.exact}/{r.csim.samples} outputs bit-exact" in page and "every stage a thread" in page
     for layer, doc in r.project.estimate["layers"].items():
         if doc["op_type"] in ("MVAU", "VVAU") and not doc.get("host"):
             assert layer in page and f">{doc['LUT']}<" in page, layer

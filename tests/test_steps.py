@@ -168,13 +168,13 @@ def _run(steps, model, cfg):
 @pytest.mark.slow
 @pytest.mark.skipif(bool(unavailable()), reason=f"C simulation unavailable: {unavailable()}")
 def test_the_four_steps_as_a_list_with_csim(tmp_path):
-    cfg = _cfg(tmp_path, sira_csim=True)
+    cfg = _cfg(tmp_path, sira_csim="dataflow")
     final = _run(SIRA_STEPS, ModelWrapper(MLP), cfg)
     assert final.get_metadata_prop("sira_acc_dtype")  # the optimized model flows to the end
     for name in ("sira_analysis.json", "sira_optimize.json", "estimate_layer_resources_sira.json", "sira_build.json"):
         _report(tmp_path, name)
     csim = _report(tmp_path, "sira_build.json")["csim"]
-    assert csim["passed"] and csim["exact"] == csim["samples"] > SAMPLES
+    assert csim["passed"] and csim["exact"] == csim["samples"] > SAMPLES and csim["mode"] == "dataflow"
     assert (tmp_path / "sira_hls" / "manifest.json").is_file()
 
 

@@ -47,7 +47,7 @@ def _plain(value):
 def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clock_ns: float = 10.0,
           target_fps: Optional[float] = None, folding=None, samples: int = 100, seed: int = 0, run_csim: bool = False,
           progress: Optional[Callable[[str], None]] = None, force: bool = False,
-          time_budget: Optional[float] = None, control: str = "none") -> BuildResult:
+          time_budget: Optional[float] = None, control: str = "none", dataflow: bool = False) -> BuildResult:
     """Build the HLS project of ``model`` (a QONNX file or ModelWrapper) in
     ``out_dir``; with ``run_csim`` also C-simulate it. ``samples`` random
     inputs (plus corner inputs) become the testbench's vectors.
@@ -57,7 +57,9 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
     ``force`` (see :mod:`.folder`). One build at a time per folder.
     ``time_budget`` limits the optimize passes (seconds, None: no limit).
     ``control`` is the top's block control: ``none`` (free-running, as
-    FINN builds it) or ``hs`` (ap_ctrl_hs on an AXI-Lite slave)."""
+    FINN builds it) or ``hs`` (ap_ctrl_hs on an AXI-Lite slave).
+    ``dataflow`` C-simulates the stages concurrently over bounded FIFOs,
+    which finds a deadlock (see :func:`.simulate.csim`)."""
     if samples < 1:
         raise SiraError(f"samples must be at least 1, got {samples}")
     p = get_part(part)
@@ -71,7 +73,7 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
         result = None
         if run_csim:
             (progress or (lambda label: None))("csim")
-            result = csim(project.path)  # also renders the report with its verdict
+            result = csim(project.path, dataflow=dataflow)  # also renders the report with its verdict
         else:
             write_report(project.path)
     return BuildResult(project, result)
@@ -117,7 +119,7 @@ def _write_model_project(model, out_dir: str, input_spec, p, clock_ns: float, ta
 
 
 def build_layers(layers, out_dir: str, samples: list, *, name: str = "layers", part: str = DEFAULT_PART, clock_ns: float = 10.0,
-                 run_csim: bool = False, force: bool = False, control: str = "none") -> BuildResult:
+                 run_csim: bool = False, force: bool = False, control: str = "none", dataflow: bool = False) -> BuildResult:
     """Build the HLS project of a list of hardware layers (:mod:`sira.hw`,
     in dataflow order) without a model: ``samples`` is a list of
     ``{input tensor: integer array}`` frames, and the expected outputs are
@@ -145,7 +147,7 @@ def build_layers(layers, out_dir: str, samples: list, *, name: str = "layers", p
     with locked(out_dir):
         project = emit(out_dir, df, costs, vectors, estimate_doc, model_bytes=b"", model_name=f"{name}.onnx", options=options,
                        namer=namer, force=force)  # fmt: skip
-        return BuildResult(project, csim(project.path) if run_csim else None)
+        return BuildResult(project, csim(project.path, dataflow=dataflow) if run_csim else None)
 
 
 __all__ = ["build", "build_layers", "BuildResult"]

@@ -12,7 +12,9 @@ shows it, its streams are unbounded).
 
 Every stage is modelled as a :data:`Program`: per frame, the words it
 reads from each input and writes to each output, in the order its kernel
-does (:func:`program`). The **lag** of a pair of branches follows from the
+does (:func:`program`; a line buffer's exactly as its loop runs: its
+window's rows first, then a write before a read in every iteration, which
+the dataflow C simulation, ``sira csim --dataflow``, holds it to). The **lag** of a pair of branches follows from the
 programs along them (:func:`lags`); :func:`size` makes the fan-out's FIFO
 on the early branch that deep, with a margin. :func:`simulate` runs the
 programs with the FIFOs' depths and reports a deadlock.
@@ -25,7 +27,7 @@ import math
 from typing import Optional, Sequence
 
 from .. import hw
-from .kernels import Duplicate, WidthConverter
+from .kernels import Duplicate, WidthConverter, _ring_rows
 
 #: one step of a stage, repeated ``count`` times: per repetition one word
 #: read from each input whose flag is 1, then one written to each output whose flag is 1
@@ -82,6 +84,40 @@ def _layer_program(layer: hw.HWLayer, in_words: Sequence[int], out_words: Sequen
     return prog
 
 
+def _steps(ops: Sequence[str]) -> Program:
+    """A one-input, one-output kernel's reads ("r") and writes ("w"), in
+    order, as steps: a read followed by a write is one step, and equal
+    steps in a row one step repeated."""
+    plain: list[tuple[int, int]] = []
+    i = 0
+    while i < len(ops):
+        pair = ops[i] == "r" and i + 1 < len(ops) and ops[i + 1] == "w"
+        plain.append((1, 1) if pair else (int(ops[i] == "r"), int(ops[i] == "w")))
+        i += 2 if pair else 1
+    return [(len(list(run)), (r,), (w,)) for (r, w), run in itertools.groupby(plain)]
+
+
+def _line_buffer_program(layer) -> Program:
+    """A line buffer (sliding window, windowed pooling) in the order of its
+    kernel: it reads its window's rows first, then per output row, in
+    every iteration of its loop, writes (a window word; a pooled word when
+    a window is complete) before it reads the rows the next output row
+    needs (:func:`~.kernels._ring_rows`)."""
+    window_rows = layer.window_rows if isinstance(layer, hw.ConvolutionInputGenerator) else layer.kernel[0]
+    every = 1 if isinstance(layer, hw.ConvolutionInputGenerator) else math.prod(layer.kernel)
+    loop = _ring_rows(layer, window_rows)
+    ops = ["r"] * layer.prefill_words
+    for oy in range(layer.ofm_dim[0]):
+        last = oy == layer.ofm_dim[0] - 1
+        reads = loop["last_reads"] if last else loop["row_reads"]
+        for i in range(loop["last_steps"] if last else loop["row_steps"]):
+            if i < layer.window_row_words and (i + 1) % every == 0:
+                ops.append("w")
+            if i < reads:
+                ops.append("r")
+    return _steps(ops)
+
+
 def program(node, in_words: Sequence[int], out_words: Sequence[int]) -> Program:
     """The words a stage reads and writes per frame, in its kernel's order
     (``in_words``/``out_words``: words per frame of each of its streams)."""
@@ -97,6 +133,8 @@ def program(node, in_words: Sequence[int], out_words: Sequence[int]) -> Program:
         return [(c // node.simd, _unit(len(node.channels), j), (1,)) for j, c in enumerate(node.channels)] * node.pixels
     if isinstance(node, hw.GateMul):  # the whole gate first, then the frame word by word
         return [(in_words[1], (0, 1), (0,)), (in_words[0], (1, 0), (1,))]
+    if isinstance(node, (hw.ConvolutionInputGenerator, hw.StreamingMaxPool)) or (isinstance(node, hw.Pool) and not node.is_global):
+        return _line_buffer_program(node)
     return _layer_program(node, in_words, out_words)
 
 

@@ -6,14 +6,15 @@ Layout of a project folder::
     manifest.json          sira and dependency versions, model sha256, options, interface, ports, stages, files
     README.md              the top's interface: ports, their packing, how the host reads signed outputs
     firmware/              sira_common.hpp, top.hpp, top.cpp, one <stage>.hpp per stage
-    tb/                    testbench.cpp (whole dataflow), tb_layers.cpp (stage by stage), tb_common.hpp
+    tb/                    testbench.cpp (whole dataflow), tb_layers.cpp (stage by stage), tb_common.hpp,
+                           testbench_dataflow.cpp and dataflow/hls_stream.h (stages concurrently over bounded FIFOs)
     tb_data/               input_<k>.txt, expected_<k>.txt (one sample per line), layers/ (first samples, per stage)
     report/estimate.json   the resource estimate (FINN's key names), SIRA and baseline
     report/analysis.json   the range analysis of the original model (as ``sira analyze --format json``)
     report/optimize.json   per MAC layer the accumulator widths: datatype bound, FINN's, sira's
     run_hls.tcl            vitis_hls -f run_hls.tcl
     hls_config.cfg         v++ -c --mode hls --config hls_config.cfg
-    csim.sh                g++ C simulation without Vitis
+    csim.sh                g++ C simulation without Vitis (--layers: stage by stage; --dataflow: concurrently)
 
 The scripts find the project's files from their own folder, so they run
 from any working directory.
@@ -47,6 +48,11 @@ from .vectors import Vectors, write_lines
 #: compiler flags of the Vitis scripts; each adds its include folders, found from its own location
 CFLAGS = "-std=c++14"
 GXX_FLAGS = "-std=c++14 -O2"
+#: the dataflow C simulation (every stage a thread, bounded FIFOs): its folder of
+#: headers (searched before the ap_types'), its defines and its sources
+DATAFLOW_INCLUDE = "tb/dataflow"
+DATAFLOW_FLAGS = "-DSIRA_DATAFLOW_CSIM -pthread"
+DATAFLOW_SOURCES = ("tb/testbench_dataflow.cpp", "firmware/top.cpp")
 
 
 def defines(df: Dataflow) -> str:
@@ -109,7 +115,7 @@ def _port_decl(df: Dataflow, sid: str) -> str:
     return f"hls::stream<sira::axis_word<{df.streams[sid].word_bits}> > &{sid}"
 
 
-def _port_stream(port_id: str) -> str:
+def port_stream(port_id: str) -> str:
     """The dataflow's stream behind a top-level port (``in_0_words``): the
     port itself carries AXI4-Stream beats. Unique: generated stream names
     all start with a stage prefix (``s_``, ``dup_``, ``dwc_``)."""
@@ -117,7 +123,7 @@ def _port_stream(port_id: str) -> str:
 
 
 def _axis_adapters(df: Dataflow, ports) -> list[dict]:
-    return [{"port": p.id, "stream": _port_stream(p.id), "word_bits": p.stream.word_bits, "words": p.stream.words} for p in ports]
+    return [{"port": p.id, "stream": port_stream(p.id), "word_bits": p.stream.word_bits, "words": p.stream.words} for p in ports]
 
 
 #: Block-level control of the top function: ``none`` (FINN's choice) lets
@@ -167,7 +173,7 @@ def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clo
     base = {"version": __version__, "top": top, "model_id": model_id}
     files: dict[str, str] = {}
     nodes = []
-    inner = {p.id: _port_stream(p.id) for p in df.inputs + df.outputs}
+    inner = {p.id: port_stream(p.id) for p in df.inputs + df.outputs}
     for stage in df.stages:
         ctx = stage.kernel.context(stage.node, costs.get(getattr(stage.node, "name", ""), None) if isinstance(stage.node, hw.HWLayer) else None)
         ctx.update(base, id=stage.id, guard=f"{stage.id.upper()}_HPP")
@@ -187,19 +193,34 @@ def render(df: Dataflow, costs: dict, *, top: str, model_id: str, part: str, clo
     files["firmware/sira_common.hpp"] = env.get_template("sira_common.hpp.j2").render(**base, ap_int_max_w=df.ap_int_max_w)
     files["firmware/top.hpp"] = env.get_template("top.hpp.j2").render(**top_ctx)
     files["firmware/top.cpp"] = env.get_template("top.cpp.j2").render(**top_ctx)
-    tb_inputs = [dict(p.stream.port(), id=p.id, file=f"input_{k}.txt") for k, p in enumerate(df.inputs)]
-    tb_outputs = [dict(p.stream.port(), id=p.id, file=f"expected_{k}.txt", result=f"csim_output_{k}.txt") for k, p in enumerate(df.outputs)]
+    tb_inputs = [dict(p.stream.port(), id=p.id, file=f"input_{k}.txt", depth=p.stream.depth) for k, p in enumerate(df.inputs)]
+    tb_outputs = [dict(p.stream.port(), id=p.id, file=f"expected_{k}.txt", result=f"csim_output_{k}.txt", depth=p.stream.depth)
+                  for k, p in enumerate(df.outputs)]  # fmt: skip
     tb_ctx = dict(base, inputs=tb_inputs, outputs=tb_outputs, call_args=[p.id for p in df.inputs + df.outputs], nodes=nodes)
     files["README.md"] = env.get_template("README.md.j2").render(
         **base, interface=interface(control), inputs=[_port_doc(p) for p in df.inputs], outputs=[_port_doc(p) for p in df.outputs])
     files["tb/tb_common.hpp"] = env.get_template("tb_common.hpp.j2").render(**base)
     files["tb/testbench.cpp"] = env.get_template("testbench.cpp.j2").render(**tb_ctx)
     files["tb/tb_layers.cpp"] = env.get_template("tb_layers.cpp.j2").render(**tb_ctx)
+    files.update(_dataflow_files(env, base, tb_ctx, ports))
     tool_ctx = dict(base, part=part, clock_ns=clock_ns, cflags=f"{CFLAGS} {defines(df)}", gxx_flags=f"{GXX_FLAGS} {defines(df)}")
     files["run_hls.tcl"] = env.get_template("run_hls.tcl.j2").render(**tool_ctx)
     files["hls_config.cfg"] = env.get_template("hls_config.cfg.j2").render(**tool_ctx)
-    files["csim.sh"] = env.get_template("csim.sh.j2").render(**tool_ctx)
+    files["csim.sh"] = env.get_template("csim.sh.j2").render(**tool_ctx, dataflow_flags=DATAFLOW_FLAGS, dataflow_include=DATAFLOW_INCLUDE,
+                                                             dataflow_sources=" ".join(DATAFLOW_SOURCES))
     return files
+
+
+def _dataflow_files(env: jinja2.Environment, base: dict, tb_ctx: dict, ports: list[str]) -> dict[str, str]:
+    """The dataflow C simulation's sources (:data:`DATAFLOW_SOURCES`): its
+    testbench (its threads: a stage per layer and per port adapter) and the bounded, blocking ``hls_stream.h`` that replaces the
+    ap_types' one in that mode only (its folder comes first on the include
+    path, :data:`DATAFLOW_FLAGS`)."""
+    return {
+        "tb/testbench_dataflow.cpp": env.get_template("testbench_dataflow.cpp.j2").render(**tb_ctx, call_ports=ports,
+                                                                                          stages=len(tb_ctx["nodes"]) + len(tb_ctx["inputs"]) + len(tb_ctx["outputs"])),
+        f"{DATAFLOW_INCLUDE}/hls_stream.h": env.get_template("dataflow_stream.h.j2").render(**base),
+    }
 
 
 def _write_vectors(root: str, df: Dataflow, vectors: Vectors) -> None:

@@ -67,6 +67,10 @@ def csim_view(files: ProjectFiles) -> Optional[dict]:
         return None
     samples = c.get("samples")
     details = [f"{num(samples)} test vectors through the whole dataflow, compared bit for bit with the original model"]
+    if c.get("mode") == "dataflow":
+        details.append("every stage a thread over FIFOs of " + (f"depth {c['fifo_depth']}" if c.get("fifo_depth") else "the generated depths"))
+    if c.get("deadlock"):
+        details = [f"deadlock: {c['deadlock']}"] + details[1:]
     if isinstance(c.get("seconds"), (int, float)):
         details.append(f"{num(c['seconds'])} s" + (" (cached binary)" if c.get("cached") else ""))
     passed = bool(c.get("passed"))
