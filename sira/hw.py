@@ -74,7 +74,7 @@ def check_requant(layer, thresholds: Optional[np.ndarray], channels: int, in_ran
         raise SiraError(f"layer '{layer.name}' ({layer.kind}): integer requantizer of {req.rows} row(s) over [{req.lo}, {req.hi}] "
                         f"does not cover {channels} channels over [{in_range[0]}, {in_range[1]}]")
     try:
-        prove(req, np.broadcast_to(thresholds, (req.rows, thresholds.shape[1])) if req.rows != thresholds.shape[0] else thresholds)
+        prove(req, thresholds)
     except SiraError as e:
         raise SiraError(f"layer '{layer.name}' ({layer.kind}): {e}") from None
 
