@@ -283,22 +283,25 @@ def thresholding(*, channels: int, pe: int, a_bits: int, out_bits: int, thr_bits
 # --------------------------------------------------------------------------
 
 
-def integer_requant(*, pe: int, acc_bits: int, acc_signed: bool, m_bits: int, prod_bits: int, shift: int,
+def integer_requant(*, pe: int, acc_bits: int, x_bits: int, x_signed: bool, m_bits: int, prod_bits: int, shift: int,
                     out_bits: int, memories: tuple = (), mode: str = "refined", part: Part | str | None = None,
                     ram_style: str | None = None) -> Cost:
-    """An exact integer requantizer ``clip((acc * m + b) >> shift, 0, 2^B - 1)``
-    in place of a threshold unit, per PE: one ``acc_bits`` × ``m_bits``
-    multiply (m unsigned; bound to fabric or DSP by :func:`multiply`), an
-    adder for b over the ``prod_bits``-bit product, the shift (wiring) and
-    the clip (two comparisons with constants and a B-bit select); plus its
-    parameter ``memories`` (one word of m and b per channel and PE, none
-    when hard-wired). FINN has no such unit: in finn mode it is priced with
-    the same primitives and says so."""
+    """An exact integer requantizer ``clip((clamp(acc) * m + b) >> shift, 0,
+    2^B - 1)`` in place of a threshold unit, per PE: the clamp of the
+    ``acc_bits`` input to its active range (two comparisons with constants
+    and an ``x_bits`` select), one ``x_bits`` × ``m_bits`` multiply (m
+    unsigned; bound to fabric or DSP by :func:`multiply`), an adder for b
+    over the ``prod_bits``-bit product, the shift (wiring) and the clip (two
+    comparisons with constants and a B-bit select); plus its parameter
+    ``memories`` (one word of m and b per channel and PE, none when
+    hard-wired). FINN has no such unit: in finn mode it is priced with the
+    same primitives and says so."""
     check_mode(mode)
     p = resolve_part(part)
-    m = multiply(m_bits, acc_bits, p, count=pe, w_signed=False, a_signed=acc_signed, name="accumulator x requant multiplier")
+    m = multiply(m_bits, x_bits, p, count=pe, w_signed=False, a_signed=x_signed, name="accumulator x requant multiplier")
     clip_bits = max(1, prod_bits - shift)
     breakdown: dict[str, Amount] = {
+        "requant_clamp": pe * (2 * _ev("prim.cmp_const", n=acc_bits) + x_bits),
         "requant_multipliers": m.lut * m.count,
         "requant_offset_adder": pe * _ev("prim.add", n=prod_bits),
         "requant_clip": pe * (2 * _ev("prim.cmp_const", n=clip_bits) + out_bits),

@@ -70,11 +70,10 @@ def check_requant(layer, thresholds: Optional[np.ndarray], channels: int, in_ran
     if layer.impl == "thresholds":
         raise SiraError(f"layer '{layer.name}' ({layer.kind}): impl='thresholds' contradicts its integer requantizer; drop one")
     in_range = in_range()
-    if req.rows not in (1, channels) or req.lo > in_range[0] or req.hi < in_range[1]:
-        raise SiraError(f"layer '{layer.name}' ({layer.kind}): integer requantizer of {req.rows} row(s) over [{req.lo}, {req.hi}] "
-                        f"does not cover {channels} channels over [{in_range[0]}, {in_range[1]}]")
+    if req.rows not in (1, channels):
+        raise SiraError(f"layer '{layer.name}' ({layer.kind}): integer requantizer of {req.rows} row(s) for {channels} channels")
     try:
-        prove(req, thresholds)
+        prove(req, thresholds, *in_range)
     except SiraError as e:
         raise SiraError(f"layer '{layer.name}' ({layer.kind}): {e}") from None
 

@@ -133,9 +133,10 @@ def _requant_unit(layer, channels: int, in_type: hw.StreamType, part: Part, mode
     req = layer.requant
     m_type, _ = M.requant_params(req)
     prod = hw.StreamType.for_range(*req.product_range())
+    x = hw.StreamType.for_range(req.lo, req.hi)
     style = M.ram_style(getattr(layer, "threshold_mem_style", layer.mem_style))
     return C.integer_requant(
-        pe=layer.pe, acc_bits=in_type.bits, acc_signed=in_type.signed, m_bits=m_type.bits, prod_bits=prod.bits,
+        pe=layer.pe, acc_bits=in_type.bits, x_bits=x.bits, x_signed=x.signed, m_bits=m_type.bits, prod_bits=prod.bits,
         shift=req.shift, out_bits=M.threshold_levels(req.steps), memories=M.requant_memories(req, pe=layer.pe, cf=channels // layer.pe),
         mode=mode, part=part, ram_style=style,
     )  # fmt: skip

@@ -13,6 +13,13 @@ with integers ``m >= 0``, ``b`` per channel and one shift ``s`` (``>>`` is
 an arithmetic shift, i.e. floor division by 2^s): HAWQ-V3's dyadic
 requantization, here made *exact* instead of approximate.
 
+**Active range.** Below the lowest threshold the count is 0 and from the
+highest on it is S, whatever the accumulator's width: ``x`` is first
+clamped to ``[lo, hi]``, the smallest range holding every step
+(``min T - 1`` to ``max T``, within the input's range). The multiply is then
+as wide as that range, not as the accumulator, and the shift needs to be
+exact over fewer integers.
+
 **Search.** With ``f(x) = floor((m*x + b) / 2^s)`` non-decreasing (m >= 0),
 ``clip(f, 0, S) = n`` on ``[lo, hi]`` holds iff for every step k
 
@@ -52,8 +59,9 @@ MAX_SHIFT = 40
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class IntegerRequant:
-    """``count = clip((x * m[r] + b[r]) >> shift, 0, steps)`` on integers x in
-    ``[lo, hi]``; ``m``/``b`` have one entry per threshold row (1: shared by
+    """``count = clip((clamp(x, lo, hi) * m[r] + b[r]) >> shift, 0, steps)``;
+    ``[lo, hi]`` is the active range (every step inside, see the module
+    docstring); ``m``/``b`` have one entry per threshold row (1: shared by
     every channel). Exact Python ints (object arrays), read-only."""
 
     m: np.ndarray
@@ -93,7 +101,7 @@ class IntegerRequant:
         C = xs.shape[-1] if xs.ndim else 1
         m = np.broadcast_to(self.m, (C,)) if self.shared else self.m
         b = np.broadcast_to(self.b, (C,)) if self.shared else self.b
-        v = (xs.astype(object) * m + b) // (1 << self.shift)
+        v = (np.clip(xs.astype(object), self.lo, self.hi) * m + b) // (1 << self.shift)
         return np.clip(v, 0, self.steps).astype(np.int64)
 
 
@@ -161,17 +169,28 @@ def _min_shift(row: np.ndarray, lo: int, hi: int, start: int) -> Optional[int]:
     return a
 
 
+def active_range(thresholds: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
+    """The smallest sub-range of ``[lo, hi]`` outside which the count is
+    constant: from just below the lowest threshold to the highest."""
+    t = np.asarray(thresholds)
+    if not t.size:
+        return lo, lo
+    a = max(lo, min(int(t.min()) - 1, hi))
+    return a, min(hi, max(int(t.max()), a))
+
+
 def find_integer_requant(thresholds: np.ndarray, lo: int, hi: int) -> Optional[IntegerRequant]:
     """The integer requantizer with the smallest shift (then the smallest
     multipliers) computing ``#{k : x >= T[r, k]}`` for every integer x in
     ``[lo, hi]``, or None when the steps have no affine form. ``thresholds``
-    is ``(rows, steps)`` of integers; rows are searched one by one and share
-    the largest of their smallest shifts. The result is proven
-    (:func:`prove`) before it is returned."""
-    lo, hi = int(lo), int(hi)
+    is ``(rows, steps)`` of integers; rows are searched one by one, over the
+    active range, and share the largest of their smallest shifts. The
+    result is proven (:func:`prove`) before it is returned."""
     t = np.asarray(thresholds)
     if t.ndim != 2 or not t.shape[0]:
         raise SiraError(f"integer requantizer: thresholds must be (rows, steps), got shape {list(t.shape)}")
+    in_lo, in_hi = int(lo), int(hi)
+    lo, hi = active_range(t, in_lo, in_hi)
     if max(abs(lo), abs(hi) + 1) >= 2**40 or (t.size and int(np.max(np.abs(t.astype(object)))) >= 2**40):
         return None  # products of the pairwise bounds would leave int64
     rows = [np.sort(np.asarray(r, dtype=np.int64)) for r in t]
@@ -190,17 +209,24 @@ def find_integer_requant(thresholds: np.ndarray, lo: int, hi: int) -> Optional[I
     if len(set(zip(m, b))) == 1:
         m, b = m[:1], b[:1]
     req = IntegerRequant(np.array(m, dtype=object), np.array(b, dtype=object), shift, int(t.shape[1]), lo, hi)
-    prove(req, t)
+    prove(req, t, in_lo, in_hi)
     return req
 
 
-def prove(req: IntegerRequant, thresholds: np.ndarray) -> None:
+def prove(req: IntegerRequant, thresholds: np.ndarray, in_lo: int, in_hi: int) -> None:
     """Raise unless ``req`` equals the threshold count at every integer of
-    its range: both conditions of the module docstring at every step, in
-    exact integers (with m >= 0 that covers every x in between)."""
+    ``[in_lo, in_hi]``: both conditions of the module docstring at every
+    step of its active range, in exact integers (with m >= 0 that covers
+    every x in between), and no step between the active range and the
+    input's ends (where the clamp holds the count)."""
     t = np.asarray(thresholds)
     if t.shape[1] != req.steps or not (t.shape[0] == req.rows or req.shared):
         raise SiraError(f"integer requantizer of {req.rows} row(s) x {req.steps} steps does not match thresholds {list(t.shape)}")
+    if t.size:
+        flat = [int(v) for v in t.reshape(-1)]
+        outside = [v for v in flat if in_lo < v <= req.lo or req.hi < v <= in_hi]
+        if outside:
+            raise SiraError(f"integer requantizer: threshold {outside[0]} lies outside its active range [{req.lo}, {req.hi}]")
     for r, row in enumerate(t):
         m, b = int(req.m[0 if req.shared else r]), int(req.b[0 if req.shared else r])
         p, k_p, q, k_q = _conditions(np.sort(np.asarray(row, dtype=np.int64)), req.lo, req.hi)
@@ -212,4 +238,4 @@ def prove(req: IntegerRequant, thresholds: np.ndarray) -> None:
                 raise SiraError(f"integer requantizer row {r}: level {k} is reached early at {int(x)}")
 
 
-__all__ = ["IntegerRequant", "MAX_SHIFT", "find_integer_requant", "prove"]
+__all__ = ["IntegerRequant", "MAX_SHIFT", "active_range", "find_integer_requant", "prove"]

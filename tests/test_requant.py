@@ -95,10 +95,10 @@ def test_non_uniform_steps_have_no_integer_form():
 def test_proof_rejects_a_wrong_requantizer():
     T = np.array([[4, 8, 12]])
     good = find_integer_requant(T, 0, 20)
-    prove(good, T)
-    bad = IntegerRequant(good.m, np.array([int(good.b[0]) + (1 << good.shift)], dtype=object), good.shift, 3, 0, 20)
+    prove(good, T, 0, 20)
+    bad = IntegerRequant(good.m, np.array([int(good.b[0]) + (1 << good.shift)], dtype=object), good.shift, 3, good.lo, good.hi)
     with pytest.raises(SiraError, match="reached early"):
-        prove(bad, T)
+        prove(bad, T, 0, 20)
 
 
 def test_thresholds_outside_the_range_are_honoured():

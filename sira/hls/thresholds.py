@@ -39,14 +39,15 @@ def activate(acc: np.ndarray, layer) -> np.ndarray:
 
 
 def integer_context(layer, channels: int, pe: int, cost: Optional[Cost]) -> dict:
-    """The integer requantizer as a threshold unit: its multiplier and
-    offset per channel (``[pe][nf]`` arrays laid out as
-    :func:`sira.memory.requant_memories`, or constants when shared), the
-    exact width of ``x * m + b`` and the shift."""
+    """The integer requantizer as a threshold unit: the active range the
+    input is clamped to, its multiplier and offset per channel (``[pe][nf]``
+    arrays laid out as :func:`sira.memory.requant_memories`, or constants
+    when shared), the exact width of ``x * m + b`` and the shift."""
     req = layer.requant
     m_type, b_type = M.requant_params(req)
     prod, _, _ = int_ctype(*req.product_range())
-    ctx: dict[str, Any] = {"shift": req.shift, "prod_type": prod, "m_type": stored_ctype(m_type)[0], "b_type": stored_ctype(b_type)[0],
+    ctx: dict[str, Any] = {"shift": req.shift, "prod_type": prod, "x_type": int_ctype(req.lo, req.hi)[0],
+                           "lo": cpp_literal(req.lo, True), "hi": cpp_literal(req.hi, True), "m_type": stored_ctype(m_type)[0], "b_type": stored_ctype(b_type)[0],
                            "mul_impl": "fabric", "shared": req.shared}  # fmt: skip
     if cost is not None:
         ctx["mul_impl"] = next(("dsp" if m.impl == "dsp" else "fabric" for m in cost.multiplies if m.name.startswith("accumulator x requant")), "fabric")
