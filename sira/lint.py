@@ -101,6 +101,10 @@ def packed_widths(layer: HWLayer) -> list[tuple[str, int, str]]:
     thr = getattr(layer, "threshold_type", None)
     if thr is not None and getattr(layer, "thresholds", None) is not None:
         out.append((f"threshold ({thr.name})", thr.bits, "narrower accumulator/input, or an RTL thresholding kernel"))
+    req = getattr(layer, "requant", None)
+    if req is not None:
+        prod = StreamType.for_range(*req.product_range())
+        out.append((f"integer requantizer product ({prod.name})", prod.bits, "impl thresholds for this layer"))
     return out
 
 
@@ -169,9 +173,24 @@ def _multiplies(layer: HWLayer) -> list[tuple[StreamType, StreamType, int]]:
     return fn(layer) if fn else []
 
 
+def _requant_multiplies(layer) -> list[tuple[StreamType, StreamType, int]]:
+    """The integer requantizer's multiply per PE: m (unsigned) x the input
+    clamped to its active range."""
+    req = getattr(layer, "requant", None)
+    if req is None:
+        return []
+    m_type, _ = M.requant_params(req)
+    return [(m_type, StreamType.for_range(req.lo, req.hi), layer.pe)]
+
+
 @multiplies("MVAU", "VVAU")
 def _mac_multiplies(layer) -> list[tuple[StreamType, StreamType, int]]:
-    return [(layer.weight_type, layer.in_type, layer.pe * layer.simd)]
+    return [(layer.weight_type, layer.in_type, layer.pe * layer.simd)] + _requant_multiplies(layer)
+
+
+@multiplies("Thresholding")
+def _thresholding_multiplies(layer) -> list[tuple[StreamType, StreamType, int]]:
+    return _requant_multiplies(layer)
 
 
 @multiplies("Elementwise")

@@ -11,6 +11,7 @@ its cost and the folding-file override are tested on hardware layers.
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -20,7 +21,12 @@ from hypothesis import strategies as st
 
 from sira import hw
 from sira import numerics as nx
+from sira.cli import build_parser
 from sira.errors import SiraError
+from sira.estimate import estimate_prepared, prepare
+from sira.estimate_table import estimate_table
+from sira.explain import explain
+from sira.explain.text import explain_text
 from sira.folding import apply_folding_file, folding_json
 from sira.implementation import choose_implementations
 from sira.layer_costs import layer_cost
@@ -300,3 +306,45 @@ def test_layer_rejects_a_requantizer_that_is_not_its_thresholds():
         hw.MVAU(**{**{f: getattr(layer, f) for f in ("name", "inputs", "outputs", "in_shape", "out_shape", "in_type", "out_type", "mw",
                                                        "mh", "weights", "weight_type", "acc_type", "acc_range", "thresholds",
                                                        "threshold_type")}, "requant": req})  # fmt: skip
+
+
+# --------------------------------------------------------------------------
+# the estimate, the command line and explain
+# --------------------------------------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+W8 = os.path.join(ROOT, "examples", "zoo", "models", "mlp_w8a8_perchannel")
+
+
+@pytest.mark.slow
+def test_estimate_8_bit_mlp_shrinks_and_shows_the_candidates():
+    """The 8-bit MLP: auto builds its 255-step layers as integer
+    requantizers (block RAM of the thresholds gone), impl thresholds keeps
+    them; the table lists every candidate and the winner's reason."""
+    prepared = prepare(W8 + ".onnx", W8 + ".spec.json")
+    auto, _, _ = estimate_prepared(prepared, "xc7z020clg400-1")
+    thr, _, _ = estimate_prepared(prepared, "xc7z020clg400-1", impl="thresholds")
+    assert auto["total"]["BRAM_18K"] < thr["total"]["BRAM_18K"]
+    assert auto["baseline"]["total"] == thr["baseline"]["total"]  # FINN builds thresholds either way
+    assert "integer" in {d["impl"]["chosen"] for d in auto["layers"].values() if "impl" in d}
+    assert all(d["impl"]["chosen"] == "thresholds" for d in thr["layers"].values() if "impl" in d)
+    text = estimate_table(auto)
+    assert "requantizers" in text and "part share" in text
+
+
+@pytest.mark.parametrize("command", ["estimate", "build"])
+def test_command_line_impl_option(command):
+    args = [command, "m.onnx"] + (["-o", "out"] if command == "build" else [])
+    assert build_parser().parse_args(args).impl == "auto"
+    assert build_parser().parse_args(args + ["--impl", "integer"]).impl == "integer"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(args + ["--impl", "lut"])
+
+
+@pytest.mark.slow
+def test_explain_shows_the_implementation_of_a_threshold_layer():
+    doc = explain(W8 + ".onnx", "Quant_4_out0", W8 + ".spec.json", samples=5)
+    impl = doc["thresholds"]["implementation"]
+    assert impl["available"] and set(impl["candidates"]) == {"thresholds", "integer"}
+    assert impl["chosen"] == "integer" and impl["integer"]["shift"] > 0
+    assert "implementation of layer" in explain_text(doc)
