@@ -89,6 +89,10 @@ class IntegerRequant:
     def shared(self) -> bool:
         return self.rows == 1
 
+    def to_json(self) -> dict:
+        return {"m": [int(v) for v in self.m], "b": [int(v) for v in self.b], "shift": self.shift, "steps": self.steps,
+                "lo": self.lo, "hi": self.hi}
+
     def product_range(self) -> tuple[int, int]:
         """Exact bounds of ``x * m + b`` over the range and every row."""
         ends = [int(m) * x + int(b) for m, b in zip(self.m, self.b) for x in (self.lo, self.hi)]

@@ -348,3 +348,10 @@ def test_explain_shows_the_implementation_of_a_threshold_layer():
     assert impl["available"] and set(impl["candidates"]) == {"thresholds", "integer"}
     assert impl["chosen"] == "integer" and impl["integer"]["shift"] > 0
     assert "implementation of layer" in explain_text(doc)
+
+
+def test_layer_json_carries_the_requantizer():
+    (chosen,), _ = choose_implementations([mvau_8bit()])
+    doc = chosen.to_json()
+    assert doc["impl"] == "auto" and doc["requant"]["shift"] == chosen.requant.shift
+    assert doc["requant"]["m"] == [int(v) for v in chosen.requant.m]
