@@ -15,7 +15,7 @@ from .devices import Part
 from .errors import SiraError
 from .formulas import evaluate as _ev, evaluate_rational as _evq
 from .memory import Memory, bram18_finn
-from .multipliers import Multiply, adder_tree, multiply
+from .multipliers import Multiply, adder_tree, cheaper_multiply, multiply
 from .numerics import a2q_bound_width
 
 
@@ -290,7 +290,7 @@ def integer_requant(*, pe: int, acc_bits: int, x_bits: int, x_signed: bool, m_bi
     2^B - 1)`` in place of a threshold unit, per PE: the clamp of the
     ``acc_bits`` input to its active range (two comparisons with constants
     and an ``x_bits`` select), one ``x_bits`` × ``m_bits`` multiply (m
-    unsigned; bound to fabric or DSP by :func:`multiply`), an adder for b
+    unsigned; bound by :func:`cheaper_multiply`), an adder for b
     over the ``prod_bits``-bit product, the shift (wiring) and the clip (two
     comparisons with constants and a B-bit select); plus its parameter
     ``memories`` (one word of m and b per channel and PE, none when
@@ -298,7 +298,7 @@ def integer_requant(*, pe: int, acc_bits: int, x_bits: int, x_signed: bool, m_bi
     same primitives and says so."""
     check_mode(mode)
     p = resolve_part(part)
-    m = multiply(m_bits, x_bits, p, count=pe, w_signed=False, a_signed=x_signed, name="accumulator x requant multiplier")
+    m = cheaper_multiply(m_bits, x_bits, p, count=pe, w_signed=False, a_signed=x_signed, name="accumulator x requant multiplier")
     clip_bits = max(1, prod_bits - shift)
     breakdown: dict[str, Amount] = {
         "requant_clamp": pe * (2 * _ev("prim.cmp_const", n=acc_bits) + x_bits),

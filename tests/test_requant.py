@@ -355,3 +355,19 @@ def test_layer_json_carries_the_requantizer():
     doc = chosen.to_json()
     assert doc["impl"] == "auto" and doc["requant"]["shift"] == chosen.requant.shift
     assert doc["requant"]["m"] == [int(v) for v in chosen.requant.m]
+
+
+def test_requant_multiply_binding_is_the_cheaper_share_and_lint_agrees():
+    """One wide multiply per PE goes to DSP or fabric by the part's share;
+    the lint's resource bound binds it the same way as the cost."""
+    from sira.devices import get_part
+    from sira.lint import estimate_resources
+    from sira.multipliers import cheaper_multiply
+
+    part = get_part("xc7z020clg400-1")
+    narrow, wide = cheaper_multiply(6, 6, part), cheaper_multiply(26, 21, part)
+    assert (narrow.impl, wide.impl) == ("lut", "dsp")
+    (chosen,), _ = choose_implementations([mvau_8bit()])
+    cost = layer_cost(chosen, part)
+    res, _ = estimate_resources(chosen, part)
+    assert res["DSP"] == cost.dsp
