@@ -193,10 +193,10 @@ def find_integer_requant(thresholds: np.ndarray, lo: int, hi: int) -> Optional[I
     t = np.asarray(thresholds)
     if t.ndim != 2 or not t.shape[0]:
         raise SiraError(f"integer requantizer: thresholds must be (rows, steps), got shape {list(t.shape)}")
-    in_lo, in_hi = int(lo), int(hi)
-    lo, hi = active_range(t, in_lo, in_hi)
-    if max(abs(lo), abs(hi) + 1) >= 2**40 or (t.size and int(np.max(np.abs(t.astype(object)))) >= 2**40):
+    if t.size and max(abs(int(v)) for v in t.reshape(-1)) >= 2**40:
         return None  # products of the pairwise bounds would leave int64
+    in_lo, in_hi = int(lo), int(hi)
+    lo, hi = active_range(t, in_lo, in_hi)  # within one of the thresholds: below 2**40 too
     rows = [np.sort(np.asarray(r, dtype=np.int64)) for r in t]
     distinct = {row.tobytes(): row for row in rows}
     shift = 0
