@@ -172,6 +172,18 @@ class MVAU(DotProductUnit):
     def cycles(self) -> int:
         return self.vectors * self.weight_depth
 
+    @property
+    def xnor(self) -> bool:
+        """Binary layer: weights and inputs both bipolar (their proven
+        values exactly {-1, +1}), so each product is an XNOR of two bits and
+        the dot product ``2 * popcount - MW`` (FINN's binaryXnorMode)."""
+        return self.in_type.kind == "bipolar" and self.weight_type.kind == "bipolar"
+
+    @property
+    def popcount_bits(self) -> int:
+        """Width of an XNOR layer's accumulator: the popcount in [0, MW]."""
+        return self.mw.bit_length()
+
 
 @dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
 class VVAU(DotProductUnit):
@@ -304,6 +316,40 @@ class AddStreams(HWLayer):
     cycles = property(pixel_cycles)
 
 
+@dataclasses.dataclass(frozen=True, eq=False, kw_only=True)
+class GateMul(HWLayer):
+    """A feature map times a per-channel gate computed from it (the
+    squeeze-excite product ``x * sigmoid(fc(gap(x)))``): ``out[..., c] =
+    in0[..., c] * in1[c]``, the gate stream ``inputs[1]`` one value per
+    channel per frame (``gate_type``), the product exact in ``out_type``
+    (the analysis proves its range). The gate depends on the whole frame, so
+    the layer reads it first and keeps it (one word per channel fold), then
+    streams the frame, which waits meanwhile in the FIFO of its branch
+    (deepened by :mod:`sira.hls.fifos`). ``PE`` divides ``channels``; the
+    gate stream is folded the same way."""
+
+    kind: ClassVar[str] = "GateMul"
+
+    channels: int
+    gate_type: StreamType
+
+    @property
+    def input_types(self) -> list[StreamType]:
+        return [self.in_type, self.gate_type]
+
+    @property
+    def input_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(self.in_shape), (self.in_shape[0],) + (1,) * (len(self.in_shape) - 2) + (self.channels,)]
+
+    fold_dims = pe_over_channels
+    channel_folds = property(channel_folds_pe)
+
+    @property
+    def cycles(self) -> int:
+        """The gate's words, then the frame's."""
+        return self.channel_folds * (1 + self.pixels)
+
+
 # --------------------------------------------------------------------------
 # stream plumbing
 # --------------------------------------------------------------------------
@@ -394,7 +440,7 @@ class HostOp(HWLayer):
 
 def _stream_types(layer: HWLayer) -> list[StreamType]:
     types = [layer.in_type, layer.out_type]
-    for extra in ("in_type2", "rhs_type", "acc_type"):
+    for extra in ("in_type2", "rhs_type", "acc_type", "gate_type"):
         t = getattr(layer, extra, None)
         if t is not None:
             types.append(t)
@@ -439,7 +485,7 @@ def host_partition(layers: list[HWLayer]) -> tuple[list[HWLayer], list[HWLayer],
 
 LAYER_KINDS: dict[str, type] = {
     cls.kind: cls
-    for cls in (MVAU, VVAU, Thresholding, Elementwise, AddStreams, FMPadding, ConvolutionInputGenerator, StreamingMaxPool, Pool, Concat, Split, Reshape, HostOp)
+    for cls in (MVAU, VVAU, Thresholding, Elementwise, AddStreams, GateMul, FMPadding, ConvolutionInputGenerator, StreamingMaxPool, Pool, Concat, Split, Reshape, HostOp)
 }
 
 __all__ = ["StreamType", "HWLayer", "MEM_STYLES", "ELEMENTWISE_OPS", "IMPLS", "IntegerRequant", "check_requant", "LAYER_KINDS", "host_partition", "is_float_layer"] + list(LAYER_KINDS)

@@ -157,10 +157,14 @@ def _with_requant(layer, mac: C.Cost, unit: C.Cost) -> C.Cost:
 def _mvau_cost(layer: hw.MVAU, part: Part, mode: str) -> C.Cost:
     if not layer.in_type.is_integer:
         return _float_mac(layer, mode)
+    params = _mac_params(layer, part, mode)
+    if layer.xnor:
+        # FINN's binaryXnorMode: 1-bit (BINARY) inputs and weights, the popcount as accumulator
+        params.update(a_signed=False, acc_bits=layer.popcount_bits)
     if layer.requant is not None:
-        mac = C.mvau(mw=layer.mw, mh=layer.mh, **{**_mac_params(layer, part, mode), "out_bits": None})
+        mac = C.mvau(mw=layer.mw, mh=layer.mh, **{**params, "out_bits": None})
         return _with_requant(layer, mac, _requant_unit(layer, layer.mh, layer.acc_type, part, mode))
-    return C.mvau(mw=layer.mw, mh=layer.mh, **_mac_params(layer, part, mode))
+    return C.mvau(mw=layer.mw, mh=layer.mh, **params)
 
 
 @costs("VVAU")
@@ -221,6 +225,24 @@ def _elementwise_cost(layer: hw.Elementwise, part: Part, mode: str) -> C.Cost:
     return C.elementwise_binary(
         layer.op, lhs_bits=lhs.bits, rhs_bits=rhs_bits, out_bits=out.bits, pe=layer.pe, const_elements=const,
         lhs_signed=lhs.signed, rhs_signed=rhs_signed, mode=mode, part=part, ram_style=ram_style,
+    )  # fmt: skip
+
+
+@costs("GateMul")
+def _gate_mul_cost(layer: hw.GateMul, part: Part, mode: str) -> C.Cost:
+    """A stream-by-stream multiply per lane (FINN's ElementwiseMul, which it
+    does not estimate) and, refined, the gate buffer as stored."""
+    mul = C.elementwise_binary(
+        "Mul", lhs_bits=layer.in_type.bits, rhs_bits=layer.gate_type.bits, out_bits=layer.out_type.bits, pe=layer.pe,
+        lhs_signed=layer.in_type.signed, rhs_signed=layer.gate_type.signed, mode=mode, part=part,
+    )  # fmt: skip
+    if mode == "finn":
+        return mul
+    (gate,) = M.layer_memories(layer)
+    mem = M.price(gate, part)
+    return dataclasses.replace(
+        mul, kind="GateMul", lut=C.sum_amounts([mul.lut, mem.lut]), bram18=mem.bram18, uram=mem.uram,
+        breakdown=dict(mul.breakdown, gate_buffer=mem.lut), storage=C.stored(gate=mem),
     )  # fmt: skip
 
 

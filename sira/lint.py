@@ -204,6 +204,11 @@ def _thresholding_multiplies(layer) -> list[tuple]:
     return _requant_multiplies(layer)
 
 
+@multiplies("GateMul")
+def _gate_mul_multiplies(layer) -> list[tuple[StreamType, StreamType, int]]:
+    return [(layer.in_type, layer.gate_type, layer.pe)]
+
+
 @multiplies("Elementwise")
 def _elementwise_multiplies(layer) -> list[tuple[StreamType, StreamType, int]]:
     if layer.op != "Mul":

@@ -235,6 +235,12 @@ def running_values(*, pe: int, cf: int, bits: int, style: str = "auto") -> Memor
     return MemoryLayout("running_values", bits, cf, pe, style)
 
 
+def gate_buffer(*, pe: int, cf: int, bits: int, style: str = "auto") -> MemoryLayout:
+    """A frame's per-channel gate, written once per frame and read for every
+    pixel: one memory per PE, ``cf`` deep."""
+    return MemoryLayout("gate", bits, cf, pe, style)
+
+
 def constant_operand(*, lanes: int, rows: int, bits: int, style: str = "auto") -> MemoryLayout:
     """An elementwise constant operand: one memory per lane, ``rows`` deep."""
     return MemoryLayout("param", bits, rows, lanes, style, rom=True)
@@ -349,6 +355,11 @@ def _elementwise(layer: hw.Elementwise, unit: str) -> tuple[MemoryLayout, ...]:
     return (constant_operand(lanes=layer.pe, rows=rows, bits=bits, style=ram_style(layer.mem_style)),)
 
 
+@layout("GateMul")
+def _gate_mul(layer: hw.GateMul, unit: str) -> tuple[MemoryLayout, ...]:
+    return (gate_buffer(pe=layer.pe, cf=layer.channel_folds, bits=layer.gate_type.bits, style=ram_style(layer.mem_style)),)
+
+
 def constant_pattern(layer: hw.Elementwise) -> str:
     """How an elementwise layer's constant operand is stored: ``none``,
     ``scalar`` (one value, hard-wired), ``channel`` (one value per channel:
@@ -372,7 +383,8 @@ def constant_rows(layer: hw.Elementwise) -> int:
 
 __all__ = [
     "Memory", "MemoryLayout", "map_memory", "bram18_finn", "uram_count", "finn_least_waste", "price", "built_style",
-    "weight_memory", "threshold_memories", "requant_params", "requant_memories", "threshold_levels", "line_buffer", "running_values", "constant_operand",
+    "weight_memory", "threshold_memories", "requant_params", "requant_memories", "threshold_levels", "line_buffer", "running_values",
+    "gate_buffer", "constant_operand",
     "threshold_element", "default_threshold_unit", "layer_memories", "layout", "LAYOUTS", "constant_pattern", "constant_rows",
     "RAM_STYLE_OF_MEM_STYLE", "MEM_STYLE_OF_RAM_STYLE", "STORAGE_IMPL", "ram_style", "storage_impl",
 ]  # fmt: skip

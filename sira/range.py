@@ -71,7 +71,8 @@ def compact(a, shape: Sequence[int]) -> np.ndarray:
     for ax in range(ndim):
         if arr.shape[ax] > 1:
             first = arr.take([0], axis=ax)
-            if np.all(arr == first):
+            # the second slice settles most non-constant axes without a full pass
+            if np.array_equal(arr.take([1], axis=ax), first) and np.all(arr == first):
                 arr = first
     return arr
 
@@ -450,17 +451,17 @@ class ScaledIntRange:
         """self * other for two independent dynamic ranges.
 
         Real bounds: exact four-corner product. Integer form when both biases
-        are zero: scale s1*s2, q the exact integer interval product."""
+        are zero, or fold into the integer parts (:meth:`zero_bias_form`: an
+        integer offset such as thresholds' always-reached levels, a bipolar
+        half step): scale s1*s2, q the exact integer interval product."""
         shape = tuple(out_shape) if out_shape is not None else tuple(np.broadcast_shapes(self.shape, other.shape))
         lo, hi = nx.interval_mul(self.lo, self.hi, other.lo, other.hi)
-        if (
-            self.is_scaled_int
-            and other.is_scaled_int
-            and np.all(self.bias == 0)
-            and np.all(other.bias == 0)
-        ):
-            qlo, qhi = nx.int_range_product(self.int_lo, self.int_hi, other.int_lo, other.int_hi)
-            return ScaledIntRange.derived(shape, lo, hi, (self, other), (qlo, qhi, self.scale * other.scale, 0.0))
+        a, b = self, other
+        if a.is_scaled_int and b.is_scaled_int and not (np.all(a.bias == 0) and np.all(b.bias == 0)):
+            a, b = a.zero_bias_form() or a, b.zero_bias_form() or b
+        if a.is_scaled_int and b.is_scaled_int and np.all(a.bias == 0) and np.all(b.bias == 0):
+            qlo, qhi = nx.int_range_product(a.int_lo, a.int_hi, b.int_lo, b.int_hi)
+            return ScaledIntRange.derived(shape, lo, hi, (self, other), (qlo, qhi, a.scale * b.scale, 0.0))
         return ScaledIntRange.derived(shape, lo, hi, (self, other))
 
     def square(self, out_shape=None) -> "ScaledIntRange":
@@ -755,17 +756,26 @@ class ScaledIntRange:
         return np.broadcast_to(np.asarray(red).reshape(-1), (self.shape[axis],)) if red.size == 1 else np.asarray(red).reshape(-1)
 
 
-def part_grid_factors(ranges: Sequence[ScaledIntRange]):
+#: largest integer factor a Concat's parts are aligned with: float32 scales
+#: of independently trained branches have a dyadic common grid with factors
+#: of about 2**24 (the mantissa) times their exponent spread; the joined
+#: integer is that much wider, which hardware carries exactly, while scales
+#: with no common grid this fine stay unaligned (and are refused by lowering)
+CONCAT_MAX_FACTOR = 2**32
+
+
+def part_grid_factors(ranges: Sequence[ScaledIntRange], max_factor: int = 2**20):
     """Integers k_i and one scale t with scale_i = k_i * t for parts with
     per-tensor scales (folding :func:`common_grid` over the parts), or None.
     Concat and residual joins of branches quantized with different scales
-    keep one grid this way."""
+    keep one grid this way; ``max_factor`` bounds each pairwise ratio's
+    terms (Concat passes :data:`CONCAT_MAX_FACTOR`)."""
     if not all(r.scale.size == 1 for r in ranges):
         return None
     t = ranges[0].scale.reshape(-1)[:1]
     k = [1]
     for r in ranges[1:]:
-        g = common_grid(t, r.scale.reshape(-1)[:1])
+        g = common_grid(t, r.scale.reshape(-1)[:1], max_factor)
         if g is None:
             return None
         ka, kb, t = g
@@ -863,9 +873,10 @@ def _check_invariants(r: ScaledIntRange) -> None:
         raise ValueError(f"range fields of shapes {[np.shape(a) for a in fields]} do not broadcast to {list(r.shape)}") from None
     if any(np.ndim(a) > len(r.shape) for a in fields):
         raise ValueError(f"a range field has more axes than the tensor shape {list(r.shape)}")
-    if np.any(np.isnan(r.lo)) or np.any(np.isnan(r.hi)):
+    # a constant's bounds are one array: one pass for NaN, none for order
+    if np.any(np.isnan(r.lo)) or (r.hi is not r.lo and np.any(np.isnan(r.hi))):
         raise ValueError("NaN in range bounds")
-    if np.any(r.lo > r.hi):
+    if r.hi is not r.lo and np.any(r.lo > r.hi):
         raise ValueError("empty range: a lower bound exceeds its upper bound")
     if r.int_lo is None:
         if any(f is not None for f in (r.int_hi, r.scale, r.bias)):
@@ -873,7 +884,7 @@ def _check_invariants(r: ScaledIntRange) -> None:
         return
     if r.int_hi is None or r.scale is None or r.bias is None:
         raise ValueError("a partial integer form: int_lo, int_hi, scale and bias go together")
-    if np.any(r.int_lo > r.int_hi):
+    if r.int_hi is not r.int_lo and np.any(r.int_lo > r.int_hi):
         raise ValueError("empty integer range: int_lo exceeds int_hi")
     if not np.all(np.isfinite(r.scale)) or np.any(r.scale == 0):
         raise ValueError("scale must be finite and non-zero")

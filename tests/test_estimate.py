@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -234,3 +235,37 @@ def test_cli_layer_too_large_for_the_part_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
     assert err.startswith("sira: error:") and "MatMul" in err
+
+
+#: FINN 1.6.1's estimate of TFC_1W1A's four MVAUs (binaryXnorMode, PE = SIMD
+#: = 1; shared/peers/finn_results/TFC_1W1A.json): (MW, MH, LUT, BRAM_18K)
+FINN_TFC_1W1A = [(784, 64, 315, 4), (64, 64, 312, 1), (64, 64, 312, 1), (64, 10, 312, 1)]
+
+
+def test_xnor_mvau_costs_as_finns_binary_xnor_mode():
+    """An MVAU whose weights and inputs are both bipolar is an XNOR-popcount
+    layer: FINN's formula with 1-bit BINARY operands and the popcount as
+    accumulator gives FINN's own numbers; the same weights on a 1-bit
+    unsigned input are no XNOR layer."""
+    import numpy as np
+
+    from sira import hw
+    from sira.hw import StreamType
+
+    for mw, mh, lut, bram in FINN_TFC_1W1A:
+        w = np.where(np.arange(mw * mh).reshape(mw, mh) % 3 == 0, -1, 1)
+        layer = hw.MVAU(name="xnor", inputs=("x",), outputs=("y",), in_shape=(1, mw), out_shape=(1, mh), in_type=StreamType.bipolar(),
+                        out_type=StreamType.for_range(-mw, mw), mw=mw, mh=mh, weights=w, weight_type=StreamType.bipolar(),
+                        acc_type=StreamType.for_range(-mw, mw), acc_range=(-mw, mw))  # fmt: skip
+        assert layer.xnor and layer.popcount_bits == (10 if mw == 784 else 7)
+        cost = layer_cost(layer, "xc7z020clg400-1", "finn")
+        assert (cost.lut, cost.bram18) == (lut, bram), (mw, mh, cost.breakdown)
+        plain = layer_cost(dataclasses.replace(layer, in_type=StreamType(1, False)), "xc7z020clg400-1", "finn")
+        assert not dataclasses.replace(layer, in_type=StreamType(1, False)).xnor and plain.lut != lut
+
+
+@pytest.mark.slow
+def test_tfc_1w1a_layers_are_xnor_mvaus_priced_as_finn():
+    doc = _estimate("TFC_1W1A", "finn")
+    assert [doc["layers"][f"MatMul_{i}"]["LUT"] for i in range(4)] == [lut for *_, lut, _ in FINN_TFC_1W1A]
+    assert [doc["layers"][f"MatMul_{i}"]["BRAM_18K"] for i in range(4)] == [bram for *_, bram in FINN_TFC_1W1A]

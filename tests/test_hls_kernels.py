@@ -501,6 +501,26 @@ def add_addstreams(net: Net, *, a: Optional[str] = None, b: Optional[str] = None
 # -- padding, windows, pooling -----------------------------------------------
 
 
+def add_gatemul(net: Net, *, x: Optional[str] = None, gate: Optional[str] = None, shape=None, in_type=None, gate_type=None, pe=None) -> str:
+    """A feature map times a per-channel gate (squeeze-excite); ``gate`` may
+    be a stream of shape (1, 1, 1, C) computed from ``x``."""
+    rng = net.rng
+    if shape is None:
+        h, w, c = image(net, hi=4)
+        shape = (1, h, w, c)
+    c = shape[-1]
+    in_type = in_type or int_type(rng, hi_bits=7)
+    gate_type = gate_type or int_type(rng, hi_bits=6)
+    lo, hi = _op_range("Mul", (in_type.min, in_type.max), (gate_type.min, gate_type.max))
+    x = x or net.source(shape, in_type)
+    gate = gate or net.source((1, 1, 1, c), gate_type)
+    name = net.name("gatemul")
+    return net.add(hw.GateMul(
+        name=name, inputs=(x, gate), outputs=(f"{name}_out",), in_shape=shape, out_shape=shape, in_type=in_type,
+        out_type=type_of(lo, hi), channels=c, gate_type=gate_type, pe=pe or fold(rng, c),
+    ))[0]  # fmt: skip
+
+
 def add_fmpadding(net: Net, *, x: Optional[str] = None, shape=None, in_type=None, padding=None, simd=None, value=None) -> str:
     rng = net.rng
     if shape is None:
@@ -653,7 +673,8 @@ def mac_project(net: Net) -> None:
     add_mvau(net, in_type=int_type(rng, signed=False), w_kind="signed")  # raw accumulator, unsigned input
     # step counts short of 2^B - 1: the binary search runs into its padding (never-firing thresholds)
     add_mvau(net, in_type=int_type(rng, signed=True), w_kind="bipolar", thr="channel", steps=pick(rng, [2, 4, 5, 6]))
-    add_mvau(net, in_type=BIPOLAR, w_kind="bipolar", thr="channel", steps=1, bipolar_out=True)  # binarized layer
+    add_mvau(net, in_type=BIPOLAR, w_kind="bipolar", thr="channel", steps=1, bipolar_out=True)  # binarized layer (XNOR)
+    add_mvau(net, in_type=BIPOLAR, w_kind="bipolar", mw=net.size([12, 16], [64]))  # XNOR-popcount, the dot product streamed
     add_mvau(net, in_type=BIPOLAR, w_kind=pick(rng, ["signed", "unsigned"]))
     add_mvau(net, in_type=int_type(rng, signed=True, lo_bits=4), w_kind="signed", thr="channel", steps=15, niv=(2, 3),
              mw=net.size([8, 12], [32, 48]))  # many thresholds: a binary-search unit
@@ -715,6 +736,19 @@ def elementwise_project(net: Net, seed: int) -> None:
     add_addstreams(net, in_type=int_type(rng, signed=False), in_type2=int_type(rng, signed=True))
     if net.big:
         add_addstreams(net)
+    c = pick(rng, [4, 6])
+    add_gatemul(net, shape=(1, 2, 3, c), pe=pick(rng, divisors(c)[1:]))  # a folded gate product
+    # squeeze-excite: the frame's global sum gates the frame itself (a fan-out whose branches meet)
+    h, w, c = image(net, hi=4, cs=(2, 4))
+    w = max(w, 2)  # a real reduction (a 1x1 "window" has no cost model)
+    t = int_type(rng, hi_bits=4)
+    x = net.source((1, h, w, c), t)
+    gsum, acc = net.name("gpool"), type_of(h * w * t.min, h * w * t.max)
+    net.add(hw.Pool(
+        name=gsum, inputs=(x,), outputs=(f"{gsum}_out",), in_shape=(1, h, w, c), out_shape=(1, 1, 1, c), in_type=t, out_type=acc,
+        channels=c, ifm_dim=(h, w), ofm_dim=(1, 1), kernel=(h, w), stride=(h, w), function="sum", acc_type=acc,
+    ))  # fmt: skip
+    add_gatemul(net, x=x, gate=f"{gsum}_out", shape=(1, h, w, c), in_type=t, gate_type=acc)
 
 
 def movement_project(net: Net) -> None:
@@ -928,9 +962,13 @@ def test_coverage_of_the_projects():
             layer = st.node
             if max(layer.pe, layer.simd) > 1:
                 folded.add(layer.kind)
+                if getattr(layer, "xnor", False):
+                    folded.add("MVAU:xnor")
             if getattr(layer, "thresholds", None) is not None:
                 ctx = KERNELS[layer.kind].context(layer, costs[layer.name])
                 units.add(f"{layer.kind}:{ctx['thr']['unit']}")
+            if getattr(layer, "xnor", False):
+                units.add(f"MVAU:xnor:{'thresholds' if layer.has_thresholds else 'dot product'}")
         for layer in net.layers:
             kinds.add(layer.kind)
             if isinstance(layer, hw.Elementwise):
@@ -943,6 +981,7 @@ def test_coverage_of_the_projects():
     assert {"Duplicate", "WidthConverter"} <= plumbing
     assert {"MVAU:linear", "MVAU:binary", "VVAU:linear", "VVAU:binary", "Thresholding:linear", "Thresholding:constant",
             "MVAU:integer", "VVAU:integer", "Thresholding:integer"} <= units, units
+    assert {"MVAU:xnor:thresholds", "MVAU:xnor:dot product"} <= units and "MVAU:xnor" in folded, (units, folded)
     assert {f"{op}:const" for op in ELEMENTWISE_CONST_OPS} | {f"{op}:input" for op in ("Sub", "Mul", "Min", "Max")} <= ops, ops
     assert "RoundClip:const" in ops
     # constants with one value ("0"), one per channel ("nf") and one per element ("i"), each op with two of them
@@ -1200,6 +1239,11 @@ def naive(layer, args: list[np.ndarray]) -> Optional[list[np.ndarray]]:
         return [naive_elementwise(layer, x, args[1] if len(args) > 1 else None)]
     if isinstance(layer, hw.AddStreams):
         return [np.vectorize(lambda p, q: int(p) + int(q), otypes=[object])(x, args[1])]
+    if isinstance(layer, hw.GateMul):
+        out = np.zeros(x.shape, dtype=object)
+        for idx in np.ndindex(x.shape):
+            out[idx] = int(x[idx]) * int(args[1].reshape(-1)[idx[-1]])
+        return [out]
     if isinstance(layer, hw.FMPadding):
         return [naive_fmpadding(layer, x)]
     if isinstance(layer, hw.Concat):

@@ -168,9 +168,10 @@ def test_add_sub_exhaustive(op, ga, gb):
 
 @pytest.mark.parametrize("ga,gb", [((1.0, 0.0), (1.0, 0.0)), ((0.25, 0.0), (-0.5, 0.0)), ((1 / 3, 0.0), (0.1, 0.0)), ((0.25, 0.5), (1.0, 0.0))])
 def test_mul_exhaustive(ga, gb):
-    """Products: exact real bounds; with zero biases the integer form q1*q2
-    on the scale s1*s2, a grid in the rationals where that product is a
-    float64 (else up to its rounding: the integer bounds are still exact)."""
+    """Products: exact real bounds; with zero biases, or biases that fold
+    into the integer parts (0.5 on the grid 0.25 is 2 steps), the integer
+    form q1*q2 on the scale s1*s2, a grid in the rationals where that product
+    is a float64 (else up to its rounding: the integer bounds are still exact)."""
     exact_scale = F(ga[0]) * F(gb[0]) == F(ga[0] * gb[0])
     if exact_scale:
         r = _binary_case(MUL, ga, gb)
@@ -179,7 +180,7 @@ def test_mul_exhaustive(ga, gb):
         prods = np.array([qa * qb for qa in _Q3 for qb in _Q3])
         assert np.array_equal(np.broadcast_to(r.int_lo, (36, 36)), np.where(PAIR_MASK, prods, 99).min(axis=-1))
         assert np.array_equal(np.broadcast_to(r.int_hi, (36, 36)), np.where(PAIR_MASK, prods, -99).max(axis=-1))
-    assert r.is_scaled_int == (ga[1] == 0 and gb[1] == 0)
+    assert r.is_scaled_int == (column(*ga).zero_bias_form() is not None and row(*gb).zero_bias_form() is not None)
 
 
 @pytest.mark.parametrize("ga,gb", SHARED + [(DYADIC[1], DYADIC[0])])

@@ -288,10 +288,20 @@ def test_wrong_thresholds_are_caught():
             verify_encoding(oracle, bad, np.array([-8]), np.array([8]), limit)
 
 
-def test_thresholds_beyond_float32_are_refused():
+def test_thresholds_beyond_float32_are_stored_in_float64():
+    """A wide accumulator (a join aligned on a fine common grid) has
+    thresholds float32 cannot hold: they are kept, stored as float64, and
+    the stored encoding is verified like any other."""
+    from sira.transforms.thresholds.search import storage_dtype
+
     rq = requant(1, 2.0**22, bits=4, signed=True)  # level 7 from 6.5 * 2**22 on
-    with pytest.raises(NotConvertible, match="2\\*\\*24"):
-        convert_chain(chain([], rq), [-(2**25)], [2**25])
+    conv = convert_chain(chain([], rq), [-(2**25)], [2**25])
+    rows = conv.encoding.rows
+    assert storage_dtype(rows) is np.float64 and int(rows.max()) == 13 * 2**21 + 1  # 6.5 rounds to even
+    assert np.array_equal(rows.astype(np.float64).astype(np.int64), rows)
+    assert storage_dtype(np.array([[2**24 - 1]])) is np.float32
+    with pytest.raises(NotConvertible, match="2\\*\\*53"):
+        convert_chain(chain([], rq), [-(2**53)], [0])
 
 
 def test_bipolar_requantizer():

@@ -44,6 +44,10 @@ import zlib
 from collections import Counter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# the training loop is the Brevitas MLP example's own
+sys.path.insert(0, os.path.join(HERE, "..", "brevitas_mlp"))
+from train import accuracy, train  # noqa: E402
+
 DEFAULT_OUT = os.path.join(HERE, "models")
 
 #: pixels of the digits data set are integers 0..16
@@ -552,33 +556,6 @@ def load_data(data: str, seed: int):
 
 # --------------------------------------------------------------------------
 # train, export, clean up, record
-
-
-def train(model, x, y, *, epochs: int, seed: int, batch: int = 64, lr: float = 0.01) -> None:
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    model.train()
-    for _ in range(epochs):
-        for idx in torch.randperm(len(xt), generator=g).split(batch):
-            if len(idx) < 2:  # BatchNorm needs two samples
-                continue
-            opt.zero_grad()
-            loss_fn(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-        sched.step()
-
-
-def accuracy(model, x, y) -> float:
-    import torch
-
-    model.eval()
-    with torch.no_grad():
-        return float((model(torch.from_numpy(x)).argmax(dim=1).numpy() == y).mean())
 
 
 def input_aware_weights(model, sample) -> list:

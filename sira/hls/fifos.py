@@ -95,6 +95,8 @@ def program(node, in_words: Sequence[int], out_words: Sequence[int]) -> Program:
         return [(c // node.simd, (1,), _unit(len(node.channels), j)) for j, c in enumerate(node.channels)] * node.pixels
     if isinstance(node, hw.Concat):
         return [(c // node.simd, _unit(len(node.channels), j), (1,)) for j, c in enumerate(node.channels)] * node.pixels
+    if isinstance(node, hw.GateMul):  # the whole gate first, then the frame word by word
+        return [(in_words[1], (0, 1), (0,)), (in_words[0], (1, 0), (1,))]
     return _layer_program(node, in_words, out_words)
 
 

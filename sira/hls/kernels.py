@@ -129,6 +129,10 @@ def mvau_context(layer: hw.MVAU, cost: Optional[Cost]) -> dict:
     arr = np.asarray(codes, dtype=object).reshape(sf, layer.simd, nf, layer.pe).transpose(3, 2, 0, 1).reshape(mem.count, mem.depth, layer.simd)
     ctx.update(mw=layer.mw, mh=layer.mh, simd=layer.simd, pe=layer.pe, nf=nf, sf=sf, sf_last=sf - 1,
                weight_memories=mem.count, weight_depth=mem.depth, weights=initializer(arr, False))
+    ctx["xnor"] = layer.xnor
+    if layer.xnor:
+        # popcount of XNORs, widened by a sign bit and a doubling for 2 * popcount - MW
+        ctx.update(popcount_type=f"ap_uint<{layer.popcount_bits}>", dot_type=f"ap_int<{layer.popcount_bits + 2}>")
     return ctx
 
 
@@ -556,6 +560,40 @@ def pool_context(layer: hw.Pool, cost: Optional[Cost]) -> dict:
 def pool_reference(layer: hw.Pool, inputs):
     win = _windows(exact(inputs[0]), layer.kernel, layer.stride, (1, 1), layer.ofm_dim)
     return [exact(win.sum(axis=(3, 4)))]
+
+
+@kernel("GateMul", "layer_gatemul.hpp.j2")
+def gate_mul_context(layer: hw.GateMul, cost: Optional[Cost]) -> dict:
+    a_lo, a_hi = value_range(layer.in_type)
+    g_lo, g_hi = value_range(layer.gate_type)
+    corners = [a_lo, a_hi, g_lo, g_hi] + [a * g for a in (a_lo, a_hi) for g in (g_lo, g_hi)]
+    op_type, _, _ = int_ctype(min(corners) - 1, max(corners) + 1)
+    mem = layer_memory(layer, "gate")  # one memory per PE, a gate lane per channel fold
+    return {
+        "in": port(layer.in_type, layer.pe),
+        "gate": port(layer.gate_type, layer.pe),
+        "out": port(layer.out_type, layer.pe),
+        "pe": layer.pe,
+        "cf": layer.channel_folds,
+        "channels": layer.channels,
+        "reps": layer.pixels,
+        "iterations": layer.cycles,
+        "op_type": op_type,
+        "mul_impl": mul_impl(cost),
+        "gate_memories": mem.count,
+        "gate_depth": mem.depth,
+        # a gate word is written in the frame's first pass and read a whole pass of channel folds later
+        "pragmas": memory_pragmas("gate", partition=(1,), impl=storage_impl(cost, "gate"), kind="ram_2p") + running_dependence("gate", layer.channel_folds),
+    }
+
+
+@gate_mul_context.reference
+def gate_mul_reference(layer: hw.GateMul, inputs):
+    x, g = exact(inputs[0]), exact(inputs[1])
+    g = g.reshape((g.shape[0],) + (1,) * (x.ndim - 2) + (layer.channels,))
+    if wide(x, g) or layer.out_type.bits > 62:
+        return [as_object(x) * as_object(g)]
+    return [x * g]
 
 
 # --------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import numerics as nx
 from ..errors import RuleError
-from ..range import ScaledIntRange, compact, move_along, part_grid_factors
+from ..range import CONCAT_MAX_FACTOR, ScaledIntRange, compact, move_along, part_grid_factors
 from .registry import EXACT, RuleContext, rule
 
 Shape = tuple[int, ...]
@@ -310,7 +310,7 @@ def concat_ranges(ranges: Sequence[ScaledIntRange], axis: int, out_shape) -> Sca
     value = np.concatenate([r.value for r in ranges], axis=axis) if all(r.is_const for r in ranges) else None
     if not all(r.is_scaled_int for r in ranges):
         return ScaledIntRange.derived(out_shape, lo, hi, ranges).replace(value=value)
-    factors = part_grid_factors(ranges)
+    factors = part_grid_factors(ranges, CONCAT_MAX_FACTOR)
     if factors is None:  # scales differ per position along the axis
         grid = (field("int_lo"), field("int_hi"), field("scale"), field("bias"))
     else:  # one common scale t: part i contributes k_i * q_i

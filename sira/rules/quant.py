@@ -290,11 +290,13 @@ def multithreshold_rule(ctx: RuleContext):
     """qonnx MultiThreshold: y = out_scale * #{i : x >= T[c, i]} + out_bias.
 
     Exact: the count is monotone in x, so its range is [count(lo),
-    count(hi)] per element (comparisons done as qonnx does, in float32).
+    count(hi)] per element (comparisons done as qonnx does, on the stored
+    thresholds: float32, or float64 when stored so for wide accumulators).
     Scaled-int with scale out_scale and bias out_bias.
     """
     x = ctx.inp(0)
-    T = np.asarray(ctx.const(1, "thresholds (input 1)"), dtype=np.float32)
+    T = np.asarray(ctx.const(1, "thresholds (input 1)"))
+    T = T if T.dtype == np.float64 else T.astype(np.float32)
     if T.ndim != 2:
         raise RuleError(f"thresholds must be a 2-D (channels, steps) tensor, got shape {list(T.shape)}")
     out_scale = float(ctx.attr("out_scale", 1.0))

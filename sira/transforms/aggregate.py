@@ -41,7 +41,7 @@ from sira.analysis import analyze
 from sira.errors import SiraError
 from sira.model import quiet, reinfer_shapes, tensor_shapes, topological_order
 from sira.ops import Trait, has_trait, is_mac, is_requantizer
-from sira.range import ScaledIntRange, common_grid, part_grid_factors
+from sira.range import CONCAT_MAX_FACTOR, ScaledIntRange, common_grid, part_grid_factors
 
 
 def _nonlinear(node) -> bool:
@@ -317,7 +317,7 @@ def _join_factors(node, report):
         grid = common_grid(parts[0].scale, parts[1].scale)
         factors = None if grid is None else [grid[0], grid[1]]
     elif node.op_type == "Concat":
-        found = part_grid_factors(parts)
+        found = part_grid_factors(parts, CONCAT_MAX_FACTOR)
         factors = None if found is None else found[0]
     else:
         return None

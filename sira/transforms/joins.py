@@ -43,7 +43,7 @@ from sira.model import quiet, reinfer_shapes
 
 from .thresholds.chain import CHAIN_OPS, QUANTIZERS, NotConvertible, build_chain, data_input, node_label
 from .thresholds.passes import output_nodes, unique_name
-from .thresholds.search import LevelOracle, encode, find_thresholds
+from .thresholds.search import LevelOracle, encode, find_thresholds, storage_dtype
 
 #: most (q1, q2) pairs a join's levels are checked on
 MAX_PAIRS = 2**20
@@ -222,7 +222,7 @@ class IntegerJoins(Transformation):
         quant = nodes[-1]
         stem = quant.name or quant.output[0]
         thr = unique_name(model, f"{stem}_thresholds")
-        model.graph.initializer.append(numpy_helper.from_array(enc.rows.astype(np.float32), thr))
+        model.graph.initializer.append(numpy_helper.from_array(enc.rows.astype(storage_dtype(enc.rows)), thr))
         new_nodes, inits = output_nodes(model, chain.requant, enc, add.output[0], thr, quant.output[0], rank, axis, stem)
         for name, value in inits.items():
             model.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))

@@ -35,6 +35,8 @@ method registered for its op types with :func:`lowering`):
   ``Max`` of two streams, and ``Relu`` (``Max`` with 0) ->
   :class:`~sira.hw.Elementwise`; a ``Quant`` with unit scale and zero point
   that could not become thresholds -> ``Elementwise`` ``RoundClip``.
+* ``Mul`` of a feature map by a per-channel gate stream (squeeze-excite)
+  -> :class:`~sira.hw.GateMul`.
 * ``Concat``/``Split`` along channels -> :class:`~sira.hw.Concat` /
   :class:`~sira.hw.Split`.
 * ``Reshape``/``Flatten``/``Squeeze``/``Unsqueeze``/``Transpose``/``Identity``
@@ -66,13 +68,13 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from sira import hw
 from sira import numerics as nx
-from sira.analysis import RangeReport, analyze
+from sira.analysis import RangeReport, analyze, in_file_names
 from sira.errors import SiraError, node_error
 from sira.hw import StreamType
 from sira.inputspec import SpecLike
 from sira.model import node_attr, topological_order
 from sira.ops import Trait, ops_with
-from sira.range import ScaledIntRange
+from sira.range import CONCAT_MAX_FACTOR, ScaledIntRange
 
 #: what ``sira.optimize`` makes of ops that have no hardware layer themselves
 _OPTIMIZE_FIRST = {
@@ -385,6 +387,8 @@ class _Lowering:
         if consts[0] is None and consts[1] is None:
             a, b = ins
             if self.shape(a) != self.shape(b):
+                if op == "Mul" and self.lower_gate_mul(node, a, b):
+                    return
                 raise node_error(node, f"no hardware layer for {op} of streams of different shapes {list(self.shape(a))} and {list(self.shape(b))}")
             if op == "Div":
                 raise node_error(node, "no hardware layer for Div of two streams")
@@ -410,6 +414,23 @@ class _Lowering:
             pass
         x = ins[si]
         self.add(hw.Elementwise(op=op, channels=C, param=param, inputs=(x,), in_shape=channels_last(self.shape(x)), in_type=self.stype(x), **base))
+
+    def lower_gate_mul(self, node: NodeProto, a: str, b: str) -> bool:
+        """A Mul of a feature map [N, C, ...] by a gate [N, C, 1, ...] of one
+        value per channel (either operand order) becomes a
+        :class:`~sira.hw.GateMul`; False for other shapes."""
+        for x, g in ((a, b), (b, a)):
+            xs, gs = self.shape(x), self.shape(g)
+            if len(xs) >= 3 and len(gs) == len(xs) and tuple(gs[:2]) == tuple(xs[:2]) and all(d == 1 for d in gs[2:]):
+                self.int_stream(x, node)
+                self.int_stream(g, node, "gate")
+                y = node.output[0]
+                self.add(hw.GateMul(
+                    name=node.name or y, inputs=(x, g), outputs=(y,), in_shape=channels_last(xs), out_shape=channels_last(self.shape(y)),
+                    in_type=self.stype(x), out_type=self.stype(y), channels=xs[1], gate_type=self.stype(g),
+                ))  # fmt: skip
+                return True
+        return False
 
     @lowering("Relu")
     def lower_relu(self, node: NodeProto) -> None:
@@ -502,6 +523,7 @@ class _Lowering:
         if node.op_type == "Concat":
             ins = [i for i in node.input if i]
             y = node.output[0]
+            self.check_concat_grid(node, ins, y)
             self.add(hw.Concat(
                 name=name, inputs=tuple(ins), outputs=(y,), in_shape=channels_last(self.shape(ins[0])),
                 out_shape=channels_last(self.shape(y)), in_type=self.stype(ins[0]), out_type=self.stype(y),
@@ -514,6 +536,25 @@ class _Lowering:
                 out_shape=channels_last(self.shape(outs[0])), in_type=self.stype(x), out_type=self.stype(outs[0]),
                 channels=tuple(self.shape(o)[1] for o in outs),
             ))  # fmt: skip
+
+    def check_concat_grid(self, node: NodeProto, ins: list[str], y: str) -> None:
+        """A Concat of scaled-integer branches is integer hardware only when
+        the analysis put the branches on one grid (integer factors up to
+        :data:`~sira.range.CONCAT_MAX_FACTOR`, which optimize inserts as
+        Muls on the branches) or their values are integers already;
+        otherwise the joined channels would carry different units and no
+        integer layer after it can be exact."""
+        parts = [self.ra[i] for i in ins]
+        out = self.ra[y]
+        if not all(p.is_scaled_int for p in parts) or out.scale.size == 1 or out.integer_values() is not None:
+            return
+        scales = ", ".join(f"{float(np.asarray(p.scale).reshape(-1)[0]):.9g}" if p.scale.size == 1 else "per-channel" for p in parts)
+        raise node_error(
+            node,
+            f"no hardware layer for a Concat of branches at scales {scales}: they share no exact integer grid "
+            f"with factors up to 2**{CONCAT_MAX_FACTOR.bit_length() - 1}; give the branches' quantizers one per-tensor scale "
+            "(or scales in integer or power-of-two ratios)",
+        )
 
     @lowering(*sorted(ops_with(Trait.LAYOUT)))
     def lower_movement(self, node: NodeProto) -> None:
@@ -609,7 +650,10 @@ def lower_to_hw(optimized_model, input_spec: SpecLike = None, *, report: Optiona
     if report is None:
         report = analyze(optimized_model, input_spec)
     _check_inputs(report.model, report)
-    return _Lowering(report.model, report).run()
+    try:
+        return _Lowering(report.model, report).run()
+    except SiraError as e:
+        raise SiraError(in_file_names(str(e), report.model)) from None
 
 
 __all__ = ["lower_to_hw", "lowering", "LOWERINGS", "stream_type", "channels_last"]

@@ -41,8 +41,8 @@ exact, not sampled:
   ``T - 1`` is below ``k``, at ``T`` it is reached), which with the proved
   monotonicity is a proof of the whole step function; ranges with fewer
   than ``exhaustive_limit`` (channel, value) pairs are also compared at
-  every integer against qonnx's own MultiThreshold on the float32 thresholds
-  as stored. A mismatch raises.
+  every integer against qonnx's own MultiThreshold on the thresholds
+  as stored (float32, or float64 past 2**24). A mismatch raises.
 
 Levels reached on a channel's whole range and levels it never reaches have
 thresholds outside the range; columns that are so for every channel are

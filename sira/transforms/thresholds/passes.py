@@ -21,7 +21,7 @@ from sira.inputspec import load_spec
 from sira.model import input_aliases, quiet, reinfer_shapes
 
 from .chain import CHAIN_OPS, MOVEMENT_OPS, QUANTIZERS, Chain, NotConvertible, Requantizer, build_chain, data_input, integer_values, node_label, per_channel
-from .search import Conversion, Encoding, convert_chain
+from .search import Conversion, Encoding, convert_chain, storage_dtype
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 
@@ -205,7 +205,7 @@ def _rewrite(model: ModelWrapper, nodes: list, start: str, chain: Chain, conv: C
         new_nodes.append(helper.make_node("Mul", [start, sname], [oriented], name=unique_name(model, f"{stem}_Sign")))
         mt_in = oriented
     thr = unique_name(model, f"{stem}_thresholds")
-    inits[thr] = conv.encoding.rows.astype(np.float32)
+    inits[thr] = conv.encoding.rows.astype(storage_dtype(conv.encoding.rows))
     out_nodes, out_inits = output_nodes(model, chain.requant, conv.encoding, mt_in, thr, quant.output[0], rank, axis, stem)
     new_nodes += out_nodes
     inits.update(out_inits)

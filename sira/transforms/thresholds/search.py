@@ -15,10 +15,18 @@ from sira.semantics import channel_fractions
 
 from .chain import Chain, NotConvertible
 
-#: integers beyond 2**53 are not exact in float64 (the screen) and thresholds
-#: beyond 2**24 are not exact in float32 (their storage)
+#: integers beyond 2**53 are not exact in float64 (the screen, and the
+#: storage of wide thresholds) and beyond 2**24 not in float32 (the storage
+#: of the others)
 FLOAT64_EXACT = 2**53
 FLOAT32_EXACT = 2**24
+
+
+def storage_dtype(rows: np.ndarray) -> type:
+    """The float type thresholds are stored in: float32 (what qonnx exports
+    and FINN reads) when every one is exact in it, float64 for the wide
+    integer accumulators of joins aligned on a fine common grid."""
+    return np.float32 if np.all(np.abs(rows) < FLOAT32_EXACT) else np.float64
 #: working precision (bits) of the first exact evaluation, and the last
 #: refinement tried before an irrational value is declared undecidable
 START_PREC = 64
@@ -136,9 +144,9 @@ class Encoding:
         return self.rows.shape[0] == 1
 
     def count(self, x: np.ndarray) -> np.ndarray:
-        """Level indices from qonnx's own MultiThreshold on float32 thresholds
-        (x: (C, M) oriented inputs)."""
-        T = self.rows.astype(np.float32)
+        """Level indices from qonnx's own MultiThreshold on the thresholds as
+        stored (x: (C, M) oriented inputs)."""
+        T = self.rows.astype(storage_dtype(self.rows))
         return multithreshold(np.asarray(x, dtype=np.float64).T, T).T.astype(np.int64) + self.skipped
 
 
@@ -217,8 +225,9 @@ class Conversion:
 
 def convert_chain(chain: Chain, qlo: np.ndarray, qhi: np.ndarray, exhaustive_limit: int = 2**20) -> Conversion:
     """Thresholds for ``chain`` on integer inputs q in [qlo_c, qhi_c] per
-    channel. Raises NotConvertible when thresholds could not be stored
-    exactly (float32) or a value is undecidable."""
+    channel. Raises NotConvertible when the range reaches past exact float64
+    (the thresholds lie inside it, so :func:`storage_dtype` holds them
+    exactly) or a value is undecidable."""
     qlo = np.asarray(qlo, dtype=object)
     qhi = np.asarray(qhi, dtype=object)
     if max(abs(int(v)) for v in np.concatenate([qlo, qhi])) >= FLOAT64_EXACT:
@@ -230,6 +239,4 @@ def convert_chain(chain: Chain, qlo: np.ndarray, qhi: np.ndarray, exhaustive_lim
     oracle = LevelOracle(chain, sign)
     T = find_thresholds(oracle, int(xlo.min()), int(xhi.max()))
     enc = encode(T, xlo, xhi)
-    if np.any(np.abs(enc.rows) >= FLOAT32_EXACT):
-        raise NotConvertible("a threshold reaches 2**24 in magnitude, which float32 thresholds cannot hold exactly")
     return Conversion(sign, enc, verify_encoding(oracle, enc, xlo, xhi, exhaustive_limit))
