@@ -1,9 +1,12 @@
 """Resource estimate per model: SIRA versus the FINN baseline versus FINN's own numbers.
 
-    python bench/estimate.py [--mode finn|refined] [--part PART] [--json FILE]
+    python bench/estimate.py [--mode finn|refined] [--part PART] [--impl auto|thresholds|integer]
+                             [--conformance] [--json FILE]
 
 For every QONNX zoo model (../shared/models/zoo or $SIRA_ZOO; skipped when
-absent), the bundled examples and the synthetic MobileNet-like net: total
+absent), the bundled examples and the synthetic MobileNet-like net (with
+``--conformance`` also the Brevitas conformance models of
+examples/zoo/models; those that do not lower are listed as not estimated): total
 LUT, BRAM_18K and DSP of SIRA's dataflow, of the baseline (what FINN 1.6.1
 builds from the same model, see sira/baseline.py) and, where FINN's
 estimate-only flow was run on the model (../shared/peers/finn_results or
@@ -16,11 +19,14 @@ FINN, SIRA against the baseline; the last rows are the means over the
 models (the baseline's mean absolute deviation from FINN, SIRA's mean
 change against the baseline). FINN's numbers are finn-mode estimates: the
 baseline-vs-FINN column is only meaningful with --mode finn (the default).
+SIRA's requantizers are built as ``--impl`` says (default: the cheaper of
+thresholds and an integer requantizer per layer).
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -42,8 +48,15 @@ KEYS = ("LUT", "BRAM_18K", "DSP")
 FOLDINGS = ("fold1", "fps100k")
 
 
-def cases():
-    return benchmark_cases(ZOO_MODELS, ZOO, ())
+def conformance_cases():
+    """(name, path, spec) of every Brevitas conformance model of examples/zoo/models."""
+    for path in sorted(glob.glob(os.path.join(HERE, "..", "examples", "zoo", "models", "*.onnx"))):
+        spec = path[: -len(".onnx")] + ".spec.json"
+        yield "conf_" + os.path.basename(path)[: -len(".onnx")], path, spec if os.path.exists(spec) else None
+
+
+def cases(conformance: bool = False):
+    return benchmark_cases(ZOO_MODELS, ZOO, tuple(conformance_cases()) if conformance else ())
 
 
 def _finn(name: str):
@@ -68,15 +81,15 @@ def _layer_totals(total: dict) -> dict:
     return {k: total[k] - total["plumbing"][k] for k in KEYS}
 
 
-def _runs(name: str, prepared, finn, part: str, mode: str):
+def _runs(name: str, prepared, finn, part: str, mode: str, impl: str):
     """(folding label, SIRA totals, baseline totals, FINN totals or None, unknown layers)."""
     if finn is None:
-        doc = estimate_prepared(prepared, part, mode=mode)[0]
+        doc = estimate_prepared(prepared, part, mode=mode, impl=impl)[0]
         yield "fold1", _layer_totals(doc["total"]), _layer_totals(doc["baseline"]["total"]), None, max(doc["total"]["unknown_layers"].values())
         return
     for fold in FOLDINGS:
         run = finn[fold]
-        doc = estimate_prepared(prepared, part, mode=mode, folding=finn_folding(prepared[2], run["layers"]))[0]
+        doc = estimate_prepared(prepared, part, mode=mode, folding=finn_folding(prepared[2], run["layers"]), impl=impl)[0]
         theirs = {k: int(run["estimate_layer_resources"]["total"][k]) for k in KEYS}
         yield fold, _layer_totals(doc["total"]), _layer_totals(doc["baseline"]["total"]), theirs, max(doc["total"]["unknown_layers"].values())
 
@@ -85,6 +98,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=("finn", "refined"), default="finn")
     ap.add_argument("--part", default=DEFAULT_PART)
+    ap.add_argument("--impl", choices=("auto", "thresholds", "integer"), default="auto", help="how requantizers are built")
+    ap.add_argument("--conformance", action="store_true", help="also the conformance models of examples/zoo/models")
     ap.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     args = ap.parse_args()
 
@@ -95,11 +110,11 @@ def main() -> None:
     rows, results = [], {}
     deviation = {k: [] for k in KEYS}
     change = {k: [] for k in KEYS}
-    for name, model, spec in cases():
+    for name, model, spec in cases(args.conformance):
         t0 = time.perf_counter()
         try:
             prepared = prepare(model, spec)
-            runs = list(_runs(name, prepared, _finn(name), args.part, args.mode))
+            runs = list(_runs(name, prepared, _finn(name), args.part, args.mode, args.impl))
         except SiraError as e:
             rows.append([name, "-"] + ["-"] * (len(headers) - 3) + [f"{time.perf_counter() - t0:.1f}"])
             results[name] = {"error": str(e)}
@@ -124,7 +139,7 @@ def main() -> None:
         chg = sum(change[k]) / len(change[k]) if change[k] else None
         mean_row += ["", "", "", "-" if dev is None else f"|{dev:.1f}%|", _cell(chg)]
     rows.append(mean_row + ["", ""])
-    print(f"estimate ({args.mode} cost model, {args.part}): FINN's committed totals, the baseline (what FINN builds) and SIRA")
+    print(f"estimate ({args.mode} cost model, {args.part}, impl {args.impl}): FINN's committed totals, the baseline (what FINN builds) and SIRA")
     print(format_table(headers, rows, right=list(range(2, len(headers)))))
     print("base/FINN: the baseline against FINN's own estimate (the mean row: mean absolute deviation over the models with FINN "
           "numbers, where FINN's total is not 0); sira/base: SIRA against the baseline (mean over the models). Totals without "

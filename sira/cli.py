@@ -347,7 +347,7 @@ def cmd_estimate(args) -> int:
     _check_output(args)
     doc = estimate(args.model, input_spec_from_args(args), part=args.part, clock_ns=args.clock_ns, mode=args.mode,
                    target_fps=args.target_fps, folding=args.folding, progress=_step_counter(args, OPTIMIZE_STEPS + ["estimate"]),
-                   time_budget=args.time_budget)  # fmt: skip
+                   time_budget=args.time_budget, impl=args.impl)  # fmt: skip
     if args.format == "json":
         emit(args, json.dumps(doc, indent=2))
     else:
@@ -363,6 +363,9 @@ def _add_hardware_options(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--target-fps", type=float, metavar="N", help="fold each layer just enough to reach N inferences/s")
     g.add_argument("--folding", metavar="FILE", help="FINN folding config JSON (PE, SIMD, ram_style per layer)")
+    p.add_argument("--impl", choices=("auto", "thresholds", "integer"), default="auto",
+                   help="how requantizers are built: compared thresholds, an exact integer multiply-add-shift, or per layer "
+                   "the cheaper of the two (auto, default); a folding file's \"impl\" key overrides it per layer")
 
 
 def _check_hardware_options(args) -> None:
@@ -390,7 +393,7 @@ def cmd_build(args) -> int:
     progress = _step_counter(args, steps)
     result = build(args.model, args.output, input_spec_from_args(args), part=args.part, clock_ns=args.clock_ns, target_fps=args.target_fps,
                    folding=args.folding, samples=args.samples, seed=args.seed, run_csim=args.csim, progress=progress,
-                   force=args.force, time_budget=args.time_budget, control=args.control, dataflow=args.dataflow)  # fmt: skip
+                   force=args.force, time_budget=args.time_budget, control=args.control, impl=args.impl, dataflow=args.dataflow)  # fmt: skip
     project = result.project
     if project.replacement.kept and not args.quiet:
         print(f"kept {len(project.replacement.kept)} path(s) sira did not write: {', '.join(project.replacement.kept[:8])}",

@@ -35,7 +35,7 @@ This module gathers the model under one name: the results
 
 from __future__ import annotations
 
-from .cost_mac import a2q_acc_bits, mvau, thresholding, vvau
+from .cost_mac import a2q_acc_bits, integer_requant, mvau, thresholding, vvau
 from .cost_result import (MODES, UNKNOWN, Amount, Cost, check_mode, finn_zero, part_fraction, refined_cost,
                           resolve_part, stored, sum_amounts)
 from .cost_stream import (MAXPOOL_CONTROL_LUT, add_streams, duplicate_streams, dwc, elementwise_binary, fifo,
@@ -49,7 +49,7 @@ __all__ = [
     "MODES", "UNKNOWN", "Amount", "Cost", "Memory", "Multiply", "Part", "FORMULAS", "formula",
     "check_mode", "finn_zero", "part_fraction", "refined_cost", "resolve_part", "stored", "sum_amounts",
     "bram18_finn", "map_memory", "multiply", "adder_tree", "a2q_acc_bits",
-    "mvau", "vvau", "thresholding", "elementwise_binary", "add_streams", "duplicate_streams",
+    "mvau", "vvau", "thresholding", "integer_requant", "elementwise_binary", "add_streams", "duplicate_streams",
     "MAXPOOL_CONTROL_LUT", "streaming_maxpool", "global_pool", "pool", "fmpadding",
     "swg_hls", "swg_rtl", "fifo", "dwc", "lookup",
 ]  # fmt: skip

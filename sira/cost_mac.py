@@ -15,7 +15,7 @@ from .devices import Part
 from .errors import SiraError
 from .formulas import evaluate as _ev, evaluate_rational as _evq
 from .memory import Memory, bram18_finn
-from .multipliers import Multiply, adder_tree, multiply
+from .multipliers import Multiply, adder_tree, cheaper_multiply, multiply
 from .numerics import a2q_bound_width
 
 
@@ -278,4 +278,40 @@ def thresholding(*, channels: int, pe: int, a_bits: int, out_bits: int, thr_bits
                               thr_bits=thr_bits, style=style, part=resolve_part(part), ram_style=ram_style or "auto")
 
 
-__all__ = ["a2q_acc_bits", "mvau", "vvau", "thresholding"]
+# --------------------------------------------------------------------------
+# integer requantizer
+# --------------------------------------------------------------------------
+
+
+def integer_requant(*, pe: int, acc_bits: int, x_bits: int, x_signed: bool, m_bits: int, prod_bits: int, shift: int,
+                    out_bits: int, memories: tuple = (), mode: str = "refined", part: Part | str | None = None,
+                    ram_style: str | None = None) -> Cost:
+    """An exact integer requantizer ``clip((clamp(acc) * m + b) >> shift, 0,
+    2^B - 1)`` in place of a threshold unit, per PE: the clamp of the
+    ``acc_bits`` input to its active range (two comparisons with constants
+    and an ``x_bits`` select), one ``x_bits`` × ``m_bits`` multiply (m
+    unsigned; bound by :func:`cheaper_multiply`), an adder for b
+    over the ``prod_bits``-bit product, the shift (wiring) and the clip (two
+    comparisons with constants and a B-bit select); plus its parameter
+    ``memories`` (one word of m and b per channel and PE, none when
+    hard-wired). FINN has no such unit: in finn mode it is priced with the
+    same primitives and says so."""
+    check_mode(mode)
+    p = resolve_part(part)
+    m = cheaper_multiply(m_bits, x_bits, p, count=pe, w_signed=False, a_signed=x_signed, name="accumulator x requant multiplier")
+    clip_bits = max(1, prod_bits - shift)
+    breakdown: dict[str, Amount] = {
+        "requant_clamp": pe * (2 * _ev("prim.cmp_const", n=acc_bits) + x_bits),
+        "requant_multipliers": m.lut * m.count,
+        "requant_offset_adder": pe * _ev("prim.add", n=prod_bits),
+        "requant_clip": pe * (2 * _ev("prim.cmp_const", n=clip_bits) + out_bits),
+    }
+    mems = [M.price(layout, p, ram_style) for layout in memories]
+    breakdown["requant_parameters"] = sum(x.lut for x in mems)
+    note = "" if mode == "refined" else "FINN has no integer requantizer; priced with the refined primitives"
+    return Cost("IntegerRequant", mode, sum(breakdown.values()), m.dsp * m.count, sum(x.bram18 for x in mems),
+                sum(x.uram for x in mems), breakdown, (m,), note,
+                storage=stored(**{layout.name: x for layout, x in zip(memories, mems)}), threshold_unit="integer")
+
+
+__all__ = ["a2q_acc_bits", "mvau", "vvau", "thresholding", "integer_requant"]

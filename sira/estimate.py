@@ -49,6 +49,7 @@ from .estimate_table import estimate_table
 from .finn_hw import PLUMBING, finn_layers, has_finn_hw
 from .hls.dataflow import plan
 from .hls.kernels import Duplicate, WidthConverter
+from .implementation import choose_implementations
 from .layer_costs import LAYER_COSTS, costs, layer_cost, multiply_bindings
 from .model import load
 
@@ -239,7 +240,7 @@ def prepare(model_or_path, input_spec=None, *, samples: int = 100, seed: int = 0
 
 def estimate(model_or_path, input_spec=None, part: str = DEFAULT_PART, clock_ns: float = 10.0, mode: str = "refined",
              target_fps: Optional[float] = None, folding=None, *, samples: int = 100, seed: int = 0, progress=None,
-             time_budget: Optional[float] = None) -> dict:
+             time_budget: Optional[float] = None, impl: str = "auto") -> dict:
     """Resource and throughput estimate of ``model_or_path`` (a QONNX model,
     optimized first unless it already is), SIRA versus the FINN baseline.
 
@@ -250,7 +251,10 @@ def estimate(model_or_path, input_spec=None, part: str = DEFAULT_PART, clock_ns:
     multiplies``), ``total``, ``baseline`` (``layers``, ``total``), ``delta``
     (SIRA vs baseline, % of the baseline) and ``performance``. ``progress``
     is called with each step's name (the optimize passes, then
-    ``estimate``); ``time_budget`` limits the optimize passes (seconds)."""
+    ``estimate``); ``time_budget`` limits the optimize passes (seconds).
+    ``impl`` builds every requantizer as ``thresholds``, ``integer`` or
+    the cheaper of the two (``auto``, :mod:`sira.implementation`); each
+    layer's choice and its candidates are its ``impl`` entry."""
     t0 = time.perf_counter()
     C.check_mode(mode)
     p = get_part(part)
@@ -266,7 +270,7 @@ def estimate(model_or_path, input_spec=None, part: str = DEFAULT_PART, clock_ns:
     prepared = prepare(model_or_path, input_spec, samples=samples, seed=seed, progress=progress, time_budget=time_budget)
     if progress:
         progress("estimate")
-    doc, _, _ = estimate_prepared(prepared, p, clock_ns, mode, target_fps, folding)
+    doc, _, _ = estimate_prepared(prepared, p, clock_ns, mode, target_fps, folding, impl)
     doc["seconds"] = round(time.perf_counter() - t0, 3)
     return doc
 
@@ -337,17 +341,22 @@ def estimate_finn_graph(model, input_spec, part, clock_ns: float = 10.0, mode: s
 
 
 def estimate_prepared(prepared, part, clock_ns: float = 10.0, mode: str = "refined", target_fps: Optional[float] = None,
-                      folding=None) -> tuple[dict, list, dict]:
+                      folding=None, impl: str = "auto") -> tuple[dict, list, dict]:
     """The estimate of an already prepared model (:func:`prepare`'s result):
     (the estimate document, the folded hardware layers, their costs by layer
-    name). The HLS backend builds exactly these layers with these costs."""
+    name). The HLS backend builds exactly these layers with these costs.
+    The baseline is derived from the layers before their requantizers are
+    chosen (FINN builds thresholds)."""
     optimized, report_layers, layers, graph_inputs = prepared
     p = part if isinstance(part, C.Part) else get_part(part)
     layers = _fold(layers, target_fps, folding, clock_ns)
     notes = list(getattr(layers, "notes", []))
-    docs, costs = cost_layers(layers, p, mode)
-    lint_notes = _lint(layers, p, costs if mode == "refined" else None)
     base = baseline_layers(layers, report_layers, graph_inputs)
+    layers, choices = choose_implementations(layers, p, mode, impl)
+    docs, costs = cost_layers(layers, p, mode)
+    for name, choice in choices.items():
+        docs[name]["impl"] = choice.to_json()
+    lint_notes = _lint(layers, p, costs if mode == "refined" else None)
     base_docs, _ = cost_layers(base, p, mode, host=base.host)
     plumbing = plumbing_docs(layers, [o.name for o in optimized.graph.output], mode, notes)
     docs.update(plumbing)

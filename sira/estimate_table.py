@@ -18,6 +18,26 @@ def _pct_cell(v) -> str:
     return "-" if v is None else f"{v:+.1f}%"
 
 
+def implementation_table(layers: dict) -> str:
+    """Per layer with a choice: every candidate's resources (or why it has
+    none), the winner and why it won; "" without any."""
+    rows = []
+    for name, d in layers.items():
+        choice = d.get("impl")
+        if not choice:
+            continue
+        for impl, c in choice["candidates"].items():
+            mark = "*" if impl == choice["chosen"] else ""
+            if not c["available"]:
+                rows.append([name, impl, "", "-", "-", "-", "-", "-", c["why_not"]])
+                continue
+            rows.append([name, impl, mark, _cell(c["LUT"]), _cell(c["DSP"]), _cell(c["BRAM_18K"]), _cell(c["URAM"]),
+                         f"{c['part_share']:.4g}", choice["reason"] if mark else ""])  # fmt: skip
+    if not rows:
+        return ""
+    return format_table(["layer", "impl", "chosen", "LUT", "DSP", "BRAM18", "URAM", "part share", "why"], rows, [3, 4, 5, 6, 7])
+
+
 def estimate_table(doc: dict) -> str:
     """People's view: per layer SIRA and baseline resources, totals, deltas."""
     headers = ["layer", "kind", "PE", "SIMD", "LUT", "DSP", "BRAM18", "URAM", "cycles", "acc"]
@@ -61,6 +81,9 @@ def estimate_table(doc: dict) -> str:
     fps = perf["estimated_throughput_fps"]
     out.append(f"bottleneck: {perf['max_cycles_node_name']} at {perf['max_cycles']} cycles -> "
                f"{'-' if fps is None else f'{fps:,.1f}'} inferences/s")  # fmt: skip
+    impl = implementation_table(doc["layers"])
+    if impl:
+        out += ["", "requantizers (each exact implementation per layer; the cheapest share of the part wins):", impl]
     for note in doc.get("notes", []):
         out.append(f"note: {note}")
     for note in doc.get("lint", []):

@@ -11,7 +11,9 @@ ways to change that:
 
   Per-layer keys: ``PE``, ``SIMD``, ``ram_style`` (``auto``/``block``/
   ``distributed``/``ultra``, or sira's ``lut``) and ``ram_style_thresholds``
-  (MVAU/VVAU). FINN keys sira does not model (``mem_mode``, ``resType``,
+  (MVAU/VVAU), and sira's ``impl`` (``auto``/``thresholds``/``integer``:
+  how the layer's thresholds are built, see :mod:`sira.implementation`;
+  layers with thresholds only). FINN keys sira does not model (``mem_mode``, ``resType``,
   FIFO depths, ``preferred_impl_style`` ...) are accepted and ignored (listed
   in the result's ``notes``). ``Defaults`` entries are FINN's
   ``[value, [op types]]`` (or ``[value, "all"]``), or a bare value meaning
@@ -42,7 +44,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .errors import SiraError
-from .hw import HWLayer
+from .hw import IMPLS, HWLayer
 from .memory import MEM_STYLE_OF_RAM_STYLE, RAM_STYLE_OF_MEM_STYLE
 
 #: FINN ``ram_style`` value -> sira ``mem_style``.
@@ -51,7 +53,7 @@ RAM_STYLES = MEM_STYLE_OF_RAM_STYLE
 FINN_RAM_STYLE = RAM_STYLE_OF_MEM_STYLE
 
 #: keys of a FINN folding config that sira models
-MODELLED_KEYS = ("PE", "SIMD", "ram_style", "ram_style_thresholds")
+MODELLED_KEYS = ("PE", "SIMD", "ram_style", "ram_style_thresholds", "impl")
 #: FINN keys that sira accepts but does not model (ignored, reported in notes)
 IGNORED_KEYS = (
     "mem_mode", "resType", "runtime_writeable_weights", "inFIFODepths", "outFIFODepths",
@@ -159,6 +161,8 @@ def _has_key(layer: HWLayer, key: str) -> bool:
         return "simd" in layer.fold_dims()
     if key == "ram_style_thresholds":
         return hasattr(layer, "threshold_mem_style")
+    if key == "impl":
+        return getattr(layer, "thresholds", None) is not None
     return True
 
 
@@ -196,6 +200,13 @@ def _apply(layer: HWLayer, settings: Mapping[str, Any], where: str, ignored: set
             changes[key.lower()] = _int_value(layer, key, value)
         elif key == "ram_style":
             changes["mem_style"] = _ram_style(layer, key, value)
+        elif key == "impl":
+            if getattr(layer, "thresholds", None) is None:
+                raise SiraError(f"{where}: layer '{layer.name}' ({layer.kind}) has no thresholds; "
+                                "impl applies to layers with thresholds (MVAU/VVAU with an activation, Thresholding)")
+            if value not in IMPLS:
+                raise SiraError(f"{where}: layer '{layer.name}' ({layer.kind}): impl={value!r} is not one of {', '.join(IMPLS)}")
+            changes["impl"] = value
         else:  # ram_style_thresholds
             if not hasattr(layer, "threshold_mem_style"):
                 raise SiraError(f"{where}: layer '{layer.name}' ({layer.kind}) has no embedded thresholds; "
@@ -294,6 +305,8 @@ def folding_json(layers: Sequence[HWLayer]) -> dict:
         entry["ram_style"] = FINN_RAM_STYLE[layer.mem_style]
         if hasattr(layer, "threshold_mem_style"):
             entry["ram_style_thresholds"] = FINN_RAM_STYLE[layer.threshold_mem_style]
+        if getattr(layer, "impl", "auto") != "auto":
+            entry["impl"] = layer.impl
         out[layer.name] = entry
     return out
 

@@ -46,6 +46,36 @@ import numpy as np
 from .errors import SiraError
 from .hw_base import MEM_STYLES, HWLayer, StreamType, channel_folds_pe, check_thresholds, int_array, pe_over_channels, pixel_cycles
 from .hw_window import ConvolutionInputGenerator, FMPadding, Pool, StreamingMaxPool
+from .requant import IntegerRequant, prove
+
+#: how a layer's thresholds are built: compared one by one (``thresholds``),
+#: as one exact multiply, add and shift (``integer``, when the steps have
+#: that form), or whichever the cost model finds cheaper (``auto``)
+IMPLS = ("auto", "thresholds", "integer")
+
+
+def check_requant(layer, thresholds: Optional[np.ndarray], channels: int, in_range) -> None:
+    """A layer's ``impl`` and integer requantizer: the requantizer must be
+    proven equal to the layer's thresholds over its whole input range
+    (``in_range()``, the input's integer bounds)."""
+    if layer.impl not in IMPLS:
+        raise SiraError(f"layer '{layer.name}' ({layer.kind}): impl={layer.impl!r} is not one of {', '.join(IMPLS)}")
+    req = layer.requant
+    if req is None:
+        return
+    if not isinstance(req, IntegerRequant):
+        raise SiraError(f"layer '{layer.name}' ({layer.kind}): requant must be an IntegerRequant")
+    if thresholds is None:
+        raise SiraError(f"layer '{layer.name}' ({layer.kind}): an integer requantizer needs the thresholds it implements")
+    if layer.impl == "thresholds":
+        raise SiraError(f"layer '{layer.name}' ({layer.kind}): impl='thresholds' contradicts its integer requantizer; drop one")
+    in_range = in_range()
+    if req.rows not in (1, channels):
+        raise SiraError(f"layer '{layer.name}' ({layer.kind}): integer requantizer of {req.rows} row(s) for {channels} channels")
+    try:
+        prove(req, thresholds, *in_range)
+    except SiraError as e:
+        raise SiraError(f"layer '{layer.name}' ({layer.kind}): {e}") from None
 
 
 # --------------------------------------------------------------------------
@@ -67,6 +97,9 @@ class DotProductUnit(HWLayer):
     activation_bias: int = 0
     activation_scale: int = 1
     threshold_mem_style: str = "auto"
+    #: the thresholds built as one multiply, add and shift (None: compared)
+    requant: Optional[IntegerRequant] = None
+    impl: str = "auto"
 
     def _check_dot_product(self, weight_shape: tuple[int, int], shape_text: str, channels: int) -> None:
         """Normalize and check the shared fields: weights of ``weight_shape``
@@ -81,6 +114,7 @@ class DotProductUnit(HWLayer):
         object.__setattr__(self, "thresholds", check_thresholds(self, self.thresholds, channels, self.threshold_type))
         if self.threshold_mem_style not in MEM_STYLES:
             raise SiraError(f"layer '{self.name}' ({self.kind}): threshold_mem_style must be one of {', '.join(MEM_STYLES)}")
+        check_requant(self, self.thresholds, channels, lambda: self.acc_range or (self.acc_type.min, self.acc_type.max))
 
     @property
     def has_thresholds(self) -> bool:
@@ -200,9 +234,13 @@ class Thresholding(HWLayer):
     threshold_type: StreamType
     activation_bias: int = 0
     activation_scale: int = 1
+    #: the thresholds built as one multiply, add and shift (None: compared)
+    requant: Optional[IntegerRequant] = None
+    impl: str = "auto"
 
     def __post_init__(self):
         object.__setattr__(self, "thresholds", check_thresholds(self, self.thresholds, self.channels, self.threshold_type))
+        check_requant(self, self.thresholds, self.channels, lambda: (self.in_type.min, self.in_type.max))
         super().__post_init__()
 
     fold_dims = pe_over_channels
@@ -477,4 +515,4 @@ LAYER_KINDS: dict[str, type] = {
     for cls in (MVAU, VVAU, Thresholding, Elementwise, AddStreams, GateMul, FMPadding, ConvolutionInputGenerator, StreamingMaxPool, Pool, Concat, Split, Reshape, HostOp)
 }
 
-__all__ = ["StreamType", "HWLayer", "MEM_STYLES", "ELEMENTWISE_OPS", "LAYER_KINDS", "host_partition", "is_float_layer"] + list(LAYER_KINDS)
+__all__ = ["StreamType", "HWLayer", "MEM_STYLES", "ELEMENTWISE_OPS", "IMPLS", "IntegerRequant", "check_requant", "LAYER_KINDS", "host_partition", "is_float_layer"] + list(LAYER_KINDS)

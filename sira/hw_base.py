@@ -131,7 +131,7 @@ def _divisors(n: int) -> list[int]:
 
 
 def _json_value(v: Any) -> Any:
-    if isinstance(v, StreamType):
+    if hasattr(v, "to_json"):  # a StreamType, an integer requantizer
         return v.to_json()
     if isinstance(v, np.ndarray):
         if v.dtype == object or v.dtype.kind in "iub":

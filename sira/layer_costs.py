@@ -127,6 +127,32 @@ def _float_mac(layer, mode: str) -> C.Cost:
     return _unknown(layer.kind, mode, "float input to a MAC layer")
 
 
+def _requant_unit(layer, channels: int, in_type: hw.StreamType, part: Part, mode: str) -> C.Cost:
+    """The integer requantizer of a layer, with its parameter memories as
+    :mod:`sira.memory` lays them out."""
+    req = layer.requant
+    m_type, _ = M.requant_params(req)
+    prod = hw.StreamType.for_range(*req.product_range())
+    x = hw.StreamType.for_range(req.lo, req.hi)
+    style = M.ram_style(getattr(layer, "threshold_mem_style", layer.mem_style))
+    return C.integer_requant(
+        pe=layer.pe, acc_bits=in_type.bits, x_bits=x.bits, x_signed=x.signed, m_bits=m_type.bits, prod_bits=prod.bits,
+        shift=req.shift, out_bits=M.threshold_levels(req.steps), memories=M.requant_memories(req, pe=layer.pe, cf=channels // layer.pe),
+        mode=mode, part=part, ram_style=style,
+    )  # fmt: skip
+
+
+def _with_requant(layer, mac: C.Cost, unit: C.Cost) -> C.Cost:
+    """A MAC without activation followed by its integer requantizer, as one layer."""
+    breakdown = {**mac.breakdown, **unit.breakdown}
+    return C.Cost(
+        layer.kind, mac.mode, C.sum_amounts([mac.lut, unit.lut]), C.sum_amounts([mac.dsp, unit.dsp]),
+        C.sum_amounts([mac.bram18, unit.bram18]), C.sum_amounts([mac.uram, unit.uram]), breakdown,
+        mac.multiplies + unit.multiplies, "; ".join(n for n in (mac.note, unit.note) if n),
+        storage={**mac.storage, **unit.storage}, threshold_unit="integer",
+    )  # fmt: skip
+
+
 @costs("MVAU")
 def _mvau_cost(layer: hw.MVAU, part: Part, mode: str) -> C.Cost:
     if not layer.in_type.is_integer:
@@ -135,6 +161,9 @@ def _mvau_cost(layer: hw.MVAU, part: Part, mode: str) -> C.Cost:
     if layer.xnor:
         # FINN's binaryXnorMode: 1-bit (BINARY) inputs and weights, the popcount as accumulator
         params.update(a_signed=False, acc_bits=layer.popcount_bits)
+    if layer.requant is not None:
+        mac = C.mvau(mw=layer.mw, mh=layer.mh, **{**params, "out_bits": None})
+        return _with_requant(layer, mac, _requant_unit(layer, layer.mh, layer.acc_type, part, mode))
     return C.mvau(mw=layer.mw, mh=layer.mh, **params)
 
 
@@ -142,6 +171,9 @@ def _mvau_cost(layer: hw.MVAU, part: Part, mode: str) -> C.Cost:
 def _vvau_cost(layer: hw.VVAU, part: Part, mode: str) -> C.Cost:
     if not layer.in_type.is_integer:
         return _float_mac(layer, mode)
+    if layer.requant is not None:
+        mac = C.vvau(channels=layer.channels, kernel=layer.kernel, **{**_mac_params(layer, part, mode), "out_bits": None})
+        return _with_requant(layer, mac, _requant_unit(layer, layer.channels, layer.acc_type, part, mode))
     return C.vvau(channels=layer.channels, kernel=layer.kernel, **_mac_params(layer, part, mode))
 
 
@@ -150,8 +182,10 @@ def _thresholding_cost(layer: hw.Thresholding, part: Part, mode: str) -> C.Cost:
     steps = int(layer.thresholds.shape[1])
     if steps == 0:
         return C.Cost("Thresholding", mode, 0, 0, 0, 0, {"wiring": 0}, note="no thresholds: a constant output", free=True)
-    if mode == "refined" and layer.is_identity:
+    if mode == "refined" and layer.is_identity:  # the kernel builds a wire whatever the implementation
         return C.Cost("Thresholding", mode, 0, 0, 0, 0, {"wiring": 0}, note="identity thresholds: a wire", free=True)
+    if layer.requant is not None:
+        return dataclasses.replace(_requant_unit(layer, layer.channels, layer.in_type, part, mode), kind="Thresholding")
     shared = layer.thresholds.shape[0] == 1
     return C.thresholding(
         channels=layer.pe if shared else layer.channels, pe=layer.pe, a_bits=layer.in_type.bits,

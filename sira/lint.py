@@ -47,7 +47,7 @@ from . import memory as M
 from .devices import PARTS, Part, get_part
 from .errors import SiraError
 from .hw import HWLayer, StreamType
-from .multipliers import multiply
+from .multipliers import cheaper_multiply, multiply
 
 #: Vitis HLS ap_int width without AP_INT_MAX_W.
 AP_INT_DEFAULT_W = 1024
@@ -101,6 +101,10 @@ def packed_widths(layer: HWLayer) -> list[tuple[str, int, str]]:
     thr = getattr(layer, "threshold_type", None)
     if thr is not None and getattr(layer, "thresholds", None) is not None:
         out.append((f"threshold ({thr.name})", thr.bits, "narrower accumulator/input, or an RTL thresholding kernel"))
+    req = getattr(layer, "requant", None)
+    if req is not None:
+        prod = StreamType.for_range(*req.product_range())
+        out.append((f"integer requantizer product ({prod.name})", prod.bits, "impl thresholds for this layer"))
     return out
 
 
@@ -146,13 +150,15 @@ def _param_type(layer: HWLayer) -> Optional[StreamType]:
     return None  # float constants: not an integer multiply
 
 
-MultipliesFn = Callable[[Any], list[tuple[StreamType, StreamType, int]]]
+MultipliesFn = Callable[[Any], list[tuple]]
 MULTIPLIES: dict[str, MultipliesFn] = {}
 
 
 def multiplies(*kinds: str):
     """Register the integer multiplies of the hardware layer ``kinds``: a
-    function of the layer giving (operand a type, operand b type, instances)."""
+    function of the layer giving (operand a type, operand b type, instances)
+    per multiply, with a fourth entry ``"cheaper"`` for one the cost model
+    binds by :func:`sira.multipliers.cheaper_multiply`."""
 
     def register(fn: MultipliesFn) -> MultipliesFn:
         for kind in kinds:
@@ -162,16 +168,40 @@ def multiplies(*kinds: str):
     return register
 
 
-def _multiplies(layer: HWLayer) -> list[tuple[StreamType, StreamType, int]]:
-    """(operand a type, operand b type, instances) of the integer multiplies
-    (none for a kind that registered none)."""
+def _multiplies(layer: HWLayer) -> list[tuple[StreamType, StreamType, int, str]]:
+    """(operand a type, operand b type, instances, binding) of the integer
+    multiplies (none for a kind that registered none); the binding is
+    ``auto`` (§1.7's rule) unless the registered entry names ``cheaper``."""
     fn = MULTIPLIES.get(layer.kind)
-    return fn(layer) if fn else []
+    return [(e[0], e[1], e[2], e[3] if len(e) > 3 else "auto") for e in (fn(layer) if fn else [])]
+
+
+def _bound(a: StreamType, b: StreamType, count: int, binding: str, part: Part):
+    """A registered multiply, bound as the cost model binds it."""
+    if binding == "cheaper":
+        return cheaper_multiply(a.bits, b.bits, part, count=count, w_signed=a.signed, a_signed=b.signed)
+    return multiply(a.bits, b.bits, part, count=count, w_signed=a.signed, a_signed=b.signed)
+
+
+def _requant_multiplies(layer) -> list[tuple]:
+    """The integer requantizer's multiply per PE: m (unsigned) x the input
+    clamped to its active range, bound as the cost model binds it
+    (:func:`sira.multipliers.cheaper_multiply`)."""
+    req = getattr(layer, "requant", None)
+    if req is None:
+        return []
+    m_type, _ = M.requant_params(req)
+    return [(m_type, StreamType.for_range(req.lo, req.hi), layer.pe, "cheaper")]
 
 
 @multiplies("MVAU", "VVAU")
-def _mac_multiplies(layer) -> list[tuple[StreamType, StreamType, int]]:
-    return [(layer.weight_type, layer.in_type, layer.pe * layer.simd)]
+def _mac_multiplies(layer) -> list[tuple]:
+    return [(layer.weight_type, layer.in_type, layer.pe * layer.simd)] + _requant_multiplies(layer)
+
+
+@multiplies("Thresholding")
+def _thresholding_multiplies(layer) -> list[tuple]:
+    return _requant_multiplies(layer)
 
 
 @multiplies("GateMul")
@@ -190,9 +220,11 @@ def _elementwise_multiplies(layer) -> list[tuple[StreamType, StreamType, int]]:
 def _check_dsp(layer: HWLayer, part: Part) -> list[LintIssue]:
     issues = []
     dsp = part.dsp_primitive
-    for a, b, count in _multiplies(layer):
+    for a, b, count, binding in _multiplies(layer):
         if not (a.is_integer and b.is_integer) or a.kind == "bipolar" or b.kind == "bipolar":
             continue
+        if binding == "cheaper" and _bound(a, b, count, binding, part).impl != "dsp":
+            continue  # bound to fabric: no DSP to split
         m = multiply(a.bits, b.bits, part, count=count, binding="dsp", w_signed=a.signed, a_signed=b.signed)
         if m.dsp > 1:
             issues.append(LintIssue(
@@ -244,10 +276,10 @@ def estimate_resources(layer: HWLayer, part: Part) -> tuple[dict[str, int], list
         res["LUT"] += mem.lut
         res["BRAM_18K"] += mem.bram18
         res["URAM"] += mem.uram
-    for a, b, count in _multiplies(layer):
+    for a, b, count, binding in _multiplies(layer):
         if not (a.is_integer and b.is_integer):
             continue
-        m = multiply(a.bits, b.bits, part, count=count, w_signed=a.signed, a_signed=b.signed)
+        m = _bound(a, b, count, binding, part)
         res["DSP"] += m.dsp * m.count
         res["LUT"] += m.lut * m.count
     return res, issues

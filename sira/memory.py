@@ -207,6 +207,23 @@ def threshold_memories(unit: str, *, pe: int, cf: int, steps: int, bits: int, st
     raise SiraError(f"unknown thresholding style '{unit}'; use linear, binary or constant")
 
 
+def requant_params(req) -> tuple[hw.StreamType, hw.StreamType]:
+    """The types of an integer requantizer's multiplier and offset (the
+    narrowest holding every row's)."""
+    m, b = [int(v) for v in req.m], [int(v) for v in req.b]
+    return hw.StreamType.for_range(min(m), max(m)), hw.StreamType.for_range(min(b), max(b))
+
+
+def requant_memories(req, *, pe: int, cf: int, style: str = "auto") -> tuple[MemoryLayout, ...]:
+    """An integer requantizer's parameters: per channel a word of its
+    multiplier and offset, one memory per PE, ``cf`` deep; hard-wired
+    (no memory) when every channel shares them."""
+    if req.shared:
+        return ()
+    m, b = requant_params(req)
+    return (MemoryLayout("requant", m.bits + b.bits, cf, pe, style, rom=True),)
+
+
 def line_buffer(*, rows: int, row_words: int, word_bits: int, style: str = "auto") -> MemoryLayout:
     """A ring of ``rows`` image rows of ``row_words`` stream words (sliding
     window and pooling): one memory."""
@@ -282,6 +299,9 @@ def layer_memories(layer: hw.HWLayer, threshold_unit: Optional[str] = None) -> t
 def _layer_thresholds(layer, channels: int, in_lo: int, in_hi: int, unit: str) -> tuple[MemoryLayout, ...]:
     if layer.thresholds is None or not layer.thresholds.shape[1]:
         return ()
+    if getattr(layer, "requant", None) is not None:
+        style = ram_style(getattr(layer, "threshold_mem_style", layer.mem_style))
+        return requant_memories(layer.requant, pe=layer.pe, cf=channels // layer.pe, style=style)
     steps = int(layer.thresholds.shape[1])
     bits = threshold_element(layer.thresholds, in_lo, in_hi, unit).bits
     style = ram_style(getattr(layer, "threshold_mem_style", layer.mem_style))
@@ -365,7 +385,8 @@ def constant_rows(layer: hw.Elementwise) -> int:
 
 __all__ = [
     "Memory", "MemoryLayout", "map_memory", "bram18_finn", "uram_count", "finn_least_waste", "price", "built_style",
-    "weight_memory", "threshold_memories", "threshold_levels", "line_buffer", "running_values", "gate_buffer", "constant_operand",
+    "weight_memory", "threshold_memories", "requant_params", "requant_memories", "threshold_levels", "line_buffer", "running_values",
+    "gate_buffer", "constant_operand",
     "threshold_element", "default_threshold_unit", "layer_memories", "layout", "LAYOUTS", "constant_pattern", "constant_rows",
     "RAM_STYLE_OF_MEM_STYLE", "MEM_STYLE_OF_RAM_STYLE", "STORAGE_IMPL", "ram_style", "storage_impl",
 ]  # fmt: skip

@@ -73,6 +73,19 @@ def multiply(w_bits: int, a_bits: int, part: Part | str | None = None, *, count:
     return Multiply(name, w_bits, a_bits, "dsp", 0, n, count, reason)
 
 
+def cheaper_multiply(w_bits: int, a_bits: int, part: Part | str | None = None, **kw) -> Multiply:
+    """The multiply bound to DSP or to fabric, whichever takes the smaller
+    share of the part (its LUTs / the part's LUTs + its DSPs / the part's
+    DSPs): for a few wide multiplies (one per PE), where §1.7's rule of
+    thumb for the many narrow ones of a dot product does not weigh what
+    either binding costs on the chosen device."""
+    p = _part(part)
+    options = [multiply(w_bits, a_bits, p, binding=b, **kw) for b in ("dsp", "lut")]
+    best = min(options, key=lambda m: m.count * (m.lut / p.lut + (m.dsp / p.dsp if p.dsp else math.inf)))
+    return Multiply(best.name, w_bits, a_bits, best.impl, best.lut, best.dsp, best.count,
+                    f"the smaller share of {p.name}: {best.impl} ({best.lut} LUT, {best.dsp} DSP each)")
+
+
 def adder_tree(q: int, b: int) -> int:
     """LUTs of a pipelined binary adder tree over ``q`` ``b``-bit inputs (§6.2):
     Σ_levels adders·(b+level) − (q−1); an odd input passes a level unchanged."""
@@ -83,4 +96,4 @@ def adder_tree(q: int, b: int) -> int:
     return luts - (q - 1)
 
 
-__all__ = ["Multiply", "multiply", "adder_tree"]
+__all__ = ["Multiply", "multiply", "cheaper_multiply", "adder_tree"]

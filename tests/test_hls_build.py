@@ -378,3 +378,23 @@ def test_build_and_csim_keep_the_html_report(mlp_project, capsys):
     r = mlp_project.csim
     assert f"csim: {r.samples}/{r.samples} outputs bit-exact" in html
     assert main(["report", mlp_project.path]) == 0 and page in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,fps", [("mlp_w8a8_perchannel", None), ("cnn_w8a8_perchannel", None), ("mlp_w8a8_perchannel", 1_000_000)])
+def test_integer_requantizers_on_8_bit_models_are_bit_exact(name, fps, tmp_path):
+    """8-bit conformance models, whose 255-step layers the estimate builds as
+    integer requantizers (folded too): C simulation stays bit-exact."""
+    base = os.path.join(EXAMPLES, "zoo", "models", name)
+    r = build(base + ".onnx", str(tmp_path / name), base + ".spec.json", target_fps=fps, samples=100, run_csim=True)
+    est = r.project.estimate["layers"]
+    chosen = [d["impl"]["chosen"] for d in est.values() if "impl" in d]
+    assert "integer" in chosen, chosen
+    assert r.csim.passed and r.csim.exact == r.csim.samples >= 100, r.csim.summary()
+    for st in r.project.dataflow.stages:
+        if getattr(st.node, "requant", None) is None:
+            continue
+        with open(os.path.join(r.path, "firmware", f"{st.id}.hpp")) as f:
+            code = f.read()
+        (m,) = [m for m in est[st.node.name]["multiplies"] if m["name"].startswith("accumulator x requant")]
+        assert f"BIND_OP variable=scaled op=mul impl={'dsp' if m['impl'] == 'dsp' else 'fabric'}" in code

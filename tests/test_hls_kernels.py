@@ -41,6 +41,7 @@ from sira.estimate import layer_cost
 from sira.hw import StreamType
 from sira.hls.kernels import KERNELS
 from sira.lint import estimate_resources
+from sira.requant import find_integer_requant
 from sira.hls.simulate import unavailable
 
 
@@ -152,8 +153,11 @@ class Activation:
     scale: int
     out_type: StreamType
 
+    requant: object = None
+
     def fields(self) -> dict:
-        return dict(thresholds=self.thresholds, threshold_type=self.threshold_type, activation_bias=self.bias, activation_scale=self.scale)
+        return dict(thresholds=self.thresholds, threshold_type=self.threshold_type, activation_bias=self.bias, activation_scale=self.scale,
+                    requant=self.requant)
 
 
 def activation(rng, rows: int, lo: int, hi: int, steps: int, bipolar_out: bool = False, hits=None) -> Activation:
@@ -177,6 +181,25 @@ def activation(rng, rows: int, lo: int, hi: int, steps: int, bipolar_out: bool =
     bias, scale = pick(rng, [(0, 1), (0, 1), (int(rng.integers(-4, 5)), pick(rng, [1, 2, -1, 3]))])
     ends = (bias, bias + scale * steps)
     return Activation(t, ttype, bias, scale, type_of(min(ends), max(ends), widen=int(rng.integers(2))))
+
+
+def integer_activation(rng, rows: int, lo: int, hi: int, steps: int) -> Activation:
+    """Evenly spaced steps n(x) = clip(floor((p*x + r) / d), 0, steps) per
+    row (random p, d, r spanning [lo, hi], as a scale/bias/quantizer chain
+    gives), with the integer requantizer that computes them: ``fields()``
+    then builds the layer with an integer unit."""
+    T = []
+    for _ in range(rows):
+        d = int(rng.integers(1, 40))
+        p = max(1, int(round(steps * d / max(1, hi - lo) * rng.uniform(0.5, 2.0))))
+        r = int(rng.integers(-p * hi, -p * lo + 1)) if hi > lo else 0
+        # T_k = the least x with p*x + r >= k*d, clipped to the range as the lowering does
+        T.append([min(max(-((r - k * d) // p), lo), hi + 1) for k in range(1, steps + 1)])
+    t = np.array(T, dtype=np.int64)
+    act = Activation(t, StreamType.for_range(min(int(t.min()), lo), max(int(t.max()), hi)), 0, 1, StreamType.for_range(0, steps))
+    act.requant = find_integer_requant(t, lo, hi)
+    assert act.requant is not None
+    return act
 
 
 # --------------------------------------------------------------------------
@@ -263,9 +286,10 @@ def niv_shape(net: Net) -> tuple[int, ...]:
 
 def add_mvau(net: Net, *, in_type=None, w_kind=None, thr: Optional[str] = None, steps: Optional[int] = None, x: Optional[str] = None,
              mw: Optional[int] = None, niv: Optional[tuple] = None, pe=None, simd=None, bipolar_out: bool = False,
-             thr_mem: str = "auto", mh: Optional[int] = None) -> str:
+             thr_mem: str = "auto", mh: Optional[int] = None, integer: bool = False) -> str:
     """An MVAU; ``thr`` is None (raw accumulator), ``channel`` (a row per
-    output) or ``shared`` (one row). Thresholds in block RAM (``thr_mem``)
+    output) or ``shared`` (one row); ``integer`` builds evenly spaced
+    thresholds as an integer requantizer. Thresholds in block RAM (``thr_mem``)
     make the cost model pick the linear threshold unit over binary search."""
     rng = net.rng
     in_type = in_type or any_type(rng)
@@ -281,7 +305,8 @@ def add_mvau(net: Net, *, in_type=None, w_kind=None, thr: Optional[str] = None, 
         steps = steps if steps is not None else pick(rng, [1, 3, 4, 7])
         colsum = w.sum(axis=0)
         hits = [(in_type.min * int(cs), in_type.max * int(cs)) for cs in colsum]
-        act = activation(rng, mh if thr == "channel" else 1, *acc_range, steps, bipolar_out, hits)
+        rows = mh if thr == "channel" else 1
+        act = integer_activation(rng, rows, *acc_range, steps) if integer else activation(rng, rows, *acc_range, steps, bipolar_out, hits)
         fields, out_type = act.fields(), act.out_type
     if x is None:
         x = net.source((1, *niv, mw), in_type, corners=mac_corners(w, in_type, 0, int(np.prod(niv))))
@@ -295,7 +320,7 @@ def add_mvau(net: Net, *, in_type=None, w_kind=None, thr: Optional[str] = None, 
 
 
 def add_vvau(net: Net, *, thr: bool, in_type=None, x: Optional[str] = None, channels=None, kernel=None, ovec=None, pe=None,
-             steps=None, thr_mem: str = "auto") -> str:
+             steps=None, thr_mem: str = "auto", integer: bool = False) -> str:
     rng = net.rng
     in_type = in_type or any_type(rng)
     c = channels or net.size([1, 2, 3, 4, 6], [8, 12])
@@ -309,7 +334,8 @@ def add_vvau(net: Net, *, thr: bool, in_type=None, x: Optional[str] = None, chan
     fields, out_type = {}, acc_type
     if thr:
         hits = [(in_type.min * int(rs), in_type.max * int(rs)) for rs in w.sum(axis=1)]
-        act = activation(rng, c, *acc_range, steps if steps is not None else pick(rng, [1, 2, 3, 6]), hits=hits)
+        steps = steps if steps is not None else pick(rng, [1, 2, 3, 6])
+        act = integer_activation(rng, c, *acc_range, steps) if integer else activation(rng, c, *acc_range, steps, hits=hits)
         fields, out_type = act.fields(), act.out_type
     in_shape = (1, *ovec, k * c)
     if x is None:
@@ -323,7 +349,8 @@ def add_vvau(net: Net, *, thr: bool, in_type=None, x: Optional[str] = None, chan
     ))[0]  # fmt: skip
 
 
-def add_thresholding(net: Net, *, shared: bool, in_type=None, shape=None, x: Optional[str] = None, steps=None, pe=None) -> str:
+def add_thresholding(net: Net, *, shared: bool, in_type=None, shape=None, x: Optional[str] = None, steps=None, pe=None,
+                     integer: bool = False) -> str:
     rng = net.rng
     in_type = in_type or any_type(rng, bipolar=0.15, hi_bits=10)
     if shape is None:
@@ -331,7 +358,10 @@ def add_thresholding(net: Net, *, shared: bool, in_type=None, shape=None, x: Opt
         shape = pick(rng, [(1, c), (1, h, w, c), (1, w, c)])
     c = shape[-1]
     steps = steps if steps is not None else pick(rng, [0, 1, 2, 3, 5, 8])  # 0: a constant output
-    act = activation(rng, 1 if shared else c, in_type.min, in_type.max, steps, hits=[(in_type.min, in_type.max)] * c)
+    if integer:
+        act = integer_activation(rng, 1 if shared else c, in_type.min, in_type.max, steps)
+    else:
+        act = activation(rng, 1 if shared else c, in_type.min, in_type.max, steps, hits=[(in_type.min, in_type.max)] * c)
     if x is None:
         x = net.source(shape, in_type)
     name = net.name("thr")
@@ -698,6 +728,12 @@ def mac_project(net: Net) -> None:
     # identity thresholds (an input quantizer on the input's own grid): wires
     add_identity_thresholding(net, shared=True, in_type=StreamType(4, False))
     add_identity_thresholding(net, shared=False, in_type=StreamType(3, True))
+    # integer requantizers: per channel and shared, an 8-bit output, folded
+    add_mvau(net, in_type=int_type(rng, signed=True, lo_bits=3), w_kind="signed", thr="channel", steps=255, integer=True,
+             mw=net.size([8, 12], [32, 48]), mh=4, pe=2)
+    add_mvau(net, in_type=int_type(rng, signed=False), w_kind="unsigned", thr="shared", steps=pick(rng, [3, 15]), integer=True)
+    add_vvau(net, thr=True, channels=4, pe=2, steps=15, integer=True)
+    add_thresholding(net, shared=False, in_type=int_type(rng, signed=True, lo_bits=4, hi_bits=10), steps=7, integer=True)
 
 
 ELEMENTWISE_CONST_OPS = ("Add", "Sub", "Mul", "Min", "Max", "Div")
@@ -787,6 +823,7 @@ def wide_project(net: Net) -> None:
     add_thresholding(net, shared=bool(rng.integers(2)), in_type=wide(), steps=5)
     add_mvau(net, in_type=wide(16, 22, signed=True), w_kind="unsigned", mw=12, thr="channel", steps=15)
     add_addstreams(net, in_type=wide(), in_type2=wide())
+    add_mvau(net, in_type=wide(16, 22, signed=True), w_kind="signed", mw=12, mh=2, thr="channel", steps=255, integer=True)
     add_elementwise_streams(net, pick(rng, ["Mul", "Sub", "Max"]), in_type=wide(16, 30), rhs_type=wide(16, 30))
     add_pool(net, glob=True, in_type=wide(20, 45))
     add_concat(net, 2, in_types=(wide(), int_type(rng)))
@@ -962,7 +999,7 @@ def test_coverage_of_the_projects():
     assert every - {"Reshape"} <= folded, every - {"Reshape"} - folded
     assert {"Duplicate", "WidthConverter"} <= plumbing
     assert {"MVAU:linear", "MVAU:binary", "VVAU:linear", "VVAU:binary", "Thresholding:linear", "Thresholding:constant",
-            "Thresholding:wire"} <= units, units
+            "Thresholding:wire", "MVAU:integer", "VVAU:integer", "Thresholding:integer"} <= units, units
     assert {"MVAU:xnor:thresholds", "MVAU:xnor:dot product"} <= units and "MVAU:xnor" in folded, (units, folded)
     assert {f"{op}:const" for op in ELEMENTWISE_CONST_OPS} | {f"{op}:input" for op in ("Sub", "Mul", "Min", "Max")} <= ops, ops
     assert "RoundClip:const" in ops

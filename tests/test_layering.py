@@ -23,7 +23,7 @@ PACKAGES = ("sira",)
 
 #: lowest first; a module may import its own layer or lower ones
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("sira.errors", "sira.version", "sira.lazy", "sira.budget", "sira.numerics", "sira.devices")),
+    ("foundation", ("sira.errors", "sira.version", "sira.lazy", "sira.budget", "sira.numerics", "sira.devices", "sira.requant")),
     ("value type", ("sira.range",)),
     ("op traits", ("sira.ops", "sira.semantics")),
     ("graph", ("sira.modelfile", "sira.model", "sira.inputspec")),
@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("hardware", ("sira.hw", "sira.hw_base", "sira.hw_window", "sira.formulas", "sira.memory", "sira.multipliers", "sira.cost",
                   "sira.cost_result", "sira.cost_mac", "sira.cost_stream", "sira.folding", "sira.lint", "sira.transforms.to_hw",
                   "sira.finn_hw")),
-    ("backend", ("sira.layer_costs", "sira.baseline", "sira.estimate", "sira.estimate_table", "sira.hls", "sira.hls.*",
+    ("backend", ("sira.layer_costs", "sira.baseline", "sira.implementation", "sira.estimate", "sira.estimate_table", "sira.hls", "sira.hls.*",
                  "sira.htmlreport", "sira.htmlreport.*")),
     ("application", ("sira", "sira.steps", "sira.cli", "sira.cliutil", "sira.explain", "sira.explain.*", "sira.diff")),
 ]  # fmt: skip

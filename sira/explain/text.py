@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ..report import _hull_text, _param_text, format_table
 
 #: channels the text lists before it summarizes the rest
@@ -138,6 +140,28 @@ def _thresholds_text(t: dict) -> list[str]:
         out.append(_kv("constant channels", ", ".join(str(c) for c in t["stuck_channels"])))
     if t.get("verified"):
         out.append(_kv("checked", t["verified"]))
+    out += _implementation_text(t.get("implementation"))
+    return out
+
+
+def _implementation_text(impl: Optional[dict]) -> list[str]:
+    """Each exact implementation of the threshold layer, its cost and why
+    the winner won."""
+    if not impl:
+        return []
+    if not impl["available"]:
+        return ["", f"implementation: thresholds only ({impl['reason']})"]
+    out = ["", f"implementation of layer {impl['layer']} ({impl['kind']}) on {impl['part']}: {impl['chosen']} ({impl['reason']})"]
+    for name, c in impl["candidates"].items():
+        if not c["available"]:
+            out.append(_kv(name, f"impossible: {c['why_not']}"))
+            continue
+        out.append(_kv(name, f"LUT {c['LUT']}, DSP {c['DSP']}, BRAM18 {c['BRAM_18K']}, URAM {c['URAM']}: {c['part_share']:.4g} of the part"))
+    if impl.get("integer"):
+        i = impl["integer"]
+        out.append(_kv("integer form", f"clip((clamp(x, {i['active_range'][0]}, {i['active_range'][1]}) * m + b) >> {i['shift']}, 0, steps), "
+                                       f"m in [{i['m_range'][0]}, {i['m_range'][1]}], b in [{i['b_range'][0]}, {i['b_range'][1]}], "
+                                       f"{i['rows']} row(s), proven equal to the thresholds"))
     return out
 
 

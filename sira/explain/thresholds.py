@@ -147,8 +147,37 @@ def _reads(model, report, tensor: str) -> dict:
     return doc
 
 
+def implementation_doc(optimized, spec, mt) -> dict:
+    """How the hardware layer holding ``mt`` builds its thresholds: every
+    exact implementation with its refined cost on the default part and why
+    the winner won (:mod:`sira.implementation`), as ``sira estimate`` picks
+    it with PE = SIMD = 1."""
+    from ..devices import DEFAULT_PART, get_part
+    from ..implementation import choose, has_choice
+    from ..model import quiet
+    from sira.transforms.to_hw import lower_to_hw
+
+    try:
+        with quiet():
+            layers = lower_to_hw(optimized, spec)
+    except SiraError as e:
+        return {"available": False, "reason": f"the model does not lower to hardware layers ({e})"}
+    layer = next((l for l in layers if mt.output[0] in l.outputs), None)
+    if layer is None or not has_choice(layer):
+        return {"available": False, "reason": "its hardware layer compares a float input (no integer implementation)"}
+    built, choice = choose(layer, get_part(DEFAULT_PART), "refined")
+    doc = {"available": True, "layer": layer.name, "kind": layer.kind, "part": DEFAULT_PART, **choice.to_json()}
+    if built.requant is not None:
+        r = built.requant
+        doc["integer"] = {"shift": r.shift, "rows": r.rows, "active_range": [r.lo, r.hi],
+                          "m_range": [min(int(v) for v in r.m), max(int(v) for v in r.m)],
+                          "b_range": [min(int(v) for v in r.b), max(int(v) for v in r.b)]}  # fmt: skip
+    return doc
+
+
 def model_threshold_doc(model, report, mt) -> dict:
     doc = _mt_doc(model, report, mt)
+    doc["implementation"] = implementation_doc(model, None, mt)
     doc["source"] = "model"
     doc["reads"] = _reads(model, report, mt.input[0])
     nodes = {n.name: n for n in model.graph.node}
@@ -244,7 +273,9 @@ def optimize_threshold_doc(model, report, quant, input_spec, samples: int, seed:
         rd.update(integer_range=[qlo, qhi], dtype=nx.narrowest_int_type(qlo, qhi), grid=True)
     doc["reads"] = rd
     doc["chain_tensor_count"] = len(chain)
+    if mt is not None:
+        doc["implementation"] = implementation_doc(optimized, _optimized_spec(optimized, input_spec), mt)
     return doc
 
 
-__all__ = ["chain_quantizer", "model_threshold_doc", "optimize_threshold_doc"]
+__all__ = ["chain_quantizer", "implementation_doc", "model_threshold_doc", "optimize_threshold_doc"]

@@ -47,7 +47,7 @@ def _plain(value):
 def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clock_ns: float = 10.0,
           target_fps: Optional[float] = None, folding=None, samples: int = 100, seed: int = 0, run_csim: bool = False,
           progress: Optional[Callable[[str], None]] = None, force: bool = False,
-          time_budget: Optional[float] = None, control: str = "none", dataflow: bool = False) -> BuildResult:
+          time_budget: Optional[float] = None, control: str = "none", dataflow: bool = False, impl: str = "auto") -> BuildResult:
     """Build the HLS project of ``model`` (a QONNX file or ModelWrapper) in
     ``out_dir``; with ``run_csim`` also C-simulate it. ``samples`` random
     inputs (plus corner inputs) become the testbench's vectors.
@@ -59,7 +59,9 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
     ``control`` is the top's block control: ``none`` (free-running, as
     FINN builds it) or ``hs`` (ap_ctrl_hs on an AXI-Lite slave).
     ``dataflow`` C-simulates the stages concurrently over bounded FIFOs,
-    which finds a deadlock (see :func:`.simulate.csim`)."""
+    which finds a deadlock (see :func:`.simulate.csim`). ``impl`` builds the
+    requantizers as thresholds, integer requantizers or the cheaper of the
+    two (``auto``; see :mod:`sira.implementation`)."""
     if samples < 1:
         raise SiraError(f"samples must be at least 1, got {samples}")
     p = get_part(part)
@@ -69,7 +71,7 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
     check_destination(out_dir, force)
     with locked(out_dir):
         project = _write_model_project(model, out_dir, input_spec, p, clock_ns, target_fps, folding, samples, seed,
-                                       progress or (lambda label: None), force, time_budget, control)  # fmt: skip
+                                       progress or (lambda label: None), force, time_budget, control, impl)  # fmt: skip
         result = None
         if run_csim:
             (progress or (lambda label: None))("csim")
@@ -80,7 +82,7 @@ def build(model, out_dir: str, input_spec=None, *, part: str = DEFAULT_PART, clo
 
 
 def _write_model_project(model, out_dir: str, input_spec, p, clock_ns: float, target_fps, folding, samples: int, seed: int,
-                         say: Callable[[str], None], force: bool, time_budget: Optional[float], control: str):
+                         say: Callable[[str], None], force: bool, time_budget: Optional[float], control: str, impl: str = "auto"):
     """Optimize, estimate, plan, take test vectors and write the folder."""
     if isinstance(model, (str, bytes, os.PathLike)):
         path = os.fspath(model)
@@ -94,7 +96,7 @@ def _write_model_project(model, out_dir: str, input_spec, p, clock_ns: float, ta
         original = load(model)
     prepared = prepare(original, input_spec, seed=seed, progress=lambda label: say(f"optimize: {label}"), time_budget=time_budget)
     say("estimate")
-    doc, layers, costs = estimate_prepared(prepared, p, clock_ns, "refined", target_fps, folding)
+    doc, layers, costs = estimate_prepared(prepared, p, clock_ns, "refined", target_fps, folding, impl)
     say("plan")
     namer = Namer()
     df = plan(layers, [o.name for o in prepared[0].graph.output], namer)
@@ -112,7 +114,7 @@ def _write_model_project(model, out_dir: str, input_spec, p, clock_ns: float, ta
                "optimize": {"layers": _plain(prepared[1]), "float_islands": islands, "float_agreement": agreement}}  # fmt: skip
     say("write")
     options = {"part": p.name, "clock_ns": clock_ns, "control": control, "target_fps": target_fps,
-               "folding": folding if isinstance(folding, (str, type(None))) else "inline", "samples": samples, "seed": seed,
+               "folding": folding if isinstance(folding, (str, type(None))) else "inline", "samples": samples, "seed": seed, "impl": impl,
                "input_spec": input_spec if isinstance(input_spec, (str, dict, type(None))) else list(input_spec)}  # fmt: skip
     return emit(out_dir, df, costs, vectors, doc, model_bytes=model_bytes, model_name=model_name, options=options, namer=namer,
                 reports=reports, force=force)

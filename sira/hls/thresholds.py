@@ -1,7 +1,9 @@
 """Threshold units of the generated code, shared by MVAU, VVAU and
 Thresholding: the integer reference (count of thresholds reached) and the
 template context of the unit the cost model chose (linear, binary search or
-hard-wired), its memories laid out by :mod:`sira.memory`."""
+hard-wired), its memories laid out by :mod:`sira.memory`; or, for a layer
+built with an integer requantizer (:mod:`sira.requant`), the same count as
+``clip((x * m + b) >> s, 0, steps)``."""
 
 from __future__ import annotations
 
@@ -31,7 +33,35 @@ def threshold_counts(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 def activate(acc: np.ndarray, layer) -> np.ndarray:
     if layer.thresholds is None:
         return exact(acc)
-    return layer.activation_bias + layer.activation_scale * threshold_counts(acc, layer.thresholds)
+    req = getattr(layer, "requant", None)
+    counts = req.counts(exact(acc)) if req is not None else threshold_counts(acc, layer.thresholds)
+    return layer.activation_bias + layer.activation_scale * counts
+
+
+def integer_context(layer, channels: int, pe: int, cost: Optional[Cost]) -> dict:
+    """The integer requantizer as a threshold unit: the active range the
+    input is clamped to, its multiplier and offset per channel (``[pe][nf]``
+    arrays laid out as :func:`sira.memory.requant_memories`, or constants
+    when shared), the exact width of ``x * m + b`` and the shift."""
+    req = layer.requant
+    m_type, b_type = M.requant_params(req)
+    prod, _, _ = int_ctype(*req.product_range())
+    ctx: dict[str, Any] = {"shift": req.shift, "prod_type": prod, "x_type": int_ctype(req.lo, req.hi)[0],
+                           "lo": cpp_literal(req.lo, True), "hi": cpp_literal(req.hi, True), "m_type": stored_ctype(m_type)[0], "b_type": stored_ctype(b_type)[0],
+                           "mul_impl": "fabric", "shared": req.shared}  # fmt: skip
+    if cost is not None:
+        ctx["mul_impl"] = next(("dsp" if m.impl == "dsp" else "fabric" for m in cost.multiplies if m.name.startswith("accumulator x requant")), "fabric")
+    if req.shared:
+        ctx.update(m=cpp_literal(req.m[0], False), b=cpp_literal(req.b[0], True), pragmas=[])
+        return ctx
+    nf = channels // pe
+    per_pe = lambda a: np.asarray(a, dtype=object).reshape(nf, pe).T  # [pe][nf], channel = nf*PE + pe
+    (mem,) = M.requant_memories(req, pe=pe, cf=nf)
+    pragmas = memory_pragmas("requant_m", partition=(1,), impl=storage_impl(cost, mem.name))
+    pragmas += memory_pragmas("requant_b", partition=(1,), impl=storage_impl(cost, mem.name))
+    ctx.update(m_raw=raw_ctype(m_type.bits, False), b_raw=raw_ctype(b_type.bits, True), m=initializer(per_pe(req.m), False),
+               b=initializer(per_pe(req.b), True), pragmas=pragmas)  # fmt: skip
+    return ctx
 
 
 def threshold_context(layer, channels: int, pe: int, in_lo: int, in_hi: int, cost: Optional[Cost], unit: str) -> dict:
@@ -58,6 +88,9 @@ def threshold_context(layer, channels: int, pe: int, in_lo: int, in_hi: int, cos
         "nf": nf,
     }
     if not steps:
+        return ctx
+    if getattr(layer, "requant", None) is not None:
+        ctx.update(unit="integer", integer=integer_context(layer, channels, pe, cost))
         return ctx
     if unit == "constant":
         if t.shape[0] != 1:
@@ -94,4 +127,4 @@ def threshold_unit(cost: Optional[Cost], default: str = "linear") -> str:
     return (cost.threshold_unit if cost is not None and cost.threshold_unit else default)
 
 
-__all__ = ["threshold_counts", "activate", "threshold_context", "threshold_unit"]
+__all__ = ["threshold_counts", "activate", "integer_context", "threshold_context", "threshold_unit"]
