@@ -1,0 +1,113 @@
+"""Non-monotone elementwise sub-graphs as exact piecewise thresholds: the
+breakpoint search against exact rational evaluation and independent
+rounding, and the graph rewrite against the reference semantics."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import sira
+from sira.rules.quant import int_limits
+from sira.semantics import Clip, Divide, Offset, Scale, Sigmoid
+from sira.transforms.thresholds import ConvertDagsToPiecewiseThresholds, ElementwiseDag, NotConvertible, Requantizer, breakpoints
+from sira.transforms.thresholds.piecewise import Step
+from tests.helpers import make_model, quant_node
+
+
+def requant(C, scale, bits=4, signed=False, mode="ROUND"):
+    qmin, qmax = int_limits(signed, False, bits)
+    return Requantizer(np.full(C, scale), np.zeros(C), qmin, qmax, mode, False, "X")
+
+
+def dag(steps, rq, C, in_scale=None):
+    return ElementwiseDag("q", tuple(steps), rq, C, steps[-1].output, np.ones(C) if in_scale is None else np.asarray(in_scale, float), np.zeros(C))
+
+
+def silu(k, C):
+    """x = k*q; x * sigmoid(x)."""
+    return [Step("x", ("q",), Scale(np.asarray(k, float))), Step("s", ("x",), Sigmoid()), Step("y", ("x", "s"), kind="Mul")]
+
+
+def _every_integer_exact(d, lo, hi):
+    """The piecewise form agrees with the exact rational evaluation at every
+    integer of every channel's range."""
+    C = d.channels
+    pw = breakpoints(d, np.full(C, lo), np.full(C, hi))
+    for c in range(C):
+        q = np.arange(lo, hi + 1)
+        assert list(pw.count(c, q)) == [d.exact(c, int(v)) for v in q]
+    return pw
+
+
+def test_silu_levels_dip_below_zero_and_rise_exactly():
+    """SiLU falls to its minimum -0.278 near x = -1.28 and rises again: one
+    falling breakpoint, several rising ones; negative scales mirror it."""
+    rq = requant(2, 1 / 8, bits=4, signed=True)
+    d = dag(silu([0.05, -0.07], 2), rq, 2)
+    pw = _every_integer_exact(d, -80, 80)
+    assert np.all(np.sum(pw.down < pw.pad, axis=1) >= 1) and np.all(np.sum(pw.up < pw.pad, axis=1) >= 2)
+    # the negative scale is the mirror image of a positive one
+    mirrored = dag(silu([-0.05], 1), requant(1, 1 / 8, bits=4, signed=True), 1)
+    assert [mirrored.exact(0, q) for q in range(-40, 41)] == [d.exact(0, -q) for q in range(-40, 41)]
+
+
+def test_hardswish_like_chain_with_clip_and_division():
+    """x * clip(x + 3, 0, 6) / 6 at x = q/4: flat zero, a dip, then a rise."""
+    steps = [
+        Step("x", ("q",), Scale(np.array([0.25]))),
+        Step("a", ("x",), Offset(np.array([3.0]))),
+        Step("c", ("a",), Clip(0.0, 6.0)),
+        Step("p", ("x", "c"), kind="Mul"),
+        Step("y", ("p",), Divide(np.array([6.0]))),
+    ]
+    d = dag(steps, requant(1, 1 / 16, bits=4, signed=True), 1)
+    pw = _every_integer_exact(d, -30, 30)
+    assert np.sum(pw.down < pw.pad) >= 1
+
+
+@pytest.mark.parametrize("mode, rounder", [("ROUND", round), ("HALF_UP", lambda v: int(np.floor(v + Fraction(1, 2))))])
+def test_ties_follow_the_rounding_mode(mode, rounder):
+    """q*q/2 hits every half-integer for odd q: half-to-even and half-up give
+    different levels, each as QONNX rounds them (independent Fractions)."""
+    steps = [Step("y", ("q", "q"), kind="Mul"), Step("h", ("y",), Divide(np.array([2.0])))]
+    d = dag(steps, requant(1, 1.0, bits=4, mode=mode), 1)
+    pw = breakpoints(d, np.array([-7]), np.array([7]))
+    want = [min(max(rounder(Fraction(q * q, 2)), 0), 15) for q in range(-7, 8)]
+    assert list(pw.count(0, np.arange(-7, 8))) == want
+
+
+def test_too_many_points_is_refused_with_the_reason():
+    d = dag(silu([0.01], 1), requant(1, 1 / 8, signed=True), 1)
+    with pytest.raises(NotConvertible, match="max_points=100"):
+        breakpoints(d, np.array([-100]), np.array([100]), max_points=100)
+
+
+def test_silu_after_an_integer_tensor_is_rewritten_and_equivalent():
+    """acc -> Mul(s) -> {Sigmoid, Mul} -> Quant becomes two MultiThresholds,
+    checked against the reference semantics on samples of the whole range
+    and exhaustively at every integer."""
+    C, lo, hi = 3, -120, 120
+    nodes = [
+        helper.make_node("Mul", ["acc", "s"], ["x"]),
+        helper.make_node("Sigmoid", ["x"], ["g"]),
+        helper.make_node("Mul", ["x", "g"], ["m"]),
+        quant_node("m", "s2", "zero", "bits", "y", signed=1),
+    ]
+    inits = {"s": np.array([0.03, -0.045, 0.02], np.float32).reshape(1, C), "s2": np.float32(0.125), "zero": np.float32(0), "bits": np.float32(4)}
+    m = make_model(nodes, {"acc": [hi - lo + 1, C]}, {"y": [hi - lo + 1, C]}, inits)
+    spec = {"inputs": {"acc": {"int_min": lo, "int_max": hi}}}
+    p = ConvertDagsToPiecewiseThresholds(spec)
+    out = m.transform(p)
+    ops = [n.op_type for n in out.graph.node]
+    assert ops.count("MultiThreshold") == 2 and "Sigmoid" not in ops, ops
+    (done,) = p.report.converted
+    assert done.falling_per_row >= 1 and done.channels == C
+    assert sira.verify_equivalent(m, out, spec, samples=100, label="piecewise").ok
+    from sira.execute import execute_all, to_float64
+
+    x = np.repeat(np.arange(lo, hi + 1, dtype=np.float64)[:, None], C, axis=1)
+    assert np.array_equal(execute_all(to_float64(out), {"acc": x})["y"], execute_all(to_float64(m), {"acc": x})["y"])
