@@ -111,3 +111,33 @@ def test_silu_after_an_integer_tensor_is_rewritten_and_equivalent():
 
     x = np.repeat(np.arange(lo, hi + 1, dtype=np.float64)[:, None], C, axis=1)
     assert np.array_equal(execute_all(to_float64(out), {"acc": x})["y"], execute_all(to_float64(m), {"acc": x})["y"])
+
+
+def test_silu_rising_over_the_whole_range_is_one_multithreshold():
+    """On a range above SiLU's minimum the levels only rise: one
+    MultiThreshold carries the quantizer's levels, no difference or range
+    quantizer is needed."""
+    nodes = [
+        helper.make_node("Mul", ["acc", "s"], ["x"]),
+        helper.make_node("Sigmoid", ["x"], ["g"]),
+        helper.make_node("Mul", ["x", "g"], ["m"]),
+        quant_node("m", "s2", "zero", "bits", "y", signed=1),
+    ]
+    inits = {"s": np.float32(0.04), "s2": np.float32(0.125), "zero": np.float32(0), "bits": np.float32(4)}
+    m = make_model(nodes, {"acc": [64, 2]}, {"y": [64, 2]}, inits)
+    spec = {"inputs": {"acc": {"int_min": 0, "int_max": 60}}}
+    out = m.transform(ConvertDagsToPiecewiseThresholds(spec))
+    assert [n.op_type for n in out.graph.node] == ["MultiThreshold", "Mul"]
+    assert sira.verify_equivalent(m, out, spec, samples=100, label="piecewise").ok
+
+
+def test_a_product_of_two_inputs_is_left_with_the_reason():
+    nodes = [helper.make_node("Mul", ["acc", "b"], ["m"]), quant_node("m", "s2", "zero", "bits", "y", signed=1)]
+    inits = {"s2": np.float32(0.125), "zero": np.float32(0), "bits": np.float32(4)}
+    m = make_model(nodes, {"acc": [4, 2], "b": [4, 2]}, {"y": [4, 2]}, inits)
+    spec = {"inputs": {"acc": {"int_min": -9, "int_max": 9}, "b": {"int_min": -9, "int_max": 9}}}
+    p = ConvertDagsToPiecewiseThresholds(spec)
+    out = m.transform(p)
+    assert "Quant" in [n.op_type for n in out.graph.node]
+    (left,) = p.report.unconverted
+    assert "reads 2 run-time tensors" in left.reason

@@ -345,30 +345,18 @@ def _quant_params(requant: Requantizer) -> tuple[int, int, int]:
     return bits, signed, narrow
 
 
-def _rewrite(model: ModelWrapper, nodes: list, quant: NodeProto, dag: ElementwiseDag, pw: Piecewise, rank: int, axis: int) -> None:
-    """Replace the sub-graph and quantizer by MultiThreshold(up) [- MultiThreshold(down)] + base -> unit Quant -> (L - z) * s."""
-    rq = dag.requant
-    stem = quant.name or quant.output[0]
-    new, inits = [], {}
-
-    def name(suffix):
-        return unique_name(model, f"{stem}_{suffix}")
-
-    def counter(rows, suffix):
-        thr, out = name(f"{suffix}_thresholds"), name(f"{suffix}_count")
-        inits[thr] = rows.astype(storage_dtype(rows))
-        new.append(helper.make_node("MultiThreshold", [dag.source, thr], [out], domain=QONNX_DOMAIN, name=name(f"{suffix}_MultiThreshold"),
-                                    out_dtype=nx.narrowest_int_type(0, rows.shape[1] * rq.level_step), out_scale=float(rq.level_step),
-                                    out_bias=0.0, data_layout=_layout(rank, axis)))  # fmt: skip
-        return out
-
+def _levels(model, new, inits, name, counter, pw: Piecewise, rq: Requantizer, base_levels: np.ndarray, rank: int, axis: int) -> str:
+    """MultiThreshold(up) [- MultiThreshold(down)] + base, then a unit-scale
+    quantizer of the levels' own range: the identity on these integers,
+    it gives the analysis (and the hardware widths) the quantizer's range
+    back, which the difference of two counts over-approximates."""
     cur = counter(pw.up, "up")
     if np.any(pw.down < pw.pad):
         down, diff = counter(pw.down, "down"), name("steps")
         new.append(helper.make_node("Sub", [cur, down], [diff], name=name("Sub")))
         cur = diff
     base, levels = name("base"), name("levels")
-    inits[base] = _laid((rq.level0 + rq.level_step * pw.base).astype(np.float64), rank, axis)
+    inits[base] = _laid(base_levels.astype(np.float64), rank, axis)
     new.append(helper.make_node("Add", [cur, base], [levels], name=name("Base")))
     tight, one, zero = name("levels_q"), name("unit"), name("zero")
     inits[one], inits[zero] = np.asarray(1.0, dtype=np.float32), np.asarray(0.0, dtype=np.float32)
@@ -380,7 +368,35 @@ def _rewrite(model: ModelWrapper, nodes: list, quant: NodeProto, dag: Elementwis
         inits[width] = np.asarray(float(bits), dtype=np.float32)
         new.append(helper.make_node("Quant", [levels, one, zero, width], [tight], domain=QONNX_DOMAIN, name=name("Range"),
                                     signed=signed, narrow=narrow, rounding_mode="ROUND"))  # fmt: skip
-    cur = tight
+    return tight
+
+
+def _rewrite(model: ModelWrapper, nodes: list, quant: NodeProto, dag: ElementwiseDag, pw: Piecewise, rank: int, axis: int) -> None:
+    """Replace the sub-graph and quantizer by the quantizer's integer levels
+    (one MultiThreshold where the levels only rise from one common base,
+    else :func:`_levels`), then [Add(-z)] [Mul(s)] as the quantizer's own
+    float arithmetic (L - z) * s."""
+    rq = dag.requant
+    stem = quant.name or quant.output[0]
+    new, inits = [], {}
+
+    def name(suffix):
+        return unique_name(model, f"{stem}_{suffix}")
+
+    def counter(rows, suffix, bias=0, dtype=None):
+        thr, out = name(f"{suffix}_thresholds"), name(f"{suffix}_count")
+        inits[thr] = rows.astype(storage_dtype(rows))
+        new.append(helper.make_node("MultiThreshold", [dag.source, thr], [out], domain=QONNX_DOMAIN, name=name(f"{suffix}_MultiThreshold"),
+                                    out_dtype=dtype or nx.narrowest_int_type(0, rows.shape[1] * rq.level_step), out_scale=float(rq.level_step),
+                                    out_bias=float(bias), data_layout=_layout(rank, axis)))  # fmt: skip
+        return out
+
+    base_levels = rq.level0 + rq.level_step * pw.base
+    if not np.any(pw.down < pw.pad) and np.all(base_levels == base_levels[0]):
+        # monotone over the proven range: one MultiThreshold is the quantizer's levels, its range exact
+        cur = counter(pw.up, "up", int(base_levels[0]), rq.out_dtype)
+    else:
+        cur = _levels(model, new, inits, name, counter, pw, rq, base_levels, rank, axis)
     s, z = rq.scale, rq.zeropt
     if np.any(z != 0):
         zname, shifted = name("neg_zeropt"), name("shifted")
