@@ -15,6 +15,8 @@ from sira.rules.quant import int_limits
 from sira.semantics import Clip, Divide, Offset, Scale, Sigmoid
 from sira.transforms.thresholds import ConvertDagsToPiecewiseThresholds, ElementwiseDag, NotConvertible, Requantizer, breakpoints
 from sira.transforms.thresholds.piecewise import Step
+from sira.hls.simulate import unavailable
+from sira.transforms.to_hw import lower_to_hw
 from tests.helpers import make_model, quant_node
 
 
@@ -141,3 +143,42 @@ def test_a_product_of_two_inputs_is_left_with_the_reason():
     assert "Quant" in [n.op_type for n in out.graph.node]
     (left,) = p.report.unconverted
     assert "reads 2 run-time tensors" in left.reason
+
+
+def _silu_map(C=3):
+    """acc [1, C, 11, 11] -> per-channel SiLU -> 4-bit Quant."""
+    nodes = [
+        helper.make_node("Mul", ["acc", "s"], ["x"]),
+        helper.make_node("Sigmoid", ["x"], ["g"]),
+        helper.make_node("Mul", ["x", "g"], ["m"]),
+        quant_node("m", "s2", "zero", "bits", "y", signed=1),
+    ]
+    inits = {"s": np.array([0.03, -0.045, 0.02], np.float32).reshape(1, C, 1, 1), "s2": np.float32(1.0), "zero": np.float32(0), "bits": np.float32(4)}
+    return make_model(nodes, {"acc": [1, C, 11, 11]}, {"y": [1, C, 11, 11]}, inits)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(unavailable()), reason="C simulation unavailable")
+def test_piecewise_layers_are_bit_exact_in_c_simulation(tmp_path):
+    """The two counts, their difference, the base and the range quantizer
+    lower to Thresholding and Elementwise layers whose generated C++ gives,
+    at every integer of the range, what the original SiLU graph gives."""
+    from sira.execute import execute_all, to_float64
+    from sira.hls import build_layers
+    from sira.hls.dataflow import plan
+
+    spec = {"inputs": {"acc": {"int_min": -60, "int_max": 60}}}
+    m = _silu_map()
+    out = sira.load(m.transform(ConvertDagsToPiecewiseThresholds(spec)))
+    layers = lower_to_hw(out, spec)
+    assert sorted(layer.kind for layer in layers) == ["Elementwise", "Elementwise", "Elementwise", "Thresholding", "Thresholding"]
+    every = np.arange(-60, 61, dtype=np.float64).reshape(1, 1, 11, 11)
+    frames = [np.broadcast_to(every, (1, 3, 11, 11)), np.broadcast_to(every[..., ::-1, ::-1], (1, 3, 11, 11))]
+    name = out.graph.input[0].name
+    r = build_layers(layers, str(tmp_path / "silu"), [{name: np.moveaxis(f, 1, -1)} for f in frames], run_csim=True)
+    assert r.csim.passed and r.csim.exact == r.csim.samples == len(frames), r.csim.summary()
+    y = out.graph.output[0].name
+    df = plan(layers, [y])
+    for f in frames:
+        want = np.moveaxis(execute_all(to_float64(m), {"acc": f})["y"], 1, -1)
+        assert np.array_equal(np.asarray(df.reference({name: np.moveaxis(f, 1, -1)})[y]).reshape(want.shape), want)
