@@ -182,3 +182,27 @@ def test_piecewise_layers_are_bit_exact_in_c_simulation(tmp_path):
     for f in frames:
         want = np.moveaxis(execute_all(to_float64(m), {"acc": f})["y"], 1, -1)
         assert np.array_equal(np.asarray(df.reference({name: np.moveaxis(f, 1, -1)})[y]).reshape(want.shape), want)
+
+
+def test_a_scale_before_the_mac_is_taken_off_so_the_thresholds_read_the_integer():
+    """x -> Mul(1/4) -> MatMul(W) -> SiLU -> Quant: the accumulator's grid
+    scale 1/4 is the input Mul's; it is set to 1 (and the Mul removed), and
+    the thresholds compare the integer accumulator."""
+    w = np.array([[3, -2, 1], [1, 4, -3], [-2, 2, 2], [4, -1, 1]], np.float32)
+    nodes = [
+        helper.make_node("Mul", ["x", "k"], ["xs"]),
+        helper.make_node("MatMul", ["xs", "w"], ["acc"]),
+        helper.make_node("Mul", ["acc", "s"], ["a"]),
+        helper.make_node("Sigmoid", ["a"], ["g"]),
+        helper.make_node("Mul", ["a", "g"], ["m"]),
+        quant_node("m", "s2", "zero", "bits", "y", signed=1),
+    ]
+    inits = {"k": np.float32(0.25), "w": w, "s": np.float32(0.4), "s2": np.float32(0.25), "zero": np.float32(0), "bits": np.float32(4)}
+    m = make_model(nodes, {"x": [1, 4]}, {"y": [1, 3]}, inits)
+    spec = {"inputs": {"x": {"int_min": -8, "int_max": 7}}}
+    p = ConvertDagsToPiecewiseThresholds(spec)
+    out = m.transform(p)
+    ops = [n.op_type for n in out.graph.node]
+    assert ops[0] == "MatMul" and ops.count("MultiThreshold") == 2, ops
+    assert p.report.converted[0].input == "acc"
+    assert sira.verify_equivalent(m, out, spec, samples=200, label="piecewise").ok

@@ -41,7 +41,7 @@ from sira.budget import TimeBudget
 from sira.range import compact
 from sira.semantics import channel_fractions
 
-from ..aggregate import _source_operand, remove_exact_identities
+from ..aggregate import _factors_of, _product, _source_operand, remove_exact_identities
 
 from .chain import CHAIN_OPS, QUANTIZERS, NotConvertible, Requantizer, _channel_vector, _make_op, _make_requantizer, _params, _varying_axes, data_input, integer_values, node_label, per_channel
 from .passes import QONNX_DOMAIN, ThresholdReport, UnconvertedChain, _finish, _graph_maps, _laid, _layout, unique_name
@@ -274,8 +274,9 @@ def find_dag(model: ModelWrapper, ra, quant: NodeProto) -> tuple[Optional[list],
 def grid_scale_nodes(model: ModelWrapper, ra, source: str) -> list:
     """The (node, input index) of every constant factor of ``source``'s grid
     scale when setting them to 1 makes ``source`` its integer grid index q
-    itself: the grid has no bias, and each factor is the private operand of
-    a Mul/Div whose output reaches ``source`` through tensors read once.
+    itself: the grid has no bias, each factor is the private operand of a
+    Mul/Div whose output reaches ``source`` through tensors read once, and
+    their exact product is the grid's scale.
     [] when ``source`` holds integers already; NotConvertible otherwise."""
     r = ra[source]
     if integer_values(r) is not None:
@@ -298,6 +299,12 @@ def grid_scale_nodes(model: ModelWrapper, ra, source: str) -> list:
                 raise NotConvertible(f"the scale '{name}' of '{source}' also reaches other tensors (through '{t}')")
             t = users[0].output[0]
         found.append(use)
+    try:
+        product = _product(_factors_of(model, found), np.shape(r.scale))
+    except ValueError:
+        product = None  # a factor that does not broadcast to the grid's shape
+    if product is None or any(e != Fraction(float(v)) for e, v in zip(product, np.ravel(r.scale))):
+        raise NotConvertible(f"the grid scale of '{source}' is not exactly the product of its constant factors; aggregate its scale first")
     return found
 
 
