@@ -190,9 +190,11 @@ def level_table(dag: ElementwiseDag, qlo: np.ndarray, qhi: np.ndarray, max_point
 def breakpoints(dag: ElementwiseDag, qlo: np.ndarray, qhi: np.ndarray, max_points: int = MAX_POINTS) -> Piecewise:
     """The exact piecewise form of ``dag`` over the integer ranges.
 
-    When the screen trusts libm (Sigmoid, Tanh), the level on both sides of
-    every breakpoint and at both range ends is also decided exactly, so
-    each step of the function is confirmed by the rigorous evaluation."""
+    Without libm ops the screen is rigorous and this is a proof. With them
+    (Sigmoid, Tanh) the screen trusts libm to within LIBM_ULPS, as the
+    range analysis does, and the level on both sides of every breakpoint
+    and at both range ends is also decided exactly, so every step found is
+    confirmed by the rigorous evaluation."""
     qlo, qhi = np.asarray(qlo, dtype=object), np.asarray(qhi, dtype=object)
     table = level_table(dag, qlo.astype(np.int64), qhi.astype(np.int64), max_points)
     pad = int(max(int(v) for v in qhi)) + 1
