@@ -20,7 +20,18 @@ repeated by the size of its jump) and D_c those where it falls,
 q, a Sub, an Add of the per-channel base level, and a unit-scale Quant of
 the quantizer's own width that is the identity on these integers but gives
 the analysis (and the hardware widths) the quantizer's range back; then the
-quantizer's scale and zero-point as in :func:`.passes.output_nodes`.
+quantizer's scale and zero-point as in :func:`.passes.output_nodes`. Where
+the levels only rise over the proven range from one common base, one
+MultiThreshold carries them.
+
+The integer read is the source tensor's value when it holds integers, else
+its grid index q: the constant factors of its grid scale (e.g. the input
+scale of the MAC producing it) are set to 1, so the MAC computes q itself -
+allowed only when those factors reach nothing else and their exact product
+is the grid scale (:func:`grid_scale_nodes`).
+
+In hardware the counts are the existing threshold comparisons and the
+rest small elementwise integer layers, so no new layer kind is needed.
 """
 
 from __future__ import annotations
