@@ -147,7 +147,7 @@ def cmd_optimize(args) -> int:
     return EXIT_OK
 
 
-OPTIMIZE_STEPS = ["lower", "aggregate", "input-thresholds", "thresholds", "annotate", "verify"]
+OPTIMIZE_STEPS = ["lower", "aggregate", "input-thresholds", "thresholds", "piecewise-thresholds", "joins", "annotate", "verify"]
 
 
 def _step_counter(args, steps: Sequence[str] = tuple(OPTIMIZE_STEPS)) -> Optional[Callable[[str], None]]:

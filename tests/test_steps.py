@@ -92,7 +92,7 @@ def test_optimize_step_returns_the_optimized_model(optimized):
     out, model = optimized
     doc = _report(out, "sira_optimize.json")
     assert {"layers", "float_islands", "passes", "samples"} <= set(doc)
-    assert [p["pass"] for p in doc["passes"]] == ["lower", "aggregate", "input-thresholds", "thresholds", "joins", "annotate"]
+    assert [p["pass"] for p in doc["passes"]] == ["lower", "aggregate", "input-thresholds", "thresholds", "piecewise-thresholds", "joins", "annotate"]
     assert [layer["layer"] for layer in doc["layers"]] == ["MatMul_0", "MatMul_1", "MatMul_2"]
     assert all(layer["sira_width"] <= layer["finn_width"] for layer in doc["layers"])
     # integer MACs: accumulator datatypes in the metadata, activations as thresholds, integer weights

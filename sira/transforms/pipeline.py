@@ -24,7 +24,7 @@ from sira.verification import EquivalenceChecker, flips_agreement, float32_agree
 from .aggregate import AggregateScaleBias, mac_float_islands
 from .joins import IntegerJoins
 from .lower import Lower
-from .thresholds import ConvertChainsToThresholds, ConvertInputQuantToThresholds
+from .thresholds import ConvertChainsToThresholds, ConvertDagsToPiecewiseThresholds, ConvertInputQuantToThresholds
 from .widths import AnnotateDatatypes
 
 #: metadata of an optimized model: one line per float precision on how its
@@ -110,6 +110,7 @@ def optimize(
     input_pass = ConvertInputQuantToThresholds(spec, budget=budget)
     run("input-thresholds", input_pass, new_spec=input_pass.output_spec, new_feed_map=input_pass.feed_map)
     run("thresholds", ConvertChainsToThresholds(spec, budget=budget))
+    run("piecewise-thresholds", ConvertDagsToPiecewiseThresholds(spec, budget=budget))
     run("joins", IntegerJoins(spec))
     annotate = AnnotateDatatypes(spec)
     run("annotate", annotate)

@@ -63,6 +63,10 @@ after scale/bias aggregation, or the levels of an earlier threshold) and :class:
 quantizer on a graph input that the input spec puts on an integer grid
 (``uint8 / 255``): the input becomes the raw integer, thresholded directly.
 
+Non-monotone elementwise sub-graphs of one integer tensor (SiLU) become
+two such counts, of the rising and of the falling breakpoints
+(:class:`ConvertDagsToPiecewiseThresholds`, :mod:`.piecewise`).
+
 Modules: :mod:`.chain` (a chain read from the graph, the quantizer's
 levels), :mod:`.search` (the level oracle, bisection, encoding and
 verification), :mod:`.passes` (the graph rewrite). The elementwise maps are
@@ -72,6 +76,7 @@ verification), :mod:`.passes` (the graph rewrite). The elementwise maps are
 from sira.semantics import BatchNorm, Clip, Divide, HardSigmoid, LeakyRelu, Offset, Reflect, Relu, Scale, Sigmoid, Tanh
 
 from .chain import CHAIN_OPS, MOVEMENT_OPS, QUANTIZERS, Chain, NotConvertible, Requantizer, build_chain, data_input, integer_values
+from .piecewise import ConvertDagsToPiecewiseThresholds, ElementwiseDag, Piecewise, breakpoints, build_dag, find_dag
 from .passes import ConvertChainsToThresholds, ConvertedChain, ConvertInputQuantToThresholds, ThresholdReport, UnconvertedChain
 from .search import FLOAT32_EXACT, FLOAT64_EXACT, Conversion, Encoding, LevelOracle, convert_chain, encode, find_thresholds, verify_encoding
 
@@ -82,9 +87,11 @@ __all__ = [
     "Clip",
     "Conversion",
     "ConvertChainsToThresholds",
+    "ConvertDagsToPiecewiseThresholds",
     "ConvertInputQuantToThresholds",
     "ConvertedChain",
     "Divide",
+    "ElementwiseDag",
     "Encoding",
     "FLOAT32_EXACT",
     "FLOAT64_EXACT",
@@ -94,6 +101,7 @@ __all__ = [
     "MOVEMENT_OPS",
     "NotConvertible",
     "Offset",
+    "Piecewise",
     "QUANTIZERS",
     "Reflect",
     "Relu",
@@ -103,10 +111,13 @@ __all__ = [
     "Tanh",
     "ThresholdReport",
     "UnconvertedChain",
+    "breakpoints",
     "build_chain",
+    "build_dag",
     "convert_chain",
     "data_input",
     "encode",
+    "find_dag",
     "find_thresholds",
     "integer_values",
     "verify_encoding",
