@@ -15,7 +15,7 @@ from sira.estimate import estimate_prepared
 from sira.layer_costs import layer_cost
 from sira.transforms.widths import finn_input_datatype, finn_weight_datatype, xnor_mode
 
-from tests.helpers import ZOO_MODELS, finn_folding, finn_results, prepared_zoo
+from tests.helpers import FAST_ZOO, ZOO_MODELS, finn_folding, finn_results, prepared_zoo
 
 KEYS = ("LUT", "BRAM_18K", "DSP")
 #: the tolerance of a layer or a total against FINN's number
@@ -27,7 +27,7 @@ def _close(ours, finn) -> bool:
 
 
 @pytest.mark.parametrize("fold", ["fold1", "fps100k"])
-@pytest.mark.parametrize("name", sorted(ZOO_MODELS))
+@pytest.mark.parametrize("name", [n if n in FAST_ZOO else pytest.param(n, marks=pytest.mark.slow) for n in sorted(ZOO_MODELS)])
 def test_baseline_is_what_finn_builds(name, fold):
     """Per layer and in total, the baseline column (finn mode) is FINN's own
     estimate within 5 %; its accumulators are the ones FINN minimized; a

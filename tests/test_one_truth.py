@@ -18,7 +18,7 @@ from sira.hls.cpp import codec, value_ctype
 from sira.hls.kernels import kernel_for
 from sira.transforms.widths import ACC_DTYPE_KEY
 
-from tests.helpers import ZOO_MODELS, prepared_zoo
+from tests.helpers import FAST_ZOO, ZOO_MODELS, prepared_zoo
 
 MODELS = pathlib.Path(__file__).resolve().parent.parent / "examples" / "zoo" / "models"
 CONFORMANCE = sorted(p.stem for p in MODELS.glob("*.onnx"))
@@ -80,7 +80,7 @@ def _check(optimized, report_layers, layers, doc, costs) -> None:
                 assert _annotation(optimized, weight) == "BIPOLAR", layer.name
 
 
-@pytest.mark.parametrize("name", sorted(ZOO_MODELS))
+@pytest.mark.parametrize("name", [n if n in FAST_ZOO or n == "TFC_1W1A" else pytest.param(n, marks=pytest.mark.slow) for n in sorted(ZOO_MODELS)])
 def test_zoo_widths_agree(name):
     prepared = prepared_zoo(name)
     doc, layers, costs = estimate_prepared(prepared, "xc7z020clg400-1")
