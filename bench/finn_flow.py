@@ -70,7 +70,7 @@ def finn_python() -> str | None:
     return None
 
 
-def _import_finn():
+def import_finn():
     """FINN's builder without Vivado: dummy settings, no simulation engine,
     and XILINX_VIVADO set to any path (FINN only checks it is set)."""
     os.environ.setdefault("XILINX_VIVADO", "/nonexistent")
@@ -109,7 +109,7 @@ def run_flow(path: str, run: str, spec, samples: int, workdir: str, position: st
     own estimate of FINN's graph, ``sira_LUT``)."""
     import sira.steps as S
 
-    build, config = _import_finn()
+    build, config = import_finn()
     steps = list(config.estimate_only_dataflow_steps)
     if run != "finn":
         steps.insert(0 if position == "first" else steps.index("step_tidy_up") + 1, S.step_sira_optimize)
@@ -188,7 +188,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     try:
-        _import_finn()
+        import_finn()
     except ImportError:
         python = finn_python()
         if python is None or os.environ.get(_CHILD):
