@@ -39,7 +39,7 @@ from .cost_mac import a2q_acc_bits, integer_requant, mvau, thresholding, vvau
 from .cost_result import (MODES, UNKNOWN, Amount, Cost, check_mode, finn_zero, part_fraction, refined_cost,
                           resolve_part, stored, sum_amounts)
 from .cost_stream import (MAXPOOL_CONTROL_LUT, add_streams, duplicate_streams, dwc, elementwise_binary, fifo,
-                          fmpadding, global_pool, lookup, pool, streaming_maxpool, swg_hls, swg_rtl)
+                          fmpadding, global_pool, lookup, pool, stream_mux, streaming_maxpool, swg_hls, swg_rtl)
 from .devices import Part
 from .formulas import FORMULAS, formula
 from .memory import Memory, bram18_finn, map_memory
@@ -51,5 +51,5 @@ __all__ = [
     "bram18_finn", "map_memory", "multiply", "adder_tree", "a2q_acc_bits",
     "mvau", "vvau", "thresholding", "integer_requant", "elementwise_binary", "add_streams", "duplicate_streams",
     "MAXPOOL_CONTROL_LUT", "streaming_maxpool", "global_pool", "pool", "fmpadding",
-    "swg_hls", "swg_rtl", "fifo", "dwc", "lookup",
+    "swg_hls", "swg_rtl", "fifo", "dwc", "stream_mux", "lookup",
 ]  # fmt: skip

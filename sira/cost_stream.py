@@ -290,6 +290,34 @@ def fifo(*, depth: int, width: int, impl: str = "rtl", ram_style: str = "auto", 
                        {"address": address, "storage": ram_luts})
 
 
+def _counter_luts(limit: int) -> int:
+    """A wrap-around counter over ``limit`` values: one LUT per bit for the
+    increment and about one per bit for its terminal compare."""
+    return 2 * max(1, math.ceil(math.log2(limit))) if limit > 1 else 0
+
+
+def stream_mux(kind: str, *, streams: int, word_bits: int, fold: int, mode: str = "refined") -> Cost:
+    """Concat (``streams`` inputs multiplexed onto one output) or Split (one
+    input whose words go to ``streams`` outputs), as the generated kernel
+    builds them: one flattened II=1 loop whose counters walk the current
+    stream's ``fold`` words and the stream index. finn mode: 0 (FINN has no
+    estimate for its StreamingConcat/Split). refined: the counters, plus for
+    Concat a ``streams``:1 multiplexer per output word bit (a LUT6 is a 4:1
+    multiplexer, so a chain takes ceil((n - 1) / 3) of them per bit) and for
+    Split one write enable per output; a Split's data is wired to every
+    output. Structural, from the kernel's logic, not calibrated."""
+    check_mode(mode)
+    if mode == "finn":
+        return finn_zero(kind)
+    counters = _counter_luts(fold) + _counter_luts(streams)
+    if kind == "Concat":
+        select = word_bits * math.ceil((streams - 1) / 3)
+    else:
+        select = streams
+    return refined_cost(kind, {"counters": counters, "select": select},
+                        note="structural estimate of the kernel's counters and stream select")
+
+
 def dwc(*, in_width: int, out_width: int, mode: str = "refined") -> Cost:
     """StreamingDataWidthConverter (§1.6): via the intermediate width
     lcm(in, out); each step that changes width costs a ⌈log2 ratio⌉-bit

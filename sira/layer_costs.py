@@ -287,9 +287,9 @@ def _pool_cost(layer: hw.Pool, part: Part, mode: str) -> C.Cost:
 
 @costs("Concat", "Split")
 def _stream_mux_cost(layer, part: Part, mode: str) -> C.Cost:
-    if mode == "finn":
-        return C.finn_zero(layer.kind)
-    return _unknown(layer.kind, mode, f"no formula for {layer.kind} (stream multiplexing) in the notes")
+    word_bits = layer.simd * _bits(layer.out_type if layer.kind == "Concat" else layer.in_type)
+    return C.stream_mux(layer.kind, streams=len(layer.channels), word_bits=word_bits,
+                        fold=max(layer.channels) // layer.simd, mode=mode)
 
 
 @costs("Reshape")

@@ -410,3 +410,15 @@ def test_global_pool_is_running_values_not_a_window_tree():
     w = C.pool(function="sum", window=49, pe=4, a_bits=4)
     assert 0 < g.lut < w.lut and g.storage == {"running_values": "distributed"}
     assert C.global_pool(channels=64, pe=8, acc_bits=12).lut > C.global_pool(channels=64, pe=4, acc_bits=12).lut
+
+
+def test_stream_mux_counts_the_kernels_counters_and_select():
+    """Concat: a 3:1 multiplexer per output bit (one LUT6 each) plus the
+    fold and stream counters; Split: the counters and one write enable per
+    output; FINN has no estimate for either."""
+    concat = C.stream_mux("Concat", streams=3, word_bits=8, fold=4)
+    assert concat.breakdown == {"counters": 4 + 4, "select": 8} and concat.lut == 16 and concat.dsp == 0 and concat.bram18 == 0
+    assert C.stream_mux("Concat", streams=5, word_bits=8, fold=1).breakdown == {"counters": 6, "select": 16}
+    split = C.stream_mux("Split", streams=2, word_bits=8, fold=3)
+    assert split.breakdown == {"counters": 4 + 2, "select": 2}
+    assert C.stream_mux("Split", streams=2, word_bits=8, fold=3, mode="finn").lut == 0
