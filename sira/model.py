@@ -351,6 +351,17 @@ def _give_unique_parameter_tensors(graph: onnx.GraphProto, inits: set[str]) -> N
         n.input[k] = copy_name
 
 
+def fresh_name(base: str, taken: set[str]) -> str:
+    """``base`` if it is not in ``taken``, else ``base_1``, ``base_2``, ...:
+    the first free one, which ``taken`` then holds."""
+    name, k = base, 0
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    taken.add(name)
+    return name
+
+
 def _fresh_name(base: str, taken: set[str]) -> str:
     """``base_<k>`` for the first k not in ``taken`` (which gets it)."""
     k = 0

@@ -40,7 +40,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
-from sira.model import node_attr, reinfer_shapes, transform
+from sira.model import fresh_name, node_attr, reinfer_shapes, transform
 from sira.numerics import narrowest_int_type
 
 #: the form of a bipolar MultiThreshold that FINN's MAC conversion accepts
@@ -53,15 +53,6 @@ def _set_attr(node, name: str, value) -> None:
             node.attribute.remove(a)
             break
     node.attribute.append(helper.make_attribute(name, value))
-
-
-def _fresh(taken: set, base: str) -> str:
-    name, i = base, 0
-    while name in taken:
-        i += 1
-        name = f"{base}_{i}"
-    taken.add(name)
-    return name
 
 
 def split_out_scale(scale: float, bias: float) -> tuple[int, list[tuple[str, float]]]:
@@ -92,17 +83,17 @@ def _unit_scale(model: ModelWrapper, node, index: int, taken: set) -> None:
         return  # a fractional step: FINN keeps such an activation on floats whatever the form
     new_bias, ops = split_out_scale(scale, bias)
     steps = int(model.get_initializer(node.input[1]).shape[1])
-    count_out = _fresh(taken, f"{node.name}_count")
+    count_out = fresh_name(f"{node.name}_count", taken)
     _set_attr(node, "out_scale", 1.0)
     _set_attr(node, "out_bias", float(new_bias))
     node.output[0] = count_out
     cur = count_out
     model.set_tensor_datatype(count_out, DataType[narrowest_int_type(new_bias, new_bias + steps)])  # out_dtype follows it
     for k, (op, value) in enumerate(ops):
-        const = _fresh(taken, f"{node.name}_{op.lower()}_param")
+        const = fresh_name(f"{node.name}_{op.lower()}_param", taken)
         model.set_initializer(const, np.asarray(value, dtype=np.float32))
-        target = out if k == len(ops) - 1 else _fresh(taken, f"{node.name}_{op.lower()}_out")
-        model.graph.node.insert(index + 1 + k, helper.make_node(op, [cur, const], [target], name=_fresh(taken, f"{node.name}_{op}")))
+        target = out if k == len(ops) - 1 else fresh_name(f"{node.name}_{op.lower()}_out", taken)
+        model.graph.node.insert(index + 1 + k, helper.make_node(op, [cur, const], [target], name=fresh_name(f"{node.name}_{op}", taken)))
         cur = target
 
 
@@ -129,7 +120,7 @@ def _unique_node_names(model: ModelWrapper) -> None:
     taken = {n.name for n in model.graph.node}
     for i, node in enumerate(model.graph.node):
         if not node.name or node.name in seen:
-            node.name = _fresh(taken, f"{node.op_type}_{i}")
+            node.name = fresh_name(f"{node.op_type}_{i}", taken)
         seen.add(node.name)
 
 

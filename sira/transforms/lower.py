@@ -56,7 +56,7 @@ from qonnx.transformation.base import Transformation
 from qonnx.transformation.general import RemoveUnusedTensors
 
 from sira import numerics as nx
-from sira.model import node_attr, reinfer_shapes, topological_order
+from sira.model import fresh_name, node_attr, reinfer_shapes, topological_order
 from sira.ops import Trait, ops_with
 
 #: quantizers whose output is a scaled integer of their input
@@ -103,20 +103,12 @@ class _Rewrite:
 
     # ---- names and constants
 
-    def _fresh(self, base: str, used: set) -> str:
-        name, i = base, 0
-        while name in used:
-            i += 1
-            name = f"{base}_{i}"
-        used.add(name)
-        return name
-
     def name(self, base: str) -> str:
         """An unused tensor name: ``base``, else ``base_1``, ``base_2``, ..."""
-        return self._fresh(base, self.tensor_names)
+        return fresh_name(base, self.tensor_names)
 
     def node_name(self, base: str) -> str:
-        return self._fresh(base, self.node_names)
+        return fresh_name(base, self.node_names)
 
     def const(self, base: str, value) -> str:
         """A new initializer holding ``value``, private to its one user."""

@@ -18,7 +18,7 @@ from sira import numerics as nx
 from sira.analysis import analyze
 from sira.budget import TimeBudget
 from sira.inputspec import load_spec
-from sira.model import input_aliases, quiet, reinfer_shapes
+from sira.model import fresh_name, input_aliases, quiet, reinfer_shapes
 
 from .chain import CHAIN_OPS, MOVEMENT_OPS, QUANTIZERS, Chain, NotConvertible, Requantizer, build_chain, data_input, integer_values, node_label, per_channel
 from .search import Conversion, Encoding, convert_chain, storage_dtype
@@ -123,12 +123,7 @@ def _input_path(model: ModelWrapper, tensor: str) -> Optional[str]:
 
 
 def unique_name(model: ModelWrapper, stem: str) -> str:
-    names = set(model.get_all_tensor_names()) | {n.name for n in model.graph.node}
-    name, i = stem, 0
-    while name in names:
-        i += 1
-        name = f"{stem}_{i}"
-    return name
+    return fresh_name(stem, set(model.get_all_tensor_names()) | {n.name for n in model.graph.node})
 
 
 def _layout(rank: int, axis: int) -> str:
@@ -209,12 +204,18 @@ def _rewrite(model: ModelWrapper, nodes: list, start: str, chain: Chain, conv: C
     out_nodes, out_inits = output_nodes(model, chain.requant, conv.encoding, mt_in, thr, quant.output[0], rank, axis, stem)
     new_nodes += out_nodes
     inits.update(out_inits)
+    splice(model, nodes, new_nodes, inits, quant.output[0])
+
+
+def splice(model: ModelWrapper, old_nodes, new_nodes, inits: dict, output: str) -> None:
+    """Replace ``old_nodes`` by ``new_nodes`` (placed where the node making
+    ``output`` was) and add the initializers ``inits`` (name -> value)."""
     for name, value in inits.items():
         model.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
-    drop = {n.output[0] for n in nodes}
+    drop = {n.output[0] for n in old_nodes}
     kept = []
     for n in model.graph.node:
-        if n.output[0] == quant.output[0]:
+        if n.output[0] == output:
             kept.extend(new_nodes)
         elif n.output[0] not in drop:
             kept.append(n)

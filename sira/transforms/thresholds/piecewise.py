@@ -42,7 +42,7 @@ from fractions import Fraction
 from typing import Optional
 
 import numpy as np
-from onnx import NodeProto, helper, numpy_helper
+from onnx import NodeProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
@@ -55,7 +55,7 @@ from sira.semantics import channel_fractions
 from ..aggregate import _factors_of, _product, _source_operand, remove_exact_identities
 
 from .chain import CHAIN_OPS, QUANTIZERS, NotConvertible, Requantizer, _channel_vector, _make_op, _make_requantizer, _params, _varying_axes, data_input, integer_values, node_label, per_channel
-from .passes import QONNX_DOMAIN, ThresholdReport, UnconvertedChain, _finish, _graph_maps, _laid, _layout, unique_name
+from .passes import QONNX_DOMAIN, ThresholdReport, UnconvertedChain, _finish, _graph_maps, _laid, _layout, splice, unique_name
 from .search import FLOAT64_EXACT, MAX_PREC, START_PREC, storage_dtype
 
 #: ops combining two tensors of the same sub-graph, with their interval rules
@@ -429,17 +429,7 @@ def _rewrite(model: ModelWrapper, nodes: list, quant: NodeProto, dag: Elementwis
         new.append(helper.make_node("Mul", [cur, sname], [scaled], name=name("Mul")))
         cur = scaled
     new[-1].output[0] = quant.output[0]
-    for k, v in inits.items():
-        model.graph.initializer.append(numpy_helper.from_array(np.asarray(v), k))
-    drop = {n.output[0] for n in nodes}
-    kept = []
-    for n in model.graph.node:
-        if n.output[0] == quant.output[0]:
-            kept.extend(new)
-        elif n.output[0] not in drop:
-            kept.append(n)
-    del model.graph.node[:]
-    model.graph.node.extend(kept)
+    splice(model, nodes, new, inits, quant.output[0])
 
 
 @dataclasses.dataclass
