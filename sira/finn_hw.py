@@ -561,39 +561,41 @@ def finn_layer(*kinds: str):
     return register
 
 
-@finn_layer("MVAU")
-def _mvau_layer(model, node, ranges):
-    mw, mh = int(_attr(node, "MW")), int(_attr(node, "MH"))
+def _mac_fields(model, node, ranges, acc_rule, weight_shape) -> tuple[dict, dict]:
+    """What an MVAU and a VVAU node say alike: (their MAC fields - folding,
+    integer weights reshaped to ``weight_shape``, weight and accumulator
+    types, the accumulator range by ``acc_rule`` - and their activation's
+    fields, empty without one). FINN stores a MAC's thresholds at its
+    accumulator width."""
     w = model.get_initializer(node.input[1])
     if w is None:
         raise SiraError(f"{node.name} ({node.op_type}): the weights are not constant (mem_mode dynamic); sira estimates static weights only")
     acc_dt = _dtype(node, "accDataType")
-    extra: dict = {}
+    fields = dict(_common(model, node), pe=int(_attr(node, "PE", 1)), simd=int(_attr(node, "SIMD", 1)),
+                  weights=nx.as_int(np.rint(np.asarray(w)).astype(np.int64)).reshape(weight_shape),
+                  weight_type=stream_type(_dtype(node, "weightDataType")), acc_type=stream_type(acc_dt),
+                  acc_range=_acc_range(node, ranges, acc_rule, model, acc_dt))  # fmt: skip
+    activation: dict = {}
     if not _attr(node, "noActivation", 0) and len(node.input) > 2:
-        t, tt = _thresholds(model, node.input[2], acc_dt)  # FINN stores an MVAU's thresholds at accumulator width
-        extra = dict(thresholds=t, threshold_type=tt,
-                     threshold_mem_style=_MEM_STYLES.get(_attr(node, "ram_style_thresholds", "auto") or "auto", "auto"), **_activation(node))  # fmt: skip
-    return hw.MVAU(**_common(model, node), pe=int(_attr(node, "PE", 1)), simd=int(_attr(node, "SIMD", 1)), mw=mw, mh=mh,
-                   weights=nx.as_int(np.rint(np.asarray(w)).astype(np.int64)).reshape(mw, mh), weight_type=stream_type(_dtype(node, "weightDataType")),
-                   acc_type=stream_type(acc_dt), acc_range=_acc_range(node, ranges, mvau_acc_range, model, acc_dt),
-                   num_input_vectors=tuple(_attr(node, "numInputVectors", [1])), **extra)  # fmt: skip
+        t, tt = _thresholds(model, node.input[2], acc_dt)
+        activation = dict(thresholds=t, threshold_type=tt, **_activation(node))
+    return fields, activation
+
+
+@finn_layer("MVAU")
+def _mvau_layer(model, node, ranges):
+    mw, mh = int(_attr(node, "MW")), int(_attr(node, "MH"))
+    fields, activation = _mac_fields(model, node, ranges, mvau_acc_range, (mw, mh))
+    if activation:
+        activation["threshold_mem_style"] = _MEM_STYLES.get(_attr(node, "ram_style_thresholds", "auto") or "auto", "auto")
+    return hw.MVAU(**fields, mw=mw, mh=mh, num_input_vectors=tuple(_attr(node, "numInputVectors", [1])), **activation)
 
 
 @finn_layer("VVAU")
 def _vvau_layer(model, node, ranges):
     channels, kernel = int(_attr(node, "Channels")), tuple(int(v) for v in _attr(node, "Kernel"))
-    w = model.get_initializer(node.input[1])
-    if w is None:
-        raise SiraError(f"{node.name} ({node.op_type}): the weights are not constant; sira estimates static weights only")
-    acc_dt = _dtype(node, "accDataType")
-    extra: dict = {}
-    if not _attr(node, "noActivation", 0) and len(node.input) > 2:
-        t, tt = _thresholds(model, node.input[2], acc_dt)
-        extra = dict(thresholds=t, threshold_type=tt, **_activation(node))
-    acc = _acc_range(node, ranges, vvau_acc_range, model, acc_dt)
-    return hw.VVAU(**_common(model, node), pe=int(_attr(node, "PE", 1)), simd=int(_attr(node, "SIMD", 1)), channels=channels, kernel=kernel,
-                   weights=nx.as_int(np.rint(np.asarray(w)).astype(np.int64)).reshape(channels, -1), weight_type=stream_type(_dtype(node, "weightDataType")),
-                   acc_type=stream_type(acc_dt), acc_range=acc, num_input_vectors=tuple(_attr(node, "Dim", [1, 1])), **extra)  # fmt: skip
+    fields, activation = _mac_fields(model, node, ranges, vvau_acc_range, (channels, -1))
+    return hw.VVAU(**fields, channels=channels, kernel=kernel, num_input_vectors=tuple(_attr(node, "Dim", [1, 1])), **activation)
 
 
 @finn_layer("Thresholding")
