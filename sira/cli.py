@@ -363,9 +363,11 @@ def _add_hardware_options(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--target-fps", type=float, metavar="N", help="fold each layer just enough to reach N inferences/s")
     g.add_argument("--folding", metavar="FILE", help="FINN folding config JSON (PE, SIMD, ram_style per layer)")
-    p.add_argument("--impl", choices=("auto", "thresholds", "integer"), default="auto",
+    p.add_argument("--impl", choices=("auto", "cheapest", "thresholds", "integer"), default="auto",
                    help="how requantizers are built: compared thresholds, an exact integer multiply-add-shift, or per layer "
-                   "the cheaper of the two (auto, default); a folding file's \"impl\" key overrides it per layer")
+                   "the one taking the smallest share of the part among those using no more LUT, DSP, BRAM or URAM than "
+                   "FINN's layer (auto, default), or the smallest share outright, even when it trades one resource for "
+                   "another (cheapest); a folding file's \"impl\" key overrides it per layer")
 
 
 def _check_hardware_options(args) -> None:

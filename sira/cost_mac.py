@@ -190,18 +190,19 @@ def vvau(*, channels: int, kernel: tuple[int, int], pe: int, simd: int, w_bits: 
 # --------------------------------------------------------------------------
 
 
-def _cheaper_thresholding(**params) -> Cost:
-    """The refined cost of a threshold unit built the cheaper way: compare
-    against every threshold at once ("linear", best for few thresholds) or
+def _cheaper_thresholding(styles: tuple[str, ...] = ("linear", "binary"), **params) -> Cost:
+    """The refined cost of a threshold unit built the cheapest way: compare
+    against every threshold at once ("linear", best for few thresholds),
     binary search over them ("binary", best for many - 255 thresholds of an
-    8-bit output take 8 comparators instead of 255). Cheaper means the
-    smaller share of the part (:func:`part_fraction`), so LUTs saved do not
-    hide block RAMs spent. The choice is recorded in the cost's note, so the
-    generated code can build the same unit."""
-    options = [_threshold_refined(style=style, **params) for style in ("linear", "binary")]
+    8-bit output take 8 comparators instead of 255) or, for one row shared
+    by every channel, comparators hard-wired to its constants ("constant",
+    best for a few thresholds of a narrow input). Cheapest means the
+    smallest share of the part (:func:`part_fraction`), so LUTs saved do not
+    hide block RAMs spent. The choice is recorded in the cost's
+    ``threshold_unit`` and note, so the generated code builds the same unit."""
+    options = [_threshold_refined(style=style, **params) for style in styles]
     best = min(options, key=lambda c: part_fraction(c, params["part"]))
-    style = "linear" if best is options[0] else "binary"
-    return replace(best, note=(best.note + "; " if best.note else "") + f"threshold unit: {style}")
+    return replace(best, note=(best.note + "; " if best.note else "") + f"threshold unit: {best.threshold_unit}")
 
 
 def _threshold_refined(*, channels, pe, a_bits, out_bits, n_thresholds, thr_bits, style, part, ram_style):
@@ -230,7 +231,8 @@ def _threshold_refined(*, channels, pe, a_bits, out_bits, n_thresholds, thr_bits
 
 def thresholding(*, channels: int, pe: int, a_bits: int, out_bits: int, thr_bits: int | None = None,
                  n_thresholds: int | None = None, mode: str = "refined", part: Part | str | None = None,
-                 impl: str = "hls", ram_style: str | None = None, style: str | None = None) -> Cost:
+                 impl: str = "hls", ram_style: str | None = None, style: str | None = None,
+                 shared: bool = False) -> Cost:
     """Multi-threshold activation: C channels, A-bit input, B-bit output.
 
     finn mode, ``impl="hls"`` — §1.4 (also FINN's ChannelwiseOp): LUT = A·P
@@ -242,11 +244,13 @@ def thresholding(*, channels: int, pe: int, a_bits: int, out_bits: int, thr_bits
     (comparators are not modelled).
 
     refined mode — §6.3 with N thresholds (default 2^B−1) of T bits (default
-    A): ``style`` "linear" (default for hls) P·(N·cmp(A) + popcount(N) + B) +
-    storage(P·N·T × CF); "binary" (default for rtl) P·(B·cmp(A) + B·mux) +
-    P·Σ_s storage(T × CF·2^s); "constant" (CF = 1) the truth-table bound
-    P·⌈min(N·A/2.5, 1.3·B·2^max(0, A−6))⌉. cmp(n) = ⌈2n/3⌉ (§6.2), one mux
-    LUT per binary-search stage.
+    A): ``style`` "linear" P·(N·cmp(A) + popcount(N) + B) + storage(P·N·T ×
+    CF); "binary" (FINN's rtl unit) P·(B·cmp(A) + B·mux) + P·Σ_s storage(T ×
+    CF·2^s); "constant" (CF = 1) the truth-table bound P·⌈min(N·A/2.5,
+    1.3·B·2^max(0, A−6))⌉. cmp(n) = ⌈2n/3⌉ (§6.2), one mux LUT per
+    binary-search stage. Without a ``style``, ``impl="rtl"`` is binary and
+    ``impl="hls"`` the cheapest of linear and binary, and also constant when
+    the channels share one row (``shared``: pass ``channels`` = ``pe``).
 
     ``ram_style`` defaults to FINN's "distributed" in finn mode and to "auto"
     (the §6.2 shallow-memory rule) in refined mode.
@@ -273,9 +277,11 @@ def thresholding(*, channels: int, pe: int, a_bits: int, out_bits: int, thr_bits
                     {"comparators": comparators, "threshold_lutram": lutram},
                     note="FINN's HLS model ignores the threshold count and width")
     n = 2**out_bits - 1 if n_thresholds is None else n_thresholds
-    style = style or ("binary" if impl == "rtl" else "linear")
-    return _threshold_refined(channels=channels, pe=pe, a_bits=a_bits, out_bits=out_bits, n_thresholds=n,
-                              thr_bits=thr_bits, style=style, part=resolve_part(part), ram_style=ram_style or "auto")
+    params = dict(channels=channels, pe=pe, a_bits=a_bits, out_bits=out_bits, n_thresholds=n, thr_bits=thr_bits,
+                  part=resolve_part(part), ram_style=ram_style or "auto")
+    if style is None and impl != "rtl":
+        return _cheaper_thresholding(styles=("linear", "binary") + (("constant",) if shared and tmem == 1 else ()), **params)
+    return _threshold_refined(style=style or "binary", **params)
 
 
 # --------------------------------------------------------------------------

@@ -50,8 +50,13 @@ from .requant import IntegerRequant, prove
 
 #: how a layer's thresholds are built: compared one by one (``thresholds``),
 #: as one exact multiply, add and shift (``integer``, when the steps have
-#: that form), or whichever the cost model finds cheaper (``auto``)
-IMPLS = ("auto", "thresholds", "integer")
+#: that form), or chosen by the cost model: the smallest share of the part
+#: that uses no more of any resource than FINN's layer (``auto``), or the
+#: smallest share outright (``cheapest``, which may trade one resource for
+#: another)
+IMPLS = ("auto", "cheapest", "thresholds", "integer")
+#: the entries of :data:`IMPLS` that let the cost model choose
+IMPL_POLICIES = ("auto", "cheapest")
 
 
 def check_requant(layer, thresholds: Optional[np.ndarray], channels: int, in_range) -> None:

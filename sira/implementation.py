@@ -13,10 +13,16 @@ from the layer's thresholds, or says why there is none:
 
 Cheapest means the smallest share of the part (:func:`sira.cost.part_fraction`:
 each resource weighed by how much of it the device has), as for the
-threshold unit's own form. A choice is forced for the whole model
-(``impl``, the command line's ``--impl``) or per layer (the layer's
-``impl``, set by a folding file's ``"impl"`` key), the layer's own
-winning; forcing a form a layer does not have is an error naming it.
+threshold unit's own form. Under the default policy ``auto`` only the
+implementations that take no more of any resource (LUT, DSP, BRAM_18K,
+URAM) than FINN's build of the same layer compete, so moving a model from
+FINN to sira never grows a resource: an integer requantizer that saves
+block RAMs by spending DSPs FINN does not use is not taken. ``cheapest``
+drops that limit and takes the smallest share outright. A choice is
+forced for the whole model (``impl``, the command line's ``--impl``) or
+per layer (the layer's ``impl``, set by a folding file's ``"impl"`` key),
+the layer's own winning; forcing a form a layer does not have is an error
+naming it.
 """
 
 from __future__ import annotations
@@ -111,9 +117,39 @@ def _as_integer(layer):
     return dataclasses.replace(layer, requant=req, impl="auto" if layer.impl == "thresholds" else layer.impl), ""
 
 
-def choose(layer: hw.HWLayer, part: Part, mode: str, impl: str = "auto") -> tuple[hw.HWLayer, Choice]:
+RESOURCES = ("lut", "dsp", "bram18", "uram")
+
+
+def within(cost: C.Cost, limit: Optional[C.Cost]) -> bool:
+    """Whether ``cost`` takes no more of any resource than ``limit`` (no
+    limit, or a resource the limit cannot count, admits anything; a
+    resource ``cost`` cannot count does not fit a counted limit)."""
+    if limit is None:
+        return True
+    for key in RESOURCES:
+        used, cap = getattr(cost, key), getattr(limit, key)
+        if isinstance(cap, int) and (not isinstance(used, int) or used > cap):
+            return False
+    return True
+
+
+def _pick(cands: list[Candidate], policy: str, limit: Optional[C.Cost]) -> tuple[Candidate, str]:
+    """The candidate a policy takes, and the clause saying why."""
+    available = [c for c in cands if c.cost is not None]
+    if policy == "auto" and limit is not None:
+        fitting = [c for c in available if within(c.cost, limit)]
+        if fitting:
+            return min(fitting, key=lambda c: c.share), "the smallest share of those using no more of any resource than FINN's layer"
+        return min(available, key=lambda c: c.share), "none uses no more of every resource than FINN's layer; the smallest share"
+    return min(available, key=lambda c: c.share), "the smallest share"
+
+
+def choose(layer: hw.HWLayer, part: Part, mode: str, impl: str = "auto",
+           limit: Optional[C.Cost] = None) -> tuple[hw.HWLayer, Choice]:
     """``layer`` built the way ``impl`` (or the layer's own ``impl``) asks,
-    or the cheapest way under ``mode`` on ``part``."""
+    or by the policy it names under ``mode`` on ``part``: ``limit`` is the
+    cost of FINN's build of the layer, which ``auto`` does not exceed in any
+    resource where it can."""
     wanted = layer.impl if layer.impl != "auto" else impl
     if wanted not in hw.IMPLS:
         raise SiraError(f"unknown implementation '{wanted}'; use one of {', '.join(hw.IMPLS)}")
@@ -126,7 +162,7 @@ def choose(layer: hw.HWLayer, part: Part, mode: str, impl: str = "auto") -> tupl
         cost = layer_cost(variant, part, mode)
         built[name] = variant
         cands.append(Candidate(name, cost, C.part_fraction(cost, part)))
-    if wanted != "auto":
+    if wanted not in hw.IMPL_POLICIES:
         if wanted not in built:
             why = next(c.why_not for c in cands if c.impl == wanted)
             raise SiraError(f"layer '{layer.name}' ({layer.kind}): impl '{wanted}' is impossible: {why}; "
@@ -134,21 +170,26 @@ def choose(layer: hw.HWLayer, part: Part, mode: str, impl: str = "auto") -> tupl
         source = "the layer's impl" if layer.impl != "auto" else "--impl"
         chosen, reason = wanted, f"forced by {source}"
     else:
-        best = min((c for c in cands if c.cost is not None), key=lambda c: c.share)
+        best, why = _pick(cands, wanted, limit)
         chosen = best.impl
         others = [c for c in cands if c.impl != chosen]
         reason = "; ".join(
-            f"{c.impl}: {c.why_not}" if c.cost is None else f"{chosen} takes {best.share:.3g} of {part.name} vs {c.share:.3g} for {c.impl}"
+            f"{c.impl}: {c.why_not}" if c.cost is None
+            else f"{chosen} takes {best.share:.3g} of {part.name} vs {c.share:.3g} for {c.impl}"
+            + ("" if within(c.cost, limit) or wanted != "auto" else " (which uses more of a resource than FINN's layer)")
             for c in others
-        ) or "the only implementation"
+        )
+        reason = f"{why}: {reason}" if reason else "the only implementation"
     return built[chosen], Choice(layer.name, chosen, tuple(cands), reason)
 
 
-def choose_implementations(layers: Sequence[hw.HWLayer], part=None, mode: str = "refined",
-                           impl: str = "auto") -> tuple[list[hw.HWLayer], dict[str, Choice]]:
-    """Every layer with thresholds on an integer input built the cheapest
-    exact way (or as forced); other layers unchanged. Returns the layers
-    and, per layer name, the :class:`Choice`."""
+def choose_implementations(layers: Sequence[hw.HWLayer], part=None, mode: str = "refined", impl: str = "auto",
+                           limits: Optional[dict] = None) -> tuple[list[hw.HWLayer], dict[str, Choice]]:
+    """Every layer with thresholds on an integer input built the exact way
+    ``impl``'s policy picks (or as forced); other layers unchanged.
+    ``limits`` maps a layer name to the cost of FINN's build of it (what
+    ``auto`` does not exceed). Returns the layers and, per layer name, the
+    :class:`Choice`."""
     if impl not in hw.IMPLS:
         raise SiraError(f"unknown implementation '{impl}'; use one of {', '.join(hw.IMPLS)}")
     C.check_mode(mode)
@@ -156,11 +197,12 @@ def choose_implementations(layers: Sequence[hw.HWLayer], part=None, mode: str = 
     out, choices = [], {}
     for layer in layers:
         if has_choice(layer):
-            layer, choices[layer.name] = choose(layer, p, mode, impl)
+            layer, choices[layer.name] = choose(layer, p, mode, impl, (limits or {}).get(layer.name))
         elif getattr(layer, "impl", "auto") == "integer":
             raise SiraError(f"layer '{layer.name}' ({layer.kind}): impl 'integer' needs thresholds on an integer input; it has none")
         out.append(layer)
     return out, choices
 
 
-__all__ = ["IMPLEMENTATIONS", "implementation", "Candidate", "Choice", "has_choice", "choose", "choose_implementations"]
+__all__ = ["IMPLEMENTATIONS", "implementation", "Candidate", "Choice", "RESOURCES", "within", "has_choice", "choose",
+           "choose_implementations"]

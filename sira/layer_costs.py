@@ -186,12 +186,12 @@ def _thresholding_cost(layer: hw.Thresholding, part: Part, mode: str) -> C.Cost:
         return C.Cost("Thresholding", mode, 0, 0, 0, 0, {"wiring": 0}, note="identity thresholds: a wire", free=True)
     if layer.requant is not None:
         return dataclasses.replace(_requant_unit(layer, layer.channels, layer.in_type, part, mode), kind="Thresholding")
-    shared = layer.thresholds.shape[0] == 1
+    shared = M.shares_threshold_row(layer)
     return C.thresholding(
         channels=layer.pe if shared else layer.channels, pe=layer.pe, a_bits=layer.in_type.bits,
         out_bits=M.threshold_levels(layer.thresholds.shape[1]), thr_bits=layer.threshold_type.bits, n_thresholds=steps,
         mode=mode, part=part, ram_style=None if mode == "finn" and layer.mem_style == "auto" else M.ram_style(layer.mem_style),
-        style="constant" if shared and mode == "refined" else None,
+        shared=shared,
     )  # fmt: skip
 
 

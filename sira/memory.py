@@ -278,13 +278,25 @@ def layout(*kinds: str):
     return register
 
 
+def shares_threshold_row(layer: hw.HWLayer) -> bool:
+    """Whether a standalone Thresholding's channels all use one threshold row
+    (a per-tensor quantizer): its memories then hold that row once per PE,
+    not once per channel fold. A MAC broadcasts a shared row instead."""
+    thresholds = getattr(layer, "thresholds", None)
+    return layer.kind == "Thresholding" and thresholds is not None and thresholds.shape[0] == 1
+
+
+def threshold_rows(layer: hw.HWLayer, channels: int) -> int:
+    """Rows of each PE's threshold memory: one per channel fold, or one when
+    every channel shares the row (:func:`shares_threshold_row`)."""
+    return 1 if shares_threshold_row(layer) else channels // layer.pe
+
+
 def default_threshold_unit(layer: hw.HWLayer) -> str:
     """The threshold unit built when the cost model made no choice:
     hard-wired for a Thresholding whose channels share one row, otherwise
     linear (a MAC broadcasts a shared row to every channel)."""
-    thresholds = getattr(layer, "thresholds", None)
-    shared = layer.kind == "Thresholding" and thresholds is not None and thresholds.shape[0] == 1
-    return "constant" if shared else "linear"
+    return "constant" if shares_threshold_row(layer) else "linear"
 
 
 def layer_memories(layer: hw.HWLayer, threshold_unit: Optional[str] = None) -> tuple[MemoryLayout, ...]:
@@ -305,7 +317,7 @@ def _layer_thresholds(layer, channels: int, in_lo: int, in_hi: int, unit: str) -
     steps = int(layer.thresholds.shape[1])
     bits = threshold_element(layer.thresholds, in_lo, in_hi, unit).bits
     style = ram_style(getattr(layer, "threshold_mem_style", layer.mem_style))
-    return threshold_memories(unit, pe=layer.pe, cf=channels // layer.pe, steps=steps, bits=bits, style=style)
+    return threshold_memories(unit, pe=layer.pe, cf=threshold_rows(layer, channels), steps=steps, bits=bits, style=style)
 
 
 def _acc_bounds(layer) -> tuple[int, int]:
@@ -387,6 +399,6 @@ __all__ = [
     "Memory", "MemoryLayout", "map_memory", "bram18_finn", "uram_count", "finn_least_waste", "price", "built_style",
     "weight_memory", "threshold_memories", "requant_params", "requant_memories", "threshold_levels", "line_buffer", "running_values",
     "gate_buffer", "constant_operand",
-    "threshold_element", "default_threshold_unit", "layer_memories", "layout", "LAYOUTS", "constant_pattern", "constant_rows",
+    "threshold_element", "shares_threshold_row", "threshold_rows", "default_threshold_unit", "layer_memories", "layout", "LAYOUTS", "constant_pattern", "constant_rows",
     "RAM_STYLE_OF_MEM_STYLE", "MEM_STYLE_OF_RAM_STYLE", "STORAGE_IMPL", "ram_style", "storage_impl",
 ]  # fmt: skip

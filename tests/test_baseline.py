@@ -6,12 +6,14 @@ accumulators FINN minimized; plus FINN's rules one by one."""
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pytest
 
 from sira import hw
 from sira.baseline import FLOAT_BITS, FinnThresholding
-from sira.estimate import estimate_prepared
+from sira.estimate import estimate_prepared, prepare
 from sira.layer_costs import layer_cost
 from sira.transforms.widths import finn_input_datatype, finn_weight_datatype, xnor_mode
 
@@ -92,3 +94,39 @@ def test_float_input_thresholding_is_finns_rtl_estimate(channels, steps, pe, lut
     assert (finn.lut, finn.bram18, finn.dsp) == (lut, 0, 0)
     refined = layer_cost(layer, mode="refined")
     assert refined.lut > 0 and refined.kind == "Thresholding_rtl"
+
+
+CONFORMANCE = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parent.parent / "examples" / "zoo" / "models").glob("*.onnx"))
+
+
+def _assert_no_resource_grows(doc: dict, where: str) -> None:
+    """SIRA's dataflow uses no more LUT, DSP, BRAM_18K or URAM than the
+    baseline (what FINN builds from the same model) in total, and a layer
+    that chose its implementation within FINN's layer is within it."""
+    for name, d in doc["layers"].items():
+        if "impl" in d and not d["impl"]["reason"].startswith("none uses"):
+            b = doc["baseline"]["layers"][name]
+            assert all(d[k] <= b[k] for k in KEYS + ("URAM",)), (where, name, d["impl"]["chosen"], {k: (d[k], b[k]) for k in KEYS})
+    total, base = doc["total"], doc["baseline"]["total"]
+    assert all(total[k] <= base[k] for k in KEYS + ("URAM",)), (where, {k: (total[k], base[k]) for k in KEYS})
+
+
+@pytest.mark.parametrize("fold", ["fold1", "fps100k"])
+@pytest.mark.parametrize("name", [n if n in FAST_ZOO else pytest.param(n, marks=pytest.mark.slow) for n in sorted(ZOO_MODELS)])
+def test_no_resource_grows_on_the_zoo(name, fold):
+    """At FINN's own foldings, the refined estimate of SIRA's build is
+    within the baseline's in every resource (the implementation policy
+    ``auto`` keeps each requantizer within FINN's layer)."""
+    prepared = prepared_zoo(name)
+    folding = finn_folding(prepared[2], finn_results(name)["finn"][fold]["layers"])
+    doc, _, _ = estimate_prepared(prepared, "xc7z020clg400-1", 10.0, "refined", folding=folding)
+    _assert_no_resource_grows(doc, f"{name} {fold}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONFORMANCE)
+def test_no_resource_grows_on_the_conformance_zoo(name):
+    models = pathlib.Path(__file__).resolve().parent.parent / "examples" / "zoo" / "models"
+    prepared = prepare(str(models / f"{name}.onnx"), str(models / f"{name}.spec.json"))
+    doc, _, _ = estimate_prepared(prepared, "xc7z020clg400-1", 10.0, "refined")
+    _assert_no_resource_grows(doc, name)

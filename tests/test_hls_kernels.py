@@ -350,7 +350,7 @@ def add_vvau(net: Net, *, thr: bool, in_type=None, x: Optional[str] = None, chan
 
 
 def add_thresholding(net: Net, *, shared: bool, in_type=None, shape=None, x: Optional[str] = None, steps=None, pe=None,
-                     integer: bool = False) -> str:
+                     integer: bool = False, mem: str = "auto") -> str:
     rng = net.rng
     in_type = in_type or any_type(rng, bipolar=0.15, hi_bits=10)
     if shape is None:
@@ -367,7 +367,7 @@ def add_thresholding(net: Net, *, shared: bool, in_type=None, shape=None, x: Opt
     name = net.name("thr")
     return net.add(hw.Thresholding(
         name=name, inputs=(x,), outputs=(f"{name}_out",), in_shape=shape, out_shape=shape, in_type=in_type,
-        out_type=act.out_type, channels=c, pe=pe or fold(rng, c), **act.fields(),
+        out_type=act.out_type, channels=c, pe=pe or fold(rng, c), mem_style=mem, **act.fields(),
     ))[0]  # fmt: skip
 
 
@@ -704,6 +704,9 @@ def mac_project(net: Net) -> None:
     add_thresholding(net, shared=False)
     add_thresholding(net, shared=True)
     add_thresholding(net, shared=bool(rng.integers(2)), in_type=BIPOLAR, steps=pick(rng, [1, 2]))
+    add_thresholding(net, shared=False, shape=(1, 2, 4), steps=3, pe=2, mem="block")  # one block RAM word a channel: linear
+    # one row for every channel, searched by each PE over 4 channel folds: a binary unit holding the row once
+    add_thresholding(net, shared=True, in_type=int_type(rng, signed=True, lo_bits=14, hi_bits=16), shape=(1, 2, 8), steps=63, pe=2)
     # convolution: padding -> sliding window -> MVAU with other folding (width converters)
     h, w, c = image(net, hi=4, cs=(2, 3, 4))
     t = int_type(rng, hi_bits=4)

@@ -11,6 +11,7 @@ its cost and the folding-file override are tested on hardware layers.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from fractions import Fraction
 
@@ -19,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sira import cost as C
 from sira import hw
 from sira import numerics as nx
 from sira.cli import build_parser
@@ -28,7 +30,7 @@ from sira.estimate_table import estimate_table
 from sira.explain import explain
 from sira.explain.text import explain_text
 from sira.folding import apply_folding_file, folding_json
-from sira.implementation import choose_implementations
+from sira.implementation import choose_implementations, within
 from sira.layer_costs import layer_cost
 from sira.requant import IntegerRequant, find_integer_requant, prove
 from sira.rules.quant import int_limits
@@ -277,6 +279,35 @@ def test_choice_prefers_the_integer_form_for_8_bit_outputs():
     assert choose_implementations([layer], mode="finn")[1]["fc"].candidates  # finn mode prices both
 
 
+def test_auto_stays_within_finns_layer_where_it_can():
+    """FINN's build of the layer (here: its thresholds) is the limit. The
+    integer form uses no more of any resource, so auto takes it; under a
+    limit nothing fits, auto takes the smallest share and says so, and
+    cheapest never looks at the limit. (The trade auto refuses, block RAM
+    for DSPs FINN does not use, is the 8-bit MLP's slow test.)"""
+    layer = mvau_8bit()
+    (thr_layer,), _ = choose_implementations([layer], impl="thresholds")
+    finn = layer_cost(thr_layer)
+    (chosen,), choices = choose_implementations([layer], limits={"fc": finn})
+    assert chosen.requant is not None and choices["fc"].chosen == "integer"
+    assert choices["fc"].reason.startswith("the smallest share of those using no more of any resource than FINN's layer")
+    integer = next(c.cost for c in choices["fc"].candidates if c.impl == "integer")
+    assert within(integer, finn) and not within(finn, integer)
+    tight = dataclasses.replace(finn, lut=integer.lut - 1)
+    (fallback,), fchoices = choose_implementations([layer], limits={"fc": tight})
+    assert fchoices["fc"].reason.startswith("none uses no more of every resource") and fallback.requant is not None
+    assert choose_implementations([layer], impl="cheapest", limits={"fc": tight})[1]["fc"].reason.startswith("the smallest share:")
+
+
+def test_within_counts_only_what_the_limit_counts():
+    finn = C.Cost("MVAU", "refined", 100, 0, 2, 0)
+    assert within(C.Cost("MVAU", "refined", 100, 0, 2, 0), finn) and within(C.Cost("MVAU", "refined", 99, 0, 1, 0), finn)
+    assert not within(C.Cost("MVAU", "refined", 99, 1, 1, 0), finn)
+    assert not within(C.Cost("MVAU", "refined", C.UNKNOWN, 0, 1, 0), finn)
+    assert within(C.Cost("MVAU", "refined", 10**6, 0, 1, 0), C.Cost("MVAU", "refined", C.UNKNOWN, 0, 2, 0))
+    assert within(C.Cost("MVAU", "refined", 10**6, 9, 9, 9), None)
+
+
 def test_folding_file_forces_a_layer_and_round_trips():
     folded = list(apply_folding_file([mvau_8bit()], {"fc": {"impl": "thresholds"}}))
     assert folded[0].impl == "thresholds"
@@ -318,18 +349,22 @@ W8 = os.path.join(ROOT, "examples", "zoo", "models", "mlp_w8a8_perchannel")
 
 @pytest.mark.slow
 def test_estimate_8_bit_mlp_shrinks_and_shows_the_candidates():
-    """The 8-bit MLP: auto builds its 255-step layers as integer
-    requantizers (block RAM of the thresholds gone), impl thresholds keeps
-    them; the table lists every candidate and the winner's reason."""
+    """The 8-bit MLP: cheapest builds its 255-step layers as integer
+    requantizers (block RAM of the thresholds gone, DSPs spent), auto keeps
+    every resource within FINN's build, impl thresholds keeps the
+    thresholds; the table lists every candidate and the winner's reason."""
     prepared = prepare(W8 + ".onnx", W8 + ".spec.json")
     auto, _, _ = estimate_prepared(prepared, "xc7z020clg400-1")
+    cheapest, _, _ = estimate_prepared(prepared, "xc7z020clg400-1", impl="cheapest")
     thr, _, _ = estimate_prepared(prepared, "xc7z020clg400-1", impl="thresholds")
-    assert auto["total"]["BRAM_18K"] < thr["total"]["BRAM_18K"]
-    assert auto["baseline"]["total"] == thr["baseline"]["total"]  # FINN builds thresholds either way
-    assert "integer" in {d["impl"]["chosen"] for d in auto["layers"].values() if "impl" in d}
+    assert cheapest["total"]["BRAM_18K"] < thr["total"]["BRAM_18K"] < auto["baseline"]["total"]["BRAM_18K"]
+    assert cheapest["total"]["DSP"] > auto["baseline"]["total"]["DSP"]
+    assert all(auto["total"][k] <= auto["baseline"]["total"][k] for k in ("LUT", "DSP", "BRAM_18K", "URAM"))
+    assert auto["baseline"]["total"] == thr["baseline"]["total"] == cheapest["baseline"]["total"]  # FINN builds thresholds
+    assert "integer" in {d["impl"]["chosen"] for d in cheapest["layers"].values() if "impl" in d}
     assert all(d["impl"]["chosen"] == "thresholds" for d in thr["layers"].values() if "impl" in d)
     text = estimate_table(auto)
-    assert "requantizers" in text and "part share" in text
+    assert "requantizers" in text and "part share" in text and "more of a resource than FINN's layer" in text
 
 
 @pytest.mark.parametrize("command", ["estimate", "build"])
@@ -346,7 +381,9 @@ def test_explain_shows_the_implementation_of_a_threshold_layer():
     doc = explain(W8 + ".onnx", "Quant_4_out0", W8 + ".spec.json", samples=5)
     impl = doc["thresholds"]["implementation"]
     assert impl["available"] and set(impl["candidates"]) == {"thresholds", "integer"}
-    assert impl["chosen"] == "integer" and impl["integer"]["shift"] > 0
+    # the integer form saves the thresholds' block RAM with DSPs FINN's layer does not use
+    assert impl["chosen"] == "thresholds" and "more of a resource than FINN's layer" in impl["reason"]
+    assert impl["candidates"]["integer"]["available"] and impl["candidates"]["integer"]["DSP"] > impl["candidates"]["thresholds"]["DSP"]
     assert "implementation of layer" in explain_text(doc)
 
 

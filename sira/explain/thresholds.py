@@ -151,11 +151,15 @@ def implementation_doc(optimized, spec, mt) -> dict:
     """How the hardware layer holding ``mt`` builds its thresholds: every
     exact implementation with its refined cost on the default part and why
     the winner won (:mod:`sira.implementation`), as ``sira estimate`` picks
-    it with PE = SIMD = 1."""
+    it with PE = SIMD = 1: within what FINN's build of the layer uses."""
+    from ..analysis import analyze
+    from ..baseline import baseline_layers
     from ..devices import DEFAULT_PART, get_part
     from ..implementation import choose, has_choice
+    from ..layer_costs import layer_cost
     from ..model import quiet
     from sira.transforms.to_hw import lower_to_hw
+    from sira.transforms.widths import mac_width_report
 
     try:
         with quiet():
@@ -165,7 +169,11 @@ def implementation_doc(optimized, spec, mt) -> dict:
     layer = next((l for l in layers if mt.output[0] in l.outputs), None)
     if layer is None or not has_choice(layer):
         return {"available": False, "reason": "its hardware layer compares a float input (no integer implementation)"}
-    built, choice = choose(layer, get_part(DEFAULT_PART), "refined")
+    part = get_part(DEFAULT_PART)
+    with quiet():
+        base = baseline_layers(layers, mac_width_report(analyze(optimized, spec)), {i.name for i in optimized.graph.input})
+    limit = next((layer_cost(b, part, "refined") for b in base if b.name == layer.name and b.name not in base.host), None)
+    built, choice = choose(layer, part, "refined", limit=limit)
     doc = {"available": True, "layer": layer.name, "kind": layer.kind, "part": DEFAULT_PART, **choice.to_json()}
     if built.requant is not None:
         r = built.requant

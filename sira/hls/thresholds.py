@@ -99,10 +99,17 @@ def threshold_context(layer, channels: int, pe: int, in_lo: int, in_hi: int, cos
         ctype, bits, signed = stored_ctype(M.threshold_element(row, in_lo, in_hi, unit))
         ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), init=initializer(row, True), pragmas=memory_pragmas("thresholds", partition=(1,)))
         return ctx
-    full = np.sort(np.broadcast_to(t, (channels, steps)), axis=1)
-    per_pe = full.reshape(nf, pe, steps).transpose(1, 0, 2)  # [pe][nf][step], channel = nf*PE + pe
+    rows = M.threshold_rows(layer, channels)
+    if rows == 1 and nf > 1:  # one row shared by every channel: each PE keeps it once
+        full = np.sort(t, axis=1)
+        per_pe = np.broadcast_to(full, (pe, 1, steps))
+        ctx.update(rows=1, row="0")
+    else:
+        full = np.sort(np.broadcast_to(t, (channels, steps)), axis=1)
+        per_pe = full.reshape(nf, pe, steps).transpose(1, 0, 2)  # [pe][nf][step], channel = nf*PE + pe
+        ctx.update(rows=nf, row="nf")
     ctype, bits, signed = stored_ctype(M.threshold_element(full, in_lo, in_hi, unit))
-    memories = M.threshold_memories(unit, pe=pe, cf=nf, steps=steps, bits=bits)
+    memories = M.threshold_memories(unit, pe=pe, cf=rows, steps=steps, bits=bits)
     if unit == "linear":
         pragmas = memory_pragmas("thresholds", partition=(1,), reshape=(3,), impl=storage_impl(cost, memories[0].name))
         ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), init=initializer(per_pe, True), pragmas=pragmas)
@@ -112,12 +119,12 @@ def threshold_context(layer, channels: int, pe: int, in_lo: int, in_hi: int, cos
     levels_n = count_bits
     size = (1 << levels_n) - 1
     never = in_hi + 1  # above every input: never fires
-    padded = np.concatenate([per_pe, np.full((pe, nf, size - steps), never, dtype=np.int64)], axis=2) if size > steps else per_pe
+    padded = np.concatenate([per_pe, np.full((pe, rows, size - steps), never, dtype=np.int64)], axis=2) if size > steps else per_pe
     levels, pragmas = [], []
     for st, mem in enumerate(memories):
         # level st decides bit (levels_n-1-st) of the count: entry p holds T[(2p+1) * 2^(levels_n-st-1) - 1]
         idx = [(2 * p + 1) * (1 << (levels_n - st - 1)) - 1 for p in range(1 << st)]
-        levels.append({"size": mem.depth // nf, "init": initializer(padded[:, :, idx], True)})
+        levels.append({"size": mem.depth // rows, "init": initializer(padded[:, :, idx], True)})
         pragmas += memory_pragmas(f"thresholds_l{st}", partition=(1,), impl=storage_impl(cost, mem.name))
     ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), levels=levels, pragmas=pragmas)
     return ctx
