@@ -249,7 +249,7 @@ def test_zoo_widths_against_finn(zoo_model):
     print(f"\n{name}\n{width_table(layers)}")
     for r in layers:
         # an XNOR layer (bipolar inputs and weights) is a popcount to FINN and to sira alike
-        assert (r["accumulator"] == "popcount") == (r["finn_input_dtype"] == "BINARY"), r
+        assert r["accumulator"] == ("popcount" if (r["input_dtype"], r["weight_dtype"]) == ("BIPOLAR", "BIPOLAR") else "sum"), r
         assert r["sira_width"] <= r["finn_width"] <= r["a2q_width"], r
     if name not in FINN_WIDTHS:
         return
