@@ -36,6 +36,7 @@ import pytest
 
 from sira import hw
 from sira import memory as M
+from sira.accumulation import accumulation
 from sira.devices import get_part
 from sira.estimate import layer_cost
 from sira.hw import StreamType
@@ -1010,6 +1011,21 @@ def test_kernels_bit_exact(group, seed, fast_projects):
 def test_kernels_bit_exact_sweep(group, seed, sweep_projects):
     """More seeds, bigger shapes and more samples."""
     check(sweep_projects[(group, seed)])
+
+
+def test_multistage_layers_of_the_projects():
+    """The C-simulated mac projects hold MVAUs with proven input bounds:
+    the adversarial prefix (a partial sum wider than the accumulator, both
+    narrower than their prefixes), and SIMD > 1 over several folds with the
+    adder tree strictly narrower than the accumulator (sum and popcount)."""
+    for seed in SEEDS:
+        bounded = [layer for layer in make_net("mac", seed).layers if getattr(layer, "input_bounds", None) is not None]
+        stages = [accumulation(layer) for layer in bounded]
+        assert len(stages) == 3 and all(a.proven and a.simd > 1 and a.folds > 1 for a in stages)
+        adversarial, plain, xnor = stages
+        assert adversarial.partial_range == (-4, 4) and adversarial.acc_range == (-2, 2) and adversarial.term_range == (-2, 2)
+        assert plain.partial_bits < plain.acc_bits <= bounded[1].acc_type.bits
+        assert xnor.popcount and xnor.partial_bits < xnor.acc_bits < bounded[2].acc_type.bits
 
 
 def test_coverage_of_the_projects():
