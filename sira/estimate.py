@@ -64,11 +64,14 @@ def _amount(v) -> Any:
 
 def _acc_bits(layer: hw.HWLayer) -> Optional[int]:
     """Accumulator width of a layer that has one (MACs, pooling sums): the
-    register the hardware adds into, the popcount of an XNOR layer."""
+    register the hardware adds into, the popcount of an XNOR layer sira
+    lowered (whose ``acc_type`` is the +-1 sum the thresholds compare; a
+    node read from FINN's graph states its popcount type itself)."""
     acc = getattr(layer, "acc_type", None)
     if acc is None:
         return None
-    return accumulation(layer).acc_bits if getattr(layer, "xnor", False) else acc.bits
+    popcount = getattr(layer, "xnor", False) and layer.input_bounds is not None
+    return accumulation(layer).acc_bits if popcount else acc.bits
 
 
 def _accumulation_json(layer: hw.HWLayer) -> Optional[dict]:
