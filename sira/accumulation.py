@@ -122,7 +122,7 @@ def chunk_ranges(term_lo: np.ndarray, term_hi: np.ndarray, simd: int) -> tuple[n
     K, C = term_lo.shape
     lo = nx.int_sum(np.asarray(term_lo).reshape(K // simd, simd, C), axis=1)
     hi = nx.int_sum(np.asarray(term_hi).reshape(K // simd, simd, C), axis=1)
-    return nx.int_minimum(*lo) if len(lo) > 1 else lo[0], nx.int_maximum(*hi) if len(hi) > 1 else hi[0]
+    return np.min(lo, axis=0), np.max(hi, axis=0)
 
 
 # --------------------------------------------------------------------------

@@ -194,12 +194,16 @@ class MVAU(DotProductUnit):
     def xnor(self) -> bool:
         """Binary layer: weights and inputs both bipolar (their proven
         values exactly {-1, +1}), so each product is an XNOR of two bits and
-        the dot product ``2 * popcount - MW`` (FINN's binaryXnorMode)."""
+        the dot product ``2 * popcount - MW`` (FINN's binaryXnorMode).
+        ``acc_range`` and ``acc_type`` are the +-1 dot product's (what the
+        thresholds compare); the popcount's range follows from them."""
         return self.in_type.kind == "bipolar" and self.weight_type.kind == "bipolar"
 
     @property
     def popcount_bits(self) -> int:
-        """Width of an XNOR layer's accumulator: the popcount in [0, MW]."""
+        """FINN's width of an XNOR layer's accumulator, the popcount in [0,
+        MW] (what FINN's formulas take); the generated code counts in the
+        proven popcount range (:mod:`sira.accumulation`), no wider."""
         return self.mw.bit_length()
 
 

@@ -165,3 +165,16 @@ def test_input_bounds_are_checked():
         mvau(np.ones((4, 2)), StreamType(2, False), [[0] * 4, [4] * 4], simd=2, acc_range=(0, 16))
     with pytest.raises(SiraError, match="inside the input type"):
         mvau(np.ones((4, 2)), StreamType(2, False), [[2] * 4, [1] * 4], simd=2, acc_range=(0, 16))
+
+
+def test_wide_terms_stay_exact():
+    """Products past 2**63 are bounded with Python integers, not wrapped int64."""
+    big = 1 << 40
+    w = np.array([[big, -big], [big, big]], dtype=np.int64)
+    x_hi = (1 << 30) - 1
+    acc = (-(big * x_hi), 2 * big * x_hi)
+    layer = mvau(w, StreamType(32, True), [[0, 0], [x_hi, x_hi]], simd=1, acc_range=acc)
+    a = accumulation(layer)
+    assert a.term_range == (-big * x_hi, big * x_hi) and a.acc_range == acc
+    assert (a.partial_lo, a.partial_hi) == ((0, -big * x_hi), (big * x_hi, big * x_hi))
+    assert (a.acc_lo, a.acc_hi) == ((0, -big * x_hi), (2 * big * x_hi, big * x_hi))
