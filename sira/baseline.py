@@ -197,7 +197,9 @@ def _mac(layer, ctx: _Context) -> list[hw.HWLayer]:
         return [layer]
     acc_range = tuple(int(v) for v in e["finn_range"])
     acc_type = hw.StreamType.for_range(*acc_range)
-    changes: dict[str, Any] = dict(acc_type=acc_type, acc_range=acc_range, weight_type=hw.StreamType.named(e["finn_weight_dtype"]))
+    # FINN sums the SIMD products at its accumulator's width: no proven adder tree
+    changes: dict[str, Any] = dict(acc_type=acc_type, acc_range=acc_range, weight_type=hw.StreamType.named(e["finn_weight_dtype"]),
+                                   input_bounds=None)
     if e["finn_input_dtype"] == "BINARY":  # XNOR: the bipolar input is one bit {0, 1}
         changes["in_type"] = hw.StreamType.named("BINARY")
     if layer.has_thresholds:

@@ -64,10 +64,12 @@ def _finn_weight_memory(kind, *, width, wmem, mem_mode, ram_style):
 
 def _dot_product_layer(kind, *, k, channels_out, pe, simd, weights: M.MemoryLayout, tmem, w_bits, a_bits,
                        a_signed, acc_bits, out_bits, mode, part, impl, res_type, mem_mode, ram_style,
-                       ram_style_thresholds):
+                       ram_style_thresholds, tree=None):
     """FINN's MVAU/VVAU model (one PE·SIMD-wide weight memory of ``WMEM``
     words, as FINN's formulas assume) or the refined one, which prices
-    ``weights`` as the generated code lays them out (one memory per PE)."""
+    ``weights`` as the generated code lays them out (one memory per PE) and,
+    given ``tree`` = (term bits, partial-sum bits) proven by
+    :mod:`sira.accumulation`, the adder tree from those widths."""
     check_mode(mode)
     p = resolve_part(part)
     if channels_out % pe or k % simd:
@@ -112,7 +114,8 @@ def _dot_product_layer(kind, *, k, channels_out, pe, simd, weights: M.MemoryLayo
         mults = (m,)
         dsp = m.dsp * m.count
         breakdown["multipliers"] = m.lut * m.count
-        breakdown["adder_tree"] = pe * adder_tree(simd, w_bits + a_bits)
+        term_bits, cap = (w_bits + a_bits, None) if tree is None else tree
+        breakdown["adder_tree"] = pe * adder_tree(simd, term_bits, cap)
     breakdown["accumulator"] = pe * _ev("prim.add", n=acc)
     mem = Memory("none", 0, 0, 0) if mem_mode == "external" else M.price(weights, p, ram_style)
     breakdown["weight_memory"] = mem.lut
@@ -132,7 +135,7 @@ def mvau(*, mw: int, mh: int, pe: int, simd: int, w_bits: int, a_bits: int, a_si
          acc_bits: int | None = None, out_bits: int | None = None, mode: str = "refined",
          part: Part | str | None = None, impl: str = "hls", res_type: str = "auto",
          mem_mode: str = "internal_decoupled", ram_style: str = "auto",
-         ram_style_thresholds: str = "auto") -> Cost:
+         ram_style_thresholds: str = "auto", tree: tuple[int, int] | None = None) -> Cost:
     """Matrix-vector unit (MatrixVectorActivation), MW inputs × MH outputs.
 
     ``out_bits`` = B of the embedded activation (None: noActivation);
@@ -151,20 +154,23 @@ def mvau(*, mw: int, mh: int, pe: int, simd: int, w_bits: int, a_bits: int, a_si
     as the generated code stores it (one SIMD·W × WMEM memory per PE,
     :func:`sira.memory.weight_memory`, mapped by map_memory) + linear thresholds (T = A = acc, N = 2^B−1) + 300 control;
     every multiply bound by :func:`multiply` (``res_type`` forces lut/dsp).
+    ``tree`` = (term bits, partial-sum bits) proven for the adder tree
+    (:mod:`sira.accumulation`): its levels are ``min(term bits + level,
+    partial bits)`` wide instead of ``W + A + level``; FINN mode ignores it.
     """
     weights = M.weight_memory(pe=pe, word_elements=simd, depth=mw * mh // (pe * simd), w_bits=w_bits)
     return _dot_product_layer("MVAU", k=mw, channels_out=mh, pe=pe, simd=simd,
                               weights=weights, tmem=mh // pe, w_bits=w_bits, a_bits=a_bits,
                               a_signed=a_signed, acc_bits=acc_bits, out_bits=out_bits, mode=mode, part=part,
                               impl=impl, res_type=res_type, mem_mode=mem_mode, ram_style=ram_style,
-                              ram_style_thresholds=ram_style_thresholds)
+                              ram_style_thresholds=ram_style_thresholds, tree=tree)
 
 
 def vvau(*, channels: int, kernel: tuple[int, int], pe: int, simd: int, w_bits: int, a_bits: int,
          a_signed: bool = False, acc_bits: int | None = None, out_bits: int | None = None,
          mode: str = "refined", part: Part | str | None = None, impl: str = "hls",
          res_type: str = "auto", mem_mode: str = "internal_decoupled", ram_style: str = "auto",
-         ram_style_thresholds: str = "auto") -> Cost:
+         ram_style_thresholds: str = "auto", tree: tuple[int, int] | None = None) -> Cost:
     """Depthwise vector-vector unit (VectorVectorActivation), C channels.
 
     finn mode — §1.3: the MVAU HLS model with α over k_h·k_w, thresholds
@@ -174,7 +180,8 @@ def vvau(*, channels: int, kernel: tuple[int, int], pe: int, simd: int, w_bits: 
     WMEM ≤ 128; URAM as for MVAU (the notes give no VVAU-specific rule).
     RTL: LUT 0, DSP P·⌈Q/3⌉, DSP58 parts only. ``ram_style_thresholds`` is
     ignored by FINN here. refined mode: as :func:`mvau` (§6.3), the weights
-    one memory per PE of a whole window (k_h·k_w·W bits) per word, C/P deep.
+    one memory per PE of a whole window (k_h·k_w·W bits) per word, C/P deep;
+    ``tree`` as for :func:`mvau`.
     """
     kk = kernel[0] * kernel[1]
     weights = M.weight_memory(pe=pe, word_elements=kk, depth=channels // pe, w_bits=w_bits)
@@ -182,7 +189,7 @@ def vvau(*, channels: int, kernel: tuple[int, int], pe: int, simd: int, w_bits: 
                               weights=weights, tmem=channels // pe, w_bits=w_bits,
                               a_bits=a_bits, a_signed=a_signed, acc_bits=acc_bits, out_bits=out_bits,
                               mode=mode, part=part, impl=impl, res_type=res_type, mem_mode=mem_mode,
-                              ram_style=ram_style, ram_style_thresholds=ram_style_thresholds)
+                              ram_style=ram_style, ram_style_thresholds=ram_style_thresholds, tree=tree)
 
 
 # --------------------------------------------------------------------------

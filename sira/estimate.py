@@ -41,6 +41,7 @@ from . import cost as C
 from . import folding as F
 from . import hw
 from . import lint as L
+from .accumulation import accumulation
 from .analysis import analyze
 from .baseline import baseline_layers
 from .devices import DEFAULT_PART, get_part
@@ -62,9 +63,49 @@ def _amount(v) -> Any:
 
 
 def _acc_bits(layer: hw.HWLayer) -> Optional[int]:
-    """Accumulator width of a layer that has one (MACs, pooling sums)."""
+    """Accumulator width of a layer that has one (MACs, pooling sums): the
+    register the hardware adds into, the popcount of an XNOR layer sira
+    lowered (whose ``acc_type`` is the +-1 sum the thresholds compare; a
+    node read from FINN's graph states its popcount type itself)."""
     acc = getattr(layer, "acc_type", None)
-    return None if acc is None else acc.bits
+    if acc is None:
+        return None
+    popcount = getattr(layer, "xnor", False) and layer.input_bounds is not None
+    return accumulation(layer).acc_bits if popcount else acc.bits
+
+
+def _accumulation_json(layer: hw.HWLayer) -> Optional[dict]:
+    """The proven stages of a MAC layer with proven input bounds
+    (:mod:`sira.accumulation`): the adder tree's partial sum (range, width,
+    per level, per channel) and the fold accumulator (range, width, per
+    channel); the A2Q bound and FINN's width are added from the width
+    report (:func:`add_width_bounds`)."""
+    if getattr(layer, "input_bounds", None) is None:
+        return None
+    a = accumulation(layer)
+    if a is None:
+        return None
+    return {
+        "accumulator": "popcount" if a.popcount else "sum",
+        "term_bits": a.term_bits,
+        "tree_range": list(a.partial_range),
+        "tree_bits": a.partial_bits,
+        "tree_level_bits": list(a.tree_level_bits),
+        "tree_channel_bits": a.partial_channel_bits,
+        "acc_range": list(a.acc_range),
+        "acc_bits": a.acc_bits,
+        "acc_channel_bits": a.acc_channel_bits,
+    }
+
+
+def add_width_bounds(docs: dict, report_layers: Sequence[dict]) -> None:
+    """Beside each MAC layer's proven stages, the A2Q data-type bound and
+    FINN's weight-aware width of its accumulator, from the width report of
+    the same model (:func:`sira.transforms.widths.mac_width_report`)."""
+    for row in report_layers:
+        entry = docs.get(row["layer"], {}).get("accumulation")
+        if entry is not None:
+            entry.update(a2q_bits=int(row["a2q_width"]), finn_bits=int(row["finn_width"]))
 
 
 def _layer_json(layer: hw.HWLayer, c: C.Cost, host: bool = False) -> dict:
@@ -73,6 +114,9 @@ def _layer_json(layer: hw.HWLayer, c: C.Cost, host: bool = False) -> dict:
         d[k] = _amount(v)
     d["cycles"] = 0 if host else int(layer.cycles)
     d["acc_bits"] = _acc_bits(layer)
+    stages = None if host else _accumulation_json(layer)
+    if stages is not None:
+        d["accumulation"] = stages
     d["PE"], d["SIMD"] = int(layer.pe), int(layer.simd)
     d["multiplies"] = [
         {"name": m.name, "w_bits": m.w_bits, "a_bits": m.a_bits, "impl": m.impl, "LUT": m.lut, "DSP": m.dsp, "count": m.count, "reason": m.reason}
@@ -248,7 +292,9 @@ def estimate(model_or_path, input_spec=None, part: str = DEFAULT_PART, clock_ns:
     or ``folding`` (a FINN-style folding file path or dict). Lint errors raise
     :class:`SiraError`. Returns FINN-vocabulary JSON: ``layers`` (per node
     ``op_type, LUT, DSP, BRAM_18K, URAM, cycles, acc_bits, PE, SIMD,
-    multiplies``), ``total``, ``baseline`` (``layers``, ``total``), ``delta``
+    multiplies``; a MAC layer with proven input bounds also
+    ``accumulation``: its adder tree's and fold accumulator's proven widths
+    beside the A2Q bound and FINN's width), ``total``, ``baseline`` (``layers``, ``total``), ``delta``
     (SIRA vs baseline, % of the baseline) and ``performance``. ``progress``
     is called with each step's name (the optimize passes, then
     ``estimate``); ``time_budget`` limits the optimize passes (seconds).
@@ -357,6 +403,7 @@ def estimate_prepared(prepared, part, clock_ns: float = 10.0, mode: str = "refin
     docs, costs = cost_layers(layers, p, mode)
     for name, choice in choices.items():
         docs[name]["impl"] = choice.to_json()
+    add_width_bounds(docs, report_layers)
     lint_notes = _lint(layers, p, costs if mode == "refined" else None)
     plumbing = plumbing_docs(layers, [o.name for o in optimized.graph.output], mode, notes)
     docs.update(plumbing)

@@ -40,12 +40,18 @@ def implementation_table(layers: dict) -> str:
 
 def estimate_table(doc: dict) -> str:
     """People's view: per layer SIRA and baseline resources, totals, deltas."""
-    headers = ["layer", "kind", "PE", "SIMD", "LUT", "DSP", "BRAM18", "URAM", "cycles", "acc"]
+    # tree: the proven adder-tree (partial-sum) width; acc: the accumulator's;
+    # A2Q and FINN: the data-type bound and FINN's width of the same accumulator
+    headers = ["layer", "kind", "PE", "SIMD", "LUT", "DSP", "BRAM18", "URAM", "cycles", "tree", "acc", "A2Q", "FINN"]
     right = list(range(2, len(headers)))
+
+    def widths(d: dict) -> list:
+        a = d.get("accumulation") or {}
+        return [_cell(a.get("tree_bits")), _cell(d["acc_bits"]), _cell(a.get("a2q_bits")), _cell(a.get("finn_bits"))]
 
     def rows(layers: dict) -> list:
         out = [[n, d["op_type"] + (" (host)" if d.get("host") else ""), str(d["PE"]), str(d["SIMD"]), _cell(d["LUT"]), _cell(d["DSP"]),
-                _cell(d["BRAM_18K"]), _cell(d["URAM"]), str(d["cycles"]), _cell(d["acc_bits"])]
+                _cell(d["BRAM_18K"]), _cell(d["URAM"]), str(d["cycles"]), *widths(d)]
                for n, d in layers.items() if not d.get("plumbing")]  # fmt: skip
         kinds: dict[str, list] = {}
         for d in layers.values():
@@ -53,11 +59,11 @@ def estimate_table(doc: dict) -> str:
                 kinds.setdefault(d["op_type"], []).append(d)
         for kind, ds in kinds.items():
             sums = [_cell(sum(d[k] for d in ds if d[k] != "unknown")) for k in ("LUT", "DSP", "BRAM_18K", "URAM")]
-            out.append([f"({len(ds)} stream stage(s))", kind, "", "", *sums, str(max(d["cycles"] for d in ds)), "-"])
+            out.append([f"({len(ds)} stream stage(s))", kind, "", "", *sums, str(max(d["cycles"] for d in ds)), "-", "-", "-", "-"])
         return out
 
     def total_row(label: str, t: dict) -> list:
-        return [label, "", "", "", str(t["LUT"]), str(t["DSP"]), str(t["BRAM_18K"]), str(t["URAM"]), str(t["cycles"]), _cell(t["acc_bits"])]
+        return [label, "", "", "", str(t["LUT"]), str(t["DSP"]), str(t["BRAM_18K"]), str(t["URAM"]), str(t["cycles"]), "", _cell(t["acc_bits"]), "", ""]
 
     out = [f"estimate on {doc['part']} at {doc['clock_ns']} ns, mode {doc['mode']}", "", "SIRA:"]
     out.append(format_table(headers, rows(doc["layers"]) + [total_row("total", doc["total"])], right))

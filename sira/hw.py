@@ -105,6 +105,11 @@ class DotProductUnit(HWLayer):
     #: the thresholds built as one multiply, add and shift (None: compared)
     requant: Optional[IntegerRequant] = None
     impl: str = "auto"
+    #: proven integer range of every input (``(2, n)``: lo and hi per weight
+    #: row of an MVAU, per channel of a VVAU), from which
+    #: :mod:`sira.accumulation` proves the adder-tree width; None: the input
+    #: may hold anything its type holds
+    input_bounds: Optional[np.ndarray] = None
 
     def _check_dot_product(self, weight_shape: tuple[int, int], shape_text: str, channels: int) -> None:
         """Normalize and check the shared fields: weights of ``weight_shape``
@@ -120,6 +125,14 @@ class DotProductUnit(HWLayer):
         if self.threshold_mem_style not in MEM_STYLES:
             raise SiraError(f"layer '{self.name}' ({self.kind}): threshold_mem_style must be one of {', '.join(MEM_STYLES)}")
         check_requant(self, self.thresholds, channels, lambda: self.acc_range or (self.acc_type.min, self.acc_type.max))
+        if self.input_bounds is not None:
+            b = int_array(self.input_bounds, "input_bounds", self.name)
+            n = self.input_bounds_length
+            if b.shape != (2, n):
+                raise SiraError(f"layer '{self.name}' ({self.kind}): input_bounds are {b.shape}, expected (2, {n}) (lo and hi per input)")
+            if not self.in_type.is_integer or np.any(b[0] > b[1]) or int(np.min(b[0])) < self.in_type.min or int(np.max(b[1])) > self.in_type.max:
+                raise SiraError(f"layer '{self.name}' ({self.kind}): input_bounds must be ranges lo <= hi inside the input type {self.in_type.name}")
+            object.__setattr__(self, "input_bounds", b)
 
     @property
     def has_thresholds(self) -> bool:
@@ -159,6 +172,11 @@ class MVAU(DotProductUnit):
         return {"pe": ("MH", self.mh), "simd": ("MW", self.mw)}
 
     @property
+    def input_bounds_length(self) -> int:
+        """Inputs with their own bounds: one per weight row."""
+        return self.mw
+
+    @property
     def neuron_folds(self) -> int:
         """NF: output words per input vector (MH/PE)."""
         return self.mh // self.pe
@@ -181,12 +199,16 @@ class MVAU(DotProductUnit):
     def xnor(self) -> bool:
         """Binary layer: weights and inputs both bipolar (their proven
         values exactly {-1, +1}), so each product is an XNOR of two bits and
-        the dot product ``2 * popcount - MW`` (FINN's binaryXnorMode)."""
+        the dot product ``2 * popcount - MW`` (FINN's binaryXnorMode).
+        ``acc_range`` and ``acc_type`` are the +-1 dot product's (what the
+        thresholds compare); the popcount's range follows from them."""
         return self.in_type.kind == "bipolar" and self.weight_type.kind == "bipolar"
 
     @property
     def popcount_bits(self) -> int:
-        """Width of an XNOR layer's accumulator: the popcount in [0, MW]."""
+        """FINN's width of an XNOR layer's accumulator, the popcount in [0,
+        MW] (what FINN's formulas take); the generated code counts in the
+        proven popcount range (:mod:`sira.accumulation`), no wider."""
         return self.mw.bit_length()
 
 
@@ -211,6 +233,11 @@ class VVAU(DotProductUnit):
 
     def fold_dims(self):
         return {"pe": ("channels", self.channels), "simd": ("kernel size kh*kw", self.window)}
+
+    @property
+    def input_bounds_length(self) -> int:
+        """Inputs with their own bounds: one per channel (every window position)."""
+        return self.channels
 
     @property
     def window(self) -> int:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from . import cost as C
+from .accumulation import accumulation
 from . import hw
 from . import memory as M
 from .devices import DEFAULT_PART, Part, get_part
@@ -114,13 +115,23 @@ def _buffer(layer: hw.HWLayer) -> M.MemoryLayout:
 
 def _mac_params(layer, part: Part, mode: str) -> dict:
     """What the MVAU and VVAU cost functions share: folding, widths, the
-    embedded thresholds' output bits and the memory styles."""
-    return dict(
+    embedded thresholds' output bits and the memory styles; in refined mode,
+    for a layer with proven input bounds, the adder tree and the accumulator
+    at the widths :mod:`sira.accumulation` proves (the popcount of an XNOR
+    layer). FINN mode prices FINN's structure at the layer's types."""
+    params = dict(
         pe=layer.pe, simd=layer.simd, w_bits=layer.weight_type.bits, a_bits=layer.in_type.bits,
         a_signed=layer.in_type.signed, acc_bits=layer.acc_type.bits,
         out_bits=M.threshold_levels(layer.thresholds.shape[1]) if layer.has_thresholds else None, mode=mode, part=part,
         ram_style=M.ram_style(layer.mem_style), ram_style_thresholds=M.ram_style(layer.threshold_mem_style),
     )  # fmt: skip
+    if getattr(layer, "xnor", False):
+        # FINN's binaryXnorMode: 1-bit (BINARY) inputs and weights, the popcount as accumulator
+        params.update(a_signed=False, acc_bits=layer.popcount_bits)
+    if mode == "refined" and layer.input_bounds is not None:
+        stages = accumulation(layer)
+        params.update(acc_bits=stages.acc_bits, tree=(stages.term_bits, stages.partial_bits))
+    return params
 
 
 def _float_mac(layer, mode: str) -> C.Cost:
@@ -158,9 +169,6 @@ def _mvau_cost(layer: hw.MVAU, part: Part, mode: str) -> C.Cost:
     if not layer.in_type.is_integer:
         return _float_mac(layer, mode)
     params = _mac_params(layer, part, mode)
-    if layer.xnor:
-        # FINN's binaryXnorMode: 1-bit (BINARY) inputs and weights, the popcount as accumulator
-        params.update(a_signed=False, acc_bits=layer.popcount_bits)
     if layer.requant is not None:
         mac = C.mvau(mw=layer.mw, mh=layer.mh, **{**params, "out_bits": None})
         return _with_requant(layer, mac, _requant_unit(layer, layer.mh, layer.acc_type, part, mode))

@@ -86,12 +86,14 @@ def cheaper_multiply(w_bits: int, a_bits: int, part: Part | str | None = None, *
                     f"the smaller share of {p.name}: {best.impl} ({best.lut} LUT, {best.dsp} DSP each)")
 
 
-def adder_tree(q: int, b: int) -> int:
+def adder_tree(q: int, b: int, cap: int | None = None) -> int:
     """LUTs of a pipelined binary adder tree over ``q`` ``b``-bit inputs (§6.2):
-    Σ_levels adders·(b+level) − (q−1); an odd input passes a level unchanged."""
+    Σ_levels adders·(b+level) − (q−1); an odd input passes a level unchanged.
+    ``cap`` bounds every level's width (a proven partial-sum width: the
+    tree computes modulo ``2**cap``, :mod:`sira.accumulation`)."""
     luts, n, level = 0, q, 1
     while n > 1:
-        luts += (n // 2) * (b + level)
+        luts += (n // 2) * (b + level if cap is None else min(b + level, cap))
         n, level = (n + 1) // 2, level + 1
     return luts - (q - 1)
 

@@ -36,6 +36,7 @@ import pytest
 
 from sira import hw
 from sira import memory as M
+from sira.accumulation import accumulation
 from sira.devices import get_part
 from sira.estimate import layer_cost
 from sira.hw import StreamType
@@ -213,6 +214,7 @@ class Source:
     type: StreamType
     multiple: int = 1  # values are multiples of this (exact division tests)
     corners: tuple = ()  # frames reaching a reader's extreme results (its accumulator range)
+    bounds: Optional[np.ndarray] = None  # (2, last axis): every element's own proven range inside the type
 
 
 class Net:
@@ -255,7 +257,11 @@ class Net:
                     lo = -((-s.type.min) // s.multiple) * s.multiple
                     hi = (s.type.max // s.multiple) * s.multiple
                 size = int(np.prod(s.shape))
-                if k == 0:
+                if s.bounds is not None:  # element-wise ranges: the same kinds of frames within them
+                    lo, hi = (np.broadcast_to(b, s.shape).reshape(-1) for b in s.bounds)
+                if s.bounds is not None and k >= 3 + len(s.corners):
+                    v = lo + (self.rng.random(size) * (hi - lo + 1)).astype(np.int64)
+                elif k == 0:
                     v = np.full(size, lo)
                 elif k == 1:
                     v = np.full(size, hi)
@@ -317,6 +323,52 @@ def add_mvau(net: Net, *, in_type=None, w_kind=None, thr: Optional[str] = None, 
         acc_range=acc_range, pe=pe or fold(rng, mh), simd=simd or fold(rng, mw), mem_style=pick(rng, ["auto", "lut", "block"]),
         threshold_mem_style=thr_mem, **fields,
     ))[0]  # fmt: skip
+
+
+def add_bounded_mvau(net: Net, *, weights: np.ndarray, in_type: StreamType, bounds: np.ndarray, simd: int, pe: int = 1) -> str:
+    """An MVAU whose inputs have proven per-row ranges (``bounds``, (2, MW))
+    inside a wider ``in_type``: its adder tree and accumulator get the
+    widths :mod:`sira.accumulation` proves from them. The frames stay inside
+    the bounds and include, per output, the inputs that reach its extremes."""
+    mw, mh = weights.shape
+    lo, hi = (np.asarray(b, dtype=np.int64).reshape(-1, 1) for b in bounds)
+    w = weights.astype(np.int64)
+    sums_lo, sums_hi = np.minimum(w * lo, w * hi).sum(axis=0), np.maximum(w * lo, w * hi).sum(axis=0)
+    acc_lo, acc_hi = int(sums_lo.min()), int(sums_hi.max())
+    top, bottom = int(np.argmax(sums_hi)), int(np.argmin(sums_lo))  # the outputs reaching the layer's extremes
+    corners = [np.where(w[:, top] > 0, hi[:, 0], lo[:, 0]), np.where(w[:, bottom] > 0, lo[:, 0], hi[:, 0])]
+    acc_type = StreamType.for_range(acc_lo, acc_hi)
+    wtype = BIPOLAR if np.all(np.abs(w) == 1) else StreamType.for_range(int(w.min()), int(w.max()))
+    x = net.source((1, mw), in_type, corners=corners)
+    if in_type.kind != "bipolar":  # (+-1 inputs span their type anyway)
+        net.sources[x] = dataclasses.replace(net.sources[x], bounds=np.asarray(bounds))
+    name = net.name("mvau")
+    return net.add(hw.MVAU(
+        name=name, inputs=(x,), outputs=(f"{name}_out",), in_shape=(1, mw), out_shape=(1, mh), in_type=in_type,
+        out_type=acc_type, mw=mw, mh=mh, weights=w, weight_type=wtype, acc_type=acc_type, acc_range=(acc_lo, acc_hi),
+        pe=pe, simd=simd, input_bounds=bounds,
+    ))[0]  # fmt: skip
+
+
+#: inputs in [1, 2] of a UINT2 stream, weights +1 then -1: every first
+#: product of a chunk (and the first chunk of column 1) leaves the final
+#: range, which wrap-around arithmetic must bring back exactly
+ADVERSARIAL = dict(weights=np.array([[1, 1], [-1, 1], [1, -1], [-1, -1]]), in_type=StreamType(2, False),
+                   bounds=np.array([[1, 1, 1, 1], [2, 2, 2, 2]]), simd=2)
+
+
+def multistage_layers(net: Net) -> None:
+    """MVAUs whose proven adder-tree width is strictly narrower than their
+    accumulator's (SIMD > 1, SF > 1), an XNOR one, and the adversarial prefix."""
+    rng = net.rng
+    add_bounded_mvau(net, **ADVERSARIAL)
+    mw = 24
+    bound_lo = rng.integers(-6, 3, size=mw)
+    bounds = np.stack([bound_lo, bound_lo + rng.integers(0, 5, size=mw)])
+    w, _ = weights_of(rng, (mw, 4), "signed", 3)
+    add_bounded_mvau(net, weights=w, in_type=StreamType(4, True), bounds=bounds, simd=4, pe=2)
+    w, _ = weights_of(rng, (16, 3), "bipolar", 1)
+    add_bounded_mvau(net, weights=w, in_type=BIPOLAR, bounds=np.array([[-1] * 16, [1] * 16]), simd=4)
 
 
 def add_vvau(net: Net, *, thr: bool, in_type=None, x: Optional[str] = None, channels=None, kernel=None, ovec=None, pe=None,
@@ -737,6 +789,7 @@ def mac_project(net: Net) -> None:
     add_mvau(net, in_type=int_type(rng, signed=False), w_kind="unsigned", thr="shared", steps=pick(rng, [3, 15]), integer=True)
     add_vvau(net, thr=True, channels=4, pe=2, steps=15, integer=True)
     add_thresholding(net, shared=False, in_type=int_type(rng, signed=True, lo_bits=4, hi_bits=10), steps=7, integer=True)
+    multistage_layers(net)
 
 
 ELEMENTWISE_CONST_OPS = ("Add", "Sub", "Mul", "Min", "Max", "Div")
@@ -961,6 +1014,21 @@ def test_kernels_bit_exact(group, seed, fast_projects):
 def test_kernels_bit_exact_sweep(group, seed, sweep_projects):
     """More seeds, bigger shapes and more samples."""
     check(sweep_projects[(group, seed)])
+
+
+def test_multistage_layers_of_the_projects():
+    """The C-simulated mac projects hold MVAUs with proven input bounds:
+    the adversarial prefix (a partial sum wider than the accumulator, both
+    narrower than their prefixes), and SIMD > 1 over several folds with the
+    adder tree strictly narrower than the accumulator (sum and popcount)."""
+    for seed in SEEDS:
+        bounded = [layer for layer in make_net("mac", seed).layers if getattr(layer, "input_bounds", None) is not None]
+        stages = [accumulation(layer) for layer in bounded]
+        assert len(stages) == 3 and all(a.proven and a.simd > 1 and a.folds > 1 for a in stages)
+        adversarial, plain, xnor = stages
+        assert adversarial.partial_range == (-4, 4) and adversarial.acc_range == (-2, 2) and adversarial.term_range == (-2, 2)
+        assert plain.partial_bits < plain.acc_bits <= bounded[1].acc_type.bits
+        assert xnor.popcount and xnor.partial_bits < xnor.acc_bits < bounded[2].acc_type.bits
 
 
 def test_coverage_of_the_projects():

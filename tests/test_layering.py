@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("verification", ("sira.exec_kernels", "sira.execute", "sira.reference", "sira.verification")),
     ("transforms", ("sira.transforms", "sira.transforms.aggregate", "sira.transforms.joins", "sira.transforms.lower", "sira.transforms.pipeline",
                    "sira.transforms.thresholds", "sira.transforms.thresholds.*", "sira.transforms.widths", "sira.transforms.finn_form")),
-    ("hardware", ("sira.hw", "sira.hw_base", "sira.hw_window", "sira.formulas", "sira.memory", "sira.multipliers", "sira.cost",
+    ("hardware", ("sira.hw", "sira.hw_base", "sira.hw_window", "sira.accumulation", "sira.formulas", "sira.memory", "sira.multipliers", "sira.cost",
                   "sira.cost_result", "sira.cost_mac", "sira.cost_stream", "sira.folding", "sira.lint", "sira.transforms.to_hw",
                   "sira.finn_hw")),
     ("backend", ("sira.layer_costs", "sira.baseline", "sira.implementation", "sira.estimate", "sira.estimate_table", "sira.hls", "sira.hls.*",

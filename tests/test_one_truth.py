@@ -12,6 +12,7 @@ import pytest
 
 import sira
 from sira import hw
+from sira.accumulation import accumulation
 from sira.errors import SiraError
 from sira.estimate import estimate_prepared, prepare
 from sira.hls.cpp import codec, value_ctype
@@ -48,12 +49,19 @@ def _check(optimized, report_layers, layers, doc, costs) -> None:
     meta = json.loads(optimized.get_metadata_prop(ACC_DTYPE_KEY))
     # the optimize report states the widths the written model is annotated with
     assert {r["layer"]: r["sira_dtype"] for r in report_layers} == meta
+    rows = {r["layer"]: r for r in report_layers}
     nodes = {n.name: n for n in optimized.graph.node}
     float_macs = set()  # MACs optimize could not make integer: no integer tensor to annotate, no hardware
     for name, dtype in meta.items():
         annotation = _annotation(optimized, nodes[name].output[0])
         if annotation in (None, "FLOAT32"):
             float_macs.add(name)
+        elif rows[name]["accumulator"] == "popcount":
+            # the tensor holds the +-1 sum 2 * popcount - K; the accumulator is the popcount
+            lo, hi = rows[name]["sira_range"]
+            K = rows[name]["K"]
+            t = hw.StreamType.named(annotation)
+            assert dtype.startswith("UINT") and t.min <= 2 * lo - K and 2 * hi - K <= t.max, name
         else:
             assert annotation == dtype, name
     if layers is None:
@@ -73,8 +81,19 @@ def _check(optimized, report_layers, layers, doc, costs) -> None:
         if layer.kind in ("MVAU", "VVAU") and layer.in_type.is_integer:
             acc = _annotation(optimized, _accumulator(optimized, layer))
             assert layer.acc_type.name == acc, layer.name
-            assert doc["layers"][layer.name]["acc_bits"] == hw.StreamType.named(acc).bits, layer.name
             assert context["acc_type"] == value_ctype(hw.StreamType.named(acc)), layer.name
+            # the accumulator register: the annotated sum, or the popcount the metadata states
+            stages = accumulation(layer)
+            entry, row = doc["layers"][layer.name]["accumulation"], rows[layer.name]
+            register = hw.StreamType.named(meta[layer.name]).bits if stages.popcount else hw.StreamType.named(acc).bits
+            assert doc["layers"][layer.name]["acc_bits"] == entry["acc_bits"] == stages.acc_bits == register, layer.name
+            if stages.popcount:
+                assert context["popcount_type"] == f"ap_uint<{register}>", layer.name
+            # the adder tree: the estimate's width is the generated partial_t (MVAU; a VVAU sums one product a cycle)
+            if layer.kind == "MVAU":
+                assert context["partial_type"] == value_ctype(hw.StreamType.for_range(*entry["tree_range"])), layer.name
+                assert hw.StreamType.for_range(*entry["tree_range"]).bits == entry["tree_bits"] == stages.partial_bits, layer.name
+            assert (entry["a2q_bits"], entry["finn_bits"]) == (row["a2q_width"], row["finn_width"]), layer.name
             weight = nodes[layer.name].input[1]
             if layer.weight_type.kind == "bipolar":  # +-1 weights stay BIPOLAR, as FINN reads them
                 assert _annotation(optimized, weight) == "BIPOLAR", layer.name
@@ -85,16 +104,24 @@ def test_zoo_widths_agree(name):
     prepared = prepared_zoo(name)
     doc, layers, costs = estimate_prepared(prepared, "xc7z020clg400-1")
     _check(prepared[0], prepared[1], layers, doc, costs)
+    # folded (SIMD > 1): the adder tree's width too
+    doc, layers, costs = estimate_prepared(prepared, "xc7z020clg400-1", target_fps=100000)
+    assert any(layer.kind == "MVAU" and layer.simd > 1 for layer in layers)
+    _check(prepared[0], prepared[1], layers, doc, costs)
 
 
 def test_bipolar_stays_bipolar():
     """TFC_1W1A: the BipolarQuant outputs and the +-1 weights are BIPOLAR in
-    the written model; accumulators of +-1 products are as wide as their
-    values (11/8/8/8 bits), in the report as in the annotations."""
+    the written model; the +-1 sums are as wide as their values (11/8/8/8
+    bits, the layers' acc_type, which the thresholds compare), while the
+    accumulator the report and the metadata state is the popcount the
+    hardware counts (10/7/7/7 bits, as FINN's)."""
     optimized, report_layers, layers, _ = prepared_zoo("TFC_1W1A")
     macs = [layer for layer in layers if layer.kind == "MVAU"]
     assert [layer.acc_type.name for layer in macs] == ["INT11", "INT8", "INT8", "INT8"]
-    assert [r["sira_dtype"] for r in report_layers] == ["INT11", "INT8", "INT8", "INT8"]
+    assert [r["sira_dtype"] for r in report_layers] == ["UINT10", "UINT7", "UINT7", "UINT7"]
+    assert [r["accumulator"] for r in report_layers] == ["popcount"] * 4
+    assert [accumulation(layer).acc_bits for layer in macs] == [10, 7, 7, 7]
     assert [r["finn_dtype"] for r in report_layers] == ["INT10", "INT7", "INT7", "INT7"]  # FINN's XNOR popcount
     for layer in macs:
         assert layer.weight_type.kind == "bipolar" and _annotation(optimized, layer.inputs[0]) == "BIPOLAR"

@@ -60,13 +60,22 @@ def _narrower_type(dtype: str) -> Optional[tuple[str, int, int]]:
 
 def mac_doc(model, report, node, row: dict) -> dict:
     """The ``mac`` section: see the module docstring."""
-    from sira.transforms.widths import _channel_ranges, _weight_layout, range_width
+    from sira.transforms.widths import _channel_ranges, _weight_layout, popcount_high, popcount_low, range_width
 
     wi, W, axis = _weight_layout(node, report)
     x, y = report[row["input"]], report[row["output"]]
     xlo, xhi = x.int_bounds()
     uniform = bool(np.all(x.int_lo == xlo) and np.all(x.int_hi == xhi))
     ch_lo, ch_hi = _channel_ranges(y, axis)
+    K = int(row["K"])
+    popcount = row.get("accumulator") == "popcount"
+
+    def counted(lo: int, hi: int) -> list:
+        """An interval of +-1 sums as the register holds it: the popcount of an XNOR layer."""
+        return [popcount_low(lo, K), popcount_high(hi, K)] if popcount else [lo, hi]
+
+    if popcount:
+        ch_lo, ch_hi = [popcount_low(v, K) for v in ch_lo], [popcount_high(v, K) for v in ch_hi]
     C = len(ch_lo)
     Wi = nx.as_int(W)
     zero = np.zeros((), dtype=Wi.dtype)
@@ -78,13 +87,13 @@ def mac_doc(model, report, node, row: dict) -> dict:
         entry: dict[str, Any] = {"channel": c, "interval": [ch_lo[c], ch_hi[c]], "width": range_width(ch_lo[c], ch_hi[c])}
         if sums:
             p, n = pos[c], neg[c]
-            entry.update(pos_sum=p, neg_sum=n, from_sums=[p * xlo + n * xhi, p * xhi + n * xlo])
+            entry.update(pos_sum=p, neg_sum=n, from_sums=counted(p * xlo + n * xhi, p * xhi + n * xlo))
         channels.append(entry)
     interval = [int(v) for v in row["sira_range"]]
     width = int(row["sira_width"])
     max_ch = int(np.argmax(np.asarray(ch_hi, dtype=object)))
     min_ch = int(np.argmin(np.asarray(ch_lo, dtype=object)))
-    K, N, M, signed = int(row["K"]), int(row["N"]), int(row["M"]), bool(row["signed_input"])
+    N, M, signed = int(row["N"]), int(row["M"]), bool(row["signed_input"])
     doc: dict[str, Any] = {
         "layer": row["layer"],
         "op": row["op"],
@@ -102,6 +111,7 @@ def mac_doc(model, report, node, row: dict) -> dict:
         "max_channel": max_ch,
         "min_channel": min_ch,
         "limiting_channel": int(row["limiting_channel"]),
+        "accumulator": row.get("accumulator", "sum"),
         "interval": interval,
         "width": width,
         "dtype": row["sira_dtype"],

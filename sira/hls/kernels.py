@@ -35,6 +35,7 @@ import numpy as np
 
 from .. import hw
 from .. import memory as M
+from ..accumulation import accumulation
 from ..cost import Cost
 from ..errors import SiraError
 from .cpp import (as_object, codec, cpp_literal, encode_codes, exact, initializer, int_ctype, layer_memory, memory_pragmas,
@@ -130,9 +131,14 @@ def mvau_context(layer: hw.MVAU, cost: Optional[Cost]) -> dict:
     ctx.update(mw=layer.mw, mh=layer.mh, simd=layer.simd, pe=layer.pe, nf=nf, sf=sf, sf_last=sf - 1,
                weight_memories=mem.count, weight_depth=mem.depth, weights=initializer(arr, False))
     ctx["xnor"] = layer.xnor
+    # the SIMD terms summed in partial_t, the folds in acc_t (or the popcount):
+    # proven widths, exact under ap_int's wrap-around (see sira.accumulation)
+    stages = accumulation(layer)
+    ctx["partial_type"] = value_ctype(hw.StreamType.for_range(*stages.partial_range))
     if layer.xnor:
         # popcount of XNORs, widened by a sign bit and a doubling for 2 * popcount - MW
-        ctx.update(popcount_type=f"ap_uint<{layer.popcount_bits}>", dot_type=f"ap_int<{layer.popcount_bits + 2}>")
+        bits = stages.acc_bits
+        ctx.update(popcount_type=f"ap_uint<{bits}>", dot_type=f"ap_int<{max(bits, layer.mw.bit_length()) + 2}>")
     return ctx
 
 

@@ -75,7 +75,7 @@ from sira.inputspec import SpecLike
 from sira.model import node_attr, topological_order
 from sira.ops import Trait, ops_with
 from sira.range import CONCAT_MAX_FACTOR, ScaledIntRange
-from sira.transforms.widths import accumulator_range, weight_datatype
+from sira.transforms.widths import accumulator_bounds, accumulator_range, weight_datatype
 
 #: what ``sira.optimize`` makes of ops that have no hardware layer themselves
 _OPTIMIZE_FIRST = {
@@ -204,6 +204,20 @@ class _Lowering:
             )
         return accumulator_range(r)
 
+    def channel_bounds(self, name: str, axis: int, padded: bool = False) -> np.ndarray:
+        """(2, n) proven integer bounds of every index along ``axis`` of a
+        MAC input (the hull over all other axes; with the zeros of a
+        padding when ``padded``), the input bounds of the layer reading it
+        (:attr:`~sira.hw.DotProductUnit.input_bounds`)."""
+        r = self.ra[name]
+        lo, hi = (np.broadcast_to(b, r.shape) for b in accumulator_bounds(r))
+        others = tuple(i for i in range(lo.ndim) if i != axis % lo.ndim)
+        lo, hi = nx.as_int(np.min(lo, axis=others)), nx.as_int(np.max(hi, axis=others))
+        if padded:
+            zero = np.zeros((), dtype=np.int64)
+            lo, hi = nx.int_minimum(lo, zero), nx.int_maximum(hi, zero)
+        return np.stack([lo, hi])
+
     def sole_consumer(self, tensor: str) -> Optional[NodeProto]:
         cons = self.consumers.get(tensor, [])
         if len(cons) != 1 or tensor in self.graph_outputs:
@@ -280,14 +294,16 @@ class _Lowering:
         if node.op_type == "MatMul":
             if W.ndim != 2:
                 raise node_error(node, f"weights of shape {list(W.shape)}: only 2-D MatMul weights map to an MVAU")
+            bounds = self.channel_bounds(x, -1)
             if x in self.stream_order:
                 W = W[self.stream_order[x], :]
+                bounds = bounds[:, self.stream_order[x]]
             if sign is not None:
                 W = nx.int_mul(W, sign.reshape(1, -1))
             self.add(hw.MVAU(
                 name=node.name or y, inputs=(x,), outputs=(out,), in_shape=xs, out_shape=self.shape(out),
                 in_type=self.stype(x), out_type=self.stype(out), mw=W.shape[0], mh=W.shape[1],
-                num_input_vectors=xs[1:-1], weights=W, weight_type=_weight_type(W), acc_type=acc_type, acc_range=acc_range, **thr,
+                num_input_vectors=xs[1:-1], weights=W, weight_type=_weight_type(W), acc_type=acc_type, acc_range=acc_range, input_bounds=bounds, **thr,
             ))  # fmt: skip
             return
         self.lower_conv(node, x, W, sign, out, acc_type, acc_range, thr)
@@ -333,6 +349,7 @@ class _Lowering:
             W = nx.int_mul(W, sign.reshape(-1, 1, 1, 1))
         name = node.name or node.output[0]
         OH, OW = ys[2], ys[3]
+        bounds = self.channel_bounds(x, 1, padded=bool(pt or pl or pb or pr))
         itype = self.stype(x)
         stream, shape = x, channels_last(xs)
         if pt or pl or pb or pr:
@@ -359,10 +376,11 @@ class _Lowering:
         )  # fmt: skip
         if depthwise:
             Wv = W.reshape(C, kh * kw)
-            self.add(hw.VVAU(channels=C, kernel=(kh, kw), weights=Wv, weight_type=_weight_type(Wv), **common))
+            self.add(hw.VVAU(channels=C, kernel=(kh, kw), weights=Wv, weight_type=_weight_type(Wv), input_bounds=bounds, **common))
         else:
             Wm = np.ascontiguousarray(np.transpose(W, (2, 3, 1, 0))).reshape(kh * kw * C, cout)
-            self.add(hw.MVAU(mw=Wm.shape[0], mh=cout, weights=Wm, weight_type=_weight_type(Wm), **common))
+            # weight rows in (kh, kw, c_in) order: the channel bounds once per kernel position
+            self.add(hw.MVAU(mw=Wm.shape[0], mh=cout, weights=Wm, weight_type=_weight_type(Wm), input_bounds=np.tile(bounds, kh * kw), **common))
 
     @lowering("MultiThreshold")
     def lower_threshold(self, node: NodeProto) -> None:

@@ -51,8 +51,10 @@ Definitions (they matter when comparing with other tools):
   narrowest type of the proven input range; ``input_dtype_source`` says which.
   FINN's width takes the same datatype, except that a MAC of bipolar inputs
   and bipolar weights is XNOR-popcount to FINN (:func:`xnor_mode`): it
-  counts {0, 1} inputs (``BINARY``), one bit less than the +-1 sum sira's
-  hardware accumulates.
+  counts {0, 1} inputs (``BINARY``). sira's hardware accumulates such a
+  layer as the same popcount, so sira's width of it is the popcount's
+  proven range ``(s + K) / 2`` (``accumulator: popcount``), not the +-1 sum
+  ``s`` the model's tensor holds (one bit wider).
 * ``M`` — bit width of the *weight datatype*: the narrowest QONNX type of
   the integer weights (``BIPOLAR`` for +-1), which is what FINN's weight-width
   minimization stores. A2Q assumes signed weights, ``|w| <= 2**(M-1)``: an
@@ -366,6 +368,26 @@ def _channel_ranges(y: ScaledIntRange, axis: Optional[int]) -> tuple[list, list]
     return _per_channel(lo, y.shape, axis, np.min), _per_channel(hi, y.shape, axis, np.max)
 
 
+def popcount_low(lo: int, K: int) -> int:
+    """Least popcount of ``K`` XNORs whose +-1 sum is at least ``lo``: the
+    sum is ``2 * popcount - K``."""
+    return -((-(lo + K)) // 2)
+
+
+def popcount_high(hi: int, K: int) -> int:
+    """Largest popcount of ``K`` XNORs whose +-1 sum is at most ``hi``."""
+    return (hi + K) // 2
+
+
+def _counts_agreements(node: NodeProto, in_dt, w_dt) -> bool:
+    """Whether the hardware accumulates this MAC as a popcount of XNORs: +-1
+    inputs and weights (:func:`xnor_mode`) that no zero padding joins (a
+    padded convolution's input holds 0 and is summed as integers)."""
+    if not xnor_mode(in_dt, w_dt):
+        return False
+    return not (node.op_type == "Conv" and any(int(p) for p in node_attr(node, "pads", [])))
+
+
 def _layer_widths(node: NodeProto, report: RangeReport, producers: dict) -> Optional[dict]:
     layout = _weight_layout(node, report)
     if layout is None:
@@ -383,6 +405,9 @@ def _layer_widths(node: NodeProto, report: RangeReport, producers: dict) -> Opti
     finn_in_dt = finn_input_datatype(in_dt, w_dt)
     finn_lo, finn_hi = finn_weight_aware_range(W, finn_in_dt)
     ch_lo, ch_hi = _channel_ranges(y, axis)
+    popcount = _counts_agreements(node, in_dt, w_dt)
+    if popcount:
+        ch_lo, ch_hi = [popcount_low(lo, K) for lo in ch_lo], [popcount_high(hi, K) for hi in ch_hi]
     sira_lo, sira_hi = min(ch_lo), max(ch_hi)
     return {
         "layer": node.name or y_name,
@@ -405,6 +430,7 @@ def _layer_widths(node: NodeProto, report: RangeReport, producers: dict) -> Opti
         "finn_range": [finn_lo, finn_hi],
         "finn_width": range_width(finn_lo, finn_hi),
         "finn_dtype": nx.narrowest_int_type(finn_lo, finn_hi),
+        "accumulator": "popcount" if popcount else "sum",
         "sira_range": [sira_lo, sira_hi],
         "sira_width": range_width(sira_lo, sira_hi),
         "sira_dtype": nx.narrowest_int_type(sira_lo, sira_hi),
@@ -425,9 +451,12 @@ def mac_width_report(report: RangeReport) -> list[dict]:
     ``a2q_width``/``a2q_dtype``, ``finn_input_dtype``/``finn_weight_dtype``
     (the operand types FINN builds the layer with: ``BINARY`` both for an
     XNOR layer, ``INT2`` for other +-1 weights),
-    ``finn_range``/``finn_width``/``finn_dtype``,
-    ``sira_range``/``sira_width``/``sira_dtype``, ``channel_widths`` (sira,
-    per output channel) and ``limiting_channel``.
+    ``finn_range``/``finn_width``/``finn_dtype``, ``accumulator``
+    (``sum``, or ``popcount`` for an XNOR layer, whose hardware counts
+    agreements ``(s + K) / 2`` of the +-1 sum ``s``: the register FINN's
+    popcount width describes), ``sira_range``/``sira_width``/``sira_dtype``
+    (of that accumulator), ``channel_widths`` (sira, per output channel) and
+    ``limiting_channel``.
     """
     producers = {o: n for n in report.model.graph.node for o in n.output if o}
     layers = []
@@ -511,7 +540,7 @@ class AnnotateDatatypes(Transformation):
       Tensors with fractional scales are left alone (see
       :func:`value_datatype`); existing annotations of other tensors are kept.
     * Every integer MAC layer's accumulator datatype (sira's width, see
-      :func:`mac_width_report`) goes into the model's ``metadata_props``
+      :func:`mac_width_report`: the popcount of an XNOR layer) goes into the model's ``metadata_props``
       under ``sira_acc_dtype`` as JSON ``{node name: datatype}``. Metadata
       rather than a node attribute: ONNX checkers and runtimes reject unknown
       attributes on standard ops such as MatMul.
