@@ -100,6 +100,9 @@ def test_float32_near_tie_is_reported_with_its_margin_and_not_fatal():
     assert node == report.model.graph.node[-1].name
     assert 0 < entry["min_margin"] < 2.0**-21, entry
     assert "rounds differently" in agreement.summary()
+    assert len(checker.levels) == 100  # kept while the reference ran: the same report as running it again
+    checker.levels = []
+    assert float32_agreement(checker) == agreement
 
     optimized, rep = sira.optimize(model, spec, samples=100)
     assert "float32" in rep.agreement and rep.agreement["float32"]["differing_samples"] > 0
@@ -185,3 +188,28 @@ def test_near_screen_keeps_every_element_the_full_test_finds(mode, exact):
             screened = quant.near(ctx, bound)
             assert len(full) > 0
             assert sorted(map(tuple, screened)) == sorted(map(tuple, full))
+
+
+def test_a_model_checked_again_runs_only_the_inputs_it_has_not_passed(monkeypatch):
+    """The final check of the last pass's model reuses the inputs that pass
+    checked; another model runs on every input."""
+    from sira.transforms.lower import Lower
+
+    model = load(CONV)
+    checker = EquivalenceChecker(model, CONV_SPEC, samples=12)
+    lowered = transform(model, Lower())
+    runs = []
+    run_many = Executor.run_many
+
+    def counted(self, feeds, batch_size=None):
+        feeds = list(feeds)
+        runs.append(len(feeds))
+        return run_many(self, feeds, batch_size)
+
+    monkeypatch.setattr(Executor, "run_many", counted)
+    first = checker.check(lowered, "pass", limit=5)
+    again = checker.check(lowered, "final")
+    assert (first.samples, again.samples) == (5, len(checker.feeds))
+    assert runs == [5, len(checker.feeds) - 5]
+    checker.check(model, "original")
+    assert runs[-1] == len(checker.feeds)
