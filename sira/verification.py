@@ -34,7 +34,6 @@ positive, lo where it is negative, and the mirror image).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from typing import Optional
 
@@ -44,6 +43,7 @@ from . import numerics as nx
 from .analysis import RangeReport, analyze
 from .errors import SiraError
 from .execute import Executor
+from .model import model_digest
 from .ops import Trait, ops_with
 from .range import ScaledIntRange
 
@@ -448,7 +448,7 @@ class EquivalenceChecker:
             raise SiraError(f"{label}: the rewritten model has {len(out_b)} outputs, the original {len(self.outputs)}")
         # the model checked last, again (the final check of the last pass's
         # model): the inputs it passed then are not run twice
-        key = (hashlib.sha256(transformed.model.SerializeToString()).digest(), id(feed_map), repr(spec), exact)
+        key = (model_digest(transformed).digest(), id(feed_map), repr(spec), exact)
         last_key, last_runner, passed = self._last
         if key == last_key:
             rewritten, runner = last_runner
