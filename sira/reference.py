@@ -518,9 +518,10 @@ class _Quantizer:
             d = np.subtract(tq, ref, out=ref)
             np.abs(d, out=d)
             # d * |s| <= slack implies d <= slack / |s| (1 + 2**-40), whatever the roundings
-            cand = np.argwhere(~(d > (slack_max / abs_s) * (1 + 2.0**-40)) if np.isfinite(slack_max) else np.ones(np.shape(x), dtype=bool))
-        if not cand.size:
-            return cand
+            far = np.greater(d, (slack_max / abs_s) * (1 + 2.0**-40)) if np.isfinite(slack_max) else np.zeros(np.shape(x), dtype=bool)
+        if far.all():  # the common case: one pass, no index list
+            return np.empty((0, x.ndim), dtype=np.intp)
+        cand = np.argwhere(~far)
         at = tuple(cand.T)
         shape = np.shape(x)
         pick = lambda a: np.broadcast_to(a, shape)[at]  # noqa: E731
