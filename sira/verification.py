@@ -387,6 +387,13 @@ class EquivalenceChecker:
     proven float error elsewhere (:func:`_agree`). On a mismatch it names
     the label, the output, the input and the first common intermediate
     tensor whose values differ.
+
+    The model checked last is remembered by its content: checked again
+    (the final check of the last pass's model, or a pass that changed
+    nothing) it runs only the inputs it has not passed yet. While the
+    reference runs, the quantizers' integers on the first
+    :data:`FLOAT32_SAMPLES` inputs are kept (within
+    :data:`KEPT_LEVEL_BYTES`) for :func:`float32_agreement`.
     """
 
     def __init__(self, original, input_spec=None, samples: int = 100, seed: int = 0, report: Optional[RangeReport] = None):
@@ -575,10 +582,11 @@ def flips_agreement(flips: list, samples: int, undecided=()) -> FloatAgreement:
     return FloatAgreement("float64", samples, len(by_sample), quantizers, sorted(undecided))
 
 
-def float32_agreement(checker: "EquivalenceChecker", limit: int = 100) -> FloatAgreement:
+def float32_agreement(checker: "EquivalenceChecker", limit: int = FLOAT32_SAMPLES) -> FloatAgreement:
     """Execute the original in float32 (as qonnx does) on the first
     ``limit`` inputs of ``checker`` and compare every quantizer's integers
-    with the reference."""
+    with the reference's (those the checker kept, else from running the
+    reference again)."""
     reference = checker.reference
     report = checker.report
     count = min(limit, len(checker.feeds))
