@@ -418,7 +418,7 @@ class EquivalenceChecker:
             if i < keep:
                 self.levels.append({q.node.output[0]: _kept_levels(r, ctx[q.node.output[0]]) for q, r in self.quantizers})
         #: the last model checked, its reference, and how many inputs it passed
-        self._last: tuple = (None, None, 0)
+        self._last: tuple = (None, (None, None), None, 0)
         #: where float64 execution of the original rounds differently, on these
         #: inputs, and the quantizers the reference could not decide exactly
         self.float64_flips = list(self.reference.notes.flips)
@@ -454,10 +454,11 @@ class EquivalenceChecker:
         if len(self.outputs) != len(out_b):
             raise SiraError(f"{label}: the rewritten model has {len(out_b)} outputs, the original {len(self.outputs)}")
         # the model checked last, again (the final check of the last pass's
-        # model): the inputs it passed then are not run twice
-        key = (model_digest(transformed).digest(), id(feed_map), repr(spec), exact)
-        last_key, last_runner, passed = self._last
-        if key == last_key:
+        # model) with the very same feed map and spec: the inputs it passed
+        # then are not run twice
+        key = (model_digest(transformed).digest(), exact)
+        last_key, last_inputs, last_runner, passed = self._last
+        if key == last_key and last_inputs[0] is feed_map and last_inputs[1] is spec:
             rewritten, runner = last_runner
         else:
             rewritten, passed = self._runner(transformed, feed_map, spec, exact), 0
@@ -482,7 +483,7 @@ class EquivalenceChecker:
                             f"{float(np.asarray(expected[oa])[idx])!r} (reference) vs {float(np.asarray(ctx_b[ob]).reshape(np.shape(expected[oa]))[idx])!r} (rewritten)"
                             + (f"; first differing intermediate tensor: '{hint}'" if hint else "")
                         )
-        self._last = (key, (rewritten, runner), max(count, passed) if not mismatches else 0)
+        self._last = (key, (feed_map, spec), (rewritten, runner), max(count, passed) if not mismatches else 0)
         result = EquivalenceResult(count, len(self.outputs), mismatches, first, list(self.float64_flips))
         if mismatches and raise_on_mismatch:
             raise SiraError(first)

@@ -192,7 +192,8 @@ def test_near_screen_keeps_every_element_the_full_test_finds(mode, exact):
 
 def test_a_model_checked_again_runs_only_the_inputs_it_has_not_passed(monkeypatch):
     """The final check of the last pass's model reuses the inputs that pass
-    checked; another model runs on every input."""
+    checked; another model, or the same one through another feed map, runs
+    on every input."""
     from sira.transforms.lower import Lower
 
     model = load(CONV)
@@ -212,4 +213,6 @@ def test_a_model_checked_again_runs_only_the_inputs_it_has_not_passed(monkeypatc
     assert (first.samples, again.samples) == (5, len(checker.feeds))
     assert runs == [5, len(checker.feeds) - 5]
     checker.check(model, "original")
+    assert runs[-1] == len(checker.feeds)
+    checker.check(model, "original, fed through a map", feed_map=lambda feed: feed)
     assert runs[-1] == len(checker.feeds)
