@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python bench/analysis_speed.py
 	$(BIN)/python bench/load_speed.py
 	$(BIN)/python bench/verify_speed.py
+	$(BIN)/python bench/optimize_speed.py
 	$(BIN)/python bench/flow_times.py
 	$(BIN)/python bench/optimize_widths.py
 	$(BIN)/python bench/estimate.py

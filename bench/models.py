@@ -40,6 +40,9 @@ CONV_INPUT_RANGE = (0.0, 1.0)
 
 #: (output channels, stride) of the depthwise-separable blocks of :func:`mobilenet_like`
 MOBILENET_BLOCKS = ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (256, 2))
+#: the same for MobileNet-v1 x1.0's 13 depthwise-separable blocks (3.2 M
+#: parameters with this builder's 16-channel stem and 10 classes)
+MOBILENET_V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)) + ((512, 1),) * 5 + ((1024, 2), (1024, 1))
 
 
 class _GraphBuilder:
@@ -124,8 +127,9 @@ def quant_mlp(depth: int, width: int = 512, seed: int = 0) -> ModelWrapper:
     return g.model(f"quant_mlp_{depth}x{width}", "inp", [1, width], x, [1, width])
 
 
-def mobilenet_like(seed: int = 0, blocks=MOBILENET_BLOCKS) -> ModelWrapper:
-    """Depthwise-separable conv net on a 1x3x32x32 image, 10 classes."""
+def mobilenet_like(seed: int = 0, blocks=MOBILENET_BLOCKS, size: int = 32) -> ModelWrapper:
+    """Depthwise-separable conv net on a 1x3x``size``x``size`` image, 10
+    classes (:data:`MOBILENET_V1_BLOCKS` for MobileNet-v1 x1.0's layers)."""
     g = _GraphBuilder(seed)
     rng = g.rng
 
@@ -155,7 +159,7 @@ def mobilenet_like(seed: int = 0, blocks=MOBILENET_BLOCKS) -> ModelWrapper:
     x = g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1)
     w = rng.normal(0.0, 1.0 / np.sqrt(c), (c, 10))
     out = g.node("MatMul", [x, g.quant_weight(w, channel_axis=1)])
-    return g.model("mobilenet_like", "inp", [1, 3, 32, 32], out, [1, 10])
+    return g.model("mobilenet_like", "inp", [1, 3, size, size], out, [1, 10])
 
 
 def benchmark_cases(zoo_models: dict, zoo_dir: str, extra=()):

@@ -214,7 +214,7 @@ def _memo_key(model: ModelWrapper, input_spec: SpecLike):
             spec = json.dumps(input_spec, sort_keys=True, default=_plain).encode()
         except (TypeError, ValueError):
             return None
-    digest = hashlib.blake2b(model.model.SerializeToString(), digest_size=32)
+    digest = mdl.model_digest(model)
     digest.update(b"\0" + spec)
     return digest.digest()
 

@@ -18,6 +18,7 @@ dominates the analysis of large models.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import warnings
 from collections.abc import Container
@@ -614,3 +615,35 @@ def tensor_datatypes(model: ModelWrapper) -> dict[str, str]:
             if kv.key == "finn_datatype":
                 out[qa.tensor_name] = kv.value
     return out
+
+
+def _without(message, skip: str):
+    """A copy of a protobuf ``message`` without its field ``skip`` (the
+    other fields copied one by one, so the skipped one is never copied)."""
+    rest = type(message)()
+    for field, value in message.ListFields():
+        if field.name == skip:
+            continue
+        if hasattr(value, "extend"):  # a repeated field
+            getattr(rest, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(rest, field.name).CopyFrom(value)
+        else:
+            setattr(rest, field.name, value)
+    return rest
+
+
+def model_digest(model: ModelWrapper) -> "hashlib._Hash":
+    """A hash (to update further, or read) of a model's whole content: the
+    model and its graph without the initializers, then each initializer.
+    The same bytes a serialization of the whole model holds, but never one
+    buffer of all the weights (whose allocation alone costs as much as the
+    hash)."""
+    proto = model.model
+    digest = hashlib.sha1(_without(proto, "graph").SerializeToString())
+    digest.update(_without(proto.graph, "initializer").SerializeToString())
+    for init in proto.graph.initializer:
+        data = init.SerializeToString()
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest

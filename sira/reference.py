@@ -432,6 +432,17 @@ def _elem(a, shape, idx):
     return np.broadcast_to(np.asarray(a), shape)[idx]
 
 
+def _exact_steps(x, s, z) -> np.ndarray:
+    """Where x / s + z is computed without rounding."""
+    with np.errstate(all="ignore"):
+        ratio = x / s
+        back = ratio * s
+        t = ratio + z
+        ok = (back == x) & (nx.two_product_err(ratio, np.broadcast_to(s, ratio.shape), back) == 0)
+        ok &= nx.two_sum_err(ratio, np.broadcast_to(z, ratio.shape), t) == 0
+    return ok & np.isfinite(t)
+
+
 class _Quantizer:
     """One quantizer node's decisions: ``margin(ctx)`` is the float64
     distance of each input element from the nearest decision boundary (in
@@ -478,6 +489,66 @@ class _Quantizer:
             d = np.abs(tq - (np.floor(tq) + 0.5))
             return d * np.abs(s), terms
 
+    def near(self, ctx, bound: Bound) -> np.ndarray:
+        """The input elements (``np.argwhere`` rows) whose float64 decision
+        is not proven: the float64 distance from the boundary is at most
+        the input's error bound plus a few ulps of the terms and of the
+        distance itself (``exact_steps`` elements of an exact input are
+        proven). For a multi-bit Quant or a Trunc a cheap whole-array
+        screen (a few in-place passes against a bound on that slack over
+        every element) keeps a superset, on which the exact per-element
+        test is then made; any other quantizer is tested on every element."""
+        p = self._params(ctx)
+        if self.op not in ("Quant", "IntQuant", "Trunc") or p[0].ndim == 0:
+            return self._near_all(ctx, bound)
+        x, s, z = p[0], p[1], p[2]
+        if self.op != "Trunc" and np.all(p[3] == 1) and self.attrs.get("signed", 1):
+            return self._near_all(ctx, bound)
+        half = self.op == "Trunc" or nx.rounding_mode(self.attrs.get("rounding_mode", "ROUND")) in ("ROUND", "HALF_EVEN", "HALF_UP", "HALF_DOWN")
+        abs_s = np.abs(s)
+        with np.errstate(all="ignore"):
+            # the slack of every element is below this: terms |x| + |z s| and a margin of at most |s| / 2
+            top = float(max(np.max(x, initial=0.0), -np.min(x, initial=0.0))) + float(np.max(np.abs(z * s), initial=0.0))
+            slack_max = (bound.err * (1 + 2.0**-20) + 8 * U * (top + float(np.max(abs_s, initial=0.0))) + 1e-300) * (1 + 2.0**-30)
+            tq = np.divide(x, s)
+            tq = np.add(tq, z, out=tq) if np.shape(tq) == np.broadcast_shapes(np.shape(tq), np.shape(z)) else tq + z
+            ref = np.floor(tq) if half else np.round(tq)
+            if half:
+                ref += 0.5
+            d = np.subtract(tq, ref, out=ref)
+            np.abs(d, out=d)
+            # d * |s| <= slack implies d <= slack / |s| (1 + 2**-40), whatever the roundings
+            far = np.greater(d, (slack_max / abs_s) * (1 + 2.0**-40)) if np.isfinite(slack_max) else np.zeros(np.shape(x), dtype=bool)
+        if far.all():  # the common case: one pass, no index list
+            return np.empty((0, x.ndim), dtype=np.intp)
+        cand = np.argwhere(~far)
+        at = tuple(cand.T)
+        shape = np.shape(x)
+        pick = lambda a: np.broadcast_to(a, shape)[at]  # noqa: E731
+        xs, ss, zs = x[at], pick(s), pick(z)
+        with np.errstate(all="ignore"):
+            tq = xs / ss + zs
+            terms = np.abs(xs) + np.abs(zs * ss)
+            if self.op == "Trunc":
+                margin = np.abs(tq - (np.floor(tq) + 0.5)) * np.abs(ss)
+            else:
+                lo, hi = int_limits(self.attrs.get("signed", 1), self.attrs.get("narrow", 0), pick(p[3]))
+                dd = np.abs(tq - (np.floor(tq) + 0.5)) if half else np.abs(tq - np.round(tq))
+                margin = np.where((tq < lo - 1) | (tq > hi + 1), np.inf, dd * np.abs(ss))
+            if bound.exact:
+                margin = np.where(_exact_steps(xs, ss, zs), np.inf, margin)
+            slack = bound.err * (1 + 2.0**-20) + 8 * U * (terms + np.where(np.isfinite(margin), margin, 0.0)) + 1e-300 if math.isfinite(bound.err) else np.inf
+        return cand[~(margin > slack)]
+
+    def _near_all(self, ctx, bound: Bound) -> np.ndarray:
+        """:meth:`near` tested on every element."""
+        margin, terms = self.margin(ctx)
+        if bound.exact:
+            margin = np.where(self.exact_steps(ctx), np.inf, margin)
+        with np.errstate(all="ignore"):
+            slack = bound.err * (1 + 2.0**-20) + 8 * U * (terms + np.where(np.isfinite(margin), margin, 0.0)) + 1e-300 if math.isfinite(bound.err) else np.inf
+        return np.argwhere(~(margin > slack))
+
     def margin_steps(self, ctx) -> np.ndarray:
         """The float64 distance of each input element from its nearest
         boundary, in steps of the quantizer's input grid (for reports)."""
@@ -491,14 +562,7 @@ class _Quantizer:
         """Where x / s + z is computed without rounding (then the float
         decision on an exact x is the exact one)."""
         p = self._params(ctx)
-        x, s, z = p[0], p[1], p[2]
-        with np.errstate(all="ignore"):
-            ratio = x / s
-            back = ratio * s
-            t = ratio + z
-            ok = (back == x) & (nx.two_product_err(ratio, np.broadcast_to(s, ratio.shape), back) == 0)
-            ok &= nx.two_sum_err(ratio, np.broadcast_to(z, ratio.shape), t) == 0
-        return ok & np.isfinite(t)
+        return _exact_steps(p[0], p[1], p[2])
 
     def exact(self, x: Fraction, idx: tuple, ctx) -> Fraction:
         """The exact output at stacked index ``idx`` for exact input ``x``."""
@@ -637,12 +701,7 @@ class Reference:
             self.notes.unbounded.add(node.name)
             return
         x = np.asarray(ctx[node.input[0]], dtype=np.float64)
-        margin, terms = q.margin(ctx)
-        if bound.exact:
-            margin = np.where(q.exact_steps(ctx), np.inf, margin)
-        with np.errstate(all="ignore"):
-            slack = bound.err * (1 + 2.0**-20) + 8 * U * (terms + np.where(np.isfinite(margin), margin, 0.0)) + 1e-300 if math.isfinite(bound.err) else np.inf
-        near = np.argwhere(~(margin > slack))
+        near = q.near(ctx, bound)
         if not near.size:
             return
         out = np.array(ctx[node.output[0]], dtype=np.float64)

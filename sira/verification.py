@@ -43,6 +43,7 @@ from . import numerics as nx
 from .analysis import RangeReport, analyze
 from .errors import SiraError
 from .execute import Executor
+from .model import model_digest
 from .ops import Trait, ops_with
 from .range import ScaledIntRange
 
@@ -296,6 +297,14 @@ def verify(
 # equivalence of two models, against the reference semantics
 # --------------------------------------------------------------------------
 
+#: inputs :func:`float32_agreement` executes in float32 (qonnx runs one at a time)
+FLOAT32_SAMPLES = 100
+#: memory an EquivalenceChecker may spend keeping the original's quantizer
+#: integers on the first FLOAT32_SAMPLES inputs, so that
+#: :func:`float32_agreement` compares with them instead of running the
+#: reference again
+KEPT_LEVEL_BYTES = 64 * 2**20
+
 #: relative allowance (of an output's range) for float outputs after the
 #: last quantizer: a rewrite may combine the float32 constants of the output
 #: scale and bias, each rounding costing at most 2**-24 of the terms
@@ -320,6 +329,31 @@ class EquivalenceResult:
 def _integer_parts(r: ScaledIntRange, v: np.ndarray) -> np.ndarray:
     q = (np.asarray(v, dtype=np.float64) - np.broadcast_to(r.bias, r.shape)) / np.broadcast_to(r.scale, r.shape)
     return np.round(q)
+
+
+def _level_dtype(r: ScaledIntRange):
+    """The narrowest integer type holding every integer of ``r``."""
+    lo, hi = int(np.min(r.int_lo)), int(np.max(r.int_hi))
+    return np.result_type(np.min_scalar_type(lo), np.min_scalar_type(hi))
+
+
+def _kept_levels(r: ScaledIntRange, v: np.ndarray) -> np.ndarray:
+    """The integer parts of a quantizer's reference output, in the
+    narrowest integer type when they fit it (float64 otherwise)."""
+    q = _integer_parts(r, v)
+    dtype = _level_dtype(r)
+    if dtype.kind in "iu" and np.all(np.isfinite(q)) and np.all(q >= np.iinfo(dtype).min) and np.all(q <= np.iinfo(dtype).max):
+        return q.astype(dtype)
+    return q
+
+
+def _scaled_int_quantizers(reference, report: RangeReport) -> list:
+    """(quantizer, output range) of every quantizer the inputs reach whose
+    output is scaled-int: the integers float32_agreement compares."""
+    dynamic = reference.executor.dynamic
+    return [(q, report.ranges[q.node.output[0]]) for q in reference.quantizers()
+            if q.node.output[0] in dynamic and report.ranges.get(q.node.output[0]) is not None
+            and report.ranges[q.node.output[0]].is_scaled_int]  # fmt: skip
 
 
 def _agree(r: Optional[ScaledIntRange], bound_a, bound_b, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -353,6 +387,13 @@ class EquivalenceChecker:
     proven float error elsewhere (:func:`_agree`). On a mismatch it names
     the label, the output, the input and the first common intermediate
     tensor whose values differ.
+
+    The model checked last is remembered by its content: checked again
+    (the final check of the last pass's model, or a pass that changed
+    nothing) it runs only the inputs it has not passed yet. While the
+    reference runs, the quantizers' integers on the first
+    :data:`FLOAT32_SAMPLES` inputs are kept (within
+    :data:`KEPT_LEVEL_BYTES`) for :func:`float32_agreement`.
     """
 
     def __init__(self, original, input_spec=None, samples: int = 100, seed: int = 0, report: Optional[RangeReport] = None):
@@ -367,11 +408,40 @@ class EquivalenceChecker:
             self.feeds.append((f"random-{k}", {n: random_input(r, n, rng) for n, r in self.report.input_ranges.items()}))
         self.outputs = [o.name for o in self.report.model.graph.output]
         self._feeds64 = [{n: np.asarray(v, dtype=np.float64) for n, v in feed.items()} for _label, feed in self.feeds]
-        self._expected = [{o: np.array(ctx[o]) for o in self.outputs} for ctx in self.reference.run_many(self._feeds64)]
+        self.quantizers = _scaled_int_quantizers(self.reference, self.report)
+        keep = self._kept_count()
+        self._expected = []
+        #: the quantizers' integers on the first inputs (float32_agreement's)
+        self.levels: list[dict] = []
+        for i, ctx in enumerate(self.reference.run_many(self._feeds64)):
+            self._expected.append({o: np.array(ctx[o]) for o in self.outputs})
+            if i < keep:
+                self.levels.append({q.node.output[0]: _kept_levels(r, ctx[q.node.output[0]]) for q, r in self.quantizers})
+        #: the last model checked, its reference, and how many inputs it passed
+        self._last: tuple = (None, (None, None), None, 0)
         #: where float64 execution of the original rounds differently, on these
         #: inputs, and the quantizers the reference could not decide exactly
         self.float64_flips = list(self.reference.notes.flips)
         self.undecided = set(self.reference.notes.unbounded) | set(self.reference.notes.unresolved)
+
+    def _runner(self, transformed, feed_map, spec, exact: bool):
+        """The reference of ``transformed`` (exact when it can be analyzed
+        with its input spec), or None to run it in plain float64."""
+        from .reference import Reference
+
+        if not exact:
+            return None
+        try:
+            return Reference(analyze(transformed, spec if (spec is not None or feed_map is not None) else self.spec))
+        except SiraError:
+            return None
+
+    def _kept_count(self) -> int:
+        """On how many inputs the quantizer integers are kept: the first
+        :data:`FLOAT32_SAMPLES`, when they fit :data:`KEPT_LEVEL_BYTES`."""
+        count = min(FLOAT32_SAMPLES, len(self.feeds))
+        per_input = sum(math.prod(r.shape) * _level_dtype(r).itemsize for _q, r in self.quantizers)
+        return count if per_input * count <= KEPT_LEVEL_BYTES else 0
 
     def check(self, transformed, label: str = "transform", feed_map=None, spec=None, raise_on_mismatch: bool = True,
               exact: bool = True, limit: Optional[int] = None) -> EquivalenceResult:  # fmt: skip
@@ -383,21 +453,23 @@ class EquivalenceChecker:
         out_b = [o.name for o in transformed.graph.output]
         if len(self.outputs) != len(out_b):
             raise SiraError(f"{label}: the rewritten model has {len(out_b)} outputs, the original {len(self.outputs)}")
-        from .reference import Reference
-
-        rewritten = None
-        if exact:
-            try:
-                rewritten = Reference(analyze(transformed, spec if (spec is not None or feed_map is not None) else self.spec))
-            except SiraError:
-                rewritten = None
-        runner = rewritten.executor if rewritten is not None else Executor(transformed)
+        # the model checked last, again (the final check of the last pass's
+        # model) with the very same feed map and spec: the inputs it passed
+        # then are not run twice
+        key = (model_digest(transformed).digest(), exact)
+        last_key, last_inputs, last_runner, passed = self._last
+        if key == last_key and last_inputs[0] is feed_map and last_inputs[1] is spec:
+            rewritten, runner = last_runner
+        else:
+            rewritten, passed = self._runner(transformed, feed_map, spec, exact), 0
+            runner = rewritten.executor if rewritten is not None else Executor(transformed)
         bounds_b = rewritten.bounds if rewritten is not None else {}
         count = len(self.feeds) if limit is None else min(limit, len(self.feeds))
-        feeds_b = [feed_map(f) if feed_map else f for f in self._feeds64[:count]]
+        start = min(passed, count)
+        feeds_b = [feed_map(f) if feed_map else f for f in self._feeds64[start:count]]
         mismatches = 0
         first = ""
-        for (label_in, _feed), expected, ctx_b in zip(self.feeds[:count], self._expected, runner.run_many(feeds_b)):
+        for (label_in, _feed), expected, ctx_b in zip(self.feeds[start:count], self._expected[start:count], runner.run_many(feeds_b)):
             for oa, ob in zip(self.outputs, out_b):
                 same = _agree(self.report.ranges.get(oa), self.reference.bounds.get(oa), bounds_b.get(ob), expected[oa], ctx_b[ob])
                 if not np.all(same):
@@ -411,6 +483,7 @@ class EquivalenceChecker:
                             f"{float(np.asarray(expected[oa])[idx])!r} (reference) vs {float(np.asarray(ctx_b[ob]).reshape(np.shape(expected[oa]))[idx])!r} (rewritten)"
                             + (f"; first differing intermediate tensor: '{hint}'" if hint else "")
                         )
+        self._last = (key, (feed_map, spec), (rewritten, runner), max(count, passed) if not mismatches else 0)
         result = EquivalenceResult(count, len(self.outputs), mismatches, first, list(self.float64_flips))
         if mismatches and raise_on_mismatch:
             raise SiraError(first)
@@ -510,26 +583,31 @@ def flips_agreement(flips: list, samples: int, undecided=()) -> FloatAgreement:
     return FloatAgreement("float64", samples, len(by_sample), quantizers, sorted(undecided))
 
 
-def float32_agreement(checker: "EquivalenceChecker", limit: int = 100) -> FloatAgreement:
+def float32_agreement(checker: "EquivalenceChecker", limit: int = FLOAT32_SAMPLES) -> FloatAgreement:
     """Execute the original in float32 (as qonnx does) on the first
     ``limit`` inputs of ``checker`` and compare every quantizer's integers
-    with the reference."""
+    with the reference's (those the checker kept, else from running the
+    reference again)."""
     reference = checker.reference
     report = checker.report
     count = min(limit, len(checker.feeds))
     feeds = checker._feeds64[:count]
     run32 = Executor(report.model, np.float32)
     feeds32 = [{n: as_precision(report.input_ranges[n], v, np.float32) for n, v in f.items()} for f in feeds]
-    quantizers = [(q, report.ranges[q.node.output[0]]) for q in reference.quantizers() if q.node.output[0] in run32.dynamic and report.ranges.get(q.node.output[0]) is not None and report.ranges[q.node.output[0]].is_scaled_int]  # fmt: skip
+    quantizers = checker.quantizers
+    if len(checker.levels) >= count:  # kept while the checker ran the reference
+        levels = iter(checker.levels[:count])
+    else:
+        levels = ({q.node.output[0]: _integer_parts(r, ctx[q.node.output[0]]) for q, r in quantizers} for ctx in reference.run_many(feeds))
     found: dict = {}
     differing = 0
-    for ctx_ref, ctx32 in zip(reference.run_many(feeds), run32.run_many(feeds32)):
+    for i, (ref_levels, ctx32) in enumerate(zip(levels, run32.run_many(feeds32))):
         for q, r in quantizers:
             out = q.node.output[0]
-            diff = _integer_parts(r, ctx_ref[out]) != _integer_parts(r, np.asarray(ctx32[out], dtype=np.float64).reshape(np.shape(ctx_ref[out])))
+            diff = ref_levels[out] != _integer_parts(r, np.asarray(ctx32[out], dtype=np.float64).reshape(np.shape(ref_levels[out])))
             if np.any(diff):
                 differing += 1
-                margin = q.margin_steps(ctx_ref)
+                margin = q.margin_steps(next(iter(reference.run_many(feeds[i : i + 1]))))
                 d = found.setdefault(q.node.name, {"samples": 0, "elements": 0, "min_margin": math.inf})
                 d["samples"] += 1
                 d["elements"] += int(np.count_nonzero(diff))

@@ -135,6 +135,23 @@ def test_integer_products_are_exact_past_float64_precision():
     np.testing.assert_array_equal(y, [[[1.0]]])
 
 
+@pytest.mark.parametrize("top", [4689, 4701])
+def test_integer_convolution_is_exact_around_the_float32_limit(top):
+    """A convolution of integers with odd sums just below and just past
+    2**24 (where float32 stops counting exactly: 7 * 4689 * 511 < 2**24 <
+    7 * 4701 * 511) equals the integer result: float32 is taken only below
+    the limit."""
+    x = np.full((2, 2, 3, 3), float(top))
+    x[1, 0, 1, 1] = top - 2.0
+    w = np.full((1, 2, 2, 2), 511.0)
+    w[0, 1, 0, 0] = 0.0
+    y = kernels.conv(x, w, None, [1, 1], [1, 1], [(0, 0), (0, 0)], 1)
+    xi, wi = x.astype(np.int64), w.astype(np.int64)
+    expected = [[[[int(np.sum(xi[n, :, i : i + 2, j : j + 2] * wi[0])) for j in range(2)] for i in range(2)]] for n in range(2)]
+    assert y.dtype == np.float64
+    assert y.tolist() == expected
+
+
 def test_non_integer_products_stay_float64():
     a = np.array([[0.1, 0.2, 0.3]])
     np.testing.assert_array_equal(kernels.dot(a, np.ones((3, 1))), a @ np.ones((3, 1)))

@@ -199,3 +199,37 @@ def test_rename_false_keeps_user_names():
         model = sira.load(messy_model(), rename=False)
     names = {t for n in model.graph.node for t in (*n.input, *n.output)}
     assert {"x", "xq", "out"} <= names
+
+
+def test_model_digest_covers_every_part_of_the_model():
+    """Equal for a copy; different after a change to a weight, a node
+    attribute, a tensor annotation, a metadata entry or the opset."""
+    from qonnx.core.datatype import DataType
+
+    from sira.model import model_digest
+
+    model = sira.load(models.quant_mlp(2, 8))
+    base = model_digest(model).digest()
+    assert model_digest(read_model(model)).digest() == base
+
+    def changed(edit) -> bytes:
+        copy = read_model(model)
+        edit(copy)
+        return model_digest(copy).digest()
+
+    init = model.graph.initializer[0].name
+
+    def weight(m):
+        w = numpy_helper.to_array(m.graph.initializer[0]).copy()
+        w.flat[0] += 1
+        m.graph.initializer[0].CopyFrom(numpy_helper.from_array(w, init))
+
+    edits = [
+        weight,
+        lambda m: m.graph.node[-1].attribute.append(helper.make_attribute("extra", 1)),
+        lambda m: m.set_tensor_datatype(m.graph.output[0].name, DataType["INT8"]),
+        lambda m: m.set_metadata_prop("note", "x"),
+        lambda m: setattr(m.model.opset_import[0], "version", m.model.opset_import[0].version + 1),
+    ]
+    digests = [changed(e) for e in edits]
+    assert base not in digests and len(set(digests)) == len(digests)

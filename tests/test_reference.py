@@ -100,6 +100,9 @@ def test_float32_near_tie_is_reported_with_its_margin_and_not_fatal():
     assert node == report.model.graph.node[-1].name
     assert 0 < entry["min_margin"] < 2.0**-21, entry
     assert "rounds differently" in agreement.summary()
+    assert len(checker.levels) == 100  # kept while the reference ran: the same report as running it again
+    checker.levels = []
+    assert float32_agreement(checker) == agreement
 
     optimized, rep = sira.optimize(model, spec, samples=100)
     assert "float32" in rep.agreement and rep.agreement["float32"]["differing_samples"] > 0
@@ -158,3 +161,58 @@ def test_quantizer_after_an_op_without_error_bound_is_named_not_hidden():
     assert quant in ref.notes.unbounded
     summary = flips_agreement(ref.notes.flips, 1, ref.notes.unbounded).summary()
     assert quant in summary and "no proven error bound" in summary
+
+
+@pytest.mark.parametrize("mode", ["ROUND", "FLOOR", "HALF_UP"])
+@pytest.mark.parametrize("exact", [True, False])
+def test_near_screen_keeps_every_element_the_full_test_finds(mode, exact):
+    """The whole-array screen of Quant's near-boundary elements returns
+    exactly the elements the per-element test over the whole tensor finds:
+    ties, values a few ulps from a boundary, outside the clip range, inf
+    and NaN included."""
+    from sira.reference import Bound, _Quantizer
+
+    rng = np.random.default_rng(11)
+    s = np.array([0.1, 0.37, 1.0 / 3.0, 0.25]).reshape(1, 4, 1)
+    q = rng.integers(-40, 40, (6, 4, 50)).astype(np.float64)
+    x = (q + rng.choice([0.5, 0.0, 0.25, 1e-15, -1e-13, 1e-5, 2e-3, -2e-3], q.shape)) * s
+    special = x.copy()
+    special[0, 0, :4] = [np.inf, -np.inf, np.nan, 1e300]
+    node = helper.make_node("Quant", ["x", "s", "z", "b"], ["y"], domain="qonnx.custom_op.general", rounding_mode=mode, signed=1, narrow=0)
+    quant = _Quantizer(node, {"rounding_mode": mode, "signed": 1, "narrow": 0}, False)
+    for values in (x, special):
+        ctx = {"x": values, "s": s, "z": np.float64(0.5), "b": np.float64(5.0)}
+        for err in (0.0, 1e-14, 1e-3) if not exact else (0.0,):
+            bound = Bound(err, exact, None)
+            full = quant._near_all(ctx, bound)
+            screened = quant.near(ctx, bound)
+            assert len(full) > 0
+            assert sorted(map(tuple, screened)) == sorted(map(tuple, full))
+
+
+def test_a_model_checked_again_runs_only_the_inputs_it_has_not_passed(monkeypatch):
+    """The final check of the last pass's model reuses the inputs that pass
+    checked; another model, or the same one through another feed map, runs
+    on every input."""
+    from sira.transforms.lower import Lower
+
+    model = load(CONV)
+    checker = EquivalenceChecker(model, CONV_SPEC, samples=12)
+    lowered = transform(model, Lower())
+    runs = []
+    run_many = Executor.run_many
+
+    def counted(self, feeds, batch_size=None):
+        feeds = list(feeds)
+        runs.append(len(feeds))
+        return run_many(self, feeds, batch_size)
+
+    monkeypatch.setattr(Executor, "run_many", counted)
+    first = checker.check(lowered, "pass", limit=5)
+    again = checker.check(lowered, "final")
+    assert (first.samples, again.samples) == (5, len(checker.feeds))
+    assert runs == [5, len(checker.feeds) - 5]
+    checker.check(model, "original")
+    assert runs[-1] == len(checker.feeds)
+    checker.check(model, "original, fed through a map", feed_map=lambda feed: feed)
+    assert runs[-1] == len(checker.feeds)
