@@ -41,7 +41,7 @@ from qonnx.transformation.base import Transformation
 from . import hw
 from . import numerics as nx
 from .errors import SiraError
-from .inputspec import resolve_inputs
+from .inputspec import load_spec, resolve_inputs
 from .model import node_attr
 
 #: the ONNX domain of FINN's hardware nodes
@@ -280,9 +280,11 @@ def _duplicate(model, node, ins):
 
 @finn_range("Pool")
 def _pool(model, node, ins):
+    """A max pool's output is one of its window's elements: the window's
+    range per channel (the hull where the window interleaves channels)."""
     if ins[0] is None or _attr(node, "Function") != "MaxPool":
         return _from_datatypes(model, node)
-    return [ins[0]]
+    return [ins[0].fit(_channels(model, node.output[0]))]
 
 
 @finn_range("LabelSelect")
@@ -301,13 +303,18 @@ def _from_datatypes(model, node) -> list:
 
 
 def _input_range(model: ModelWrapper, name: str, spec) -> Optional[StreamRange]:
+    """An input's range: its integer datatype's, else the spec's hull. FINN
+    renames the graph's tensors, so a spec that names the one input of the
+    model FINN started from applies to the one input of FINN's graph."""
     n = _channels(model, name)
     dt = model.get_tensor_datatype(name)
     if dt is not None and dt.is_integer():
         return _dtype_range(dt, n)
     if spec is None:
         return None
-    r = resolve_inputs([(name, tuple(model.get_tensor_shape(name)), None)], spec)[name]
+    named = [k for k in load_spec(spec) or {} if k != "*"]
+    aliases = {named[0]: name} if len(named) == 1 and len(model.graph.input) == 1 else None
+    r = resolve_inputs([(name, tuple(model.get_tensor_shape(name)), None)], spec, aliases)[name]
     return StreamRange.real(np.min(r.lo), np.max(r.hi), n)
 
 
@@ -327,6 +334,27 @@ def stream_ranges(model: ModelWrapper, input_spec=None) -> dict[str, Optional[St
         for name, r in zip(node.output, outs):
             ranges[name] = r
     return ranges
+
+
+def outside(ranges: dict, values: dict) -> list[str]:
+    """Where executed stream values leave their proven ranges: one line per
+    tensor of ``values`` (tensor name -> array, channels on the last axis)
+    with a value outside ``ranges`` (:func:`stream_ranges`), naming the
+    worst element. Tensors without a range are not checked."""
+    bad = []
+    for name, v in values.items():
+        r = ranges.get(name)
+        v = np.asarray(v)
+        if r is None or v.ndim == 0:
+            continue
+        r = r.fit(v.shape[-1])
+        lo, hi = np.array(r.lo, dtype=np.float64), np.array(r.hi, dtype=np.float64)
+        flat = v.reshape(-1, v.shape[-1]).astype(np.float64)
+        below, above = flat < lo, flat > hi
+        if below.any() or above.any():
+            i = int(np.argmax((below | above).any(axis=0)))
+            bad.append(f"{name}: element {i} takes [{flat[:, i].min():g}, {flat[:, i].max():g}], proven [{r.lo[i]}, {r.hi[i]}]")
+    return bad
 
 
 # --------------------------------------------------------------------------
@@ -636,6 +664,15 @@ def _reshape_layer(model, node, ranges):
 #: FINN kinds the estimate costs from their widths alone (stream plumbing)
 PLUMBING = ("StreamingDataWidthConverter", "StreamingFIFO")
 
+#: FINN kinds the estimate costs from the node's own attributes, with no
+#: sira layer spec: the stream plumbing and FINN's ``Pool``, which reduces
+#: the windows a ConvolutionInputGenerator before it formed (sira's own
+#: pooling kinds hold their line buffer)
+NODE_COSTED = PLUMBING + ("Pool",)
+
+#: FINN's pooling functions -> sira's (:func:`sira.cost.pool`)
+POOL_FUNCTIONS = {"MaxPool": "max", "AccPool": "sum", "AvgPool": "avg", "QuantAvgPool": "avg"}
+
 #: FINN kinds listed with an unknown cost, as sira has no formula for them:
 #: the elementwise binary family (``ElementwiseAdd``, ``ElementwiseMul``,
 #: ``ElementwiseMax``, ...; FINN builds a float output scale and bias with
@@ -651,8 +688,9 @@ def finn_layers(model: ModelWrapper, input_spec=None) -> tuple[list, list]:
     """(sira layer specs, other nodes) of a FINN hardware graph in graph
     order: every node FINN built, read with its folding, memory styles and
     datatypes (accumulator ranges proven as :func:`stream_ranges` does).
-    The other nodes are the stream plumbing (:data:`PLUMBING`) and the
-    nodes sira has no cost for (:data:`UNCOSTED`), as ``(node, kind)``. Any other node raises a
+    The other nodes are those costed from their attributes
+    (:data:`NODE_COSTED`) and those sira has no cost for
+    (:data:`UNCOSTED`), as ``(node, kind)``. Any other node raises a
     SiraError naming it."""
     ranges = stream_ranges(model, input_spec)
     layers, others = [], []
@@ -661,10 +699,10 @@ def finn_layers(model: ModelWrapper, input_spec=None) -> tuple[list, list]:
         reader = LAYER_READERS.get(kind) if is_finn_hw(node) else None
         if reader is not None:
             layers.append(reader(model, node, ranges))
-        elif is_finn_hw(node) and (kind in PLUMBING or uncosted(kind)):
+        elif is_finn_hw(node) and (kind in NODE_COSTED or uncosted(kind)):
             others.append((node, kind))
         else:
-            known = ", ".join(sorted(set(LAYER_READERS) | set(PLUMBING) | set(UNCOSTED)))
+            known = ", ".join(sorted(set(LAYER_READERS) | set(NODE_COSTED) | set(UNCOSTED)))
             raise SiraError(f"node '{node.name}' ({node.op_type}): sira has no cost for this FINN node; it costs {known} "
                             "(estimate the model before FINN's step_convert_to_hw to cost it as sira lowers it)")  # fmt: skip
     return layers, others
