@@ -253,7 +253,9 @@ def run_flow(path: str, run: str, spec, samples: int, workdir: str, position: st
     sira_report = os.path.join(out, "report", S.ESTIMATE_REPORT)
     if os.path.exists(sira_report):
         with open(sira_report) as f:
-            result["sira_LUT"] = json.load(f)["total"]["LUT"]
+            doc = json.load(f)
+        result["sira_LUT"] = doc["total"]["LUT"]
+        result["sira_unknown"] = sorted(d["op_type"] for d in doc["layers"].values() if d.get("LUT") == "unknown")
     return result
 
 
@@ -357,6 +359,10 @@ def main(argv=None) -> int:
                 runs["sira-grid"] = _run(path, "sira-grid", grid, args.samples, where, args.position, reference)
             results[model] = runs
     print(table(results))
+    for model, runs in results.items():
+        for name, r in runs.items():
+            if r.get("sira_unknown"):
+                print(f"finn_flow: {model} {name}: sira has no cost for {', '.join(r['sira_unknown'])}")
     bad = [b for model, runs in results.items() for b in compare(model, runs)]
     for b in bad:
         print("finn_flow: WORSE:", b)
