@@ -67,6 +67,9 @@ MODELS = {
 #: the project's Brevitas conformance CNNs: model -> its input spec and
 #: reference inputs (examples/zoo/models/NAME.spec.json, NAME.io.npz)
 CONV_MODELS = ("cnv_w2a2", "cnv_w1a1", "lenet_w4a4", "mobilenet_w4a4", "kws1d_w3a3")
+#: FINN's own extra steps a model's recipe needs before FINN's step_streamline
+#: (1-D convolutions go through FINN's 4-D form)
+PRE_STREAMLINE = {"kws1d_w3a3": "finn.builder.custom_step_library.conv1d.step_pre_streamline"}
 CONV_DIR = os.path.join(ROOT, "examples", "zoo", "models")
 
 RESOURCES = ("LUT", "BRAM_18K", "DSP")
@@ -206,7 +209,15 @@ def _check(record: dict, spec, reference: str):
     return step_check_ranges
 
 
-def run_flow(path: str, run: str, spec, samples: int, workdir: str, position: str = "first", reference: str | None = None) -> dict:
+def _finn_step(dotted: str):
+    import importlib
+
+    module, name = dotted.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def run_flow(path: str, run: str, spec, samples: int, workdir: str, position: str = "first", reference: str | None = None,
+             pre_streamline: str | None = None) -> dict:
     """One estimate-only FINN build; FINN's totals and accumulator widths.
     A sira run puts ``step_sira_optimize`` first (``position`` "first") or
     after FINN's ``step_tidy_up`` ("tidy"), ``step_sira_apply_widths``
@@ -215,11 +226,14 @@ def run_flow(path: str, run: str, spec, samples: int, workdir: str, position: st
     ``.io.npz`` of reference inputs and outputs) FINN's hardware graph is
     executed on them after the widths (:func:`_check`): the streams outside
     sira's proven ranges (``outside``) and the outputs the widths changed
-    (``changed``)."""
+    (``changed``). ``pre_streamline`` names a FINN step (module.function)
+    that goes before FINN's ``step_streamline``."""
     import sira.steps as S
 
     build, config = import_finn()
     steps = list(config.estimate_only_dataflow_steps)
+    if pre_streamline is not None:
+        steps.insert(steps.index("step_streamline"), _finn_step(pre_streamline))
     if run != "finn":
         steps.insert(0 if position == "first" else steps.index("step_tidy_up") + 1, S.step_sira_optimize)
         if reference is None:
@@ -351,12 +365,13 @@ def main(argv=None) -> int:
                 print(f"finn_flow: {model} skipped, not found at {path} (set SIRA_ZOO)")
                 continue
             where = os.path.join(work, model)
-            runs = {"finn": _run(path, "finn", finn_spec, args.samples, where, "first", reference)}
+            extra = PRE_STREAMLINE.get(model)
+            runs = {"finn": _run(path, "finn", finn_spec, args.samples, where, "first", reference, extra)}
             if "error" in runs["finn"]:
                 print(f"finn_flow: {model}: FINN alone cannot build it: {runs['finn']['error'].strip().splitlines()[-1]}")
-            runs["sira"] = _run(path, "sira", spec, args.samples, where, args.position, reference)
+            runs["sira"] = _run(path, "sira", spec, args.samples, where, args.position, reference, extra)
             if grid is not None:
-                runs["sira-grid"] = _run(path, "sira-grid", grid, args.samples, where, args.position, reference)
+                runs["sira-grid"] = _run(path, "sira-grid", grid, args.samples, where, args.position, reference, extra)
             results[model] = runs
     print(table(results))
     for model, runs in results.items():

@@ -19,7 +19,9 @@ compared with Python's exact mixed comparisons).
 output datatypes they prove into the MVAU / VVAU / Thresholding nodes:
 never wider than FINN's, never narrower than proven; thresholds outside the
 proven input range are clipped to it (``count(x >= t)`` is unchanged for
-every ``x`` in the range), so they fit the narrower type.
+every ``x`` in the range), so they fit the narrower type. A Thresholding
+node that outputs its input for every value of its input datatype is
+removed (a wire, which FINN would build as a threshold unit).
 
 A node kind with no range rule passes on the range its output datatype
 annotation allows (sound: the datatype holds every value), or none for a
@@ -43,6 +45,7 @@ from . import numerics as nx
 from .errors import SiraError
 from .inputspec import load_spec, resolve_inputs
 from .model import node_attr
+from .requant import is_identity
 
 #: the ONNX domain of FINN's hardware nodes
 FINN_DOMAIN = "finn.custom_op.fpgadataflow"
@@ -483,9 +486,42 @@ def _apply_thresholding(model, node, ranges, changes) -> None:
 _APPLY = {"MVAU": _apply_mac, "VVAU": _apply_mac, "Thresholding": _apply_thresholding}
 
 
+def is_identity_thresholding(model: ModelWrapper, node) -> bool:
+    """A Thresholding node that outputs its input for every value of its
+    input datatype (an input quantizer re-quantizing a UINT8 input to its
+    own grid: thresholds 1..255), with the same input and output datatype,
+    and whose output is not a graph output: a wire FINN would build a
+    threshold unit for."""
+    if not is_finn_hw(node) or finn_kind(node) != "Thresholding":
+        return False
+    dt, out = _dtype(node, "inputDataType"), _dtype(node, "outputDataType")
+    if dt is None or dt != out or not dt.is_integer() or dt in (DataType["BIPOLAR"], DataType["BINARY"]):
+        return False
+    if node.output[0] in {o.name for o in model.graph.output}:
+        return False
+    t = model.get_initializer(node.input[1])
+    if t is None:
+        return False
+    rows = np.asarray(t).reshape(np.asarray(t).shape[0], -1)
+    return is_identity(rows, int(dt.min()), int(dt.max()), 1, int(_attr(node, "ActVal", 0)))
+
+
+def _remove_identity(model: ModelWrapper, node, changes: list) -> None:
+    """Remove an identity Thresholding node: its readers read its input."""
+    out, src = node.output[0], node.input[0]
+    for other in model.graph.node:
+        for i, name in enumerate(other.input):
+            if name == out:
+                other.input[i] = src
+    model.graph.node.remove(node)
+    changes.append(WidthChange(node.name, node.op_type, "node", node.op_type, "removed: it outputs its input"))
+
+
 class ApplyWidths(Transformation):
     """Write sira's proven widths into FINN's MVAU, VVAU and Thresholding
-    nodes (see the module docstring). ``changes`` lists what changed."""
+    nodes (see the module docstring), and remove the Thresholding nodes
+    that output their input (:func:`is_identity_thresholding`). ``changes``
+    lists what changed."""
 
     def __init__(self, input_spec=None):
         super().__init__()
@@ -496,10 +532,13 @@ class ApplyWidths(Transformation):
         # ranges are proven on the graph as FINN built it; narrowing a node's
         # types changes no value, so one pass over them is enough
         ranges = stream_ranges(model, self.input_spec)
+        identities = [n for n in model.graph.node if is_identity_thresholding(model, n)]
         for node in model.graph.node:
-            fn = _APPLY.get(finn_kind(node)) if is_finn_hw(node) else None
+            fn = _APPLY.get(finn_kind(node)) if is_finn_hw(node) and node not in identities else None
             if fn is not None:
                 fn(model, node, ranges, self.changes)
+        for node in identities:
+            _remove_identity(model, node, self.changes)
         return model, False
 
 

@@ -262,3 +262,36 @@ def test_a_spec_naming_the_input_before_finn_renamed_it_applies():
     m.set_tensor_datatype("x", DataType["FLOAT32"])
     named = stream_ranges(m, {"inputs": {"global_in": {"min": 0, "max": 15}}})
     assert named["x"] == StreamRange.real(0, 15, 4) and named["a"] == stream_ranges(finn_graph())["a"]
+
+
+def _identity_input_graph(thresholds: np.ndarray, act: int) -> ModelWrapper:
+    """finn_graph with its input Thresholding re-quantizing UINT4 to UINT4."""
+    m = finn_graph()
+    m.set_initializer("t_in", thresholds.astype(np.float32))
+    th, mvau = m.graph.node[0], m.graph.node[1]
+    for node, attr in ((th, "outputDataType"), (th, "numSteps"), (th, "ActVal"), (mvau, "inputDataType")):
+        value = {"outputDataType": "UINT4", "numSteps": thresholds.shape[1], "ActVal": act, "inputDataType": "UINT4"}[attr]
+        next(a for a in node.attribute if a.name == attr).CopyFrom(helper.make_attribute(attr, value))
+    m.set_tensor_datatype("a", DataType["UINT4"])
+    return m
+
+
+@pytest.mark.parametrize("thresholds,act,removed", [
+    (np.tile(np.arange(1, 16), (4, 1)), 0, True),                       # UINT4 onto itself
+    (np.tile(np.arange(-1, 16), (4, 1)), -2, True),                     # two thresholds every input passes, ActVal -2
+    (np.tile(np.arange(2, 17), (4, 1)), 0, False),                      # shifted by one
+    (np.tile(np.r_[np.arange(1, 15), 14], (4, 1)), 0, False),           # 15 maps to 14
+])  # fmt: skip
+def test_apply_widths_removes_identity_thresholding(thresholds, act, removed):
+    m = _identity_input_graph(thresholds, act)
+    pass_ = ApplyWidths()
+    out = m.transform(pass_, make_deepcopy=True, cleanup=False)
+    ops = [n.op_type for n in out.graph.node]
+    assert (ops == ["MVAU_hls", "MVAU_hls"]) == removed
+    if removed:
+        assert out.graph.node[0].input[0] == "x" and any(c.attribute == "node" for c in pass_.changes)
+        assert stream_ranges(out)["y"] == stream_ranges(m)["y"]
+    # FINN's semantics of the graph, before and after, on every input
+    t = m.get_initializer("t_in")
+    a = (ALL_INPUTS[:, :, None] >= t[None, :, :]).sum(axis=2) + act
+    assert np.array_equal(a, ALL_INPUTS) == removed
