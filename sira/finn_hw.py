@@ -715,8 +715,10 @@ POOL_FUNCTIONS = {"MaxPool": "max", "AccPool": "sum", "AvgPool": "avg", "QuantAv
 #: FINN kinds listed with an unknown cost, as sira has no formula for them:
 #: the elementwise binary family (``ElementwiseAdd``, ``ElementwiseMul``,
 #: ``ElementwiseMax``, ...; FINN builds a float output scale and bias with
-#: them), the hardware softmax and the top-k label selection
-UNCOSTED = ("Elementwise*", "HWSoftmax", "LabelSelect")
+#: them), the hardware softmax, the top-k label selection and ``Shuffle``
+#: (FINN's transpose of an image stream, a reordering buffer; FINN builds
+#: it around float scales it could not absorb into thresholds)
+UNCOSTED = ("Elementwise*", "HWSoftmax", "LabelSelect", "Shuffle")
 
 
 def uncosted(kind: str) -> bool:
