@@ -164,12 +164,12 @@ def _execute(model, spec, samples) -> tuple[list, dict]:
 
     graph = python_graph(model)
     out, values = [], {}
-    skip = {t.name for t in graph.graph.initializer}
+    streams = {i.name for i in graph.graph.input} | {o for n in graph.graph.node for o in n.output}
     for x in samples:
         ctx = execute_onnx(graph, graph_inputs(graph, spec, x), return_full_exec_context=True)
         out.append(ctx[graph.graph.output[0].name])
         for k, v in ctx.items():
-            if k not in skip:
+            if k in streams:
                 values.setdefault(k, []).append(np.asarray(v))
     return out, {k: np.stack(v) for k, v in values.items()}
 

@@ -514,6 +514,8 @@ def _remove_identity(model: ModelWrapper, node, changes: list) -> None:
             if name == out:
                 other.input[i] = src
     model.graph.node.remove(node)
+    for vi in [v for v in model.graph.value_info if v.name == out]:
+        model.graph.value_info.remove(vi)
     changes.append(WidthChange(node.name, node.op_type, "node", node.op_type, "removed: it outputs its input"))
 
 

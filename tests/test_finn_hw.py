@@ -290,6 +290,7 @@ def test_apply_widths_removes_identity_thresholding(thresholds, act, removed):
     assert (ops == ["MVAU_hls", "MVAU_hls"]) == removed
     if removed:
         assert out.graph.node[0].input[0] == "x" and any(c.attribute == "node" for c in pass_.changes)
+        assert "a" not in {v.name for v in out.graph.value_info}
         assert stream_ranges(out)["y"] == stream_ranges(m)["y"]
     # FINN's semantics of the graph, before and after, on every input
     t = m.get_initializer("t_in")
