@@ -14,7 +14,10 @@ activation, a quantizer) or a graph output - the pass
    makes these rare, and :func:`mac_float_islands` names the MAC layers
    that stay on floats);
 2. neutralizes the sources (scale factors become 1, biases 0), so the
-   target now computes the integer ``q`` itself;
+   target now computes the integer ``q`` itself - except an integer offset
+   added to a quantizer's unit-grid integers, which stays where it is (the
+   quantizer's own signed integers, narrower dot products than the
+   one-sided counts);
 3. inserts one ``Mul(scale)`` and one ``Add(bias)`` right before the
    target's consumers, restoring the original value;
 4. aligns joins: a residual Add or a Concat of branches whose scales stand
