@@ -47,7 +47,7 @@ from .baseline import baseline_layers
 from .devices import DEFAULT_PART, get_part
 from .errors import SiraError
 from .estimate_table import estimate_table
-from .finn_hw import PLUMBING, finn_layers, has_finn_hw
+from .finn_hw import NODE_COSTED, PLUMBING, POOL_FUNCTIONS, finn_layers, has_finn_hw
 from .hls.dataflow import plan
 from .hls.kernels import Duplicate, WidthConverter
 from .implementation import choose_implementations
@@ -339,9 +339,16 @@ def _finn_graph(model_or_path):
 
 def _finn_node_doc(node, kind: str, mode: str) -> dict:
     """Cost of a FINN node that is no sira layer: stream plumbing from its
-    widths, any other (elementwise, softmax, label selection) unknown."""
+    widths, FINN's window reduction (``Pool``) from its window, lanes and
+    input width, any other (elementwise, softmax, label selection) unknown."""
     attrs = {a.name: a for a in node.attribute}
-    if kind == "StreamingDataWidthConverter":
+    if kind == "Pool":
+        function = attrs["Function"].s.decode()
+        if function not in POOL_FUNCTIONS:
+            raise SiraError(f"node '{node.name}' ({node.op_type}): pooling function '{function}' is not one sira costs ({', '.join(POOL_FUNCTIONS)})")
+        c = C.pool(function=POOL_FUNCTIONS[function], window=math.prod(attrs["KernelSize"].ints), pe=int(attrs["PE"].i),
+                   a_bits=DataType[attrs["InputDataType"].s.decode()].bitwidth(), mode=mode)  # fmt: skip
+    elif kind == "StreamingDataWidthConverter":
         c = C.dwc(in_width=int(attrs["inWidth"].i), out_width=int(attrs["outWidth"].i), mode=mode)
     elif kind == "StreamingFIFO":
         folded = list(attrs["folded_shape"].ints)
@@ -364,7 +371,7 @@ def estimate_finn_graph(model, input_spec, part, clock_ns: float = 10.0, mode: s
     baseline (``baseline`` repeats it, ``delta`` is 0)."""
     p = part if isinstance(part, C.Part) else get_part(part)
     layers, others = finn_layers(model, input_spec)
-    docs, _ = cost_layers(layers, p, mode)
+    docs, costs = cost_layers(layers, p, mode)
     for node, kind in others:
         docs[node.name] = _finn_node_doc(node, kind, mode)
     order = {n.name: i for i, n in enumerate(model.graph.node)}
@@ -381,8 +388,8 @@ def estimate_finn_graph(model, input_spec, part, clock_ns: float = 10.0, mode: s
         "baseline": {"layers": docs, "total": total, "performance": performance},
         "delta": {k: 0.0 for k in RESOURCE_KEYS + ("acc_bits",)},
         "performance": performance,
-        "lint": _lint(layers, p),
-        "notes": [f"{n.name} ({n.op_type}): cost unknown" for n, kind in others if kind not in PLUMBING],
+        "lint": _lint(layers, p, costs if mode == "refined" else None),
+        "notes": [f"{n.name} ({n.op_type}): cost unknown" for n, kind in others if kind not in NODE_COSTED],
     }
 
 

@@ -19,7 +19,9 @@ compared with Python's exact mixed comparisons).
 output datatypes they prove into the MVAU / VVAU / Thresholding nodes:
 never wider than FINN's, never narrower than proven; thresholds outside the
 proven input range are clipped to it (``count(x >= t)`` is unchanged for
-every ``x`` in the range), so they fit the narrower type.
+every ``x`` in the range), so they fit the narrower type. A Thresholding
+node that outputs its input for every value of its input datatype is
+removed (a wire, which FINN would build as a threshold unit).
 
 A node kind with no range rule passes on the range its output datatype
 annotation allows (sound: the datatype holds every value), or none for a
@@ -41,8 +43,9 @@ from qonnx.transformation.base import Transformation
 from . import hw
 from . import numerics as nx
 from .errors import SiraError
-from .inputspec import resolve_inputs
+from .inputspec import load_spec, resolve_inputs
 from .model import node_attr
+from .requant import is_identity
 
 #: the ONNX domain of FINN's hardware nodes
 FINN_DOMAIN = "finn.custom_op.fpgadataflow"
@@ -280,9 +283,11 @@ def _duplicate(model, node, ins):
 
 @finn_range("Pool")
 def _pool(model, node, ins):
+    """A max pool's output is one of its window's elements: the window's
+    range per channel (the hull where the window interleaves channels)."""
     if ins[0] is None or _attr(node, "Function") != "MaxPool":
         return _from_datatypes(model, node)
-    return [ins[0]]
+    return [ins[0].fit(_channels(model, node.output[0]))]
 
 
 @finn_range("LabelSelect")
@@ -301,13 +306,18 @@ def _from_datatypes(model, node) -> list:
 
 
 def _input_range(model: ModelWrapper, name: str, spec) -> Optional[StreamRange]:
+    """An input's range: its integer datatype's, else the spec's hull. FINN
+    renames the graph's tensors, so a spec that names the one input of the
+    model FINN started from applies to the one input of FINN's graph."""
     n = _channels(model, name)
     dt = model.get_tensor_datatype(name)
     if dt is not None and dt.is_integer():
         return _dtype_range(dt, n)
     if spec is None:
         return None
-    r = resolve_inputs([(name, tuple(model.get_tensor_shape(name)), None)], spec)[name]
+    named = [k for k in load_spec(spec) or {} if k != "*"]
+    aliases = {named[0]: name} if len(named) == 1 and len(model.graph.input) == 1 else None
+    r = resolve_inputs([(name, tuple(model.get_tensor_shape(name)), None)], spec, aliases)[name]
     return StreamRange.real(np.min(r.lo), np.max(r.hi), n)
 
 
@@ -327,6 +337,27 @@ def stream_ranges(model: ModelWrapper, input_spec=None) -> dict[str, Optional[St
         for name, r in zip(node.output, outs):
             ranges[name] = r
     return ranges
+
+
+def outside(ranges: dict, values: dict) -> list[str]:
+    """Where executed stream values leave their proven ranges: one line per
+    tensor of ``values`` (tensor name -> array, channels on the last axis)
+    with a value outside ``ranges`` (:func:`stream_ranges`), naming the
+    worst element. Tensors without a range are not checked."""
+    bad = []
+    for name, v in values.items():
+        r = ranges.get(name)
+        v = np.asarray(v)
+        if r is None or v.ndim == 0:
+            continue
+        r = r.fit(v.shape[-1])
+        lo, hi = np.array(r.lo, dtype=np.float64), np.array(r.hi, dtype=np.float64)
+        flat = v.reshape(-1, v.shape[-1]).astype(np.float64)
+        below, above = flat < lo, flat > hi
+        if below.any() or above.any():
+            i = int(np.argmax((below | above).any(axis=0)))
+            bad.append(f"{name}: element {i} takes [{flat[:, i].min():g}, {flat[:, i].max():g}], proven [{r.lo[i]}, {r.hi[i]}]")
+    return bad
 
 
 # --------------------------------------------------------------------------
@@ -455,9 +486,44 @@ def _apply_thresholding(model, node, ranges, changes) -> None:
 _APPLY = {"MVAU": _apply_mac, "VVAU": _apply_mac, "Thresholding": _apply_thresholding}
 
 
+def is_identity_thresholding(model: ModelWrapper, node) -> bool:
+    """A Thresholding node that outputs its input for every value of its
+    input datatype (an input quantizer re-quantizing a UINT8 input to its
+    own grid: thresholds 1..255), with the same input and output datatype,
+    and whose output is not a graph output: a wire FINN would build a
+    threshold unit for."""
+    if not is_finn_hw(node) or finn_kind(node) != "Thresholding":
+        return False
+    dt, out = _dtype(node, "inputDataType"), _dtype(node, "outputDataType")
+    if dt is None or dt != out or not dt.is_integer() or dt in (DataType["BIPOLAR"], DataType["BINARY"]):
+        return False
+    if node.output[0] in {o.name for o in model.graph.output}:
+        return False
+    t = model.get_initializer(node.input[1])
+    if t is None:
+        return False
+    rows = np.asarray(t).reshape(np.asarray(t).shape[0], -1)
+    return is_identity(rows, int(dt.min()), int(dt.max()), 1, int(_attr(node, "ActVal", 0)))
+
+
+def _remove_identity(model: ModelWrapper, node, changes: list) -> None:
+    """Remove an identity Thresholding node: its readers read its input."""
+    out, src = node.output[0], node.input[0]
+    for other in model.graph.node:
+        for i, name in enumerate(other.input):
+            if name == out:
+                other.input[i] = src
+    model.graph.node.remove(node)
+    for vi in [v for v in model.graph.value_info if v.name == out]:
+        model.graph.value_info.remove(vi)
+    changes.append(WidthChange(node.name, node.op_type, "node", node.op_type, "removed: it outputs its input"))
+
+
 class ApplyWidths(Transformation):
     """Write sira's proven widths into FINN's MVAU, VVAU and Thresholding
-    nodes (see the module docstring). ``changes`` lists what changed."""
+    nodes (see the module docstring), and remove the Thresholding nodes
+    that output their input (:func:`is_identity_thresholding`). ``changes``
+    lists what changed."""
 
     def __init__(self, input_spec=None):
         super().__init__()
@@ -468,10 +534,13 @@ class ApplyWidths(Transformation):
         # ranges are proven on the graph as FINN built it; narrowing a node's
         # types changes no value, so one pass over them is enough
         ranges = stream_ranges(model, self.input_spec)
+        identities = [n for n in model.graph.node if is_identity_thresholding(model, n)]
         for node in model.graph.node:
-            fn = _APPLY.get(finn_kind(node)) if is_finn_hw(node) else None
+            fn = _APPLY.get(finn_kind(node)) if is_finn_hw(node) and node not in identities else None
             if fn is not None:
                 fn(model, node, ranges, self.changes)
+        for node in identities:
+            _remove_identity(model, node, self.changes)
         return model, False
 
 
@@ -636,11 +705,22 @@ def _reshape_layer(model, node, ranges):
 #: FINN kinds the estimate costs from their widths alone (stream plumbing)
 PLUMBING = ("StreamingDataWidthConverter", "StreamingFIFO")
 
+#: FINN kinds the estimate costs from the node's own attributes, with no
+#: sira layer spec: the stream plumbing and FINN's ``Pool``, which reduces
+#: the windows a ConvolutionInputGenerator before it formed (sira's own
+#: pooling kinds hold their line buffer)
+NODE_COSTED = PLUMBING + ("Pool",)
+
+#: FINN's pooling functions -> sira's (:func:`sira.cost.pool`)
+POOL_FUNCTIONS = {"MaxPool": "max", "AccPool": "sum", "AvgPool": "avg", "QuantAvgPool": "avg"}
+
 #: FINN kinds listed with an unknown cost, as sira has no formula for them:
 #: the elementwise binary family (``ElementwiseAdd``, ``ElementwiseMul``,
 #: ``ElementwiseMax``, ...; FINN builds a float output scale and bias with
-#: them), the hardware softmax and the top-k label selection
-UNCOSTED = ("Elementwise*", "HWSoftmax", "LabelSelect")
+#: them), the hardware softmax, the top-k label selection and ``Shuffle``
+#: (FINN's transpose of an image stream, a reordering buffer; FINN builds
+#: it around float scales it could not absorb into thresholds)
+UNCOSTED = ("Elementwise*", "HWSoftmax", "LabelSelect", "Shuffle")
 
 
 def uncosted(kind: str) -> bool:
@@ -651,8 +731,9 @@ def finn_layers(model: ModelWrapper, input_spec=None) -> tuple[list, list]:
     """(sira layer specs, other nodes) of a FINN hardware graph in graph
     order: every node FINN built, read with its folding, memory styles and
     datatypes (accumulator ranges proven as :func:`stream_ranges` does).
-    The other nodes are the stream plumbing (:data:`PLUMBING`) and the
-    nodes sira has no cost for (:data:`UNCOSTED`), as ``(node, kind)``. Any other node raises a
+    The other nodes are those costed from their attributes
+    (:data:`NODE_COSTED`) and those sira has no cost for
+    (:data:`UNCOSTED`), as ``(node, kind)``. Any other node raises a
     SiraError naming it."""
     ranges = stream_ranges(model, input_spec)
     layers, others = [], []
@@ -661,10 +742,10 @@ def finn_layers(model: ModelWrapper, input_spec=None) -> tuple[list, list]:
         reader = LAYER_READERS.get(kind) if is_finn_hw(node) else None
         if reader is not None:
             layers.append(reader(model, node, ranges))
-        elif is_finn_hw(node) and (kind in PLUMBING or uncosted(kind)):
+        elif is_finn_hw(node) and (kind in NODE_COSTED or uncosted(kind)):
             others.append((node, kind))
         else:
-            known = ", ".join(sorted(set(LAYER_READERS) | set(PLUMBING) | set(UNCOSTED)))
+            known = ", ".join(sorted(set(LAYER_READERS) | set(NODE_COSTED) | set(UNCOSTED)))
             raise SiraError(f"node '{node.name}' ({node.op_type}): sira has no cost for this FINN node; it costs {known} "
                             "(estimate the model before FINN's step_convert_to_hw to cost it as sira lowers it)")  # fmt: skip
     return layers, others

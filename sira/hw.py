@@ -46,7 +46,7 @@ import numpy as np
 from .errors import SiraError
 from .hw_base import MEM_STYLES, HWLayer, StreamType, channel_folds_pe, check_thresholds, int_array, pe_over_channels, pixel_cycles
 from .hw_window import ConvolutionInputGenerator, FMPadding, Pool, StreamingMaxPool
-from .requant import IntegerRequant, prove
+from .requant import IntegerRequant, is_identity, prove
 
 #: how a layer's thresholds are built: compared one by one (``thresholds``),
 #: as one exact multiply, add and shift (``integer``, when the steps have
@@ -290,21 +290,8 @@ class Thresholding(HWLayer):
 
 def maps_to_itself(thresholds: np.ndarray, in_type: StreamType, scale: int, bias: int) -> bool:
     """bias + scale * #{t in row : x >= t} == x for every row and every
-    integer x of ``in_type``: scale 1, bias + #{t <= lo} == lo, and exactly
-    one threshold at each of lo+1..hi (the count then steps by one with x)."""
-    if in_type.kind != "int" or scale != 1:
-        return False
-    lo, hi = in_type.min, in_type.max
-    if thresholds.shape[1] < hi - lo:
-        return False
-    t = thresholds
-    if not all(int(c) + bias == lo for c in np.sum(t <= lo, axis=1)):
-        return False
-    inside = (t > lo) & (t <= hi)
-    if not np.all(np.sum(inside, axis=1) == hi - lo):
-        return False
-    steps = np.sort(np.where(inside, t, hi + 1), axis=1)[:, : hi - lo]
-    return bool(np.all(steps == np.arange(lo + 1, hi + 1)))
+    integer x of ``in_type`` (:func:`sira.requant.is_identity`)."""
+    return in_type.kind == "int" and is_identity(thresholds, in_type.min, in_type.max, scale, bias)
 
 
 ELEMENTWISE_OPS = ("Add", "Sub", "Mul", "Div", "Min", "Max", "RoundClip")

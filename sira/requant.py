@@ -173,6 +173,24 @@ def _min_shift(row: np.ndarray, lo: int, hi: int, start: int) -> Optional[int]:
     return a
 
 
+def is_identity(thresholds: np.ndarray, lo: int, hi: int, scale: int, bias: int) -> bool:
+    """bias + scale * #{t in row : x >= t} == x for every row and every
+    integer x in [lo, hi]: scale 1, bias + #{t <= lo} == lo, and exactly one
+    threshold at each of lo+1..hi (the count then steps by one with x)."""
+    if scale != 1:
+        return False
+    t = np.asarray(thresholds)
+    if t.shape[1] < hi - lo:
+        return False
+    if not all(int(c) + bias == lo for c in np.sum(t <= lo, axis=1)):
+        return False
+    inside = (t > lo) & (t <= hi)
+    if not np.all(np.sum(inside, axis=1) == hi - lo):
+        return False
+    steps = np.sort(np.where(inside, t, hi + 1), axis=1)[:, : hi - lo]
+    return bool(np.all(steps == np.arange(lo + 1, hi + 1)))
+
+
 def active_range(thresholds: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
     """The smallest sub-range of ``[lo, hi]`` outside which the count is
     constant: from just below the lowest threshold to the highest."""

@@ -303,8 +303,10 @@ def step_sira_apply_widths(model, cfg):
     it proves every stream's range on FINN's own graph and sets the
     ``accDataType``, threshold and output datatypes of MVAU, VVAU and
     Thresholding nodes to the narrowest that hold them - never wider than
-    FINN's - clipping thresholds to the proven input ranges
-    (:mod:`sira.finn_hw`). FINN's own estimate then reflects them.
+    FINN's - clipping thresholds to the proven input ranges, and removes a
+    Thresholding node that outputs its input (an input quantizer on the
+    input's own integer grid) (:mod:`sira.finn_hw`). FINN's own estimate
+    then reflects them.
     ``report/sira_apply_widths.json`` lists every change. Returns the model
     with the narrower datatypes."""
     if not has_finn_hw(model):

@@ -206,3 +206,30 @@ def test_restoring_affine_keeps_the_exact_product_of_the_scale_sources():
     # a float32-exact scale stays one Mul
     single = _exact_steps(np.array([0.25]), np.array([0.5]), [("Mul", s1)])
     assert [op for op, _ in single] == ["Mul", "Add"]
+
+
+def test_integer_offset_of_a_quantizer_stays_in_front_of_its_mac():
+    """A signed quantizer written as a count and an integer offset (FINN's
+    tidied form: unsigned Quant, Add(-7), Mul(scale)) keeps its offset: the
+    MAC reads the centred integers -7..8, whose dot products need fewer
+    accumulator bits than those of the counts 0..15; the scale still goes."""
+    rng = np.random.default_rng(3)
+    inits = {"off": np.float32(-7.0), "s": np.float32(0.125), "w": rng.integers(-3, 4, size=(6, 4)).astype(np.float32),
+             "sw": np.float32(0.5)}
+    nodes = [
+        _unit_quant("x", "count", 4, "iq", inits, signed=0),
+        helper.make_node("Add", ["count", "off"], ["centred"]),
+        helper.make_node("Mul", ["centred", "s"], ["xs"]),
+        helper.make_node("MatMul", ["xs", "w"], ["acc"]),
+        helper.make_node("Mul", ["acc", "sw"], ["scaled"]),
+        helper.make_node("Relu", ["scaled"], ["y"]),
+    ]
+    spec = {"inputs": {"*": {"int_min": 0, "int_max": 15, "scale": 1}}}
+    m = sira.load(make_model(nodes, {"x": [1, 6]}, {"y": [1, 4]}, inits))
+    out = m.transform(AggregateScaleBias(spec))
+    assert [n.op_type for n in out.graph.node][:3] == ["Quant", "Add", "MatMul"]
+    assert float(out.get_initializer(out.graph.node[1].input[1])) == -7.0
+    r = sira.analyze(out, spec)[out.graph.node[1].output[0]]
+    assert (float(np.min(r.lo)), float(np.max(r.hi))) == (-7.0, 8.0)
+    assert not mac_float_islands(out, spec)
+    sira.verify_equivalent(m, out, spec, samples=200, label="AggregateScaleBias")

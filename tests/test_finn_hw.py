@@ -20,7 +20,7 @@ from sira.errors import SiraError
 from sira.model import reinfer_shapes
 from sira.numerics import narrowest_int_type
 from sira.estimate import estimate
-from sira.finn_hw import ApplyWidths, StreamRange, mvau_acc_range, stream_ranges
+from sira.finn_hw import ApplyWidths, StreamRange, mvau_acc_range, outside, stream_ranges
 from sira.transforms.finn_form import finn_form, split_out_scale
 
 HLS = "finn.custom_op.fpgadataflow.hls"
@@ -220,3 +220,79 @@ def test_step_sira_apply_widths(tmp_path):
     assert next(a.s.decode() for a in out.graph.node[1].attribute if a.name == "accDataType") != "INT16"
     with pytest.raises(SiraError, match="step_sira_apply_widths: .*step_convert_to_hw"):
         step_sira_apply_widths(_mt_model(1.0, 0.0, "UINT2", "UINT2"), cfg)
+
+
+def test_outside_finds_a_stream_value_beyond_its_proven_range():
+    m = finn_graph()
+    ranges = stream_ranges(m)
+    sim = simulate(m, ALL_INPUTS[::97])
+    values = {"a": sim["a"], "b": sim["b"], "y": sim["y"]}
+    assert outside(ranges, values) == []
+    values["b"] = values["b"].copy()
+    values["b"][0, 2] = ranges["b"].hi[2] + 1
+    (line,) = outside(ranges, values)
+    assert line.startswith("b: element 2 ")
+
+
+def _pool_graph() -> ModelWrapper:
+    """UINT4 windows of 2x2 over 3 channels (channel-interleaved, as FINN's
+    depthwise window generator streams them) -> FINN's Pool (MaxPool)."""
+    pool = _node("Pool_hls", ["w"], ["p"], "Pool_hls_0", Channels=3, PE=3, KernelSize=[2, 2], Function="MaxPool", OutImgDims=[2, 2],
+                 InputDataType="UINT4", OutputDataType="UINT4")  # fmt: skip
+    g = helper.make_graph([pool], "pool", [helper.make_tensor_value_info("w", TensorProto.FLOAT, [1, 2, 2, 12])],
+                          [helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 2, 2, 3])])  # fmt: skip
+    m = ModelWrapper(helper.make_model(g))
+    m.set_tensor_datatype("w", DataType["UINT4"])
+    m.set_tensor_datatype("p", DataType["UINT4"])
+    return m
+
+
+def test_pool_after_a_window_generator_is_ranged_per_channel_and_costed():
+    m = _pool_graph()
+    assert stream_ranges(m)["p"] == StreamRange((0,) * 3, (15,) * 3)
+    doc = estimate(m)
+    layer = doc["layers"]["Pool_hls_0"]
+    # three lanes of three 4-bit comparators with their multiplexers, no line buffer
+    assert layer["LUT"] > 0 and layer["BRAM_18K"] == 0 and "note" not in layer
+    assert doc["total"]["complete"] and not doc["notes"]
+
+
+def test_a_spec_naming_the_input_before_finn_renamed_it_applies():
+    m = finn_graph()
+    m.set_tensor_datatype("x", DataType["FLOAT32"])
+    named = stream_ranges(m, {"inputs": {"global_in": {"min": 0, "max": 15}}})
+    assert named["x"] == StreamRange.real(0, 15, 4) and named["a"] == stream_ranges(finn_graph())["a"]
+
+
+def _identity_input_graph(thresholds: np.ndarray, act: int) -> ModelWrapper:
+    """finn_graph with its input Thresholding re-quantizing UINT4 to UINT4."""
+    m = finn_graph()
+    m.set_initializer("t_in", thresholds.astype(np.float32))
+    th, mvau = m.graph.node[0], m.graph.node[1]
+    for node, attr in ((th, "outputDataType"), (th, "numSteps"), (th, "ActVal"), (mvau, "inputDataType")):
+        value = {"outputDataType": "UINT4", "numSteps": thresholds.shape[1], "ActVal": act, "inputDataType": "UINT4"}[attr]
+        next(a for a in node.attribute if a.name == attr).CopyFrom(helper.make_attribute(attr, value))
+    m.set_tensor_datatype("a", DataType["UINT4"])
+    return m
+
+
+@pytest.mark.parametrize("thresholds,act,removed", [
+    (np.tile(np.arange(1, 16), (4, 1)), 0, True),                       # UINT4 onto itself
+    (np.tile(np.arange(-1, 16), (4, 1)), -2, True),                     # two thresholds every input passes, ActVal -2
+    (np.tile(np.arange(2, 17), (4, 1)), 0, False),                      # shifted by one
+    (np.tile(np.r_[np.arange(1, 15), 14], (4, 1)), 0, False),           # 15 maps to 14
+])  # fmt: skip
+def test_apply_widths_removes_identity_thresholding(thresholds, act, removed):
+    m = _identity_input_graph(thresholds, act)
+    pass_ = ApplyWidths()
+    out = m.transform(pass_, make_deepcopy=True, cleanup=False)
+    ops = [n.op_type for n in out.graph.node]
+    assert (ops == ["MVAU_hls", "MVAU_hls"]) == removed
+    if removed:
+        assert out.graph.node[0].input[0] == "x" and any(c.attribute == "node" for c in pass_.changes)
+        assert "a" not in {v.name for v in out.graph.value_info}
+        assert stream_ranges(out)["y"] == stream_ranges(m)["y"]
+    # FINN's semantics of the graph, before and after, on every input
+    t = m.get_initializer("t_in")
+    a = (ALL_INPUTS[:, :, None] >= t[None, :, :]).sum(axis=2) + act
+    assert np.array_equal(a, ALL_INPUTS) == removed

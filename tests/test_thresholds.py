@@ -573,3 +573,36 @@ def test_trunc_v2_chain_becomes_exact_thresholds(mode, zeropt):
     optimized, report = sira.optimize(m, (0.0, 8.0), samples=200)
     kinds = [n.op_type for n in optimized.graph.node]
     assert "Trunc" not in kinds and "MultiThreshold" in kinds, kinds
+
+
+@pytest.mark.parametrize("out_scale,out_bias,out_dtype", [(1.0, 0.0, "UINT2"), (1.0, -2.0, "INT2"), (2.0, -1.0, "BIPOLAR")])
+def test_affine_chain_into_an_existing_multithreshold(out_scale, out_bias, out_dtype):
+    """A float MultiThreshold after elementwise ops (FINN's tidied form of a
+    quantizer, the layer's scale and bias in front of it) ends a chain: the
+    ops and its float thresholds become one MultiThreshold on the integer,
+    every integer of the range giving the same output."""
+    steps = 1 if out_dtype == "BIPOLAR" else 3
+    thresholds = np.array([[-0.8, 0.1, 0.75], [0.0, 0.5, 1.0], [-2.0, -0.25, 3.5], [0.3, 0.3, 0.9]], dtype=np.float32)[:, :steps]
+    nodes = [helper.make_node("Mul", ["acc", "s"], ["m"]), helper.make_node("Add", ["m", "b"], ["a"]),
+             helper.make_node("MultiThreshold", ["a", "t"], ["y"], domain="qonnx.custom_op.general", out_dtype=out_dtype,
+                              out_scale=out_scale, out_bias=out_bias, data_layout="NC")]  # fmt: skip
+    inits = {"s": np.array([0.013, -0.02, 0.0075, 0.031], np.float32), "b": np.array([0.2, -0.1, 0.0, 0.05], np.float32), "t": thresholds}
+    lo, hi = -300, 300
+    m = make_model(nodes, {"acc": [hi - lo + 1, 4]}, {"y": [hi - lo + 1, 4]}, inits)
+    spec = {"inputs": {"acc": {"int_min": lo, "int_max": hi}}}
+    p = ConvertChainsToThresholds(spec)
+    out = m.transform(p)
+    assert ops_of(out).count("MultiThreshold") == 1 and "Add" not in ops_of(out)
+    (conv,) = p.report.converted
+    assert conv.nodes[-1] == "MultiThreshold(y)" and conv.negated_channels == [1]
+    _exhaustive(m, out, lo, hi, 4)
+
+
+def test_a_multithreshold_alone_is_no_chain():
+    """A MultiThreshold right on the integer is left as it is."""
+    t = np.array([[1, 2, 3]] * 4, dtype=np.float32)
+    mt = helper.make_node("MultiThreshold", ["acc", "t"], ["y"], domain="qonnx.custom_op.general", out_dtype="UINT2", data_layout="NC")
+    m = make_model([mt], {"acc": [1, 4]}, {"y": [1, 4]}, {"t": t})
+    p = ConvertChainsToThresholds({"inputs": {"acc": {"int_min": -5, "int_max": 5}}})
+    m.transform(p)
+    assert not p.report.converted and not p.report.unconverted

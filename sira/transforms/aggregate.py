@@ -14,7 +14,10 @@ activation, a quantizer) or a graph output - the pass
    makes these rare, and :func:`mac_float_islands` names the MAC layers
    that stay on floats);
 2. neutralizes the sources (scale factors become 1, biases 0), so the
-   target now computes the integer ``q`` itself;
+   target now computes the integer ``q`` itself - except an integer offset
+   added to a quantizer's unit-grid integers, which stays where it is (the
+   quantizer's own signed integers, narrower dot products than the
+   one-sided counts);
 3. inserts one ``Mul(scale)`` and one ``Add(bias)`` right before the
    target's consumers, restoring the original value;
 4. aligns joins: a residual Add or a Concat of branches whose scales stand
@@ -150,6 +153,22 @@ def _source_operand(name: str, consumers: dict, initializers: set, kinds: tuple)
     return (node, idx), ""
 
 
+def _quantizer_offset(model: ModelWrapper, report, producers: dict, node, idx: int) -> bool:
+    """Whether bias operand ``idx`` of ``node`` (an Add/Sub) is an integer
+    offset of a quantizer's unit-grid integers - a signed quantizer written
+    as a count and an offset (FINN's tidied MultiThreshold with its
+    ``Add``). The sum is the quantizer's own integer value, already an
+    integer for the MAC after it, so the offset stays: moved downstream it
+    would turn the quantizer's centred range into a one-sided one, whose
+    dot products need a wider accumulator."""
+    data = node.input[1 - idx]
+    source = producers.get(data)
+    if source is None or not is_requantizer(source.op_type) or data not in report.ranges:
+        return False
+    offset = np.asarray(model.get_initializer(node.input[idx]), dtype=np.float64)
+    return bool(np.all(report[data].scale == 1) and np.all(offset == np.rint(offset)))
+
+
 def _escape(target: str, source_nodes: list, consumers: dict, producers: dict, outputs: set) -> str:
     """The first tensor whose value neutralizing ``source_nodes`` would change
     but which is read outside the path to ``target``, or "".
@@ -204,6 +223,8 @@ def plan(model: ModelWrapper, report) -> tuple[list[_Plan], list[dict]]:
         for names, kinds, sink in ((r.scale_sources, ("Mul", "Div"), scale_nodes), (r.bias_sources, ("Add", "Sub"), bias_nodes)):
             for name in sorted(names):
                 use, why = _source_operand(name, consumers, initializers, kinds)
+                if use is not None and sink is bias_nodes and _quantizer_offset(model, report, producers, *use):
+                    continue
                 if use is None:
                     reasons.append(why)
                 elif name in claimed:

@@ -3,6 +3,7 @@ elementwise maps of :mod:`sira.semantics`, and the quantizer that ends it."""
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 from fractions import Fraction
@@ -23,6 +24,9 @@ from sira.semantics import SEMANTICS, NotMonotone, OpNode, channel_fractions
 CHAIN_OPS = frozenset(SEMANTICS)
 #: quantizers that end a chain (Trunc: version 2, with an output scale)
 QUANTIZERS = ops_with(Trait.REAL_QUANTIZER) | {"Trunc"}
+#: a MultiThreshold ends a chain too when elementwise ops lead to it (FINN's
+#: tidied graphs hold a quantizer already as a MultiThreshold on floats)
+CHAIN_ENDS = QUANTIZERS | {"MultiThreshold"}
 #: ops that only move data: between a graph input and its first chain they
 #: carry the raw integers once the input is converted
 MOVEMENT_OPS = ops_with(Trait.LAYOUT)
@@ -45,6 +49,10 @@ class Requantizer:
     z_in, t)``, n = R(clip(round(x/s_in + z_in) / t, qmin, qmax)) - qmin
     (round half to even, t a power of two), its value scale * (qmin + n -
     zeropt) with scale the output scale and zeropt = z_in / t.
+    A MultiThreshold counts its thresholds at or below x: with
+    ``thresholds`` (per channel, sorted, as stored) n = #{t <= x}, qmin =
+    0, qmax the number of thresholds, its value out_scale * n + out_bias
+    (scale = out_scale, zeropt = -out_bias / out_scale).
     """
 
     scale: np.ndarray
@@ -56,6 +64,7 @@ class Requantizer:
     out_dtype: str
     label: str = ""
     trunc: Optional[tuple] = None
+    thresholds: Optional[np.ndarray] = None
 
     @property
     def steps(self) -> int:
@@ -77,6 +86,9 @@ class Requantizer:
         return nx.round_floats(np.clip(v, self.qmin, self.qmax), self.mode).astype(np.int64) - self.qmin
 
     def bounds(self, lo, hi, ch):
+        if self.thresholds is not None:  # float64 comparisons with the stored thresholds are exact
+            t = self.thresholds[np.asarray(ch)]
+            return np.sum(t <= np.asarray(lo)[..., None], axis=-1), np.sum(t <= np.asarray(hi)[..., None], axis=-1)
         if self.trunc is not None:
             s, z, t = (a[ch] for a in self.trunc)
             # rounding to the grid, a power-of-two division, clip and R are exact and monotone on floats
@@ -89,12 +101,19 @@ class Requantizer:
         return self._index_floats(v_lo), self._index_floats(v_hi)
 
     @functools.cached_property
+    def _rows(self) -> list:
+        """Each channel's thresholds as exact rationals, sorted."""
+        return [[Fraction(float(v)) for v in row] for row in self.thresholds]
+
+    @functools.cached_property
     def _params(self):
         if self.trunc is not None:
             return list(zip(*(channel_fractions(a) for a in self.trunc)))
         return list(zip(channel_fractions(self.scale), channel_fractions(self.zeropt)))
 
     def index(self, c: int, x: Fraction) -> int:
+        if self.thresholds is not None:
+            return bisect.bisect_right(self._rows[c], x)
         if self.trunc is not None:
             s, z, t = self._params[c]
             v = Fraction(nx.round_fraction(x / s + z, "ROUND")) / t
@@ -157,7 +176,7 @@ def _const(ra, name: str) -> Optional[np.ndarray]:
 def data_input(node: NodeProto, ra) -> Optional[int]:
     """Index of the one run-time input of a chain op (the others constant),
     or None when the node is not a chain op."""
-    if node.op_type not in CHAIN_OPS and node.op_type not in QUANTIZERS:
+    if node.op_type not in CHAIN_OPS and node.op_type not in CHAIN_ENDS:
         return None
     if len([o for o in node.output if o]) != 1:
         return None
@@ -188,6 +207,8 @@ def _params(node: NodeProto, ra) -> dict[str, np.ndarray]:
     """The node's constant parameters, compact at the data's shape: a
     quantizer's scale and zero-point, or what its semantics reads."""
     shape = ra[node.output[0]].shape
+    if node.op_type == "MultiThreshold":
+        return {}  # its thresholds are read with the channel axis (build_chain)
     names = {"Quant": {"scale": 1, "zeropt": 2}, "IntQuant": {"scale": 1, "zeropt": 2}, "BipolarQuant": {"scale": 1},
              "Trunc": {"scale": 1, "zeropt": 2, "out_scale": 4}}.get(node.op_type)  # fmt: skip
     if names:
@@ -237,6 +258,34 @@ def _make_requantizer(node: NodeProto, ra, p: dict, C: int) -> Requantizer:
     return Requantizer(scale, zeropt, qmin, qmax, mode, False, dtype, label)
 
 
+def _mt_rows(node: NodeProto, ra) -> np.ndarray:
+    """A MultiThreshold's thresholds as (rows, steps) float64."""
+    t = _const(ra, node.input[1])
+    if t is None or t.ndim != 2:
+        raise NotConvertible(f"{node_label(node)}: its thresholds must be a constant (channels, steps) array")
+    return t
+
+
+def _mt_axis(node: NodeProto, rank: int) -> int:
+    """A MultiThreshold's channel axis: 1 for NC... layouts, else the last."""
+    layout = str(node_attr(node, "data_layout", "NCHW"))
+    return 1 if layout.startswith("NC") else rank - 1
+
+
+def _mt_requantizer(node: NodeProto, ra, C: int) -> Requantizer:
+    label = node_label(node)
+    t = _mt_rows(node, ra)
+    if t.shape[0] not in (1, C):
+        raise NotConvertible(f"{label}: {t.shape[0]} threshold rows for {C} channels")
+    scale, bias = float(node_attr(node, "out_scale", 1.0)), float(node_attr(node, "out_bias", 0.0))
+    if scale <= 0:
+        raise NotConvertible(f"{label}: out_scale must be positive")
+    rows = np.sort(np.broadcast_to(t, (C, t.shape[1])), axis=1)
+    dtype = str(node_attr(node, "out_dtype", "") or nx.narrowest_int_type(0, t.shape[1]))
+    zeropt = float(Fraction(-bias) / Fraction(scale))
+    return Requantizer(np.full(C, scale), np.full(C, zeropt), 0, int(t.shape[1]), "ROUND", False, dtype, label, thresholds=rows)
+
+
 def _trunc_requantizer(node: NodeProto, ra, p: dict, label: str) -> Requantizer:
     """QONNX Trunc v2 (inputs x, scale, zeropt, in_bits, out_scale, out_bits)
     as a Requantizer with its rounding to the input grid."""
@@ -283,13 +332,16 @@ def build_chain(nodes: list, ra, start: str, on_grid: bool, grid: Optional[tuple
     else:
         grid = {"scale": unit, "bias": 0 * unit}
     axes = set().union(*(_varying_axes(a) for p in params + [grid] for a in p.values()))
+    end = nodes[-1]
+    if end.op_type == "MultiThreshold" and _mt_rows(end, ra).shape[0] > 1:
+        axes.add(_mt_axis(end, rank))
     if len(axes) > 1:
         raise NotConvertible(f"parameters vary along axes {sorted(axes)}; thresholds can be per channel (one axis) only")
-    axis = axes.pop() if axes else 1
+    axis = axes.pop() if axes else (_mt_axis(end, rank) if end.op_type == "MultiThreshold" else 1)
     C = shape[axis]
     vec = [{k: _channel_vector(a, C) for k, a in p.items()} for p in params]
     ops = tuple(op for n, p in zip(nodes[:-1], vec[:-1]) if (op := _make_op(n, ra, p)) is not None)
-    requant = _make_requantizer(nodes[-1], ra, vec[-1], C)
+    requant = _mt_requantizer(end, ra, C) if end.op_type == "MultiThreshold" else _make_requantizer(end, ra, vec[-1], C)
     chain = Chain(_channel_vector(grid["scale"], C), _channel_vector(grid["bias"], C), ops, requant, C)
     return chain, axis
 

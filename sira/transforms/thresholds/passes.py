@@ -20,7 +20,7 @@ from sira.budget import TimeBudget
 from sira.inputspec import load_spec
 from sira.model import fresh_name, input_aliases, quiet, reinfer_shapes
 
-from .chain import CHAIN_OPS, MOVEMENT_OPS, QUANTIZERS, Chain, NotConvertible, Requantizer, build_chain, data_input, integer_values, node_label, per_channel
+from .chain import CHAIN_ENDS, CHAIN_OPS, MOVEMENT_OPS, QUANTIZERS, Chain, NotConvertible, Requantizer, build_chain, data_input, integer_values, node_label, per_channel
 from .search import Conversion, Encoding, convert_chain, storage_dtype
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -85,7 +85,7 @@ def _candidates(model: ModelWrapper, ra) -> list[_Candidate]:
     producers, consumers, outputs = _graph_maps(model)
     found = []
     for quant in model.graph.node:
-        if quant.op_type not in QUANTIZERS or data_input(quant, ra) != 0:
+        if quant.op_type not in CHAIN_ENDS or data_input(quant, ra) != 0:
             continue
         ops, starts = [], [quant.input[0]]
         t = quant.input[0]
@@ -99,7 +99,8 @@ def _candidates(model: ModelWrapper, ra) -> list[_Candidate]:
             ops.insert(0, p)
             t = p.input[d]
             starts.insert(0, t)
-        found.append(_Candidate(quant, ops, starts))
+        if quant.op_type in QUANTIZERS or ops:  # a MultiThreshold ends a chain only after elementwise ops
+            found.append(_Candidate(quant, ops, starts))
     return found
 
 
