@@ -100,14 +100,14 @@ def threshold_context(layer, channels: int, pe: int, in_lo: int, in_hi: int, cos
         ctx.update(ctype=ctype, raw=raw_ctype(bits, signed), init=initializer(row, True), pragmas=memory_pragmas("thresholds", partition=(1,)))
         return ctx
     rows = M.threshold_rows(layer, channels)
-    if rows == 1 and nf > 1:  # one row shared by every channel: each PE keeps it once
+    if M.shares_threshold_row(layer):  # one row shared by every channel: each PE keeps it once
         full = np.sort(t, axis=1)
         per_pe = np.broadcast_to(full, (pe, 1, steps))
-        ctx.update(rows=1, row="0")
+        ctx.update(rows=rows, row="0")
     else:
         full = np.sort(np.broadcast_to(t, (channels, steps)), axis=1)
         per_pe = full.reshape(nf, pe, steps).transpose(1, 0, 2)  # [pe][nf][step], channel = nf*PE + pe
-        ctx.update(rows=nf, row="nf")
+        ctx.update(rows=rows, row="nf")
     ctype, bits, signed = stored_ctype(M.threshold_element(full, in_lo, in_hi, unit))
     memories = M.threshold_memories(unit, pe=pe, cf=rows, steps=steps, bits=bits)
     if unit == "linear":
