@@ -75,9 +75,16 @@ def gemm(a, b, c, alpha: float, beta: float, trans_a: bool, trans_b: bool) -> np
     return y
 
 
+#: output positions per sample from which a convolution multiplies each
+#: sample's im2col matrix on its own (the products come out in the output's
+#: order, and a 1x1 kernel needs no copy); below it, one product for the
+#: whole batch (BLAS is slow on narrow matrices)
+PER_SAMPLE_POSITIONS = 256
+
+
 def conv(x, w, bias, strides, dilations, pads, group: int) -> np.ndarray:
     """ONNX Conv (any number of spatial axes): the weights times the im2col
-    matrix of all samples at once, the groups batched in one ``matmul``.
+    matrix of the samples, the groups batched in one ``matmul``.
 
     ``pads`` is one (before, after) pair per spatial axis. The im2col matrix
     has one column per output position (Caffe's layout), so its copy reads
@@ -97,13 +104,20 @@ def conv(x, w, bias, strides, dilations, pads, group: int) -> np.ndarray:
     windows = sliding_window_view(x, extents, axis=tuple(range(2, 2 + nsp)))
     windows = windows[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides) + tuple(slice(None, None, d) for d in dilations)]
     out_sp = windows.shape[2 : 2 + nsp]
-    # (n, G, Cg, *out, *kernel) -> (G, Cg, *kernel, n, *out) -> (G, Cg*kernel, n*out): the one copy
     grouped = windows.reshape((n, group, cg) + out_sp + tuple(kernel))
-    order = (1, 2) + tuple(range(3 + nsp, 3 + 2 * nsp)) + (0,) + tuple(range(3, 3 + nsp))
-    cols = grouped.transpose(order).reshape(group, cg * math.prod(kernel), -1)
-    y = _exact(np.matmul(wmat, cols), wmat, cols, bound)  # (G, Og, n*out)
-    y = y.reshape((group, og, n) + out_sp).transpose((2, 0, 1) + tuple(range(3, 3 + nsp)))
-    y = np.ascontiguousarray(y, dtype=np.float64).reshape((n, group * og) + out_sp)
+    out_axes, kernel_axes = tuple(range(3, 3 + nsp)), tuple(range(3 + nsp, 3 + 2 * nsp))
+    if math.prod(out_sp) >= PER_SAMPLE_POSITIONS:
+        # (n, G, Cg, *out, *kernel) -> (n, G, Cg, *kernel, *out) -> (n, G, Cg*kernel, out): one copy (none
+        # for a 1x1 kernel at stride 1), one product per sample, already in the output's order
+        cols = grouped.transpose((0, 1, 2) + kernel_axes + out_axes).reshape(n, group, cg * math.prod(kernel), -1)
+        y = _exact(np.matmul(wmat, cols), wmat, cols, bound)  # (n, G, Og, out)
+        y = y.astype(np.float64, copy=False).reshape((n, group * og) + out_sp)
+    else:
+        # (n, G, Cg, *out, *kernel) -> (G, Cg, *kernel, n, *out) -> (G, Cg*kernel, n*out): one copy, one product
+        cols = grouped.transpose((1, 2) + kernel_axes + (0,) + out_axes).reshape(group, cg * math.prod(kernel), -1)
+        y = _exact(np.matmul(wmat, cols), wmat, cols, bound)  # (G, Og, n*out)
+        y = y.reshape((group, og, n) + out_sp).transpose((2, 0, 1) + out_axes)
+        y = np.ascontiguousarray(y, dtype=np.float64).reshape((n, group * og) + out_sp)
     if bias is not None:
         y += bias.reshape((1, -1) + (1,) * nsp)
     return y
@@ -234,12 +248,28 @@ def _count_sorted(x: np.ndarray, thresholds: np.ndarray, axis: int) -> np.ndarra
     return count
 
 
+#: elements of a MultiThreshold input compared with every threshold before
+#: the next: a block that stays in the core's cache across the comparisons
+COUNT_BLOCK = 2**16
+
+
 def _count_linear(x: np.ndarray, thresholds: np.ndarray, channel: tuple) -> np.ndarray:
-    """#{t : x >= T[c, t]}, one whole-array comparison per threshold
-    (counted in the narrowest integer type that holds the count)."""
+    """#{t : x >= T[c, t]}, one comparison per threshold over a block of
+    whole samples at a time (counted in the narrowest integer type that
+    holds the count)."""
     count = np.zeros(x.shape, dtype=np.min_scalar_type(thresholds.shape[1]))
-    for t in range(thresholds.shape[1]):
-        np.add(count, x >= thresholds[:, t].reshape(channel), out=count)
+    if x.ndim == 0:
+        count[...] = np.sum(x >= thresholds.reshape(-1))
+        return count
+    rows = x.shape[0] if channel[0] > 1 else max(1, COUNT_BLOCK // max(1, x[0].size))  # blocks keep the channel axis whole
+    reached = np.empty((min(rows, x.shape[0]),) + x.shape[1:], dtype=bool)
+    columns = [thresholds[:, t].reshape(channel) for t in range(thresholds.shape[1])]
+    for start in range(0, x.shape[0], rows):
+        block, counted = x[start : start + rows], count[start : start + rows]
+        hit = reached[: block.shape[0]]
+        for column in columns:
+            np.greater_equal(block, column, out=hit)
+            np.add(counted, hit, out=counted, casting="unsafe")
     return count
 
 

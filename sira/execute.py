@@ -26,8 +26,10 @@ rows in another order than the product of one.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import math
+import os
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
@@ -44,6 +46,15 @@ from .modelfile import wrap
 BATCH_BYTES = 128 * 2**20
 #: most samples in one batch
 MAX_BATCH = 256
+#: batches of :meth:`Executor.run_many` run side by side, one per core (at
+#: most two: the machines sira targets, and twice the batch memory)
+WORKERS = max(1, min(2, os.cpu_count() or 1))
+
+
+@functools.lru_cache(maxsize=None)
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads that run a batch beside the calling thread."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS - 1, thread_name_prefix="sira-batch")
 
 
 #: memory the tensors of one input of the model may take in float64; a model
@@ -600,36 +611,66 @@ class Executor:
         (two models compared on the same batches see the same order)."""
         feeds = list(feeds)
         size = (batch_size or self.batch_size) if self._batching else 1
-        for start in range(0, len(feeds), size):
-            chunk = feeds[start : start + size]
-            if len(chunk) > 1 and self._batching and all(set(feed) == set(self.inputs) for feed in chunk):
+        if size > 1 and len(feeds) > size:  # as many batches as a multiple of the workers, of even sizes
+            count = -(-len(feeds) // size)
+            size = -(-len(feeds) // (-(-count // WORKERS) * WORKERS))
+        chunks = [(start, feeds[start : start + size]) for start in range(0, len(feeds), size)]
+        while chunks:
+            group = []
+            while chunks and len(group) < WORKERS and self._stackable(chunks[0][1]):
+                group.append(chunks.pop(0))
+            if group:
                 try:
-                    yield from self._split(self._run_batch(chunk, start), len(chunk))
+                    for ctx, (_start, chunk) in zip(self._run_batches(group), group):
+                        yield from self._split(ctx, len(chunk))
                     continue
                 except _NotBatchable:
                     self._batching = False
+                    chunks[:0] = group
+            start, chunk = chunks.pop(0)
             yield from (self.run(feed, start + i) for i, feed in enumerate(chunk))
 
+    def _stackable(self, chunk: list) -> bool:
+        """Whether ``chunk`` runs as one batch: several feeds of exactly the
+        graph inputs, while the model has proven batchable."""
+        return len(chunk) > 1 and self._batching and all(set(feed) == set(self.inputs) for feed in chunk)
+
+    def _run_batches(self, group: list) -> list:
+        """The stacked contexts of the (start, feeds) batches of ``group``,
+        run side by side: the first in this thread, each other on a worker
+        thread (numpy's array loops and BLAS release the GIL). Output is
+        silenced here, around all of them: the silencing is process-wide
+        and not safe to enter from two threads."""
+        with quiet():
+            if len(group) == 1:
+                return [self._run_batch(group[0][1], group[0][0])]
+            futures = [_pool().submit(self._run_batch, chunk, start) for start, chunk in group[1:]]
+            try:
+                first = self._run_batch(group[0][1], group[0][0])
+            finally:
+                concurrent.futures.wait(futures)
+            return [first] + [f.result() for f in futures]
+
     def _run_batch(self, feeds: list, first: int = 0) -> dict:
-        """Every tensor for ``feeds`` stacked along axis 0."""
+        """Every tensor for ``feeds`` stacked along axis 0 (the caller
+        silences third-party output)."""
         samples = len(feeds)
         ctx = dict(self.template)
         for name in self.inputs:
             ctx[name] = _stack([np.asarray(feed[name], dtype=self.dtype) for feed in feeds])
-        with quiet():
-            for node, attrs, step in self.steps:
-                if node.op_type == "Reshape":
-                    stacked = _reshape_rows(node, attrs, ctx, samples, self.dynamic)
-                    if stacked is not None:
-                        ctx[node.output[0]] = stacked
-                    else:
-                        self._per_sample(node, step, ctx, samples)
-                elif _batchable(node, attrs, ctx, self.dynamic):
-                    step(ctx)
+        for node, attrs, step in self.steps:
+            if node.op_type == "Reshape":
+                stacked = _reshape_rows(node, attrs, ctx, samples, self.dynamic)
+                if stacked is not None:
+                    ctx[node.output[0]] = stacked
                 else:
                     self._per_sample(node, step, ctx, samples)
-                self._promote(node, ctx)
-                self.hook(node, ctx, samples, first)
+            elif _batchable(node, attrs, ctx, self.dynamic):
+                step(ctx)
+            else:
+                self._per_sample(node, step, ctx, samples)
+            self._promote(node, ctx)
+            self.hook(node, ctx, samples, first)
         return ctx
 
     def _per_sample(self, node, step, ctx: dict, samples: int) -> None:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import sys
+import threading
 import warnings
 from collections.abc import Container
 from typing import Optional
@@ -56,13 +58,75 @@ QONNX_DOMAIN_OPS = ops_with(Trait.QONNX_DOMAIN)
 COMMUTATIVE_OPS = ops_with(Trait.INITIALIZERS_LAST)
 
 
-@contextlib.contextmanager
-def quiet():
-    """Silence the chatter of third-party libraries (warnings and prints)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with contextlib.redirect_stdout(io.StringIO()):
+class _Silencer:
+    """Silence for the threads inside a ``with quiet():`` block, and for
+    them only: while any is, ``sys.stdout`` is a stream that drops what
+    those threads write and passes on what every other thread writes, and
+    ``warnings.showwarning`` drops their warnings the same way. (Swapping
+    stdout and the warning filters per block, as ``redirect_stdout`` and
+    ``catch_warnings`` do, would silence every thread, and two threads
+    interleaving their blocks would leave stdout redirected.)"""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depth: dict[int, int] = {}  # thread ident -> blocks it is inside
+        self._stdout = None
+        self._showwarning = None
+
+    @contextlib.contextmanager
+    def __call__(self):
+        me = threading.get_ident()
+        with self._lock:
+            if not self._depth:
+                self._install()
+            self._depth[me] = self._depth.get(me, 0) + 1
+        try:
             yield
+        finally:
+            with self._lock:
+                self._depth[me] -= 1
+                if not self._depth[me]:
+                    del self._depth[me]
+                if not self._depth:
+                    self._uninstall()
+
+    def silenced(self) -> bool:
+        return threading.get_ident() in self._depth
+
+    def _install(self) -> None:
+        self._stdout, self._showwarning = sys.stdout, warnings.showwarning
+        sys.stdout = _ThreadFilteredStream(self._stdout, self)
+        previous = self._showwarning
+
+        def showwarning(*args, **kwargs):
+            if not self.silenced():
+                previous(*args, **kwargs)
+
+        warnings.showwarning = showwarning
+
+    def _uninstall(self) -> None:
+        if isinstance(sys.stdout, _ThreadFilteredStream):  # unless someone replaced it meanwhile
+            sys.stdout = self._stdout
+        warnings.showwarning = self._showwarning
+
+
+class _ThreadFilteredStream:
+    """``stream``, minus what the threads ``silencer`` silences write."""
+
+    def __init__(self, stream, silencer: _Silencer):
+        self._stream = stream
+        self._silencer = silencer
+
+    def write(self, text: str) -> int:
+        return len(text) if self._silencer.silenced() else self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+#: ``with quiet():`` silences the chatter of third-party libraries (prints
+#: and warnings) in the calling thread
+quiet = _Silencer()
 
 
 def transform(model: ModelWrapper, transformation) -> ModelWrapper:

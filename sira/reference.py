@@ -36,8 +36,10 @@ named in ``unbounded`` (both are reported, see sira.verification).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
+import threading
 from fractions import Fraction
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -664,15 +666,19 @@ class Reference:
         self.notes = RunNotes()
         self._quantizers = {}
         opsets = report.model.get_opset_imports()
-        for node in topological_order(report.model):
+        order = topological_order(report.model)
+        for node in order:
             if node.op_type in QUANTIZER_OPS:
                 v1 = False
                 if node.op_type == "Trunc":
                     op = getCustomOp(node, onnx_opset_version=opsets.get(node.domain, 1))
                     v1 = type(op).__name__ == "Trunc_v1"
                 self._quantizers[node.name] = _Quantizer(node, node_attrs(node), v1)
-        self._samples = 1
-        self._ctx: dict = {}
+        #: the batch a hook call is deciding (its context and sample count),
+        #: per thread: the executor may run two batches side by side
+        self._batch = threading.local()
+        self._order = {n.name: i for i, n in enumerate(order)}
+        self._notes_lock = threading.Lock()
         self.executor: Optional[Executor] = None  # constants are folded (and decided) while it is built
         self.executor = Executor(report.model, hook=self._after)
         self.producers = {o: n for n, _a, _s in self.executor.all_steps for o in n.output}
@@ -705,26 +711,38 @@ class Reference:
         if not near.size:
             return
         out = np.array(ctx[node.output[0]], dtype=np.float64)
-        self._samples, self._ctx = samples, ctx
+        self._batch.samples, self._batch.ctx = samples, ctx
         rows = max(1, x.shape[0] // samples) if x.ndim else 1
-        checked = 0
+        checked = unresolved = 0
+        flips = []
         for idx in map(tuple, near):
             if checked >= MAX_EXACT_PER_NODE:
-                self.notes.unresolved[node.name] = self.notes.unresolved.get(node.name, 0) + 1
+                unresolved += 1
                 continue
             checked += 1
             k = idx[0] // rows if x.ndim else 0
             local = ((idx[0] % rows,) + idx[1:]) if x.ndim else idx
             value = self._decide(q, node.input[0], k, local, idx, ctx, bound)
             if value is None:
-                self.notes.unresolved[node.name] = self.notes.unresolved.get(node.name, 0) + 1
+                unresolved += 1
                 continue
             exact, xval = value
             if float(exact) != out[idx]:
-                self.notes.flips.append(Flip(node.name, first + k, local, float(out[idx]), float(exact), q.steps(xval, idx, ctx)))
+                flips.append(Flip(node.name, first + k, local, float(out[idx]), float(exact), q.steps(xval, idx, ctx)))
                 out[idx] = float(exact)
-        self.notes.checked[node.name] = self.notes.checked.get(node.name, 0) + checked
+        self._note(node.name, checked, unresolved, flips)
         ctx[node.output[0]] = out
+
+    def _note(self, node: str, checked: int, unresolved: int, flips: list) -> None:
+        """Add one quantizer's decisions on one batch to :attr:`notes`, the
+        flips kept in (sample, graph order, element) order whatever order
+        the batches finish in."""
+        with self._notes_lock:
+            self.notes.checked[node] = self.notes.checked.get(node, 0) + checked
+            if unresolved:
+                self.notes.unresolved[node] = self.notes.unresolved.get(node, 0) + unresolved
+            for flip in flips:
+                bisect.insort(self.notes.flips, flip, key=lambda f: (f.sample, self._order.get(f.node, -1), f.index))
 
     def _decide(self, q: _Quantizer, name: str, k: int, local: tuple, idx: tuple, ctx, bound: Bound):
         """(exact output, exact input) at one element, or None when no
@@ -747,10 +765,10 @@ class Reference:
     def _stacked(self, name: str, k: int, local: tuple):
         if self.executor is None:
             raise _NoExactRule("a constant computed from inexact constants")
-        v = self._ctx[name] if name in self._ctx else self.executor.template[name]
-        v = np.asarray(v)
+        ctx = getattr(self._batch, "ctx", {})
+        v = np.asarray(ctx[name] if name in ctx else self.executor.template[name])
         if name in self.executor.dynamic and v.ndim:
-            rows = v.shape[0] // self._samples
+            rows = v.shape[0] // getattr(self._batch, "samples", 1)
             return v[(k * rows + local[0],) + tuple(local[1:])]
         return v[local] if v.ndim else v
 

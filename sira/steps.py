@@ -239,8 +239,8 @@ def step_sira_analyze(model, cfg):
 
 @_step
 def step_sira_optimize(model, cfg):
-    """The SIRA pipeline (lower, aggregate, thresholds, annotate), each pass
-    verified bit-exact against ``model``: ``report/sira_optimize.json``
+    """The SIRA pipeline (lower, aggregate, thresholds, annotate), its
+    result verified bit-exact against ``model``: ``report/sira_optimize.json``
     (accumulator widths per MAC layer, float islands, passes). Returns the
     optimized model: integer MAC weights, ``MultiThreshold`` activations,
     ``finn_datatype`` annotations and the metadata ``sira_acc_dtype``, in

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+import threading
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -376,6 +377,35 @@ def _agree(r: Optional[ScaledIntRange], bound_a, bound_b, a: np.ndarray, b: np.n
         return same | (np.abs(a - b) <= err + FLOAT_TAIL * mag)
 
 
+class Background:
+    """``work(stopping)`` on a daemon thread (``stopping`` a
+    ``threading.Event`` it checks to end early): :meth:`result` waits for
+    it and returns its value or raises its error; :meth:`stop` sets
+    ``stopping``. A daemon, so an error in the caller never waits for it."""
+
+    def __init__(self, work: Callable[[threading.Event], object], name: str):
+        self._stopping = threading.Event()
+        self._value: object = None
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, args=(work,), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Callable) -> None:
+        try:
+            self._value = work(self._stopping)
+        except BaseException as e:  # handed to the thread that waits
+            self._error = e
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
 class EquivalenceChecker:
     """Checks rewrites of one model against its reference semantics
     (:class:`sira.reference.Reference`) on one set of random and corner
@@ -394,9 +424,15 @@ class EquivalenceChecker:
     reference runs, the quantizers' integers on the first
     :data:`FLOAT32_SAMPLES` inputs are kept (within
     :data:`KEPT_LEVEL_BYTES`) for :func:`float32_agreement`.
+
+    With ``background`` the constructor returns at once and runs the
+    reference on a background thread while the caller goes on (a pipeline
+    transforms the model meanwhile, mostly on one core); the first check,
+    or :meth:`wait`, waits for it. :meth:`close` stops it early.
     """
 
-    def __init__(self, original, input_spec=None, samples: int = 100, seed: int = 0, report: Optional[RangeReport] = None):
+    def __init__(self, original, input_spec=None, samples: int = 100, seed: int = 0, report: Optional[RangeReport] = None,
+                 background: bool = False):  # fmt: skip
         from .reference import Reference
 
         self.report = report if report is not None else analyze(original, input_spec)
@@ -409,20 +445,71 @@ class EquivalenceChecker:
         self.outputs = [o.name for o in self.report.model.graph.output]
         self._feeds64 = [{n: np.asarray(v, dtype=np.float64) for n, v in feed.items()} for _label, feed in self.feeds]
         self.quantizers = _scaled_int_quantizers(self.reference, self.report)
-        keep = self._kept_count()
-        self._expected = []
+        self._keep = self._kept_count()
+        self._expected: list[dict] = []
         #: the quantizers' integers on the first inputs (float32_agreement's)
         self.levels: list[dict] = []
-        for i, ctx in enumerate(self.reference.run_many(self._feeds64)):
-            self._expected.append({o: np.array(ctx[o]) for o in self.outputs})
-            if i < keep:
-                self.levels.append({q.node.output[0]: _kept_levels(r, ctx[q.node.output[0]]) for q, r in self.quantizers})
         #: the last model checked, its reference, and how many inputs it passed
         self._last: tuple = (None, (None, None), None, 0)
-        #: where float64 execution of the original rounds differently, on these
-        #: inputs, and the quantizers the reference could not decide exactly
-        self.float64_flips = list(self.reference.notes.flips)
-        self.undecided = set(self.reference.notes.unbounded) | set(self.reference.notes.unresolved)
+        #: signalled at each input the reference is done with, and at its end
+        self._progress = threading.Condition()
+        self._ended = False
+        self._running = Background(self._run_reference, "sira-reference") if background else None
+        if not background:
+            self._run_reference()
+
+    def _run_reference(self, stopping: Optional[threading.Event] = None) -> None:
+        """The reference's outputs (and kept integers) on every input, then
+        what float64 execution decides differently; ``stopping`` set ends
+        it early."""
+        try:
+            for i, ctx in enumerate(self.reference.run_many(self._feeds64)):
+                if stopping is not None and stopping.is_set():
+                    return
+                kept = {q.node.output[0]: _kept_levels(r, ctx[q.node.output[0]]) for q, r in self.quantizers} if i < self._keep else None
+                with self._progress:
+                    self._expected.append({o: np.array(ctx[o]) for o in self.outputs})
+                    if kept is not None:
+                        self.levels.append(kept)
+                    self._progress.notify_all()
+            self._float64_flips = list(self.reference.notes.flips)
+            self._undecided = set(self.reference.notes.unbounded) | set(self.reference.notes.unresolved)
+        finally:
+            with self._progress:
+                self._ended = True
+                self._progress.notify_all()
+
+    def _expected_at(self, i: int) -> dict:
+        """The reference's outputs on input ``i``, once it has them."""
+        with self._progress:
+            self._progress.wait_for(lambda: len(self._expected) > i or self._ended)
+        if len(self._expected) <= i:
+            self.wait()  # raises what stopped it
+        return self._expected[i]
+
+    def wait(self) -> None:
+        """Wait for the reference runs (see ``background``)."""
+        if self._running is not None:
+            self._running.result()
+
+    def close(self) -> None:
+        """Stop the background reference runs, if they are not done."""
+        if self._running is not None:
+            self._running.stop()
+
+    @property
+    def float64_flips(self) -> list:
+        """Where float64 execution of the original rounds differently from
+        the reference, on these inputs (sira.reference.Flip)."""
+        self.wait()
+        return self._float64_flips
+
+    @property
+    def undecided(self) -> set:
+        """The quantizers the reference could not decide exactly (no
+        proven error bound before them, or no precision decided)."""
+        self.wait()
+        return self._undecided
 
     def _runner(self, transformed, feed_map, spec, exact: bool):
         """The reference of ``transformed`` (exact when it can be analyzed
@@ -435,6 +522,11 @@ class EquivalenceChecker:
             return Reference(analyze(transformed, spec if (spec is not None or feed_map is not None) else self.spec))
         except SiraError:
             return None
+
+    def keeps(self, count: int) -> bool:
+        """Whether the reference keeps the quantizer integers of the first
+        ``count`` inputs (for :func:`float32_agreement`)."""
+        return count <= self._keep
 
     def _kept_count(self) -> int:
         """On how many inputs the quantizer integers are kept: the first
@@ -469,14 +561,17 @@ class EquivalenceChecker:
         feeds_b = [feed_map(f) if feed_map else f for f in self._feeds64[start:count]]
         mismatches = 0
         first = ""
-        for (label_in, _feed), expected, ctx_b in zip(self.feeds[start:count], self._expected[start:count], runner.run_many(feeds_b)):
+        # the rewrite runs while a background reference may still be running
+        for i, ((label_in, _feed), ctx_b) in enumerate(zip(self.feeds[start:count], runner.run_many(feeds_b)), start):
+            expected = self._expected_at(i)
             for oa, ob in zip(self.outputs, out_b):
                 same = _agree(self.report.ranges.get(oa), self.reference.bounds.get(oa), bounds_b.get(ob), expected[oa], ctx_b[ob])
                 if not np.all(same):
                     mismatches += 1
                     if not first:
-                        idx = tuple(int(i) for i in np.argwhere(~same)[0])
-                        ctx_a = next(iter(self.reference.executor.run_many([dict(_feed)])))  # the original's tensors, for the hint
+                        idx = tuple(int(j) for j in np.argwhere(~same)[0])
+                        self.wait()  # then the original's tensors, for the hint
+                        ctx_a = next(iter(self.reference.executor.run_many([dict(_feed)])))
                         hint = _first_divergence(self.report.model, ctx_a, ctx_b)
                         first = (
                             f"{label}: output '{oa}'{list(idx)} differs on input '{label_in}': "
@@ -484,7 +579,7 @@ class EquivalenceChecker:
                             + (f"; first differing intermediate tensor: '{hint}'" if hint else "")
                         )
         self._last = (key, (feed_map, spec), (rewritten, runner), max(count, passed) if not mismatches else 0)
-        result = EquivalenceResult(count, len(self.outputs), mismatches, first, list(self.float64_flips))
+        result = EquivalenceResult(count, len(self.outputs), mismatches, first, [f for f in self.float64_flips if f.sample < count])
         if mismatches and raise_on_mismatch:
             raise SiraError(first)
         return result
@@ -587,7 +682,8 @@ def float32_agreement(checker: "EquivalenceChecker", limit: int = FLOAT32_SAMPLE
     """Execute the original in float32 (as qonnx does) on the first
     ``limit`` inputs of ``checker`` and compare every quantizer's integers
     with the reference's (those the checker kept, else from running the
-    reference again)."""
+    reference again). When they are kept, the float32 runs come first,
+    while a background reference may still be running."""
     reference = checker.reference
     report = checker.report
     count = min(limit, len(checker.feeds))
@@ -595,16 +691,23 @@ def float32_agreement(checker: "EquivalenceChecker", limit: int = FLOAT32_SAMPLE
     run32 = Executor(report.model, np.float32)
     feeds32 = [{n: as_precision(report.input_ranges[n], v, np.float32) for n, v in f.items()} for f in feeds]
     quantizers = checker.quantizers
-    if len(checker.levels) >= count:  # kept while the checker ran the reference
+
+    def integers32(ctx32: dict) -> dict:
+        return {q.node.output[0]: _kept_levels(r, np.asarray(ctx32[q.node.output[0]], dtype=np.float64)) for q, r in quantizers}
+
+    runs32 = [integers32(ctx32) for ctx32 in run32.run_many(feeds32)] if checker.keeps(count) else None
+    checker.wait()
+    if runs32 is not None and len(checker.levels) >= count:
         levels = iter(checker.levels[:count])
     else:
         levels = ({q.node.output[0]: _integer_parts(r, ctx[q.node.output[0]]) for q, r in quantizers} for ctx in reference.run_many(feeds))
+        runs32 = runs32 if runs32 is not None else map(integers32, run32.run_many(feeds32))
     found: dict = {}
     differing = 0
-    for i, (ref_levels, ctx32) in enumerate(zip(levels, run32.run_many(feeds32))):
+    for i, (ref_levels, levels32) in enumerate(zip(levels, runs32)):
         for q, r in quantizers:
             out = q.node.output[0]
-            diff = ref_levels[out] != _integer_parts(r, np.asarray(ctx32[out], dtype=np.float64).reshape(np.shape(ref_levels[out])))
+            diff = ref_levels[out] != levels32[out].reshape(np.shape(ref_levels[out]))
             if np.any(diff):
                 differing += 1
                 margin = q.margin_steps(next(iter(reference.run_many(feeds[i : i + 1]))))

@@ -99,7 +99,14 @@ def test_conv_kernel_matches_onnxruntime(case):
         inits["B"] = rng.integers(-4, 5, size=w_shape[0]).astype(np.float32)
     conv = helper.make_node("Conv", ["x", "W"] + (["B"] if with_bias else []), ["y"], **attrs)
     model = make_model([conv], {"x": x_shape}, {"y": None}, inits)
-    same_as_qonnx(model, {"x": rng.integers(-8, 9, size=x_shape).astype(np.float32)})
+    feed = {"x": rng.integers(-8, 9, size=x_shape).astype(np.float32)}
+    default = kernels.PER_SAMPLE_POSITIONS
+    try:
+        for positions in (default, 1):  # one product for the batch, then one per sample
+            kernels.PER_SAMPLE_POSITIONS = positions
+            same_as_qonnx(model, feed)
+    finally:
+        kernels.PER_SAMPLE_POSITIONS = default
 
 
 @SETTINGS
@@ -252,9 +259,15 @@ def test_multithreshold_equals_qonnx(shape, rows, steps, layout):
     x.flat[::7] = np.nan
     thresholds = np.sort(np.round(rng.normal(0, 20, (rows, steps))), axis=1)
     axis = kernels.multithreshold_channel_axis(layout, len(shape))
-    for t in (thresholds, thresholds[:, ::-1]):  # sorted, then not
-        want = np.swapaxes(qonnx_multithreshold(np.swapaxes(x, axis, 1), t, 0.5, -3.0), axis, 1)
-        np.testing.assert_array_equal(kernels.multithreshold(x, t, 0.5, -3.0, layout), want)
+    default = kernels.COUNT_BLOCK
+    try:
+        for block in (default, 5):  # the whole batch in one block, then a block per sample
+            kernels.COUNT_BLOCK = block
+            for t in (thresholds, thresholds[:, ::-1]):  # sorted, then not
+                want = np.swapaxes(qonnx_multithreshold(np.swapaxes(x, axis, 1), t, 0.5, -3.0), axis, 1)
+                np.testing.assert_array_equal(kernels.multithreshold(x, t, 0.5, -3.0, layout), want)
+    finally:
+        kernels.COUNT_BLOCK = default
 
 
 @pytest.mark.parametrize("shape, rows, steps", [((2, 3, 4, 4), 3, 40), ((2, 3, 4, 4), 1, 255), ((4, 6), 6, 7), ((2, 5, 3), 3, 30)])
@@ -418,3 +431,38 @@ def test_numpy_elementwise_kernels_equal_onnxruntime_in_float64(op, arity):
     session = ort.InferenceSession(model.model.SerializeToString(), providers=["CPUExecutionProvider"])
     theirs = session.run(["y"], feed)[0]
     np.testing.assert_array_equal(ours, theirs)
+
+
+def test_quiet_silences_only_the_threads_inside_it(capsys):
+    """Two threads entering and leaving ``quiet`` out of order leave stdout
+    as it was; a thread outside it prints while another is inside."""
+    import sys
+    import threading
+
+    from sira.model import quiet
+
+    stdout = sys.stdout
+    entered, leave = threading.Event(), threading.Event()
+
+    def worker():
+        with quiet():
+            entered.set()
+            print("from the quiet worker")
+            leave.wait()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    entered.wait()
+    context = quiet()
+    context.__enter__()  # the main thread enters after the worker...
+    print("from the quiet main thread")
+    leave.set()
+    thread.join()  # ...and leaves after it
+    context.__exit__(None, None, None)
+    print("after")
+    with quiet():
+        other = threading.Thread(target=lambda: print("from a thread outside quiet"))
+        other.start()
+        other.join()
+    assert sys.stdout is stdout
+    assert capsys.readouterr().out == "after\nfrom a thread outside quiet\n"

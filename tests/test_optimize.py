@@ -93,3 +93,45 @@ def test_depthwise_separable_conv_net_optimizes_to_integer_convs():
     ops = Counter(n.op_type for n in model.graph.node)
     assert ops["Conv"] == ops["MultiThreshold"] and ops["Conv"] >= 10
     assert not report.float_islands, report.float_islands
+
+
+def _wrong_after(pass_class, change):
+    """``pass_class`` followed by ``change(model)`` on its result."""
+
+    class Wrong(pass_class):
+        def apply(self, model):
+            model, changed = super().apply(model)
+            if not changed:
+                change(model)
+            return model, changed
+
+    return Wrong
+
+
+def _first_weight_plus_one(model):
+    init = next(i for i in model.graph.initializer if len(i.dims) == 2)
+    w = model.get_initializer(init.name).copy()
+    w.flat[0] += 1.0
+    model.set_initializer(init.name, w)
+
+
+def test_a_wrong_pass_is_named_with_the_first_differing_tensor(monkeypatch):
+    """Only the final model is executed while optimizing; when it differs,
+    the passes' models are checked in order and the error names the first
+    pass whose model differs, not the last one."""
+    import sira.transforms.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "AggregateScaleBias", _wrong_after(pipeline.AggregateScaleBias, _first_weight_plus_one))
+    with pytest.raises(sira.SiraError, match=r"^aggregate: output .* differs on input .*first differing intermediate tensor: '"):
+        optimize(EXAMPLE, EXAMPLE_SPEC, samples=20)
+
+
+def test_a_pass_that_breaks_the_graph_is_named_before_anything_runs(monkeypatch):
+    import sira.transforms.pipeline as pipeline
+
+    def drop_first_node(model):
+        model.graph.node.remove(model.graph.node[0])
+
+    monkeypatch.setattr(pipeline, "Lower", _wrong_after(pipeline.Lower, drop_first_node))
+    with pytest.raises(sira.SiraError, match=r"^lower: node '.*' \(.*\) reads \[.*\], which nothing produces"):
+        optimize(EXAMPLE, EXAMPLE_SPEC, samples=20)

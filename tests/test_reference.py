@@ -63,9 +63,8 @@ def test_error_bounds_hold_on_sampled_elements():
         feeds = [{n: random_input(r, n, rng) for n, r in report.input_ranges.items()} for _ in range(4)]
         inexact = [t for t, b in ref.bounds.items() if not b.exact and t in ref.executor.dynamic]
         assert inexact, path
-        ref._samples = len(feeds)
         ctx = ref.executor._run_batch(feeds)
-        ref._ctx = ctx
+        ref._batch.samples, ref._batch.ctx = len(feeds), ctx  # the batch exact_value reads, as the run's hook sets it
         checked = 0
         for name in inexact:
             values = np.asarray(ctx[name])
@@ -127,6 +126,32 @@ def test_float64_cancellation_is_decided_exactly_through_the_ops_before_the_quan
     assert ref.notes.flips, "float64 loses these values; the reference must have corrected some"
     summary = flips_agreement(ref.notes.flips, len(feeds))
     assert summary.differing_samples > 0 and "rounds differently" in summary.summary()
+
+
+def test_batches_side_by_side_decide_what_one_batch_at_a_time_decides(monkeypatch):
+    """Two batches on two threads give the tensors one thread gives, and the
+    same notes: exact decisions counted, flips in sample order."""
+    from sira import execute
+
+    big = np.float32(2.0**54)
+    middle = [
+        helper.make_node("Mul", ["q", "quarter"], ["a"]),
+        helper.make_node("Add", ["a", "big"], ["b"]),
+        helper.make_node("Sub", ["b", "big"], ["m"]),
+    ]
+    report = analyze(_quantized_input_model(middle, {"quarter": np.float32(0.25), "big": big}), (0.0, 15.0))
+    rng = np.random.default_rng(1)
+    feeds = [{"x": rng.integers(0, 16, (1, 4)).astype(np.float64)} for _ in range(24)]
+    runs = {}
+    for workers in (1, 2):
+        monkeypatch.setattr(execute, "WORKERS", workers)
+        ref = Reference(report)
+        runs[workers] = ([ctx["y"].copy() for ctx in ref.run_many(feeds, batch_size=3)], ref.notes)
+    for a, b in zip(runs[1][0], runs[2][0]):
+        np.testing.assert_array_equal(a, b)
+    assert runs[2][1].flips and runs[1][1].flips == runs[2][1].flips
+    assert [f.sample for f in runs[2][1].flips] == sorted(f.sample for f in runs[2][1].flips)
+    assert runs[1][1].checked == runs[2][1].checked
 
 
 def test_wrong_rewrite_is_rejected_and_the_first_differing_tensor_named():

@@ -39,9 +39,10 @@ exact, not sampled:
   factors into the weights of the producing MAC.
 * **Verification**: every threshold is confirmed exactly (the level at
   ``T - 1`` is below ``k``, at ``T`` it is reached), which with the proved
-  monotonicity is a proof of the whole step function; ranges with fewer
-  than ``exhaustive_limit`` (channel, value) pairs are also compared at
-  every integer against qonnx's own MultiThreshold on the thresholds
+  monotonicity is a proof of the whole step function; as a cross-check,
+  ranges with fewer than ``exhaustive_limit`` (channel, value) pairs
+  (:data:`search.EXHAUSTIVE_PAIRS` by default) are also compared at every
+  integer against qonnx's own MultiThreshold on the thresholds
   as stored (float32, or float64 past 2**24). A mismatch raises.
 
 Levels reached on a channel's whole range and levels it never reaches have

@@ -24,7 +24,7 @@ import numpy as np
 from sira.requant import IntegerRequant, find_integer_requant
 
 from .chain import Chain
-from .search import Conversion, convert_chain
+from .search import EXHAUSTIVE_PAIRS, Conversion, convert_chain
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -47,7 +47,7 @@ class ChainRequant:
         return np.clip(v, self.n_lo, self.n_hi).astype(np.int64)
 
 
-def chain_requant(chain: Chain, qlo, qhi, exhaustive_limit: int = 2**20) -> Optional[ChainRequant]:
+def chain_requant(chain: Chain, qlo, qhi, exhaustive_limit: int = EXHAUSTIVE_PAIRS) -> Optional[ChainRequant]:
     """The integer requantizer of ``chain`` on integers q in [qlo_c, qhi_c],
     or None when its steps have no affine form (e.g. a sigmoid)."""
     conv = convert_chain(chain, qlo, qhi, exhaustive_limit)

@@ -21,7 +21,7 @@ from sira.inputspec import load_spec
 from sira.model import fresh_name, input_aliases, quiet, reinfer_shapes
 
 from .chain import CHAIN_ENDS, CHAIN_OPS, MOVEMENT_OPS, QUANTIZERS, Chain, NotConvertible, Requantizer, build_chain, data_input, integer_values, node_label, per_channel
-from .search import Conversion, Encoding, convert_chain, storage_dtype
+from .search import EXHAUSTIVE_PAIRS, Conversion, Encoding, convert_chain, storage_dtype
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 
@@ -240,7 +240,7 @@ class _ThresholdPass(Transformation):
     #: the chain's integer is the start tensor's grid index (True) or its value
     on_grid = False
 
-    def __init__(self, input_spec=None, exhaustive_limit: int = 2**20, max_bits: int = 8, budget: Optional[TimeBudget] = None):
+    def __init__(self, input_spec=None, exhaustive_limit: int = EXHAUSTIVE_PAIRS, max_bits: int = 8, budget: Optional[TimeBudget] = None):
         super().__init__()
         self.input_spec = input_spec
         self.exhaustive_limit = exhaustive_limit
@@ -345,7 +345,7 @@ class ConvertInputQuantToThresholds(_ThresholdPass):
 
     on_grid = True
 
-    def __init__(self, input_spec=None, exhaustive_limit: int = 2**20, max_bits: int = 8, budget: Optional[TimeBudget] = None):
+    def __init__(self, input_spec=None, exhaustive_limit: int = EXHAUSTIVE_PAIRS, max_bits: int = 8, budget: Optional[TimeBudget] = None):
         super().__init__(input_spec, exhaustive_limit, max_bits, budget)
         self.output_spec: dict = {}
         self._grids: dict[str, tuple[np.ndarray, np.ndarray]] = {}

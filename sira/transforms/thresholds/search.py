@@ -27,6 +27,12 @@ def storage_dtype(rows: np.ndarray) -> type:
     and FINN reads) when every one is exact in it, float64 for the wide
     integer accumulators of joins aligned on a fine common grid."""
     return np.float32 if np.all(np.abs(rows) < FLOAT32_EXACT) else np.float64
+#: (channel, value) pairs up to which :func:`verify_encoding` also sweeps
+#: every integer of the range: a cross-check of the proof (the exact points
+#: and the chain's monotonicity), run where it is cheap (about a second per
+#: million pairs)
+EXHAUSTIVE_PAIRS = 2**18
+
 #: working precision (bits) of the first exact evaluation, and the last
 #: refinement tried before an irrational value is declared undecidable
 START_PREC = 64
@@ -224,7 +230,7 @@ class Conversion:
     verified: str
 
 
-def convert_chain(chain: Chain, qlo: np.ndarray, qhi: np.ndarray, exhaustive_limit: int = 2**20) -> Conversion:
+def convert_chain(chain: Chain, qlo: np.ndarray, qhi: np.ndarray, exhaustive_limit: int = EXHAUSTIVE_PAIRS) -> Conversion:
     """Thresholds for ``chain`` on integer inputs q in [qlo_c, qhi_c] per
     channel. Raises NotConvertible when the range reaches past exact float64
     (the thresholds lie inside it, so :func:`storage_dtype` holds them
