@@ -604,8 +604,8 @@ class Executor:
         """Every tensor of the model for each of ``feeds``, in order.
 
         In float64, feeds that give exactly the graph inputs run in batches
-        of ``batch_size`` (default :attr:`batch_size`) samples stacked along
-        axis 0. Integer-valued results are those :meth:`run` gives; a float
+        of at most ``batch_size`` (default :attr:`batch_size`) samples
+        stacked along axis 0, :data:`WORKERS` batches side by side. Integer-valued results are those :meth:`run` gives; a float
         result can differ from it in its last bits, as BLAS may sum a
         product of many rows in another order than a product of one row
         (two models compared on the same batches see the same order)."""
@@ -620,9 +620,10 @@ class Executor:
             while chunks and len(group) < WORKERS and self._stackable(chunks[0][1]):
                 group.append(chunks.pop(0))
             if group:
-                try:
-                    for ctx, (_start, chunk) in zip(self._run_batches(group), group):
-                        yield from self._split(ctx, len(chunk))
+                try:  # every batch split before the first sample is yielded: a retry repeats none
+                    split = [list(self._split(ctx, len(chunk))) for ctx, (_start, chunk) in zip(self._run_batches(group), group)]
+                    for samples in split:
+                        yield from samples
                     continue
                 except _NotBatchable:
                     self._batching = False
@@ -638,39 +639,36 @@ class Executor:
     def _run_batches(self, group: list) -> list:
         """The stacked contexts of the (start, feeds) batches of ``group``,
         run side by side: the first in this thread, each other on a worker
-        thread (numpy's array loops and BLAS release the GIL). Output is
-        silenced here, around all of them: the silencing is process-wide
-        and not safe to enter from two threads."""
-        with quiet():
-            if len(group) == 1:
-                return [self._run_batch(group[0][1], group[0][0])]
-            futures = [_pool().submit(self._run_batch, chunk, start) for start, chunk in group[1:]]
-            try:
-                first = self._run_batch(group[0][1], group[0][0])
-            finally:
-                concurrent.futures.wait(futures)
-            return [first] + [f.result() for f in futures]
+        thread (numpy's array loops and BLAS release the GIL)."""
+        if len(group) == 1:
+            return [self._run_batch(group[0][1], group[0][0])]
+        futures = [_pool().submit(self._run_batch, chunk, start) for start, chunk in group[1:]]
+        try:
+            first = self._run_batch(group[0][1], group[0][0])
+        finally:
+            concurrent.futures.wait(futures)
+        return [first] + [f.result() for f in futures]
 
     def _run_batch(self, feeds: list, first: int = 0) -> dict:
-        """Every tensor for ``feeds`` stacked along axis 0 (the caller
-        silences third-party output)."""
+        """Every tensor for ``feeds`` stacked along axis 0."""
         samples = len(feeds)
         ctx = dict(self.template)
         for name in self.inputs:
             ctx[name] = _stack([np.asarray(feed[name], dtype=self.dtype) for feed in feeds])
-        for node, attrs, step in self.steps:
-            if node.op_type == "Reshape":
-                stacked = _reshape_rows(node, attrs, ctx, samples, self.dynamic)
-                if stacked is not None:
-                    ctx[node.output[0]] = stacked
+        with quiet():
+            for node, attrs, step in self.steps:
+                if node.op_type == "Reshape":
+                    stacked = _reshape_rows(node, attrs, ctx, samples, self.dynamic)
+                    if stacked is not None:
+                        ctx[node.output[0]] = stacked
+                    else:
+                        self._per_sample(node, step, ctx, samples)
+                elif _batchable(node, attrs, ctx, self.dynamic):
+                    step(ctx)
                 else:
                     self._per_sample(node, step, ctx, samples)
-            elif _batchable(node, attrs, ctx, self.dynamic):
-                step(ctx)
-            else:
-                self._per_sample(node, step, ctx, samples)
-            self._promote(node, ctx)
-            self.hook(node, ctx, samples, first)
+                self._promote(node, ctx)
+                self.hook(node, ctx, samples, first)
         return ctx
 
     def _per_sample(self, node, step, ctx: dict, samples: int) -> None:
