@@ -70,10 +70,11 @@ def compact(a, shape: Sequence[int]) -> np.ndarray:
         arr = arr.reshape((1,) * (ndim - arr.ndim) + arr.shape)
     for ax in range(ndim):
         if arr.shape[ax] > 1:
-            first = arr.take([0], axis=ax)
+            at = (slice(None),) * ax
+            first = arr[at + (slice(0, 1),)]  # views, not copies
             # the second slice settles most non-constant axes without a full pass
-            if np.array_equal(arr.take([1], axis=ax), first) and np.all(arr == first):
-                arr = first
+            if np.array_equal(arr[at + (slice(1, 2),)], first) and np.all(arr == first):
+                arr = np.array(first)
     return arr
 
 
