@@ -42,8 +42,9 @@ exact, not sampled:
   monotonicity is a proof of the whole step function; as a cross-check,
   ranges with fewer than ``exhaustive_limit`` (channel, value) pairs
   (:data:`search.EXHAUSTIVE_PAIRS` by default) are also compared at every
-  integer against qonnx's own MultiThreshold on the thresholds
-  as stored (float32, or float64 past 2**24). A mismatch raises.
+  integer against a MultiThreshold (sira's kernel, equal to qonnx's) on
+  the thresholds as stored (float32, or float64 past 2**24). A mismatch
+  raises.
 
 Levels reached on a channel's whole range and levels it never reaches have
 thresholds outside the range; columns that are so for every channel are
